@@ -1,0 +1,200 @@
+//! The binary wire format of encrypted tensors (version 1). Specification: `docs/wire-format.md`.
+//!
+//! ```text
+//! offset  size        field
+//! 0       4           magic "MORE" (0x4D 0x4F 0x52 0x45)
+//! 4       1           version = 1
+//! 5       1           dtype: 1 = f32, 2 = f64
+//! 6       1           ndim, 1..=8
+//! 7       1           reserved, must be 0
+//! 8       4·ndim      dims, u32 little-endian, each ≥ 1
+//! 8+4·ndim 4·n·size   planes c00, c01, c10, c11 in that order, each n = Π dims values, row-major,
+//!                     little-endian IEEE-754, all finite
+//! ```
+//!
+//! Decoding never panics: it checks the size limit first, then the header, then that the byte count is
+//! exactly what the shape implies, then that every value is finite.
+
+use std::fmt;
+
+use ndarray::{ArrayD, IxDyn};
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+use crate::tensor::{EncryptedTensor, MAX_DIMS, check_shape};
+
+/// The four magic bytes.
+pub const MAGIC: [u8; 4] = *b"MORE";
+/// The version this build writes and reads.
+pub const VERSION: u8 = 1;
+/// The media type servers and clients use for encoded tensors.
+pub const MEDIA_TYPE: &str = "application/x-more-tensor";
+
+/// Element type tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    /// IEEE-754 binary32, tag 1.
+    F32,
+    /// IEEE-754 binary64, tag 2.
+    F64,
+}
+
+impl DType {
+    /// The wire tag.
+    pub fn tag(self) -> u8 {
+        match self {
+            Self::F32 => 1,
+            Self::F64 => 2,
+        }
+    }
+
+    /// Bytes per value.
+    pub fn size(self) -> usize {
+        match self {
+            Self::F32 => 4,
+            Self::F64 => 8,
+        }
+    }
+
+    fn from_tag(tag: u8) -> Result<Self> {
+        match tag {
+            1 => Ok(Self::F32),
+            2 => Ok(Self::F64),
+            t => Err(Error::Malformed(format!("unknown dtype tag {t}"))),
+        }
+    }
+}
+
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F64 => "f64",
+        })
+    }
+}
+
+/// A parsed header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// Element type.
+    pub dtype: DType,
+    /// Plaintext shape.
+    pub shape: Vec<usize>,
+}
+
+impl Header {
+    /// Bytes of the header itself.
+    pub fn header_len(&self) -> usize {
+        8 + 4 * self.shape.len()
+    }
+
+    /// Number of values per plane.
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Total encoded size in bytes (header and planes).
+    pub fn total_len(&self) -> u64 {
+        self.header_len() as u64 + 4 * self.elements() as u64 * self.dtype.size() as u64
+    }
+}
+
+/// Reads and checks the header, including that the input length matches the shape and the limit.
+pub fn read_header(bytes: &[u8], max_bytes: usize) -> Result<Header> {
+    if bytes.len() > max_bytes {
+        return Err(Error::TooLarge { size: bytes.len() as u64, limit: max_bytes as u64 });
+    }
+    if bytes.len() < 8 {
+        return Err(Error::Malformed(format!("{} bytes is shorter than the 8-byte header", bytes.len())));
+    }
+    if bytes[..4] != MAGIC {
+        return Err(Error::Malformed("missing magic \"MORE\"".into()));
+    }
+    if bytes[4] != VERSION {
+        return Err(Error::UnsupportedVersion(bytes[4]));
+    }
+    let dtype = DType::from_tag(bytes[5])?;
+    let ndim = bytes[6] as usize;
+    if ndim == 0 || ndim > MAX_DIMS {
+        return Err(Error::Malformed(format!("ndim {ndim} is outside 1..={MAX_DIMS}")));
+    }
+    if bytes[7] != 0 {
+        return Err(Error::Malformed("reserved byte 7 must be 0".into()));
+    }
+    if bytes.len() < 8 + 4 * ndim {
+        return Err(Error::Malformed("truncated shape".into()));
+    }
+    let shape: Vec<usize> =
+        bytes[8..8 + 4 * ndim].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
+    if shape.contains(&0) {
+        return Err(Error::Malformed(format!("shape {shape:?} has a zero dimension")));
+    }
+    // Announced size, saturating so that no declared shape can overflow it.
+    let elements = shape.iter().fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
+    let total = ((8 + 4 * ndim) as u128).saturating_add(elements.saturating_mul(4 * dtype.size() as u128));
+    if total > max_bytes as u128 {
+        return Err(Error::TooLarge { size: total.min(u64::MAX as u128) as u64, limit: max_bytes as u64 });
+    }
+    if total != bytes.len() as u128 {
+        return Err(Error::Malformed(format!("shape {shape:?} as {dtype} needs {total} bytes, got {}", bytes.len())));
+    }
+    check_shape(&shape).map_err(|e| Error::Malformed(e.to_string()))?;
+    Ok(Header { dtype, shape })
+}
+
+/// Encodes a tensor.
+pub fn encode<F: Real>(t: &EncryptedTensor<F>) -> Vec<u8> {
+    let shape = t.shape();
+    let mut out = Vec::with_capacity(8 + 4 * shape.len() + t.data().len() * F::BYTES);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&[VERSION, F::DTYPE.tag(), shape.len() as u8, 0]);
+    for &d in shape {
+        out.extend_from_slice(&(d as u32).to_le_bytes());
+    }
+    for &x in t.data().as_slice().expect("standard layout") {
+        x.write_le(&mut out);
+    }
+    out
+}
+
+/// Decodes a tensor of element type `F`, rejecting inputs over `max_bytes`, of another dtype, of
+/// inconsistent length, or with non-finite values.
+pub fn decode<F: Real>(bytes: &[u8], max_bytes: usize) -> Result<EncryptedTensor<F>> {
+    let header = read_header(bytes, max_bytes)?;
+    if header.dtype != F::DTYPE {
+        return Err(Error::WrongDType { expected: F::DTYPE, found: header.dtype });
+    }
+    let n = header.elements();
+    let body = &bytes[header.header_len()..];
+    let mut values = Vec::with_capacity(4 * n);
+    for (i, chunk) in body.chunks_exact(F::BYTES).enumerate() {
+        let x = F::read_le(chunk);
+        if !x.is_finite() {
+            return Err(Error::NonFiniteInput { plane: i / n, index: i % n });
+        }
+        values.push(x);
+    }
+    let mut full = vec![4];
+    full.extend_from_slice(&header.shape);
+    let data = ArrayD::from_shape_vec(IxDyn(&full), values).map_err(|e| Error::Malformed(e.to_string()))?;
+    EncryptedTensor::from_data(data)
+}
+
+/// A decoded tensor of either precision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyTensor {
+    /// `f32` planes.
+    F32(EncryptedTensor<f32>),
+    /// `f64` planes.
+    F64(EncryptedTensor<f64>),
+}
+
+/// Decodes a tensor of whichever dtype the header names.
+pub fn decode_any(bytes: &[u8], max_bytes: usize) -> Result<AnyTensor> {
+    match read_header(bytes, max_bytes)?.dtype {
+        DType::F32 => decode(bytes, max_bytes).map(AnyTensor::F32),
+        DType::F64 => decode(bytes, max_bytes).map(AnyTensor::F64),
+    }
+}

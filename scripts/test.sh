@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command (README "Getting started"; CI runs it through .ci/run).
+# Installs what is missing, then: format check, clippy, native tests, wasm tests, browser end-to-end tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+stage() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+
+have_wasm=0; [ -d crates/wasm ] && have_wasm=1
+have_e2e=0; [ -f tests/e2e/run.mjs ] && have_e2e=1
+
+stage "setup"
+if [ "$have_e2e" = 1 ]; then scripts/setup.sh browser
+elif [ "$have_wasm" = 1 ]; then scripts/setup.sh wasm
+else scripts/setup.sh rust; fi
+
+stage "cargo fmt --check"
+cargo fmt --all --check
+
+stage "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+stage "cargo test"
+cargo test --workspace
+
+if [ "$have_wasm" = 1 ]; then
+  stage "wasm tests (wasm-bindgen-test, headless Chromium)"
+  scripts/wasm-test.sh
+fi
+if [ "$have_e2e" = 1 ]; then
+  stage "browser end-to-end (Playwright, real server, optimised wasm)"
+  scripts/build-web.sh
+  node tests/e2e/run.mjs
+fi
+stage "all tests passed"
