@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Builds the browser module: release wasm -> wasm-bindgen --target web -> web/pkg -> wasm-opt -Oz (npm
+# binaryen from tools/, NOT Debian's wasm-opt 108, which produces modules that fail in the browser).
+# Prints the module size raw and gzipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+log() { printf '\033[1m[build-web]\033[0m %s\n' "$*" >&2; }
+
+want=$(awk '/^name = "wasm-bindgen"$/ {getline; gsub(/[^0-9.]/, ""); print; exit}' Cargo.lock)
+have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}') || true
+if [ -z "$have" ] || [ "$have" != "$want" ]; then
+  log "wasm-bindgen CLI ${have:-missing} does not match the crate ($want): run scripts/setup.sh wasm"; exit 1
+fi
+wasm_opt=tools/node_modules/.bin/wasm-opt
+[ -x "$wasm_opt" ] || { log "$wasm_opt missing: run scripts/setup.sh wasm"; exit 1; }
+
+log "cargo build --release -p more-wasm --target wasm32-unknown-unknown"
+cargo build --release -p more-wasm --target wasm32-unknown-unknown
+out=web/pkg
+rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+wasm-bindgen --target web --no-typescript --out-dir "$out.tmp" --out-name more_wasm \
+  target/wasm32-unknown-unknown/release/more_wasm.wasm
+log "wasm-opt -Oz"
+"$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-mutable-globals --strip-debug --strip-producers \
+  -o "$out.tmp/more_wasm_bg.opt.wasm" "$out.tmp/more_wasm_bg.wasm"
+mv "$out.tmp/more_wasm_bg.opt.wasm" "$out.tmp/more_wasm_bg.wasm"
+rm -rf "$out" && mv "$out.tmp" "$out"
+raw=$(stat -c %s "$out/more_wasm_bg.wasm")
+gz=$(gzip -9 -c "$out/more_wasm_bg.wasm" | wc -c)
+log "web/pkg/more_wasm_bg.wasm: $raw bytes raw, $gz bytes gzipped (-9)"
