@@ -13,11 +13,14 @@
 //! assert!(o.systolic_pressure > o.diastolic_pressure);
 //! ```
 
+pub mod dataset;
 pub mod error;
 pub mod model;
 pub mod params;
+pub mod plot;
 pub mod simulate;
 
+pub use dataset::{Dataset, N_OUTPUTS, generate, latin_hypercube};
 pub use error::{Error, Result};
 pub use params::{Circuit, N_PARAMS, PARAMETERS, ParamSpec, PatientParams};
 pub use simulate::{OUTPUT_NAMES, OUTPUT_UNITS, Outputs, SimOptions, Simulation, Waveforms, simulate, simulate_with};
