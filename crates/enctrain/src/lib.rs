@@ -1,0 +1,19 @@
+//! # more-enctrain
+//!
+//! Training neural networks on MORE-encrypted data (DESIGN §2, issue 4).
+//!
+//! - [`basis`]: the public reference `X̂` chosen key-free from the data's ciphertexts.
+//! - [`coeff`]: encrypted tensors in coefficient form `α·I + β·X̂` and their algebra, each operation
+//!   documented as ring-only or as using the 2x2 structure.
+//! - [`owner`]: the key owner's side — encrypting inputs and labels, known-answer canaries, decrypting
+//!   losses, metrics and weights.
+#![deny(missing_docs)]
+
+pub mod basis;
+pub mod coeff;
+pub mod error;
+pub mod owner;
+
+pub use basis::Basis;
+pub use coeff::CoeffTensor;
+pub use error::{Error, Result};
