@@ -13,6 +13,7 @@
 
 pub mod image;
 pub mod keys;
+pub mod wbc; // owned by the WBC helper (crates/wasm/src/wbc.rs)
 pub mod wire;
 
 pub use image::{normalize, preprocess_image, preprocess_image_raw};
