@@ -10,6 +10,7 @@
 //! `(α + βX̂)(α' + β'X̂) = (αα' + q·ββ') + (αβ' + βα')X̂`, costs 3 real products with Karatsuba
 //! (`αα'`, `ββ'`, `(α + β)(α' + β')`) instead of the 8 plane products of the 4-plane form.
 
+use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayD, ArrayView2, Axis, IxDyn, Zip};
 
 use more_core::{EncryptedTensor, Real};
@@ -339,7 +340,12 @@ fn as2<'a, F: Real>(x: &'a ArrayD<F>, op: &'static str) -> Result<ArrayView2<'a,
     x.view().into_dimensionality().map_err(|_| Error::ShapeMismatch { op, left: x.shape().to_vec(), right: vec![] })
 }
 
-/// `(a + bX̂)(c + dX̂)` for matrices: `(ac + q·bd, (a + b)(c + d) − ac − bd)` — 3 GEMMs.
+/// Inner dimension below which [`karatsuba`] uses four accumulating GEMMs instead of three: for short inner
+/// dimensions a GEMM is memory-bound and Karatsuba's extra temporaries cost more than the saved product.
+pub const KARATSUBA_MIN_INNER: usize = 64;
+
+/// `(a + bX̂)(c + dX̂)` for matrices: `(ac + q·bd, (a + b)(c + d) − ac − bd)` — 3 GEMMs (Karatsuba), or
+/// 4 accumulating GEMMs when the inner dimension is short. Ring-only either way.
 pub fn karatsuba<F: Real>(
     a: ArrayView2<'_, F>,
     b: ArrayView2<'_, F>,
@@ -347,13 +353,22 @@ pub fn karatsuba<F: Real>(
     d: ArrayView2<'_, F>,
     q: F,
 ) -> (Array2<F>, Array2<F>) {
-    let p1 = a.dot(&c);
+    let (n, m) = (a.nrows(), c.ncols());
+    let mut alpha = Array2::<F>::zeros((n, m));
+    let mut beta = Array2::<F>::zeros((n, m));
+    if a.ncols() < KARATSUBA_MIN_INNER {
+        general_mat_mul(F::one(), &a, &c, F::zero(), &mut alpha);
+        general_mat_mul(q, &b, &d, F::one(), &mut alpha);
+        general_mat_mul(F::one(), &a, &d, F::zero(), &mut beta);
+        general_mat_mul(F::one(), &b, &c, F::one(), &mut beta);
+        return (alpha, beta);
+    }
+    general_mat_mul(F::one(), &a, &c, F::zero(), &mut alpha);
+    general_mat_mul(F::one(), &(&a + &b), &(&c + &d), F::zero(), &mut beta);
     let p2 = b.dot(&d);
-    let p3 = (&a + &b).dot(&(&c + &d));
-    let mut beta = p3;
-    beta -= &p1;
-    beta -= &p2;
-    let mut alpha = p1;
-    alpha.scaled_add(q, &p2);
+    Zip::from(&mut alpha).and(&mut beta).and(&p2).for_each(|al, be, &p| {
+        *be = *be - *al - p;
+        *al += q * p;
+    });
     (alpha, beta)
 }

@@ -11,6 +11,7 @@
 
 pub mod basis;
 pub mod coeff;
+pub mod dataset;
 pub mod error;
 pub mod owner;
 
