@@ -1,0 +1,242 @@
+// Whole-body circulation panel: sliders → (a) the real 0D model simulated live in wasm (more-hemo) and
+// (b) the parameters normalised, MORE-encrypted in wasm, sent to the server's wbc-mlp surrogate, and the
+// encrypted answer decrypted and un-scaled here. The key never leaves the page.
+import init, {
+  Key, wbcParameterNames, wbcParameterLabels, wbcParameterRanges, wbcOutputNames, wbcOutputUnits, wbcSimulate,
+} from './pkg/more_wasm.js';
+
+const MEDIA_TYPE = 'application/x-more-tensor';
+const MODEL_ID = 'wbc-mlp';
+const api = (path) => new URL(`../api/v1/${path}`, import.meta.url);
+const $ = (id) => document.getElementById(id);
+
+const OUTPUT_LABELS = {
+  systolic_pressure: 'Systolic pressure', diastolic_pressure: 'Diastolic pressure', mean_pressure: 'Mean pressure',
+  stroke_volume: 'Stroke volume', cardiac_output: 'Cardiac output', ejection_fraction: 'Ejection fraction',
+};
+
+const state = { key: null, model: null, names: [], outputs: [], units: [], sliders: [], seq: 0, timer: 0 };
+
+function status(text, bad = false) {
+  const el = $('wbc-status');
+  el.textContent = text;
+  el.classList.toggle('bad', bad);
+}
+
+function fmt(v, digits = 1) { return Number.isFinite(v) ? v.toFixed(digits) : '–'; }
+
+function buildSliders() {
+  const names = wbcParameterNames();
+  const labels = wbcParameterLabels();
+  const r = wbcParameterRanges();
+  state.names = names;
+  const box = $('wbc-sliders');
+  box.replaceChildren();
+  state.sliders = names.map((name, i) => {
+    const [min, max, def] = [r[3 * i], r[3 * i + 1], r[3 * i + 2]];
+    const div = document.createElement('div');
+    div.className = 'slider';
+    const id = `wbc-${name}`;
+    div.innerHTML = `<label for="${id}"><span></span><output></output></label>
+      <input type="range" id="${id}" name="${name}" min="${min}" max="${max}" step="${10 ** Math.floor(Math.log10((max - min) / 100))}" value="${def}">`;
+    div.querySelector('span').textContent = labels[i];
+    const input = div.querySelector('input');
+    const out = div.querySelector('output');
+    const digits = max >= 100 ? 0 : max >= 10 ? 1 : 2;
+    const show = () => { out.textContent = Number(input.value).toFixed(digits); };
+    show();
+    input.addEventListener('input', () => { show(); schedule(); });
+    box.append(div);
+    return { input, show, min, max, def };
+  });
+}
+
+function values() { return state.sliders.map((s) => Number(s.input.value)); }
+
+function buildTable() {
+  state.outputs = wbcOutputNames();
+  state.units = wbcOutputUnits();
+  const body = $('wbc-table').querySelector('tbody');
+  body.replaceChildren();
+  state.outputs.forEach((name, i) => {
+    const tr = document.createElement('tr');
+    tr.dataset.output = name;
+    tr.innerHTML = '<td></td><td class="sim pending">–</td><td class="enc pending">–</td><td class="diff">–</td>';
+    tr.cells[0].textContent = `${OUTPUT_LABELS[name] || name} (${state.units[i]})`;
+    body.append(tr);
+  });
+}
+
+function row(i) { return $('wbc-table').querySelector('tbody').rows[i]; }
+
+function updateDiffs() {
+  state.outputs.forEach((_, i) => {
+    const tr = row(i);
+    const s = Number(tr.cells[1].dataset.value);
+    const e = Number(tr.cells[2].dataset.value);
+    tr.cells[3].textContent = Number.isFinite(s) && Number.isFinite(e) && tr.cells[1].dataset.value && tr.cells[2].dataset.value
+      ? `${fmt(e - s, 2)} (${fmt((100 * (e - s)) / s, 1)}%)` : '–';
+  });
+}
+
+function plot(sim) {
+  const t = sim.time();
+  const pa = sim.aorticPressure();
+  const plv = sim.lvPressure();
+  const W = 820; const H = 300; const L = 56; const R = 20; const T = 16; const B = 40;
+  const tMax = t[t.length - 1];
+  const pMax = Math.ceil(Math.max(...pa, ...plv) / 20) * 20;
+  const x = (v) => L + (v / tMax) * (W - L - R);
+  const y = (v) => T + (1 - v / pMax) * (H - T - B);
+  const path = (ys) => Array.from(ys, (v, i) => `${i ? 'L' : 'M'}${x(t[i]).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
+  let grid = '';
+  for (let p = 0; p <= pMax; p += 20) {
+    grid += `<line x1="${L}" x2="${W - R}" y1="${y(p)}" y2="${y(p)}" stroke="#e3e6ea"/><text x="${L - 6}" y="${y(p) + 4}" text-anchor="end">${p}</text>`;
+  }
+  for (let s = 0; s <= tMax + 1e-9; s += 0.1) {
+    grid += `<text x="${x(s)}" y="${H - B + 16}" text-anchor="middle">${s.toFixed(1)}</text>`;
+  }
+  $('wbc-plot').innerHTML = `<svg viewBox="0 0 ${W} ${H}" font-size="12" font-family="sans-serif" role="img"
+    aria-label="aortic pressure waveform" id="wbc-waveform">
+    <rect x="${L}" y="${T}" width="${W - L - R}" height="${H - T - B}" fill="#fff" stroke="#888"/>${grid}
+    <path d="${path(plv)}" fill="none" stroke="#e63946" stroke-width="2"/>
+    <path id="wbc-aortic-path" d="${path(pa)}" fill="none" stroke="#1d3557" stroke-width="2.5"/>
+    <text x="${W / 2}" y="${H - 4}" text-anchor="middle">time (s)</text>
+    <text transform="translate(14,${H / 2}) rotate(-90)" text-anchor="middle">pressure (mmHg)</text>
+    <line x1="${W - 190}" x2="${W - 170}" y1="${T + 16}" y2="${T + 16}" stroke="#1d3557" stroke-width="2.5"/><text x="${W - 165}" y="${T + 20}">aorta</text>
+    <line x1="${W - 190}" x2="${W - 170}" y1="${T + 34}" y2="${T + 34}" stroke="#e63946" stroke-width="2"/><text x="${W - 165}" y="${T + 38}">left ventricle</text>
+  </svg>`;
+}
+
+function runSimulation(v) {
+  const t0 = performance.now();
+  let sim;
+  try {
+    sim = wbcSimulate(new Float64Array(v));
+  } catch (e) {
+    state.outputs.forEach((_, i) => { row(i).cells[1].textContent = 'error'; });
+    status(`Simulation failed: ${e.message}`, true);
+    return null;
+  }
+  const ms = performance.now() - t0;
+  const out = sim.outputs();
+  out.forEach((val, i) => {
+    const c = row(i).cells[1];
+    c.textContent = fmt(val, 1);
+    c.dataset.value = String(val);
+    c.classList.remove('pending');
+  });
+  plot(sim);
+  const beats = sim.beats();
+  sim.free();
+  document.body.dataset.wbcSim = 'done';
+  return { ms, beats };
+}
+
+async function loadModel() {
+  try {
+    const res = await fetch(api('models'), { headers: { accept: 'application/json' } });
+    if (!res.ok) return null;
+    const body = await res.json();
+    const list = Array.isArray(body) ? body : (body.models || []);
+    const m = list.map((x) => (x.meta ? { ...x.meta, ...x } : x)).find((x) => x.id === MODEL_ID);
+    if (!m) return null;
+    const pre = m.preprocessing || {};
+    return {
+      id: m.id, mean: pre.mean || [], std: pre.std || [], scale: pre.scale ?? 1,
+      outScale: pre.output_scale || [], outOffset: pre.output_offset || [], labels: m.labels || [],
+    };
+  } catch {
+    return null;
+  }
+}
+
+async function runEncrypted(v, seq) {
+  const m = state.model;
+  if (!m) return null;
+  const n = v.length;
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i += 1) {
+    const mean = m.mean.length === n ? m.mean[i] : (m.mean[0] ?? 0);
+    const std = m.std.length === n ? m.std[i] : (m.std[0] ?? 1);
+    x[i] = (v[i] * m.scale - mean) / std;
+  }
+  const t0 = performance.now();
+  const wire = state.key.encrypt(x, new Uint32Array([1, n]));
+  const t1 = performance.now();
+  const res = await fetch(api(`models/${encodeURIComponent(m.id)}/infer`), {
+    method: 'POST', headers: { 'content-type': MEDIA_TYPE, accept: MEDIA_TYPE }, body: wire,
+  });
+  if (!res.ok) {
+    let msg = `${res.status} ${res.statusText}`;
+    try { const b = await res.json(); if (b.message) msg += ` (${b.message})`; } catch { /* not JSON */ }
+    throw new Error(`the server answered ${msg}`);
+  }
+  const answer = new Uint8Array(await res.arrayBuffer());
+  const t2 = performance.now();
+  const y = state.key.decrypt(answer);
+  const t3 = performance.now();
+  if (seq !== state.seq) return null; // a newer request is on its way
+  state.outputs.forEach((name, i) => {
+    const j = m.labels.length ? m.labels.indexOf(name) : i;
+    const val = j >= 0 && j < y.length ? y[j] * (m.outScale[j] ?? 1) + (m.outOffset[j] ?? 0) : NaN;
+    const c = row(i).cells[2];
+    c.textContent = fmt(val, 1);
+    c.dataset.value = String(val);
+    c.classList.remove('pending');
+  });
+  $('wbc-cipher').textContent = `Sent ${wire.length} bytes of ciphertext (${n} values, 4 planes), received ${answer.length} bytes.`;
+  document.body.dataset.wbcEnc = 'done';
+  return { encrypt: t1 - t0, roundTrip: t2 - t1, decrypt: t3 - t2 };
+}
+
+async function update() {
+  const seq = ++state.seq;
+  const v = values();
+  const sim = runSimulation(v);
+  let enc = null;
+  try {
+    enc = await runEncrypted(v, seq);
+  } catch (e) {
+    state.outputs.forEach((_, i) => { row(i).cells[2].textContent = 'error'; });
+    document.body.dataset.wbcEnc = 'error';
+    status(`Encrypted prediction failed: ${e.message}.`, true);
+  }
+  if (seq !== state.seq) return;
+  updateDiffs();
+  const parts = [];
+  if (sim) parts.push(`live simulation ${fmt(sim.ms, 0)} ms (${sim.beats} beats to periodic steady state)`);
+  if (enc) parts.push(`encrypt ${fmt(enc.encrypt, 1)} ms, server round trip ${fmt(enc.roundTrip, 0)} ms, decrypt ${fmt(enc.decrypt, 1)} ms`);
+  $('wbc-timing').textContent = parts.join(' · ');
+  if (!state.model) status(`The server offers no ${MODEL_ID} model: showing the live simulation only.`, true);
+  else if (enc) status(`Key κ(S) = ${state.key.conditionNumber().toFixed(2)}. Prediction from ${MODEL_ID}, decrypted in this page.`);
+}
+
+function schedule() {
+  clearTimeout(state.timer);
+  state.timer = setTimeout(update, 120);
+}
+
+async function main() {
+  try {
+    await init();
+  } catch (e) {
+    status(`Could not load the WebAssembly module: ${e.message}`, true);
+    return;
+  }
+  state.key = Key.generate();
+  buildSliders();
+  buildTable();
+  $('wbc-reset').addEventListener('click', () => {
+    state.sliders.forEach((s) => { s.input.value = s.def; s.show(); });
+    schedule();
+  });
+  $('wbc-random').addEventListener('click', () => {
+    state.sliders.forEach((s) => { s.input.value = s.min + Math.random() * (s.max - s.min); s.show(); });
+    schedule();
+  });
+  state.model = await loadModel();
+  await update();
+}
+
+main();
