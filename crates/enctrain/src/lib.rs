@@ -13,6 +13,7 @@ pub mod basis;
 pub mod coeff;
 pub mod dataset;
 pub mod error;
+pub mod model_file;
 pub mod owner;
 
 pub use basis::Basis;

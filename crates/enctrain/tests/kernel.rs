@@ -158,3 +158,33 @@ fn canaries_detect_a_wrong_key() {
         assert!(matches!(wrong.verify_canaries(&t), Err(Error::WrongKey(_))), "seed {seed}");
     }
 }
+
+#[test]
+fn encrypted_model_file_round_trips_and_rejects_corruption() {
+    use more_enctrain::model_file::EncryptedModel;
+    let key = SecretKey::from_seed(21, KeyOptions::default()).unwrap();
+    let mut owner = KeyOwner::with_seed(key, 22);
+    let canaries = owner.encrypt_canaries::<f32>().unwrap();
+    let basis = Basis::from_ciphertexts(&canaries).unwrap();
+    let w = ArrayD::from_shape_fn(IxDyn(&[3, 4]), |i| (i[0] as f32 - i[1] as f32) / 4.0);
+    let cw = owner.encrypt_inputs(&w.view(), -1.0, 1.0).unwrap();
+    let model = EncryptedModel {
+        basis,
+        canaries: CoeffTensor::from_encrypted(&canaries, basis).unwrap(),
+        params: vec![CoeffTensor::from_encrypted(&cw, basis).unwrap()],
+        spec: serde_json::json!({"layers": ["dense"]}),
+    };
+    let bytes = model.to_bytes().unwrap();
+    let back = EncryptedModel::from_bytes(&bytes, 1 << 20).unwrap();
+    owner.verify_canaries(&back.canaries).unwrap();
+    let d = owner.decrypt(&back.params[0]);
+    assert!(d.iter().zip(&w).all(|(a, b)| (a - b).abs() < 1e-5));
+    assert_eq!(back.spec, model.spec);
+    for cut in [0, 7, 30, bytes.len() - 1] {
+        assert!(EncryptedModel::from_bytes(&bytes[..cut], 1 << 20).is_err());
+    }
+    let mut flipped = bytes.clone();
+    flipped[3] ^= 1;
+    assert!(EncryptedModel::from_bytes(&flipped, 1 << 20).is_err());
+    assert!(EncryptedModel::from_bytes(&bytes, 100).is_err());
+}
