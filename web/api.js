@@ -1,0 +1,123 @@
+// The server's HTTP API (docs/api.md): model list, samples, encrypted inference. Errors become
+// `ApiError`s whose message is meant for the user, in plain words.
+
+export const MEDIA_TYPE = 'application/x-more-tensor';
+
+/** An error to show to the user. */
+export class ApiError extends Error {
+  constructor(message, { status = 0, code = '' } = {}) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const STATUS_WORDS = {
+  400: 'the server could not read the encrypted data',
+  404: 'the server does not know this model',
+  413: 'the data is too large for the server',
+  415: 'the server did not accept the data type',
+  422: 'the data does not have the shape this model expects',
+  429: 'the server is busy; try again in a moment',
+  503: 'the server is overloaded; try again in a moment',
+};
+
+async function errorFrom(res) {
+  let body = null;
+  try { body = await res.json(); } catch { /* not JSON */ }
+  const words = STATUS_WORDS[res.status] || `the server answered ${res.status} ${res.statusText}`;
+  const detail = body && body.message ? ` (${body.message})` : '';
+  return new ApiError(`${words[0].toUpperCase()}${words.slice(1)}${detail}.`, { status: res.status, code: body && body.error });
+}
+
+async function request(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    throw new ApiError('The server is not reachable. Is it running? Everything local (key, preprocessing, encryption) still works.', { code: 'network' });
+  }
+}
+
+/** `GET /api/v1/models` → array of model descriptions. */
+export async function listModels() {
+  const res = await request('api/v1/models', { headers: { accept: 'application/json' } });
+  if (!res.ok) throw await errorFrom(res);
+  const body = await res.json();
+  const list = Array.isArray(body) ? body : (body.models || []);
+  return list.map(normalizeModel);
+}
+
+/** Accepts the metadata either flat or under `meta`, and fills defaults. */
+function normalizeModel(m) {
+  const meta = m.meta ? { ...m.meta, ...m } : m;
+  const pre = meta.preprocessing || {};
+  return {
+    ...meta,
+    id: meta.id,
+    task: meta.task || '',
+    input_shape: meta.input_shape || [],
+    labels: meta.labels || [],
+    output_kind: meta.output_kind || 'logits',
+    operations: meta.operations || [],
+    metrics: meta.metrics || {},
+    preprocessing: {
+      kind: pre.kind || '',
+      resize: pre.resize || null,
+      scale: pre.scale ?? 1,
+      mean: pre.mean || [],
+      std: pre.std || [],
+    },
+  };
+}
+
+/** `GET /api/v1/samples` → [{ url, name, label }], or [] if the server offers none. */
+export async function listSamples() {
+  let res;
+  try { res = await request('api/v1/samples'); } catch { return []; }
+  if (!res.ok) return [];
+  const body = await res.json().catch(() => null);
+  const list = Array.isArray(body) ? body : (body && body.samples) || [];
+  return list.map((s) => {
+    if (typeof s === 'string') return { url: `api/v1/samples/${encodeURIComponent(s)}`, name: s, label: '' };
+    const name = s.name || s.file || s.id || '';
+    const url = (s.url || s.href || `api/v1/samples/${encodeURIComponent(name)}`).replace(/^\//, '');
+    return { url, name, label: s.label || s.view || '' };
+  });
+}
+
+/** Parses `Server-Timing: decode;dur=0.1, compute;dur=1.2, encode;dur=0.05` into { decode: 0.1, ... } (ms). */
+export function parseServerTiming(header) {
+  const out = {};
+  for (const part of (header || '').split(',')) {
+    const [name, ...params] = part.trim().split(';');
+    if (!name) continue;
+    const dur = params.map((p) => p.trim()).find((p) => p.startsWith('dur='));
+    if (dur) out[name.trim()] = Number(dur.slice(4));
+  }
+  return out;
+}
+
+/**
+ * `POST /api/v1/models/{id}/infer` with a wire-format ciphertext. Returns the encrypted answer and times (ms):
+ * `upload` (request sent → first byte, minus server time), `server` (Server-Timing total), `download`.
+ */
+export async function infer(modelId, wire) {
+  const t0 = performance.now();
+  const res = await request(`api/v1/models/${encodeURIComponent(modelId)}/infer`, {
+    method: 'POST',
+    headers: { 'content-type': MEDIA_TYPE, accept: MEDIA_TYPE },
+    body: wire,
+  });
+  const t1 = performance.now();
+  if (!res.ok) throw await errorFrom(res);
+  const answer = new Uint8Array(await res.arrayBuffer());
+  const t2 = performance.now();
+  const serverTiming = parseServerTiming(res.headers.get('server-timing'));
+  const server = serverTiming.total ?? Object.values(serverTiming).reduce((a, b) => a + b, 0);
+  return {
+    answer,
+    serverTiming,
+    times: { upload: Math.max(0, t1 - t0 - server), server, download: t2 - t1 },
+  };
+}
