@@ -19,6 +19,7 @@ pub mod model;
 pub mod params;
 pub mod plot;
 pub mod simulate;
+pub mod surrogate;
 
 pub use dataset::{Dataset, N_OUTPUTS, generate, latin_hypercube};
 pub use error::{Error, Result};

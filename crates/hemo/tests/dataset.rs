@@ -50,3 +50,22 @@ fn figure_and_csv_of_waveforms() {
     let csv = plot::waveforms_csv(&s);
     assert_eq!(csv.lines().count(), s.waveforms.time.len() + 1);
 }
+
+#[test]
+fn scaling_round_trips_and_errors_are_measured() {
+    use more_hemo::surrogate::{Scaling, errors};
+    let d = generate(8, 3, &SimOptions::default(), &|| {});
+    let s = Scaling::fit(&d);
+    let x = s.inputs(&d);
+    assert_eq!(x.len(), 8 * N_PARAMS);
+    let mean0: f32 = x.iter().step_by(N_PARAMS).sum::<f32>() / 8.0;
+    assert!(mean0.abs() < 1e-5);
+    let y = s.targets(&d);
+    let back = s.outputs(&y);
+    let e = errors(&back, &d.outputs);
+    assert!(e.mean_rel.iter().all(|r| *r < 1e-6), "{e:?}");
+    // a 1% bias is measured as 1%
+    let biased: Vec<_> = d.outputs.iter().map(|r| r.map(|v| v * 1.01)).collect();
+    let e = errors(&biased, &d.outputs);
+    assert!(e.mean_rel.iter().all(|r| (r - 0.01).abs() < 1e-9), "{e:?}");
+}
