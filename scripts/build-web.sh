@@ -14,7 +14,12 @@ fi
 wasm_opt=tools/node_modules/.bin/wasm-opt
 [ -x "$wasm_opt" ] || { log "$wasm_opt missing: run scripts/setup.sh wasm"; exit 1; }
 
-log "cargo build --release -p more-wasm --target wasm32-unknown-unknown"
+# Size-tuned release profile for the wasm build only (the shared [profile.release] stays as it is):
+# opt-level s + fat LTO + 1 codegen unit: ~100 KB gzipped instead of ~122 KB with the default profile.
+export CARGO_PROFILE_RELEASE_OPT_LEVEL=${WASM_OPT_LEVEL:-s}
+export CARGO_PROFILE_RELEASE_LTO=true
+export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
+log "cargo build --release -p more-wasm --target wasm32-unknown-unknown (opt-level $CARGO_PROFILE_RELEASE_OPT_LEVEL, LTO)"
 cargo build --release -p more-wasm --target wasm32-unknown-unknown
 out=web/pkg
 rm -rf "$out.tmp" && mkdir -p "$out.tmp"

@@ -315,21 +315,25 @@ async function decodeImage(blob, name) {
 }
 
 let angioBusy = false;
+let angioNext = null;
 
+/** Classifies an image; if one is in flight, the latest request waits and runs after it. */
 async function classifyImageBlob(blob, name, t0 = performance.now()) {
-  if (angioBusy) return null;
+  if (angioBusy) { angioNext = [blob, name, t0]; return null; }
   angioBusy = true;
   const ui = angioUi();
   ui.error.hidden = true;
+  let result = null;
   try {
     const data = await decodeImage(blob, name);
-    return await run('angio', data, ui, t0);
+    result = await run('angio', data, ui, t0);
   } catch (err) {
     showError(ui.error, err);
-    return null;
   } finally {
     angioBusy = false;
   }
+  if (angioNext) { const next = angioNext; angioNext = null; return classifyImageBlob(...next); }
+  return result;
 }
 app.classifyImageBlob = classifyImageBlob;
 
