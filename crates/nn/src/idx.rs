@@ -1,0 +1,151 @@
+//! The IDX file format (gzip-compressed) used by MNIST and the angiography frames.
+//!
+//! Layout: magic `00 00 08 nd` (unsigned bytes, `nd` dimensions), `nd` big-endian `u32` sizes, then the
+//! bytes row-major. Files ending in `.gz` are decompressed with `flate2`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array2, Array3, ArrayD, Axis, IxDyn};
+
+use crate::error::{Error, Result};
+
+/// Largest decompressed IDX payload accepted (1 GiB).
+const MAX_IDX_BYTES: u64 = 1 << 30;
+
+/// Reads an IDX file of unsigned bytes (`.gz` or raw) into an array of its declared shape.
+pub fn read_idx(path: impl AsRef<Path>) -> Result<ArrayD<u8>> {
+    let path = path.as_ref();
+    let err = |reason: String| Error::Data { path: path.display().to_string(), reason };
+    let file = std::fs::File::open(path)
+        .map_err(|e| err(format!("{e} (the data lives in ../shared/data; pass --data DIR or set MORE_DATA)")))?;
+    let mut bytes = Vec::new();
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::GzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    reader.take(MAX_IDX_BYTES + 1).read_to_end(&mut bytes).map_err(|e| err(format!("read: {e}")))?;
+    parse_idx(&bytes).map_err(err)
+}
+
+/// Parses IDX bytes (already decompressed).
+pub fn parse_idx(bytes: &[u8]) -> std::result::Result<ArrayD<u8>, String> {
+    if bytes.len() as u64 > MAX_IDX_BYTES {
+        return Err("file too large".into());
+    }
+    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 {
+        return Err("not an IDX file (bad magic)".into());
+    }
+    if bytes[2] != 0x08 {
+        return Err(format!("unsupported IDX element type 0x{:02x} (only unsigned bytes)", bytes[2]));
+    }
+    let nd = bytes[3] as usize;
+    if nd == 0 || nd > 4 || bytes.len() < 4 + 4 * nd {
+        return Err(format!("bad IDX dimension count {nd}"));
+    }
+    let dims: Vec<usize> = (0..nd)
+        .map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize)
+        .collect();
+    let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or("IDX size overflows")?;
+    let payload = &bytes[4 + 4 * nd..];
+    if payload.len() != n {
+        return Err(format!("IDX declares {dims:?} ({n} bytes) but holds {} bytes", payload.len()));
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&dims), payload.to_vec()).expect("size checked"))
+}
+
+/// A labelled image set: `images[N, H, W]` (raw bytes) and `labels[N]`.
+#[derive(Debug, Clone)]
+pub struct ImageSet {
+    /// Raw pixels.
+    pub images: Array3<u8>,
+    /// Class labels.
+    pub labels: Vec<u8>,
+}
+
+impl ImageSet {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// The first `n` images (or all).
+    pub fn take(&self, n: usize) -> ImageSet {
+        let n = n.min(self.len());
+        ImageSet {
+            images: self.images.slice_axis(Axis(0), (0..n).into()).to_owned(),
+            labels: self.labels[..n].to_vec(),
+        }
+    }
+
+    /// Images as `f32` `[N, 1, H, W]`, each pixel `(p·scale − mean)/std`.
+    pub fn inputs(&self, scale: f32, mean: f32, std: f32) -> ArrayD<f32> {
+        let (n, h, w) = self.images.dim();
+        self.images
+            .mapv(|p| (f32::from(p) * scale - mean) / std)
+            .into_shape_with_order(IxDyn(&[n, 1, h, w]))
+            .expect("sizes match")
+    }
+
+    /// One-hot targets `[N, classes]`.
+    pub fn one_hot(&self, classes: usize) -> Array2<f32> {
+        let mut t = Array2::zeros((self.len(), classes));
+        for (i, &l) in self.labels.iter().enumerate() {
+            if (l as usize) < classes {
+                t[[i, l as usize]] = 1.0;
+            }
+        }
+        t
+    }
+}
+
+/// Reads `{dir}/{prefix}-images-idx3-ubyte.gz` and `{dir}/{prefix}-labels-idx1-ubyte.gz`.
+pub fn load_image_set(dir: impl AsRef<Path>, prefix: &str) -> Result<ImageSet> {
+    let dir = dir.as_ref();
+    let ipath = dir.join(format!("{prefix}-images-idx3-ubyte.gz"));
+    let lpath = dir.join(format!("{prefix}-labels-idx1-ubyte.gz"));
+    let images = read_idx(&ipath)?;
+    let labels = read_idx(&lpath)?;
+    let err = |p: &PathBuf, reason: String| Error::Data { path: p.display().to_string(), reason };
+    let images =
+        images.into_dimensionality::<ndarray::Ix3>().map_err(|_| err(&ipath, "expected 3 dimensions".into()))?;
+    if labels.ndim() != 1 {
+        return Err(err(&lpath, "expected 1 dimension".into()));
+    }
+    if labels.len() != images.dim().0 {
+        return Err(err(&lpath, format!("{} labels for {} images", labels.len(), images.dim().0)));
+    }
+    Ok(ImageSet { images, labels: labels.into_raw_vec_and_offset().0 })
+}
+
+/// The MNIST split `"train"` (60,000) or `"test"` (10,000) from `{data}/mnist`.
+pub fn load_mnist(data: impl AsRef<Path>, split: &str) -> Result<ImageSet> {
+    let prefix = match split {
+        "test" | "t10k" => "t10k",
+        _ => "train",
+    };
+    load_image_set(data.as_ref().join("mnist"), prefix)
+}
+
+/// The angiography split `"train"` (1,000) or `"val"` (200) from `{data}/angio`, 128x128, 0 = LCA, 1 = RCA.
+pub fn load_angio(data: impl AsRef<Path>, split: &str) -> Result<ImageSet> {
+    load_image_set(data.as_ref().join("angio"), split)
+}
+
+/// The data directory: `explicit`, else env `MORE_DATA`, else `../shared/data` relative to the repository
+/// root (resolved from this crate's source location).
+pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("MORE_DATA") {
+        return PathBuf::from(p);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+}

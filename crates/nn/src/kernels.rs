@@ -1,0 +1,123 @@
+//! Plaintext array kernels shared by inference and plaintext training: im2col/col2im for convolutions and
+//! the window loops of pooling. They act on ordinary `f32` arrays; an encrypted tensor's four planes go
+//! through them as one batch four times as large (DESIGN §5).
+
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
+
+/// Geometry of a 2-D sliding window (convolution or pooling) over `[C, H, W]` inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Stride (both directions).
+    pub stride: usize,
+    /// Zero padding (both directions, both sides).
+    pub padding: usize,
+}
+
+impl Window {
+    /// Output height and width for an input of `h x w`, or `None` if the window does not fit.
+    pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let (hp, wp) = (h + 2 * self.padding, w + 2 * self.padding);
+        if self.stride == 0 || self.kh == 0 || self.kw == 0 || hp < self.kh || wp < self.kw {
+            return None;
+        }
+        Some(((hp - self.kh) / self.stride + 1, (wp - self.kw) / self.stride + 1))
+    }
+
+    /// Source flat index (within one `[C, H, W]` image) of column `(c, ky, kx)` at output `(oy, ox)`,
+    /// or `None` when it falls in the padding.
+    #[inline]
+    fn source(&self, h: usize, w: usize, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
+        let y = (oy * self.stride + ky).checked_sub(self.padding)?;
+        let x = (ox * self.stride + kx).checked_sub(self.padding)?;
+        (y < h && x < w).then_some((y, x))
+    }
+}
+
+/// Unfolds `x: [B, C, H, W]` into rows `[B·oh·ow, C·kh·kw]` (row = one output position of one image,
+/// column order `(c, ky, kx)`), so a convolution is one GEMM with the `[O, C·kh·kw]` weight matrix.
+pub fn im2col(x: ArrayView4<'_, f32>, win: Window) -> Array2<f32> {
+    let (b, c, h, w) = x.dim();
+    let (oh, ow) = win.output_hw(h, w).expect("window checked by the caller");
+    let k = c * win.kh * win.kw;
+    let mut cols = Array2::<f32>::zeros((b * oh * ow, k));
+    let xs = x.as_standard_layout();
+    let src = xs.as_slice().expect("standard layout");
+    let dst = cols.as_slice_mut().expect("fresh array");
+    for bi in 0..b {
+        let img = &src[bi * c * h * w..(bi + 1) * c * h * w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let row = &mut dst[((bi * oh + oy) * ow + ox) * k..][..k];
+                let mut j = 0;
+                for ci in 0..c {
+                    let plane = &img[ci * h * w..(ci + 1) * h * w];
+                    for ky in 0..win.kh {
+                        for kx in 0..win.kw {
+                            if let Some((y, xx)) = win.source(h, w, oy, ox, ky, kx) {
+                                row[j] = plane[y * w + xx];
+                            }
+                            j += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    cols
+}
+
+/// The adjoint of [`im2col`]: sums rows `[B·oh·ow, C·kh·kw]` back into `[B, C, H, W]`.
+pub fn col2im(cols: ArrayView2<'_, f32>, shape: [usize; 4], win: Window) -> Array4<f32> {
+    let [b, c, h, w] = shape;
+    let (oh, ow) = win.output_hw(h, w).expect("window checked by the caller");
+    let k = c * win.kh * win.kw;
+    let mut out = Array4::<f32>::zeros((b, c, h, w));
+    let cs = cols.as_standard_layout();
+    let src = cs.as_slice().expect("standard layout");
+    let dst = out.as_slice_mut().expect("fresh array");
+    for bi in 0..b {
+        let img = &mut dst[bi * c * h * w..(bi + 1) * c * h * w];
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let row = &src[((bi * oh + oy) * ow + ox) * k..][..k];
+                let mut j = 0;
+                for ci in 0..c {
+                    for ky in 0..win.kh {
+                        for kx in 0..win.kw {
+                            if let Some((y, xx)) = win.source(h, w, oy, ox, ky, kx) {
+                                img[ci * h * w + y * w + xx] += row[j];
+                            }
+                            j += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Flat source indices (within the whole `[B, C, H, W]` tensor) of every window element:
+/// result `[k·k][B·C·oh·ow]`, window element-major. Pooling has no padding.
+pub fn pool_indices(shape: [usize; 4], size: usize, stride: usize) -> Vec<Vec<usize>> {
+    let [b, c, h, w] = shape;
+    let win = Window { kh: size, kw: size, stride, padding: 0 };
+    let (oh, ow) = win.output_hw(h, w).expect("window checked by the caller");
+    let mut out = vec![Vec::with_capacity(b * c * oh * ow); size * size];
+    for bc in 0..b * c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ky in 0..size {
+                    for kx in 0..size {
+                        out[ky * size + kx].push(bc * h * w + (oy * stride + ky) * w + ox * stride + kx);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
