@@ -326,6 +326,34 @@ impl<F: Real> CoeffTensor<F> {
         self.map_linear(|x| x.select(Axis(0), idx))
     }
 
+    /// The transpose of a 2-D tensor — ring-only (a public permutation).
+    pub fn t(&self) -> Result<Self> {
+        let (a, b) = (as2(&self.alpha, "transpose")?, as2(&self.beta, "transpose")?);
+        Ok(Self {
+            alpha: a.t().as_standard_layout().into_owned().into_dyn(),
+            beta: b.t().as_standard_layout().into_owned().into_dyn(),
+            basis: self.basis,
+        })
+    }
+
+    /// `self + row` with `row` (shape = the trailing axes of `self`) broadcast over the leading axes
+    /// (a bias) — ring-only.
+    pub fn add_broadcast(&self, row: &Self) -> Result<Self> {
+        if self.basis != row.basis && !self.basis.same_as(&row.basis) {
+            return Err(Error::BasisMismatch { op: "add_broadcast" });
+        }
+        let bad =
+            || Error::ShapeMismatch { op: "add_broadcast", left: self.shape().to_vec(), right: row.shape().to_vec() };
+        let ra = row.alpha.broadcast(self.alpha.raw_dim()).ok_or_else(bad)?;
+        let rb = row.beta.broadcast(self.beta.raw_dim()).ok_or_else(bad)?;
+        Ok(Self { alpha: &self.alpha + &ra, beta: &self.beta + &rb, basis: self.basis })
+    }
+
+    /// Sum of all elements, as a one-element tensor — ring-only.
+    pub fn sum_all(&self) -> Self {
+        self.map_linear(|x| ArrayD::from_elem(IxDyn(&[1]), x.sum()))
+    }
+
     /// Converts the coefficients to another precision.
     pub fn cast<G: Real>(&self) -> CoeffTensor<G> {
         CoeffTensor {
