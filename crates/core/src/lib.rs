@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+pub mod attack;
 pub mod cipher;
 pub mod codec;
 pub mod error;
