@@ -21,6 +21,9 @@ use rand_chacha::ChaCha20Rng;
 
 type T = CoeffTensor<f32>;
 
+/// A noise choice: name, input-lane sampler, label-row sampler.
+type Variant = (&'static str, Box<dyn Fn(&mut ChaCha20Rng, usize) -> f32>, Box<dyn Fn(&mut ChaCha20Rng) -> Vec<f32>>);
+
 fn idx(name: &str) -> Vec<u8> {
     let dir = std::env::var("MORE_DATA")
         .map(PathBuf::from)
@@ -105,7 +108,7 @@ fn main() {
     println!("key κ = {:.2}, {n} images, {epochs} epochs", key.condition_number());
     let onehot = |l: &[usize]| Array2::from_shape_fn((l.len(), 10), |(i, k)| (l[i] == k) as u8 as f32).into_dyn();
     let y = onehot(&labels);
-    let variants: Vec<(&str, Box<dyn Fn(&mut ChaCha20Rng, usize) -> f32>, Box<dyn Fn(&mut ChaCha20Rng) -> Vec<f32>>)> = vec![
+    let variants: Vec<Variant> = vec![
         ("plaintext (β = 0)", Box::new(|_, _| f32::NAN), Box::new(|_| vec![])),
         (
             "inputs r~U[0,1), labels r~Dirichlet",
@@ -176,8 +179,8 @@ fn main() {
         let w2: ndarray::ArrayView2<f32> = w[2].view().into_dimensionality().unwrap();
         let b1: ndarray::ArrayView1<f32> = w[1].view().into_dimensionality().unwrap();
         let b3: ndarray::ArrayView1<f32> = w[3].view().into_dimensionality().unwrap();
-        let h: Array2<f32> = (xt.dot(&w0) + &b1).mapv(|v| v.max(0.0));
-        let z: Array2<f32> = h.dot(&w2) + &b3;
+        let h: Array2<f32> = (xt.dot(&w0) + b1).mapv(|v| v.max(0.0));
+        let z: Array2<f32> = h.dot(&w2) + b3;
         let acc = z
             .axis_iter(Axis(0))
             .zip(&lt)

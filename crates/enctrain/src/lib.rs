@@ -9,6 +9,7 @@
 //!   losses, metrics and weights.
 #![deny(missing_docs)]
 
+pub mod algebra;
 pub mod basis;
 pub mod coeff;
 pub mod dataset;

@@ -1,0 +1,238 @@
+//! [`Encrypted`]: `more-nn`'s training [`Algebra`] on ciphertexts in coefficient form, and [`OwnerReveal`],
+//! the key owner's [`Reveal`].
+//!
+//! Ring-only here: `add`, `sub`, `mul`, `scale`, `shift`, `matmul` (Karatsuba), `gather`/`scatter_add`
+//! (public index maps: im2col, col2im, transposes, pooling windows), bias broadcasts and sums, `Square`.
+//! Using the 2x2 structure (the eigenvalue lanes `α ± √q·β`, i.e. `{m, r}`): every other [`Lanewise`]
+//! function — ReLU and its step derivative, abs (max pooling), sigmoid, tanh, exp and ln (softmax and
+//! the cross-entropy value), sqrt and the reciprocal (Adam) — and the row softmax, which is evaluated
+//! lane by lane with the usual max subtraction (so it cannot overflow on either lane).
+
+use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn};
+
+use more_nn::algebra::{Algebra, Lanewise, PAD, Reveal};
+
+use crate::basis::Basis;
+use crate::coeff::{CoeffTensor, karatsuba};
+use crate::owner::KeyOwner;
+
+type NnResult<T> = more_nn::Result<T>;
+
+/// The encrypted tensor algebra: every tensor is a [`CoeffTensor<f32>`] over one public [`Basis`].
+/// It holds no key — a server can train with it.
+#[derive(Debug, Clone, Copy)]
+pub struct Encrypted {
+    basis: Basis,
+}
+
+impl Encrypted {
+    /// The algebra of ciphertexts expressed in `basis` (chosen key-free from the training data).
+    pub fn new(basis: Basis) -> Self {
+        Self { basis }
+    }
+
+    /// The basis.
+    pub fn basis(&self) -> Basis {
+        self.basis
+    }
+}
+
+/// Converts this crate's errors for `more-nn`.
+pub fn to_nn(e: crate::Error) -> more_nn::Error {
+    match e {
+        crate::Error::Core(c) => more_nn::Error::Core(c),
+        crate::Error::ShapeMismatch { op, left, right } => {
+            more_nn::Error::Shape { op, expected: format!("a shape fitting {left:?}"), found: right }
+        }
+        crate::Error::NonFinite { op } => more_nn::Error::NonFinite(op),
+        other => more_nn::Error::Training(other.to_string()),
+    }
+}
+
+fn shape_err(op: &'static str, expected: impl Into<String>, found: &[usize]) -> more_nn::Error {
+    more_nn::Error::Shape { op, expected: expected.into(), found: found.to_vec() }
+}
+
+fn as2<'a>(op: &'static str, a: &'a ArrayD<f32>) -> NnResult<ArrayView2<'a, f32>> {
+    a.view().into_dimensionality::<Ix2>().map_err(|_| shape_err(op, "a 2-D tensor", a.shape()))
+}
+
+fn gather1(src: &ArrayD<f32>, index: &[usize], shape: &[usize]) -> NnResult<ArrayD<f32>> {
+    let s = src.as_standard_layout();
+    let s = s.as_slice().expect("standard layout");
+    let mut out = Vec::with_capacity(index.len());
+    for &i in index {
+        out.push(if i == PAD {
+            0.0
+        } else {
+            *s.get(i).ok_or_else(|| shape_err("gather", format!("index {i} in range"), src.shape()))?
+        });
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(shape), out).expect("count checked"))
+}
+
+fn scatter1(src: &ArrayD<f32>, index: &[usize], shape: &[usize]) -> NnResult<ArrayD<f32>> {
+    let n: usize = shape.iter().product();
+    let mut out = vec![0.0f32; n];
+    let s = src.as_standard_layout();
+    for (&i, &v) in index.iter().zip(s.iter()) {
+        if i != PAD {
+            *out.get_mut(i).ok_or_else(|| shape_err("scatter_add", format!("index {i} < {n}"), shape))? += v;
+        }
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(shape), out).expect("count checked"))
+}
+
+fn op(x: ArrayView2<'_, f32>, transpose: bool) -> ArrayView2<'_, f32> {
+    if transpose { x.reversed_axes() } else { x }
+}
+
+fn softmax_lane(l: &ArrayD<f32>) -> ArrayD<f32> {
+    let mut out = l.clone();
+    for mut row in out.rows_mut() {
+        let m = row.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
+        row.mapv_inplace(|v| (v - m).exp());
+        let s = row.sum();
+        row.mapv_inplace(|v| v / s);
+    }
+    out
+}
+
+impl Algebra for Encrypted {
+    type Tensor = CoeffTensor<f32>;
+
+    fn shape(&self, t: &CoeffTensor<f32>) -> Vec<usize> {
+        t.shape().to_vec()
+    }
+
+    fn public(&self, values: ArrayD<f32>) -> NnResult<CoeffTensor<f32>> {
+        Ok(CoeffTensor::public(values, self.basis))
+    }
+
+    fn reshape(&self, t: &CoeffTensor<f32>, shape: &[usize]) -> NnResult<CoeffTensor<f32>> {
+        t.reshape(shape).map_err(to_nn)
+    }
+
+    fn select_rows(&self, t: &CoeffTensor<f32>, rows: &[usize]) -> NnResult<CoeffTensor<f32>> {
+        if t.shape().is_empty() || rows.iter().any(|&r| r >= t.shape()[0]) {
+            return Err(shape_err("select_rows", "row indices within axis 0", t.shape()));
+        }
+        Ok(t.rows(rows))
+    }
+
+    fn gather(&self, t: &CoeffTensor<f32>, index: &[usize], shape: &[usize]) -> NnResult<CoeffTensor<f32>> {
+        if index.len() != shape.iter().product::<usize>() {
+            return Err(shape_err("gather", format!("{} indices", index.len()), shape));
+        }
+        t.try_map_linear(|x| gather1(x, index, shape))
+    }
+
+    fn scatter_add(&self, t: &CoeffTensor<f32>, index: &[usize], shape: &[usize]) -> NnResult<CoeffTensor<f32>> {
+        if index.len() != t.len() {
+            return Err(shape_err("scatter_add", format!("{} elements", index.len()), t.shape()));
+        }
+        t.try_map_linear(|x| scatter1(x, index, shape))
+    }
+
+    fn add(&self, a: &CoeffTensor<f32>, b: &CoeffTensor<f32>) -> NnResult<CoeffTensor<f32>> {
+        a.add(b).map_err(to_nn)
+    }
+
+    fn sub(&self, a: &CoeffTensor<f32>, b: &CoeffTensor<f32>) -> NnResult<CoeffTensor<f32>> {
+        a.sub(b).map_err(to_nn)
+    }
+
+    fn mul(&self, a: &CoeffTensor<f32>, b: &CoeffTensor<f32>) -> NnResult<CoeffTensor<f32>> {
+        a.mul(b).map_err(to_nn)
+    }
+
+    fn scale(&self, a: &CoeffTensor<f32>, s: f32) -> NnResult<CoeffTensor<f32>> {
+        Ok(a.scale(s))
+    }
+
+    fn shift(&self, a: &CoeffTensor<f32>, s: f32) -> NnResult<CoeffTensor<f32>> {
+        Ok(a.shift(s))
+    }
+
+    fn matmul(&self, a: &CoeffTensor<f32>, ta: bool, b: &CoeffTensor<f32>, tb: bool) -> NnResult<CoeffTensor<f32>> {
+        let (aa, ab) = (op(as2("matmul", a.alpha())?, ta), op(as2("matmul", a.beta())?, ta));
+        let (ba, bb) = (op(as2("matmul", b.alpha())?, tb), op(as2("matmul", b.beta())?, tb));
+        if aa.ncols() != ba.nrows() {
+            return Err(shape_err("matmul", format!("{} rows on the right", aa.ncols()), ba.shape()));
+        }
+        let (alpha, beta) = karatsuba(aa, ab, ba, bb, self.basis.q as f32);
+        CoeffTensor::from_parts(alpha.into_dyn(), beta.into_dyn(), self.basis).map_err(to_nn)
+    }
+
+    fn map(&self, a: &CoeffTensor<f32>, f: Lanewise) -> NnResult<CoeffTensor<f32>> {
+        Ok(match f {
+            Lanewise::Square => a.mul(a).map_err(to_nn)?,
+            Lanewise::Relu => a.map_lanes(|x| x.max(0.0)),
+            Lanewise::Step => a.map_lanes(|x| if x > 0.0 { 1.0 } else { 0.0 }),
+            Lanewise::Abs => a.map_lanes(f32::abs),
+            Lanewise::Sigmoid => a.map_lanes(|x| 1.0 / (1.0 + (-x).exp())),
+            Lanewise::Tanh => a.map_lanes(f32::tanh),
+            Lanewise::Exp => a.map_lanes(f32::exp),
+            Lanewise::Ln => a.map_lanes(f32::ln),
+            Lanewise::Sqrt => a.map_lanes(|x| x.max(0.0).sqrt()),
+            Lanewise::Recip => a.map_lanes(|x| 1.0 / x),
+            other => a.map_lanes(|x| other.eval(f64::from(x)) as f32),
+        })
+    }
+
+    fn add_row(&self, a: &CoeffTensor<f32>, b: &CoeffTensor<f32>) -> NnResult<CoeffTensor<f32>> {
+        let a2 = as2("add_row", a.alpha())?;
+        if b.len() != a2.ncols() {
+            return Err(shape_err("add_row", format!("[{}]", a2.ncols()), b.shape()));
+        }
+        let row = b.reshape(&[a2.ncols()]).map_err(to_nn)?;
+        a.add_broadcast(&row).map_err(to_nn)
+    }
+
+    fn sum_rows(&self, a: &CoeffTensor<f32>) -> NnResult<CoeffTensor<f32>> {
+        as2("sum_rows", a.alpha())?;
+        Ok(a.sum_axis(0))
+    }
+
+    fn row_sums(&self, a: &CoeffTensor<f32>) -> NnResult<CoeffTensor<f32>> {
+        as2("row_sums", a.alpha())?;
+        Ok(a.map_linear(|x| x.sum_axis(Axis(1)).insert_axis(Axis(1))))
+    }
+
+    fn mul_col(&self, a: &CoeffTensor<f32>, c: &CoeffTensor<f32>) -> NnResult<CoeffTensor<f32>> {
+        let a2 = as2("mul_col", a.alpha())?;
+        if c.shape() != [a2.nrows(), 1] {
+            return Err(shape_err("mul_col", format!("[{}, 1]", a2.nrows()), c.shape()));
+        }
+        let full = c.map_linear(|x| x.broadcast(a.alpha().raw_dim()).expect("checked").to_owned());
+        a.mul(&full).map_err(to_nn)
+    }
+
+    fn sum_all(&self, a: &CoeffTensor<f32>) -> NnResult<CoeffTensor<f32>> {
+        Ok(a.sum_all())
+    }
+
+    fn softmax_rows(&self, logits: &CoeffTensor<f32>) -> NnResult<CoeffTensor<f32>> {
+        as2("softmax_rows", logits.alpha())?;
+        logits.map_lane_arrays(softmax_lane).map_err(to_nn)
+    }
+}
+
+/// The key owner's [`Reveal`]: decrypts what the trainer reports (losses, logits for metrics).
+#[derive(Debug)]
+pub struct OwnerReveal<'a> {
+    owner: &'a KeyOwner,
+}
+
+impl<'a> OwnerReveal<'a> {
+    /// Reveals with this owner's key.
+    pub fn new(owner: &'a KeyOwner) -> Self {
+        Self { owner }
+    }
+}
+
+impl Reveal<Encrypted> for OwnerReveal<'_> {
+    fn reveal(&self, t: &CoeffTensor<f32>) -> NnResult<ArrayD<f32>> {
+        Ok(self.owner.decrypt(t))
+    }
+}
