@@ -15,6 +15,7 @@
 use ndarray::ArrayD;
 
 use crate::error::Result;
+use crate::kernels::Window;
 
 /// Index meaning "no source element: zero" in [`Algebra::gather`], "drop" in [`Algebra::scatter_add`].
 pub const PAD: usize = usize::MAX;
@@ -189,6 +190,21 @@ pub trait Algebra: Send + Sync {
         self.reshape(&r, &[1])
     }
 
+    /// Unfolds `x: [N, C, H, W]` into `[N·oh·ow, C·kh·kw]` (see [`crate::kernels::im2col`]) — no
+    /// arithmetic. Default: [`Self::gather`] with [`im2col_indices`].
+    fn im2col(&self, x: &Self::Tensor, win: Window) -> Result<Self::Tensor> {
+        let s = self.shape(x);
+        let (index, out) = im2col_indices(&s, win)?;
+        self.gather(x, &index, &out)
+    }
+
+    /// The adjoint of [`Self::im2col`]: sums `[N·oh·ow, C·kh·kw]` back into `shape = [N, C, H, W]` —
+    /// ring-only. Default: [`Self::scatter_add`].
+    fn col2im(&self, cols: &Self::Tensor, shape: &[usize], win: Window) -> Result<Self::Tensor> {
+        let (index, _) = im2col_indices(shape, win)?;
+        self.scatter_add(cols, &index, shape)
+    }
+
     /// Row-wise softmax of `[n, m]` logits: `exp` (2x2), row sums (ring), `Recip` (2x2), product (ring).
     /// [`crate::Plain`] overrides it with the max-subtracted form (same value, no overflow).
     fn softmax_rows(&self, logits: &Self::Tensor) -> Result<Self::Tensor> {
@@ -204,4 +220,34 @@ pub trait Algebra: Send + Sync {
 pub trait Reveal<A: Algebra + ?Sized>: Send + Sync {
     /// The plaintext values of `t`.
     fn reveal(&self, t: &A::Tensor) -> Result<ArrayD<f32>>;
+}
+
+/// The gather indices of im2col for an input of shape `[N, C, H, W]`, and the output shape.
+pub fn im2col_indices(shape: &[usize], win: Window) -> Result<(Vec<usize>, Vec<usize>)> {
+    let &[n, c, h, w] = shape else {
+        return Err(crate::Error::shape("im2col", "[N, C, H, W]", shape));
+    };
+    let (oh, ow) =
+        win.output_hw(h, w).ok_or_else(|| crate::Error::shape("im2col", "an input larger than the kernel", shape))?;
+    let k = c * win.kh * win.kw;
+    let mut index = Vec::with_capacity(n * oh * ow * k);
+    for b in 0..n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                for ci in 0..c {
+                    for ky in 0..win.kh {
+                        for kx in 0..win.kw {
+                            let y = (oy * win.stride + ky).checked_sub(win.padding).filter(|&y| y < h);
+                            let x = (ox * win.stride + kx).checked_sub(win.padding).filter(|&x| x < w);
+                            index.push(match (y, x) {
+                                (Some(y), Some(x)) => ((b * c + ci) * h + y) * w + x,
+                                _ => PAD,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok((index, vec![n * oh * ow, k]))
 }

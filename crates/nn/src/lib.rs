@@ -19,6 +19,7 @@ pub mod kernels;
 pub mod layer;
 pub mod model;
 pub mod plain;
+pub mod train;
 
 pub use algebra::{Algebra, Lanewise, PAD, Reveal};
 pub use error::{Error, Result};

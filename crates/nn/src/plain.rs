@@ -4,6 +4,7 @@ use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn};
 
 use crate::algebra::{Algebra, Lanewise, PAD, Reveal};
 use crate::error::{Error, Result};
+use crate::kernels::{self, Window};
 
 /// Plaintext `f32` tensors (`ndarray`, GEMM by `matrixmultiply`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -160,6 +161,29 @@ impl Algebra for Plain {
 
     fn sum_all(&self, a: &ArrayD<f32>) -> Result<ArrayD<f32>> {
         Ok(ArrayD::from_elem(IxDyn(&[1]), a.sum()))
+    }
+
+    fn im2col(&self, x: &ArrayD<f32>, win: Window) -> Result<ArrayD<f32>> {
+        let x4 = x
+            .view()
+            .into_dimensionality::<ndarray::Ix4>()
+            .map_err(|_| Error::shape("im2col", "[N, C, H, W]", x.shape()))?;
+        let (_, _, h, w) = x4.dim();
+        win.output_hw(h, w).ok_or_else(|| Error::shape("im2col", "an input larger than the kernel", x.shape()))?;
+        Ok(kernels::im2col(x4, win).into_dyn())
+    }
+
+    fn col2im(&self, cols: &ArrayD<f32>, shape: &[usize], win: Window) -> Result<ArrayD<f32>> {
+        let &[n, c, h, w] = shape else {
+            return Err(Error::shape("col2im", "[N, C, H, W]", shape));
+        };
+        let (oh, ow) =
+            win.output_hw(h, w).ok_or_else(|| Error::shape("col2im", "an input larger than the kernel", shape))?;
+        let c2 = as2("col2im", cols)?;
+        if c2.dim() != (n * oh * ow, c * win.kh * win.kw) {
+            return Err(Error::shape("col2im", format!("[{}, {}]", n * oh * ow, c * win.kh * win.kw), cols.shape()));
+        }
+        Ok(kernels::col2im(c2, [n, c, h, w], win).into_dyn())
     }
 
     fn softmax_rows(&self, logits: &ArrayD<f32>) -> Result<ArrayD<f32>> {

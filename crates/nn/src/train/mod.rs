@@ -1,0 +1,14 @@
+//! Training, generic over the tensor [`crate::Algebra`]: the same forward, backward, loss, optimizer and
+//! loop on plaintext ([`crate::Plain`]) and on ciphertexts (`more-enctrain`).
+
+pub mod fit;
+pub mod loss;
+pub mod net;
+pub mod optim;
+
+pub use fit::{
+    Checkpoint, Dataset, EpochStats, History, TrainConfig, evaluate, fit, split_rows, take_rows, train_step,
+};
+pub use loss::{Loss, correct};
+pub use net::{Net, Tape};
+pub use optim::{Optimizer, OptimizerConfig};
