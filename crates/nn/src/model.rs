@@ -27,6 +27,8 @@ use crate::layer::{Batch, Layer, LayerSpec};
 
 /// File magic and version.
 pub const MAGIC: &[u8; 8] = b"MORENN01";
+/// File name extension of model files (`models/mnist-cnn-relu.morenn`).
+pub const FILE_EXTENSION: &str = "morenn";
 /// Largest model file accepted (64 MiB).
 pub const MAX_FILE_BYTES: usize = 64 << 20;
 

@@ -77,7 +77,8 @@ pub struct TrainConfig {
     pub augment_shift: usize,
     /// Report accuracy (argmax of outputs vs targets) and select on it.
     pub classification: bool,
-    /// Show a progress bar (feature `progress`; hidden when stderr is not a terminal).
+    /// Show a progress bar (feature `progress`; hidden when stderr is not a terminal) and one line per epoch
+    /// on stderr.
     pub progress: bool,
     /// Batch size for evaluation passes.
     pub eval_batch: usize,
@@ -252,9 +253,7 @@ fn bar_update(_bar: &Option<Bar>, _done: usize, _msg: String) {}
 fn bar_finish(bar: Option<Bar>, line: String) {
     if let Some(b) = bar {
         b.finish_and_clear();
-        if !b.is_hidden() {
-            eprintln!("{line}");
-        }
+        eprintln!("{line}");
     }
 }
 

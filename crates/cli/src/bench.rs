@@ -1,0 +1,128 @@
+//! `more bench <task> [--json]`: plaintext vs encrypted inference time per image at batch 1 and 64, and
+//! the cost of encryption, decryption and the ciphertext size — measured in one run, one thread.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use ndarray::{ArrayD, Axis};
+
+use more_core::{EncryptedTensor, KeyOptions, SecretKey};
+use more_nn::Model;
+
+use crate::data;
+
+/// Arguments of `more bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The task: `mnist`.
+    pub task: String,
+    /// The model file.
+    #[arg(long, default_value = "models/mnist-cnn-relu.morenn")]
+    pub model: PathBuf,
+    /// Data directory (default `../shared/data`, or env `MORE_DATA`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Minimum seconds per measurement.
+    #[arg(long, default_value_t = 1.0)]
+    pub seconds: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Mean microseconds per call of `f` over at least `seconds` (after one warm-up call).
+fn time_us(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    let start = Instant::now();
+    let mut calls = 0u64;
+    while calls < 3 || start.elapsed().as_secs_f64() < seconds {
+        f()?;
+        calls += 1;
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / calls as f64)
+}
+
+/// Runs `more bench`.
+pub fn run(args: BenchArgs) -> Result<()> {
+    if args.task != "mnist" {
+        bail!("unknown task {:?} (available: mnist)", args.task);
+    }
+    let model = Model::load(&args.model)?;
+    let dir = data::data_dir(args.data.as_deref());
+    let test = data::mnist(&dir, "test", Some(64 * 8))?;
+    let key = SecretKey::from_seed(7, KeyOptions::default())?;
+    let batches = |b: usize| -> Vec<ArrayD<f32>> {
+        (0..test.labels.len() / b)
+            .map(|i| test.inputs.slice_axis(Axis(0), (i * b..(i + 1) * b).into()).to_owned())
+            .collect()
+    };
+    let mut figures = serde_json::Map::new();
+    let mut table = Vec::new();
+    for b in [1usize, 64] {
+        let xs = batches(b);
+        let encs: Vec<EncryptedTensor<f32>> =
+            xs.iter().map(|x| key.encrypt_tensor(&x.view())).collect::<Result<_, _>>()?;
+        let mut i = 0;
+        let plain = time_us(args.seconds, || {
+            model.forward_plain(xs[i % xs.len()].view())?;
+            i += 1;
+            Ok(())
+        })? / b as f64;
+        let mut j = 0;
+        let enc = time_us(args.seconds, || {
+            model.forward_encrypted(&encs[j % encs.len()])?;
+            j += 1;
+            Ok(())
+        })? / b as f64;
+        figures.insert(format!("plain_us_per_image_batch{b}"), serde_json::json!(plain));
+        figures.insert(format!("encrypted_us_per_image_batch{b}"), serde_json::json!(enc));
+        figures.insert(format!("overhead_batch{b}"), serde_json::json!(enc / plain));
+        table.push((b, plain, enc));
+    }
+    let one = test.inputs.slice_axis(Axis(0), (0..1).into()).to_owned();
+    let encrypt_us = time_us(args.seconds / 4.0, || {
+        key.encrypt_tensor(&one.view())?;
+        Ok(())
+    })?;
+    let enc_one = key.encrypt_tensor(&one.view())?;
+    let out = model.forward_encrypted(&enc_one)?;
+    let decrypt_us = time_us(args.seconds / 4.0, || {
+        std::hint::black_box(key.decrypt_tensor(&out));
+        Ok(())
+    })?;
+    let ciphertext_bytes = more_core::encode(&enc_one).len();
+    let result_bytes = more_core::encode(&out).len();
+    let mut json = serde_json::Map::new();
+    json.insert("model".into(), serde_json::json!(model.meta().id));
+    json.insert("multiply_adds_per_image".into(), serde_json::json!(model.multiply_adds()));
+    json.insert(
+        "plain_us_per_image".into(),
+        serde_json::json!({"batch1": figures["plain_us_per_image_batch1"], "batch64": figures["plain_us_per_image_batch64"]}),
+    );
+    json.insert(
+        "encrypted_us_per_image".into(),
+        serde_json::json!({"batch1": figures["encrypted_us_per_image_batch1"], "batch64": figures["encrypted_us_per_image_batch64"]}),
+    );
+    json.extend(figures);
+    json.insert("encrypt_us".into(), serde_json::json!(encrypt_us));
+    json.insert("decrypt_us".into(), serde_json::json!(decrypt_us));
+    json.insert("ciphertext_bytes".into(), serde_json::json!(ciphertext_bytes));
+    json.insert("result_bytes".into(), serde_json::json!(result_bytes));
+    json.insert("threads".into(), serde_json::json!(1));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(json))?);
+    } else {
+        println!("model {} ({} multiply-adds per image), one thread", model.meta().id, model.multiply_adds());
+        println!("| batch | plaintext µs/image | encrypted µs/image | overhead |");
+        println!("|---|---|---|---|");
+        for (b, p, e) in table {
+            println!("| {b} | {p:.1} | {e:.1} | {:.2}x |", e / p);
+        }
+        println!(
+            "encrypt {encrypt_us:.1} µs, decrypt {decrypt_us:.2} µs per image; ciphertext {ciphertext_bytes} bytes, result {result_bytes} bytes"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! Locating and loading the data sets (read-only, from `../shared/data`, `--data DIR` or `MORE_DATA`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use ndarray::ArrayD;
+
+use more_nn::idx::{self, ImageSet};
+
+/// The data directory: `--data`, else `MORE_DATA`, else `../shared/data` from the current directory if it
+/// exists, else relative to the repository this binary was built from.
+pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
+    if explicit.is_none() && std::env::var_os("MORE_DATA").is_none() {
+        let local = Path::new("../shared/data");
+        if local.is_dir() {
+            return local.to_path_buf();
+        }
+    }
+    idx::data_dir(explicit)
+}
+
+/// An MNIST split as model inputs `[N, 1, 28, 28]` in `[0, 1]`, one-hot targets `[N, 10]` and labels.
+pub struct Mnist {
+    /// Inputs.
+    pub inputs: ArrayD<f32>,
+    /// One-hot targets.
+    pub targets: ArrayD<f32>,
+    /// Labels.
+    pub labels: Vec<u8>,
+}
+
+/// Loads an MNIST split (`"train"` or `"test"`), optionally only the first `limit` images.
+pub fn mnist(dir: &Path, split: &str, limit: Option<usize>) -> Result<Mnist> {
+    let set: ImageSet =
+        idx::load_mnist(dir, split).with_context(|| format!("loading MNIST {split} from {}", dir.display()))?;
+    let set = match limit {
+        Some(n) => set.take(n),
+        None => set,
+    };
+    Ok(Mnist { inputs: set.inputs(1.0 / 255.0, 0.0, 1.0), targets: set.one_hot(10).into_dyn(), labels: set.labels })
+}

@@ -1,0 +1,37 @@
+//! `more`: train, evaluate and benchmark networks on plaintext and MORE-encrypted data.
+//!
+//! Each subcommand lives in its own module; this file only parses arguments and dispatches.
+
+use clap::{Parser, Subcommand};
+
+mod bench;
+mod data;
+mod eval;
+mod train;
+
+/// Privacy-preserving deep learning on MORE-encrypted data.
+#[derive(Debug, Parser)]
+#[command(name = "more", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model (plaintext, or on encrypted data with --encrypted).
+    Train(train::TrainArgs),
+    /// Evaluate a model file on a test set, in plaintext and (with --encrypted) on ciphertexts.
+    Eval(eval::EvalArgs),
+    /// Benchmark plaintext vs encrypted inference.
+    Bench(bench::BenchArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
