@@ -8,9 +8,10 @@
 //! the cross-entropy value), sqrt and the reciprocal (Adam) — and the row softmax, which is evaluated
 //! lane by lane with the usual max subtraction (so it cannot overflow on either lane).
 
-use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn};
+use ndarray::{ArrayD, ArrayView2, Axis, Ix2, Ix4, IxDyn};
 
 use more_nn::algebra::{Algebra, Lanewise, PAD, Reveal};
+use more_nn::kernels::{self, Window};
 
 use crate::basis::Basis;
 use crate::coeff::{CoeffTensor, karatsuba};
@@ -210,6 +211,32 @@ impl Algebra for Encrypted {
 
     fn sum_all(&self, a: &CoeffTensor<f32>) -> NnResult<CoeffTensor<f32>> {
         Ok(a.sum_all())
+    }
+
+    fn im2col(&self, x: &CoeffTensor<f32>, win: Window) -> NnResult<CoeffTensor<f32>> {
+        let s = x.shape().to_vec();
+        if s.len() != 4 || win.output_hw(s[2], s[3]).is_none() {
+            return Err(shape_err("im2col", "[N, C, H, W] larger than the kernel", &s));
+        }
+        Ok(x.map_linear(|a| {
+            let a4 = a.view().into_dimensionality::<Ix4>().expect("4-D checked");
+            kernels::im2col(a4, win).into_dyn()
+        }))
+    }
+
+    fn col2im(&self, cols: &CoeffTensor<f32>, shape: &[usize], win: Window) -> NnResult<CoeffTensor<f32>> {
+        let &[n, c, h, w] = shape else {
+            return Err(shape_err("col2im", "[N, C, H, W]", shape));
+        };
+        let (oh, ow) =
+            win.output_hw(h, w).ok_or_else(|| shape_err("col2im", "an input larger than the kernel", shape))?;
+        if cols.shape() != [n * oh * ow, c * win.kh * win.kw] {
+            return Err(shape_err("col2im", format!("[{}, {}]", n * oh * ow, c * win.kh * win.kw), cols.shape()));
+        }
+        Ok(cols.map_linear(|a| {
+            let a2 = a.view().into_dimensionality::<Ix2>().expect("2-D checked");
+            kernels::col2im(a2, [n, c, h, w], win).into_dyn()
+        }))
     }
 
     fn softmax_rows(&self, logits: &CoeffTensor<f32>) -> NnResult<CoeffTensor<f32>> {

@@ -16,6 +16,7 @@ pub mod dataset;
 pub mod error;
 pub mod model_file;
 pub mod owner;
+pub mod train;
 
 pub use basis::Basis;
 pub use coeff::CoeffTensor;

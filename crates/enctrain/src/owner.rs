@@ -78,6 +78,11 @@ impl KeyOwner {
         Self { key, rng: ChaCha20Rng::seed_from_u64(seed) }
     }
 
+    /// The generator of the random lanes.
+    pub(crate) fn rng(&mut self) -> &mut ChaCha20Rng {
+        &mut self.rng
+    }
+
     /// The key.
     pub fn key(&self) -> &SecretKey {
         &self.key

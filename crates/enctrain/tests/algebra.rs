@@ -112,3 +112,18 @@ fn lanewise_functions() {
         f.check(func.name(), &p.map(&pos, func).unwrap(), &e.map(&epos, func).unwrap());
     }
 }
+
+#[test]
+fn im2col_and_col2im() {
+    use more_nn::kernels::Window;
+    let p = Plain;
+    let mut f = Fixture::new(5);
+    let e = f.alg;
+    let win = Window { kh: 3, kw: 3, stride: 2, padding: 1 };
+    let (x, ex) = f.pair(&[2, 3, 7, 6], -1.0, 1.0);
+    let cols = p.im2col(&x, win).unwrap();
+    f.check("im2col", &cols, &e.im2col(&ex, win).unwrap());
+    let (g, eg) = f.pair(cols.shape(), -1.0, 1.0);
+    f.check("col2im", &p.col2im(&g, &[2, 3, 7, 6], win).unwrap(), &e.col2im(&eg, &[2, 3, 7, 6], win).unwrap());
+    assert!(e.col2im(&eg, &[2, 3, 7, 9], win).is_err());
+}
