@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod data;
 mod eval;
+mod reproduce;
 mod train;
 
 /// Privacy-preserving deep learning on MORE-encrypted data.
@@ -25,6 +26,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Benchmark plaintext vs encrypted inference.
     Bench(bench::BenchArgs),
+    /// Reproduce the papers' table: plaintext vs encrypted training in one run.
+    Reproduce(reproduce::ReproduceArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Reproduce(args) => reproduce::run(args),
     }
 }

@@ -130,11 +130,15 @@ pub fn mnist_meta(id: &str, arch: Arch) -> ModelMeta {
 
 /// Runs `more train`.
 pub fn run(args: TrainArgs) -> Result<()> {
+    if args.task == "wbc" {
+        // The WBC surrogate: crates/cli/src/wbc.rs (`more wbc train --help` for its own options).
+        return crate::wbc::train(&crate::wbc::TrainArgs::from_train(&args));
+    }
     if args.task != "mnist" {
         bail!("unknown task {:?} (available: mnist)", args.task);
     }
     if args.encrypted {
-        bail!("encrypted training is provided by more-enctrain (issue 4) and not wired into this build yet");
+        return crate::reproduce::train_encrypted_mnist(&args);
     }
     let arch_name = match args.arch {
         Arch::Relu => "relu",

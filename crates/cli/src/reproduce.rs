@@ -1,0 +1,470 @@
+//! `more reproduce mnist` — the papers' table: the same network, seed and hyper-parameters trained on
+//! plaintext and on encrypted data in one run (final test accuracy, training time per epoch, inference
+//! time, ratios); and `more train mnist --encrypted`. The encrypted side is `more-enctrain`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ndarray::{ArrayD, Axis};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use more_core::{KeyOptions, SecretKey};
+use more_enctrain::model_file::EncryptedModel;
+use more_enctrain::owner::KeyOwner;
+use more_enctrain::train::{EncryptionSetup, PlainData, train_encrypted};
+use more_nn::train::{
+    Dataset, History, Loss, Net, OptimizerConfig, TrainConfig, correct, evaluate, fit, split_rows, take_rows,
+};
+use more_nn::{Model, ModelMeta, Plain};
+
+use crate::data;
+use crate::train::{Arch, TrainArgs, mnist_meta, mnist_specs};
+
+/// Arguments of `more reproduce`.
+#[derive(Debug, Args)]
+pub struct ReproduceArgs {
+    /// The task: `mnist`.
+    pub task: String,
+    /// Architecture (both runs use it).
+    #[arg(long, value_enum, default_value = "relu")]
+    pub arch: Arch,
+    /// Epochs (both runs; early stopping may end either sooner).
+    #[arg(long, default_value_t = 8)]
+    pub epochs: usize,
+    /// Seed for initialisation, shuffling, augmentation and the validation split (both runs).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Learning rate (Adam).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// Multiply the learning rate by this after every epoch.
+    #[arg(long, default_value_t = 0.85)]
+    pub lr_decay: f32,
+    /// Random shifts of up to ± this many pixels (0 = none).
+    #[arg(long, default_value_t = 2)]
+    pub augment: usize,
+    /// Early stopping: epochs without validation improvement.
+    #[arg(long, default_value_t = 4)]
+    pub patience: usize,
+    /// Images held out of training for validation.
+    #[arg(long, default_value_t = 5000)]
+    pub validation: usize,
+    /// Train on only the first N training images.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Evaluate on only the first N test images.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Data directory (default `../shared/data`, or env `MORE_DATA`).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Also write the three models (plaintext, decrypted, still encrypted) into this directory.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The training settings both runs share (the same as `more train mnist`).
+#[allow(clippy::too_many_arguments)]
+pub fn mnist_config(
+    arch: Arch,
+    epochs: usize,
+    batch_size: usize,
+    seed: u64,
+    lr: Option<f32>,
+    lr_decay: f32,
+    patience: usize,
+    augment: usize,
+    progress: bool,
+) -> TrainConfig {
+    let lr = lr.unwrap_or(match arch {
+        Arch::Relu => 2e-3,
+        Arch::Square => 1e-3,
+    });
+    TrainConfig {
+        epochs,
+        batch_size,
+        seed,
+        loss: Loss::CrossEntropy,
+        optimizer: OptimizerConfig::adam(lr),
+        lr_decay,
+        patience: Some(patience),
+        augment_shift: augment,
+        classification: true,
+        progress,
+        eval_batch: 500,
+        checkpoint: None,
+    }
+}
+
+/// The MNIST splits of a run: training and validation (seeded split) and test, as plaintext data.
+struct Splits {
+    train: PlainData,
+    val: PlainData,
+    test: PlainData,
+}
+
+fn load(
+    dir: Option<&std::path::Path>,
+    limit: Option<usize>,
+    test_limit: Option<usize>,
+    validation: usize,
+    seed: u64,
+) -> Result<Splits> {
+    let dir = data::data_dir(dir);
+    let all = data::mnist(&dir, "train", limit)?;
+    let test = data::mnist(&dir, "test", test_limit)?;
+    let n = all.labels.len();
+    let val_fraction = validation.min(n / 2) as f64 / n as f64;
+    let (tr, va) = split_rows(n, val_fraction, seed);
+    let part =
+        |rows: &[usize]| PlainData { inputs: take_rows(&all.inputs, rows), targets: take_rows(&all.targets, rows) };
+    Ok(Splits { train: part(&tr), val: part(&va), test: PlainData { inputs: test.inputs, targets: test.targets } })
+}
+
+fn mean_epoch_seconds(h: &History) -> f64 {
+    h.epochs.iter().map(|e| e.train_seconds).sum::<f64>() / h.epochs.len().max(1) as f64
+}
+
+/// Plaintext forward over `x` in batches of 500: (outputs, seconds).
+fn infer_plain(model: &Model, x: &ArrayD<f32>) -> Result<(ArrayD<f32>, f64)> {
+    let t = Instant::now();
+    let mut outs = Vec::new();
+    for chunk in x.axis_chunks_iter(Axis(0), 500) {
+        outs.push(model.forward_plain(chunk)?);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let views: Vec<_> = outs.iter().map(|o| o.view()).collect();
+    Ok((ndarray::concatenate(Axis(0), &views)?, secs))
+}
+
+/// Encrypted inference with the still-encrypted model over `x` (encrypted by the owner in batches of
+/// 500): (decrypted outputs, seconds of encrypted forward only).
+fn infer_encrypted(owner: &mut KeyOwner, model: &EncryptedModel, x: &ArrayD<f32>) -> Result<(ArrayD<f32>, f64)> {
+    let mut outs = Vec::new();
+    let mut secs = 0.0;
+    for chunk in x.axis_chunks_iter(Axis(0), 500) {
+        let c = owner.encrypt_inputs(&chunk, 0.0, 1.0)?;
+        let t = Instant::now();
+        let y = model.predict(&c)?;
+        secs += t.elapsed().as_secs_f64();
+        outs.push(owner.decrypt(&y));
+    }
+    let views: Vec<_> = outs.iter().map(|o| o.view()).collect();
+    Ok((ndarray::concatenate(Axis(0), &views)?, secs))
+}
+
+/// The reproduction's figures (also the `--json` object).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Task.
+    pub task: String,
+    /// Architecture (layer list).
+    pub architecture: String,
+    /// Training images / validation images / test images.
+    pub train_images: usize,
+    /// Validation images.
+    pub val_images: usize,
+    /// Test images.
+    pub test_images: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Optimizer settings.
+    pub optimizer: String,
+    /// Condition number of the (fresh) key.
+    pub key_condition: f64,
+    /// Plaintext model's test accuracy.
+    pub plain_test_accuracy: f64,
+    /// Decrypted model's test accuracy (plaintext inference with the decrypted weights).
+    pub encrypted_test_accuracy: f64,
+    /// `encrypted − plain`, percentage points.
+    pub accuracy_gap_pp: f64,
+    /// Test accuracy of the still-encrypted model on the encrypted test set (decrypted outputs).
+    pub encrypted_model_encrypted_test_accuracy: f64,
+    /// Images on which the encrypted model's decrypted argmax equals the decrypted model's.
+    pub encrypted_model_agreement: f64,
+    /// Largest |logit difference| between encrypted inference and the decrypted model.
+    pub encrypted_model_max_logit_diff: f64,
+    /// Epochs run (plaintext, encrypted) and the best epochs.
+    pub plain_epochs: usize,
+    /// Epochs run by the encrypted training.
+    pub encrypted_epochs: usize,
+    /// Best (selected) epoch of the plaintext run.
+    pub plain_best_epoch: usize,
+    /// Best (selected) epoch of the encrypted run.
+    pub encrypted_best_epoch: usize,
+    /// Mean training time per epoch (training batches), seconds.
+    pub plain_epoch_seconds: f64,
+    /// Mean encrypted training time per epoch, seconds.
+    pub encrypted_epoch_seconds: f64,
+    /// `encrypted_epoch_seconds / plain_epoch_seconds`.
+    pub training_overhead: f64,
+    /// Key owner's time to encrypt the training and validation data (and the trainer's conversion), s.
+    pub encrypt_data_seconds: f64,
+    /// Plaintext inference, µs per test image (batches of 500).
+    pub plain_inference_us_per_image: f64,
+    /// Encrypted inference with the still-encrypted model, µs per image (forward only, batches of 500).
+    pub encrypted_inference_us_per_image: f64,
+    /// Their ratio.
+    pub inference_overhead: f64,
+    /// Validation accuracy per epoch, plaintext run.
+    pub plain_val_accuracy: Vec<f64>,
+    /// Validation accuracy per epoch, encrypted run (revealed to the key owner).
+    pub encrypted_val_accuracy: Vec<f64>,
+}
+
+fn accuracy(out: &ArrayD<f32>, targets: &ArrayD<f32>) -> f64 {
+    correct(out, targets) as f64 / out.shape()[0] as f64
+}
+
+/// Runs `more reproduce`.
+pub fn run(args: ReproduceArgs) -> Result<()> {
+    if args.task != "mnist" {
+        bail!("unknown task {:?} (available: mnist)", args.task);
+    }
+    let progress = !args.quiet && !args.json;
+    let cfg = mnist_config(
+        args.arch,
+        args.epochs,
+        args.batch_size,
+        args.seed,
+        args.lr,
+        args.lr_decay,
+        args.patience,
+        args.augment,
+        progress,
+    );
+    let splits = load(args.data.as_deref(), args.limit, args.test_limit, args.validation, args.seed)?;
+    let specs = mnist_specs(args.arch);
+    let shape = [1usize, 28, 28];
+    let id = format!("mnist-cnn-{}", if args.arch == Arch::Relu { "relu" } else { "square" });
+    let say = |s: String| {
+        if !args.quiet {
+            eprintln!("{s}");
+        }
+    };
+
+    // Plaintext.
+    say(format!(
+        "plaintext training: {} images, {} validation, seed {}",
+        splits.train.inputs.shape()[0],
+        splits.val.inputs.shape()[0],
+        args.seed
+    ));
+    let alg = Plain;
+    let train = Dataset::new(&alg, splits.train.inputs.clone(), splits.train.targets.clone())?;
+    let val = Dataset::new(&alg, splits.val.inputs.clone(), splits.val.targets.clone())?;
+    let mut net = Net::new(&alg, &shape, &specs, &mut ChaCha8Rng::seed_from_u64(args.seed))?;
+    let plain_hist = fit(&alg, &alg, &mut net, &train, Some(&val), &cfg)?;
+    let plain_model = net.to_model(&alg, mnist_meta(&format!("{id}-plain"), args.arch))?;
+    let (plain_out, plain_secs) = infer_plain(&plain_model, &splits.test.inputs)?;
+    let plain_acc = accuracy(&plain_out, &splits.test.targets);
+    say(format!("plaintext: test accuracy {:.2}%", 100.0 * plain_acc));
+
+    // Encrypted: a fresh key from the OS CSPRNG.
+    let key = SecretKey::generate(KeyOptions::default())?;
+    say(format!("encrypted training under a fresh key (κ = {:.2})", key.condition_number()));
+    let run = train_encrypted(
+        &key,
+        &splits.train,
+        Some(&splits.val),
+        &shape,
+        &specs,
+        args.seed,
+        &cfg,
+        mnist_meta(&format!("{id}-encrypted"), args.arch),
+        &EncryptionSetup::default(),
+    )?;
+    let (dec_out, _) = infer_plain(&run.model, &splits.test.inputs)?;
+    let enc_acc = accuracy(&dec_out, &splits.test.targets);
+    say(format!("encrypted: decrypted model's test accuracy {:.2}%", 100.0 * enc_acc));
+    let mut owner = KeyOwner::new(key.clone());
+    let (encinf_out, enc_secs) = infer_encrypted(&mut owner, &run.encrypted, &splits.test.inputs)?;
+    let enc_model_acc = accuracy(&encinf_out, &splits.test.targets);
+    let agree = correct(&encinf_out, &dec_out) as f64 / dec_out.shape()[0] as f64;
+    let max_diff = encinf_out.iter().zip(&dec_out).map(|(a, b)| f64::from((a - b).abs())).fold(0.0, f64::max);
+    // Sanity: the plaintext evaluator agrees with the loop's own evaluation.
+    let _ = evaluate(
+        &alg,
+        &alg,
+        &net,
+        &Dataset::new(&alg, splits.test.inputs.clone(), splits.test.targets.clone())?,
+        Loss::CrossEntropy,
+        500,
+    )?;
+
+    let n_test = splits.test.inputs.shape()[0] as f64;
+    let plain_epoch = mean_epoch_seconds(&plain_hist);
+    let enc_epoch = mean_epoch_seconds(&run.history);
+    let report = Report {
+        task: "mnist".into(),
+        architecture: plain_model.meta().architecture.clone(),
+        train_images: splits.train.inputs.shape()[0],
+        val_images: splits.val.inputs.shape()[0],
+        test_images: n_test as usize,
+        seed: args.seed,
+        optimizer: format!(
+            "{:?}, lr decay {} per epoch, batch {}, shifts ±{} px",
+            cfg.optimizer, cfg.lr_decay, cfg.batch_size, cfg.augment_shift
+        ),
+        key_condition: key.condition_number(),
+        plain_test_accuracy: plain_acc,
+        encrypted_test_accuracy: enc_acc,
+        accuracy_gap_pp: 100.0 * (enc_acc - plain_acc),
+        encrypted_model_encrypted_test_accuracy: enc_model_acc,
+        encrypted_model_agreement: agree,
+        encrypted_model_max_logit_diff: max_diff,
+        plain_epochs: plain_hist.epochs.len(),
+        encrypted_epochs: run.history.epochs.len(),
+        plain_best_epoch: plain_hist.best_epoch,
+        encrypted_best_epoch: run.history.best_epoch,
+        plain_epoch_seconds: plain_epoch,
+        encrypted_epoch_seconds: enc_epoch,
+        training_overhead: enc_epoch / plain_epoch,
+        encrypt_data_seconds: run.encrypt_seconds,
+        plain_inference_us_per_image: plain_secs / n_test * 1e6,
+        encrypted_inference_us_per_image: enc_secs / n_test * 1e6,
+        inference_overhead: enc_secs / plain_secs,
+        plain_val_accuracy: plain_hist.epochs.iter().filter_map(|e| e.val_accuracy).collect(),
+        encrypted_val_accuracy: run.history.epochs.iter().filter_map(|e| e.val_accuracy).collect(),
+    };
+    if let Some(dir) = &args.save {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        plain_model.save(dir.join(format!("{id}-plain.{}", more_nn::model::FILE_EXTENSION)))?;
+        run.model.save(dir.join(format!("{id}-encrypted.{}", more_nn::model::FILE_EXTENSION)))?;
+        run.encrypted.save(dir.join(format!("{id}-encrypted.moreenc")))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+fn print_table(r: &Report) {
+    println!(
+        "MNIST, plaintext vs encrypted training — one run, same architecture, seed {} and hyper-parameters",
+        r.seed
+    );
+    println!("architecture: {}", r.architecture);
+    println!("optimizer: {}", r.optimizer);
+    println!(
+        "data: {} training, {} validation, {} test images; key κ = {:.2}",
+        r.train_images, r.val_images, r.test_images, r.key_condition
+    );
+    println!();
+    println!("| | plaintext | encrypted | ratio / difference |");
+    println!("|---|---|---|---|");
+    println!(
+        "| test accuracy | {:.2}% | {:.2}% (decrypted model) | {:+.2} pp |",
+        100.0 * r.plain_test_accuracy,
+        100.0 * r.encrypted_test_accuracy,
+        r.accuracy_gap_pp
+    );
+    println!(
+        "| training time per epoch | {:.1} s | {:.1} s | {:.2}x |",
+        r.plain_epoch_seconds, r.encrypted_epoch_seconds, r.training_overhead
+    );
+    println!(
+        "| inference time per image (batch 500) | {:.1} µs | {:.1} µs (encrypted weights) | {:.2}x |",
+        r.plain_inference_us_per_image, r.encrypted_inference_us_per_image, r.inference_overhead
+    );
+    println!(
+        "| epochs run (best) | {} ({}) | {} ({}) | |",
+        r.plain_epochs, r.plain_best_epoch, r.encrypted_epochs, r.encrypted_best_epoch
+    );
+    println!();
+    println!(
+        "encrypted model on the encrypted test set: {:.2}% accuracy, argmax agrees with the decrypted model on {:.2}% of images, max |logit diff| {:.2e}",
+        100.0 * r.encrypted_model_encrypted_test_accuracy,
+        100.0 * r.encrypted_model_agreement,
+        r.encrypted_model_max_logit_diff
+    );
+    println!("encrypting the training and validation data: {:.1} s", r.encrypt_data_seconds);
+}
+
+/// `more train mnist --encrypted`: the same settings as plaintext training, on encrypted inputs and
+/// labels under a fresh key; writes the decrypted model, the still-encrypted model (`.moreenc`) and the
+/// key (`.key.json` — keep it private).
+pub fn train_encrypted_mnist(args: &TrainArgs) -> Result<()> {
+    let arch_name = if args.arch == Arch::Relu { "relu" } else { "square" };
+    let id = args.model_id.clone().unwrap_or_else(|| format!("mnist-cnn-{arch_name}-enctrain"));
+    let out =
+        args.out.clone().unwrap_or_else(|| PathBuf::from(format!("models/{id}.{}", more_nn::model::FILE_EXTENSION)));
+    let splits = load(args.data.as_deref(), args.limit, None, args.validation, args.seed)?;
+    let cfg = mnist_config(
+        args.arch,
+        args.epochs,
+        args.batch_size,
+        args.seed,
+        args.lr,
+        args.lr_decay,
+        args.patience,
+        args.augment,
+        !args.quiet,
+    );
+    let mut meta: ModelMeta = mnist_meta(&id, args.arch);
+    meta.training.insert(
+        "dataset".into(),
+        format!(
+            "MNIST train, encrypted ({} images, {} validation)",
+            splits.train.inputs.shape()[0],
+            splits.val.inputs.shape()[0]
+        ),
+    );
+    meta.training.insert("seed".into(), args.seed.to_string());
+    meta.training.insert("command".into(), std::env::args().collect::<Vec<_>>().join(" "));
+    meta.training.insert(
+        "encrypted_training".into(),
+        "inputs and labels MORE-encrypted; weights trained as ciphertexts and decrypted by the key owner".into(),
+    );
+    let key = SecretKey::generate(KeyOptions::default())?;
+    if !args.quiet {
+        eprintln!("training {id} on encrypted data under a fresh key (κ = {:.2})", key.condition_number());
+    }
+    let mut run = train_encrypted(
+        &key,
+        &splits.train,
+        Some(&splits.val),
+        &[1, 28, 28],
+        &mnist_specs(args.arch),
+        args.seed,
+        &cfg,
+        meta,
+        &EncryptionSetup::default(),
+    )?;
+    let (out_test, _) = infer_plain(&run.model, &splits.test.inputs)?;
+    let acc = accuracy(&out_test, &splits.test.targets);
+    run.model.meta_mut().metrics.insert("test_accuracy".into(), acc);
+    run.model.meta_mut().metrics.insert("train_seconds_per_epoch".into(), mean_epoch_seconds(&run.history));
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    run.model.save(&out)?;
+    let enc_path = out.with_extension("moreenc");
+    run.encrypted.save(&enc_path)?;
+    let key_path = out.with_extension("key.json");
+    std::fs::write(&key_path, key.to_json()).with_context(|| format!("writing {}", key_path.display()))?;
+    println!(
+        "{id}: trained on encrypted data; decrypted model's test accuracy {:.2}%, {:.1} s per epoch; saved {} (decrypted), {} (encrypted), {} (key: keep private)",
+        100.0 * acc,
+        mean_epoch_seconds(&run.history),
+        out.display(),
+        enc_path.display(),
+        key_path.display()
+    );
+    Ok(())
+}
