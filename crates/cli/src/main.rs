@@ -9,6 +9,7 @@ mod data;
 mod eval;
 mod reproduce;
 mod train;
+mod wbc;
 
 /// Privacy-preserving deep learning on MORE-encrypted data.
 #[derive(Debug, Parser)]
@@ -26,6 +27,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Benchmark plaintext vs encrypted inference.
     Bench(bench::BenchArgs),
+    /// Whole-body circulation: simulate the 0D model, generate data sets, train the surrogate.
+    Wbc(wbc::WbcArgs),
     /// Reproduce the papers' table: plaintext vs encrypted training in one run.
     Reproduce(reproduce::ReproduceArgs),
 }
@@ -36,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Wbc(args) => wbc::run(args),
         Command::Reproduce(args) => reproduce::run(args),
     }
 }
