@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod attack;
 mod bench;
 mod data;
 mod eval;
@@ -27,6 +28,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Benchmark plaintext vs encrypted inference.
     Bench(bench::BenchArgs),
+    /// Attack MORE without the key: recover encrypted test sets, model weights and answers.
+    Attack(attack::AttackArgs),
     /// Whole-body circulation: simulate the 0D model, generate data sets, train the surrogate.
     Wbc(wbc::WbcArgs),
     /// Reproduce the papers' table: plaintext vs encrypted training in one run.
@@ -39,6 +42,7 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Attack(args) => attack::run(args),
         Command::Wbc(args) => wbc::run(args),
         Command::Reproduce(args) => reproduce::run(args),
     }
