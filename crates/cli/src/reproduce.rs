@@ -33,7 +33,7 @@ pub struct ReproduceArgs {
     #[arg(long, value_enum, default_value = "relu")]
     pub arch: Arch,
     /// Epochs (both runs; early stopping may end either sooner).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 12)]
     pub epochs: usize,
     /// Seed for initialisation, shuffling, augmentation and the validation split (both runs).
     #[arg(long, default_value_t = 1)]
@@ -71,6 +71,9 @@ pub struct ReproduceArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON object to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -346,8 +349,12 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         run.model.save(dir.join(format!("{id}-encrypted.{}", more_nn::model::FILE_EXTENSION)))?;
         run.encrypted.save(dir.join(format!("{id}-encrypted.moreenc")))?;
     }
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = &args.report {
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{json}");
     } else {
         print_table(&report);
     }
