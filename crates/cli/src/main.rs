@@ -28,12 +28,12 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Benchmark plaintext vs encrypted inference.
     Bench(bench::BenchArgs),
-    /// Attack MORE without the key: recover encrypted test sets, model weights and answers.
-    Attack(attack::AttackArgs),
     /// Whole-body circulation: simulate the 0D model, generate data sets, train the surrogate.
     Wbc(wbc::WbcArgs),
     /// Reproduce the papers' table: plaintext vs encrypted training in one run.
     Reproduce(reproduce::ReproduceArgs),
+    /// Attack MORE without the key: recover encrypted test sets, model weights and answers.
+    Attack(attack::AttackArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,8 +42,8 @@ fn main() -> anyhow::Result<()> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Attack(args) => attack::run(args),
         Command::Wbc(args) => wbc::run(args),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Attack(args) => attack::run(args),
     }
 }
