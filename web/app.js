@@ -103,7 +103,8 @@ function fillSelect(task) {
   for (const m of list) {
     const ringOnly = m.operations.every((op) => op.ring_only);
     const acc = m.metrics.encrypted_test_accuracy ?? m.metrics.test_accuracy ?? m.metrics.val_accuracy;
-    const opt = new Option(`${m.id}${ringOnly ? ' (ring-only)' : ''}${acc != null ? ` — ${(100 * acc).toFixed(1)}%` : ''}`, m.id);
+    const tag = ringOnly ? 'ring-only' : 'uses 2x2 structure';
+    const opt = new Option(`${m.id} (${tag})${acc != null ? ` — accuracy ${(100 * acc).toFixed(1)}%` : ''}`, m.id);
     sel.add(opt);
   }
   if (!list.length) sel.add(new Option(app.serverUp ? 'none on this server' : 'server not reachable', ''));
@@ -173,6 +174,8 @@ async function loadModels() {
  */
 async function run(task, imageData, ui, t0) {
   ui.error.hidden = true;
+  // Until the new answer arrives, the previous one is shown dimmed (it may belong to another drawing).
+  ui.prediction.parentElement.classList.add('stale');
   const model = selected(task);
   const pre = model.preprocessing;
   const [rh, rw] = pre.resize || (task === 'mnist' ? [28, 28] : [128, 128]);
@@ -210,6 +213,7 @@ async function run(task, imageData, ui, t0) {
   const te = performance.now();
   ui.prediction.textContent = label;
   ui.prediction.dataset.label = label;
+  ui.prediction.parentElement.classList.remove('stale');
   showBars(ui.bars, model.labels, probs);
   const total = performance.now() - t0;
   const rows = [
