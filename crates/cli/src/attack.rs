@@ -33,7 +33,7 @@ pub struct AttackArgs {
     /// Attack at most N images of each data set (default: all 10,000 MNIST test digits and 1,200 angiograms).
     #[arg(long)]
     pub n: Option<usize>,
-    /// Model file whose encrypted weights and outputs to attack (default: the first models/mnist-*.model).
+    /// Model file whose encrypted weights and outputs to attack (default: the first models/mnist-*.morenn).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Seed for keys and random lanes (default: fresh from the operating system).
@@ -166,7 +166,7 @@ pub fn measure(args: &AttackArgs) -> Result<AttackReport> {
     let model_report = match &model_path {
         Some(p) => Some(attack_model(p, &mnist, opts, &mut rng)?),
         None => {
-            notes.push("model attack skipped: no models/mnist-*.model (use --model FILE)".into());
+            notes.push("model attack skipped: no models/mnist-*.morenn (use --model FILE)".into());
             None
         }
     };
@@ -180,7 +180,7 @@ fn load_angio(data: &Path) -> Result<ImageSet> {
     Ok(ImageSet { images, labels: [a.labels, b.labels].concat() })
 }
 
-/// The first `models/{task}-*.model` (sorted), if any.
+/// The first `models/{task}-*.morenn` (sorted), if any.
 fn find_model(task: &str) -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -188,11 +188,15 @@ fn find_model(task: &str) -> Option<PathBuf> {
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.starts_with(&format!("{task}-")) && name.ends_with(".model")
+            name.starts_with(&format!("{task}-")) && name.ends_with(&format!(".{}", more_nn::model::FILE_EXTENSION))
         })
         .collect();
     found.sort();
-    found.into_iter().next()
+    // Shown as `models/<file>` (relative to the repository root).
+    found
+        .into_iter()
+        .next()
+        .and_then(|p| Some(Path::new("models").join(p.file_name()?)).filter(|r| r.exists()).or(Some(p)))
 }
 
 /// `(mean, std)` of the model's preprocessing (first channel), or the default.
