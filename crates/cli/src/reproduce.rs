@@ -234,6 +234,10 @@ fn accuracy(out: &ArrayD<f32>, targets: &ArrayD<f32>) -> f64 {
 
 /// Runs `more reproduce`.
 pub fn run(args: ReproduceArgs) -> Result<()> {
+    if args.task == "wbc" {
+        // The WBC surrogate's table: crates/cli/src/wbc.rs (`more wbc reproduce --help` for its options).
+        return crate::wbc::reproduce_from(&args);
+    }
     if args.task != "mnist" {
         bail!("unknown task {:?} (available: mnist)", args.task);
     }

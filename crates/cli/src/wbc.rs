@@ -252,7 +252,11 @@ impl TrainArgs {
     /// (`--encrypted`, `--seed`, `--out`, `--lr`, `--quiet`); the WBC-specific hyper-parameters (epochs,
     /// batch size, samples, width) keep their WBC defaults — `more wbc train --help` lists them all.
     pub fn from_train(t: &crate::train::TrainArgs) -> Self {
-        let (encrypted, seed, out, lr, quiet) = (t.encrypted, t.seed, t.out.clone(), t.lr, t.quiet);
+        Self::with_shared(t.encrypted, t.seed, t.out.clone(), t.lr, t.quiet)
+    }
+
+    /// The WBC defaults with the shared options set.
+    pub fn with_shared(encrypted: bool, seed: u64, out: Option<PathBuf>, lr: Option<f32>, quiet: bool) -> Self {
         Self {
             encrypted,
             n_train: N_TRAIN,
@@ -523,6 +527,13 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
         out.display()
     );
     Ok(())
+}
+
+/// `more reproduce wbc`: [`reproduce`] with the WBC defaults and the shared options (`--seed`, `--lr`,
+/// `--json`, `--quiet`).
+pub fn reproduce_from(r: &crate::reproduce::ReproduceArgs) -> anyhow::Result<()> {
+    let a = TrainArgs::with_shared(false, r.seed, None, r.lr, r.quiet || r.json);
+    reproduce(&a, r.json)
 }
 
 /// `more reproduce wbc`: the same data, seed and hyper-parameters trained on plaintext and on encrypted
