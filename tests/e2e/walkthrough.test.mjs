@@ -1,7 +1,11 @@
 // The security walkthrough (web/walkthrough.html) against the real server: draw a digit with the mouse, let
 // every step run (real wasm attacks on the wire bytes), and check that the image the "server" recovers
 // WITHOUT the key equals the drawn input, that the stolen key decrypts it, that the ink mask and the
-// server-side reading of the model's answer are right. Full-page screenshots: walkthrough-*.png.
+// server-side reading of the model's answer are right; the same on an uploaded angiogram frame. Full-page
+// screenshots: walkthrough-*.png.
+
+import fs from 'node:fs';
+import path from 'node:path';
 
 const curve = (f, n = 24) => Array.from({ length: n + 1 }, (_, i) => f(i / n));
 // A "2" and a "5", as a person would draw them on the 280x280 canvas.
@@ -130,6 +134,26 @@ export default [
       ctx.assert(max < 0.01, `recovered stored digit differs by ${max} grey levels`);
       ctx.assert(await page.locator('#wt-last').isVisible(), 'the "use my digit" button is shown');
       await ctx.screenshot(page, 'walkthrough-stored-digit');
+      ctx.assert(page.errors.length === 0, `page errors: ${page.errors.join('; ')}`);
+    },
+  },
+  {
+    name: 'walkthrough: an uploaded angiogram frame is recovered from its ciphertexts',
+    async run(ctx) {
+      const dir = path.join(ctx.dataDir, 'angio', 'samples');
+      if (!fs.existsSync(dir)) throw new Error(`angiogram samples missing: ${dir}`);
+      const file = fs.readdirSync(dir).filter((n) => n.endsWith('.png')).sort()[0];
+      const page = await openWalkthrough(ctx);
+      await page.setInputFiles('#wt-file', path.join(dir, file));
+      await page.waitForFunction(() => Number(document.body.dataset.done) >= 1, null, { timeout: 120000 });
+      const r = await page.evaluate(() => window.walkthrough.results);
+      const state = await page.evaluate(() => ({ task: window.walkthrough.state.task, n: window.walkthrough.state.input.length }));
+      ctx.assert(state.task === 'angio' && state.n === 128 * 128, `an angiogram frame was encrypted (${JSON.stringify(state)})`);
+      ctx.assert(r.recover.equal, `angiogram recovered: ${r.recover.same8}/${r.recover.n}, max ${r.recover.maxErr}`);
+      ctx.assert(r.known.equal, `the stolen key decrypts the angiogram: ${r.known.same8}/${r.known.n}`);
+      ctx.figure('walkthrough_angio_recover_ms', r.recover.ms);
+      ctx.figure('walkthrough_angio_max_error_levels', r.recover.maxErr);
+      await ctx.screenshot(page, 'walkthrough-angio');
       ctx.assert(page.errors.length === 0, `page errors: ${page.errors.join('; ')}`);
     },
   },
