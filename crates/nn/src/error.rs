@@ -42,6 +42,10 @@ pub enum Error {
     /// A value became NaN or infinite (e.g. training diverged).
     #[error("non-finite value in {0}")]
     NonFinite(&'static str),
+    /// An encrypted input whose elements cannot be ciphertexts (complex eigenvalues), found by a layer
+    /// that uses the 2x2 structure.
+    #[error("not a valid ciphertext: an element has complex eigenvalues (found in {0})")]
+    NotACiphertext(&'static str),
     /// An invalid training configuration or data set.
     #[error("invalid training setup: {0}")]
     Training(String),

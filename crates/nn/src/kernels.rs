@@ -70,6 +70,63 @@ pub fn im2col(x: ArrayView4<'_, f32>, win: Window) -> Array2<f32> {
     cols
 }
 
+/// The range of output positions `o` (`0..out`) whose source `o·stride + k − padding` lies in `0..len`.
+#[inline]
+fn valid_range(out: usize, len: usize, k: usize, stride: usize, padding: usize) -> std::ops::Range<usize> {
+    let (k, s, p, len) = (k as isize, stride as isize, padding as isize, len as isize);
+    // o·s + k − p ≥ 0  ⇔  o ≥ ceil((p − k)/s);   o·s + k − p < len  ⇔  o < ceil((len + p − k)/s)
+    let lo = if p - k <= 0 { 0 } else { (p - k + s - 1) / s };
+    let hi = if len + p - k <= 0 { 0 } else { (len + p - k + s - 1) / s };
+    let lo = lo.max(0) as usize;
+    let hi = (hi.max(0) as usize).min(out);
+    lo.min(hi)..hi
+}
+
+/// Unfolds `x: [B, C, H, W]` into the *transposed* column matrix `[C·kh·kw, B·oh·ow]` (row `(c, ky, kx)`,
+/// column `(b, oy, ox)`): contiguous writes, no per-element bounds tests. A convolution is then
+/// `W[O, C·kh·kw] · cols` — the inference path.
+pub fn im2col_t(x: ArrayView4<'_, f32>, win: Window) -> Array2<f32> {
+    let (b, c, h, w) = x.dim();
+    let (oh, ow) = win.output_hw(h, w).expect("window checked by the caller");
+    let p = oh * ow;
+    let ncols = b * p;
+    let mut out = Array2::<f32>::zeros((c * win.kh * win.kw, ncols));
+    let xs = x.as_standard_layout();
+    let src = xs.as_slice().expect("standard layout");
+    let dst = out.as_slice_mut().expect("fresh array");
+    let s = win.stride;
+    for ci in 0..c {
+        for ky in 0..win.kh {
+            let oys = valid_range(oh, h, ky, s, win.padding);
+            for kx in 0..win.kw {
+                let oxs = valid_range(ow, w, kx, s, win.padding);
+                let row = (ci * win.kh + ky) * win.kw + kx;
+                let drow = &mut dst[row * ncols..(row + 1) * ncols];
+                for bi in 0..b {
+                    let img = &src[(bi * c + ci) * h * w..(bi * c + ci + 1) * h * w];
+                    for oy in oys.clone() {
+                        let y = oy * s + ky - win.padding;
+                        let srow = &img[y * w..(y + 1) * w];
+                        let d = &mut drow[bi * p + oy * ow..bi * p + (oy + 1) * ow];
+                        if oxs.is_empty() {
+                            continue;
+                        }
+                        let x0 = oxs.start * s + kx - win.padding;
+                        if s == 1 {
+                            d[oxs.clone()].copy_from_slice(&srow[x0..x0 + oxs.len()]);
+                        } else {
+                            for (o, v) in d[oxs.clone()].iter_mut().zip(srow[x0..].iter().step_by(s)) {
+                                *o = *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The adjoint of [`im2col`]: sums rows `[B·oh·ow, C·kh·kw]` back into `[B, C, H, W]`.
 pub fn col2im(cols: ArrayView2<'_, f32>, shape: [usize; 4], win: Window) -> Array4<f32> {
     let [b, c, h, w] = shape;

@@ -312,17 +312,18 @@ impl Layer {
                 let (b, _, h, w) = x4.dim();
                 let win = c.window();
                 let (oh, ow) = win.output_hw(h, w).ok_or(Error::InvalidModel("conv window".into()))?;
-                let cols = kernels::im2col(x4.view(), win);
+                let p = oh * ow;
+                let cols = kernels::im2col_t(x4.view(), win); // [C·kh·kw, B·P]
                 let o = c.weight.shape()[0];
                 let wmat = c.weight.view().into_shape_with_order((o, c.weight.len() / o)).expect("standard layout");
-                let mut y = cols.dot(&wmat.t()); // [B·oh·ow, O]
-                for r in bias_ranges(b * oh * ow, planes) {
-                    let mut block = y.slice_axis_mut(Axis(0), r.into());
-                    block += &c.bias;
+                let mut y = wmat.dot(&cols); // [O, B·P]: one GEMM for the whole (stacked) batch
+                let bias = c.bias.view().insert_axis(Axis(1));
+                for r in bias_ranges(b * p, planes) {
+                    let mut block = y.slice_axis_mut(Axis(1), r.into());
+                    block += &bias;
                 }
-                let y =
-                    y.as_standard_layout().into_owned().into_shape_with_order((b, oh * ow, o)).expect("sizes match");
-                y.permuted_axes([0, 2, 1])
+                let y = y.as_standard_layout().into_owned().into_shape_with_order((o, b, p)).expect("sizes match");
+                y.permuted_axes([1, 0, 2])
                     .as_standard_layout()
                     .into_owned()
                     .into_shape_with_order(IxDyn(&[b, o, oh, ow]))
@@ -374,7 +375,12 @@ impl Layer {
                 } else {
                     let d2 = if d.is_standard_layout() { d } else { d.as_standard_layout().into_owned() };
                     d = d2;
-                    spectral_inplace(d.as_slice_mut().expect("standard layout"), a.function())?;
+                    let planes = d.as_slice_mut().expect("standard layout");
+                    if *a == Activation::Relu {
+                        relu_planes(planes)?;
+                    } else {
+                        spectral_inplace(planes, a.function())?;
+                    }
                 }
                 d
             }
@@ -452,8 +458,46 @@ pub(crate) fn spectral_inplace(data: &mut [f32], f: MatrixFunction) -> Result<()
         p2[i] = (beta * cf[2]) as f32;
         p3[i] = (alpha + beta * cf[3]) as f32;
     }
-    if data.iter().any(|v| !v.is_finite()) {
-        return Err(Error::NonFinite("activation"));
+    Ok(())
+}
+
+/// ReLU on stacked planes by the spectral formula (uses the 2x2 structure), specialised and branch-free so
+/// it vectorises: with eigenvalues `c ± δ`, `relu(C) = C` if both are ≥ 0, `0` if both are ≤ 0, else
+/// `α·I + β·C` with `α = (c + δ)(δ − c)/(2δ)`, `β = (1 + c/δ)/2` — the coefficients of
+/// `more_core::spectral::coefficients(Relu, ..)`, here in `f32` (the planes' precision; the eval command
+/// measures the end-to-end logit error).
+pub(crate) fn relu_planes(data: &mut [f32]) -> Result<()> {
+    let n = data.len() / 4;
+    let (p0, rest) = data.split_at_mut(n);
+    let (p1, rest) = rest.split_at_mut(n);
+    let (p2, p3) = rest.split_at_mut(n);
+    let mut bad = 0u32;
+    for (((x0, x1), x2), x3) in p0.iter_mut().zip(p1.iter_mut()).zip(p2.iter_mut()).zip(p3.iter_mut()) {
+        let (a, b, c, d) = (*x0, *x1, *x2, *x3);
+        let mid = 0.5 * (a + d);
+        let half = 0.5 * (a - d);
+        let disc = half * half + b * c;
+        let scale = a.abs() + b.abs() + c.abs() + d.abs();
+        bad |= u32::from(disc < -1e-4 * scale * scale);
+        let delta = disc.max(0.0).sqrt();
+        let (hi, lo) = (mid + delta, mid - delta);
+        let inv = 1.0 / delta.max(f32::MIN_POSITIVE);
+        let mixed = lo < 0.0 && hi > 0.0;
+        let alpha = if mixed { 0.5 * hi * -lo * inv } else { 0.0 };
+        let beta = if mixed {
+            0.5 + 0.5 * mid * inv
+        } else if lo >= 0.0 {
+            1.0
+        } else {
+            0.0
+        };
+        *x0 = alpha + beta * a;
+        *x1 = beta * b;
+        *x2 = beta * c;
+        *x3 = alpha + beta * d;
+    }
+    if bad != 0 {
+        return Err(Error::NotACiphertext("relu"));
     }
     Ok(())
 }

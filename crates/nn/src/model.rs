@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 use serde::{Deserialize, Serialize};
 
 use more_core::{DType, EncryptedTensor};
@@ -27,6 +27,19 @@ use crate::layer::{Batch, Layer, LayerSpec};
 
 /// File magic and version.
 pub const MAGIC: &[u8; 8] = b"MORENN01";
+/// Samples (plaintext) or plane rows (encrypted: four per sample) per pass through the layers: keeps the
+/// activations of one pass in cache.
+pub const CHUNK_ROWS: usize = 64;
+
+/// Concatenates chunk outputs (no copy for a single chunk).
+fn join(mut parts: Vec<ArrayD<f32>>, axis: Axis) -> Result<ArrayD<f32>> {
+    if parts.len() == 1 {
+        return Ok(parts.pop().expect("one part"));
+    }
+    let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+    ndarray::concatenate(axis, &views).map_err(|e| Error::InvalidModel(format!("joining chunks: {e}")))
+}
+
 /// File name extension of model files (`models/mnist-cnn-relu.morenn`).
 pub const FILE_EXTENSION: &str = "morenn";
 /// Largest model file accepted (64 MiB).
@@ -247,27 +260,47 @@ impl Model {
         Ok(batch)
     }
 
-    /// `x: [N, ...input_shape] -> [N, output_len]`.
+    /// `x: [N, ...input_shape] -> [N, output_len]`, in chunks of [`CHUNK_ROWS`] samples.
     pub fn forward_plain(&self, x: ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
         self.check_input(x.shape())?;
-        let out = self.run(Batch { data: x.to_owned(), planes: 1 })?;
-        if out.data.iter().any(|v| !v.is_finite()) {
-            return Err(Error::NonFinite("forward_plain"));
+        let n = x.shape()[0];
+        let mut outs = Vec::with_capacity(n.div_ceil(CHUNK_ROWS));
+        for start in (0..n).step_by(CHUNK_ROWS) {
+            let part = x.slice_axis(Axis(0), (start..(start + CHUNK_ROWS).min(n)).into());
+            let out = self.run(Batch { data: part.to_owned(), planes: 1 })?;
+            if out.data.iter().any(|v| !v.is_finite()) {
+                return Err(Error::NonFinite("forward_plain"));
+            }
+            outs.push(out.data);
         }
-        Ok(out.data)
+        join(outs, Axis(0))
     }
 
     /// `x.shape() == [N, ...input_shape] -> shape [N, output_len]`: the same layers on the four planes
-    /// stacked as a batch of `4N`.
+    /// stacked as one batch of `4n` rows (chunks of `n = CHUNK_ROWS / 4` samples, so a chunk has as many
+    /// rows as a plaintext chunk).
     pub fn forward_encrypted(&self, x: &EncryptedTensor<f32>) -> Result<EncryptedTensor<f32>> {
         self.check_input(x.shape())?;
         let n = x.shape()[0];
-        let mut stacked = vec![4 * n];
-        stacked.extend_from_slice(&self.meta.input_shape);
-        let data = x.data().clone().into_shape_with_order(IxDyn(&stacked)).expect("standard layout");
-        let out = self.run(Batch { data, planes: 4 })?;
-        let data = out.data.into_shape_with_order(IxDyn(&[4, n, self.output_len])).expect("sizes match");
-        Ok(EncryptedTensor::from_data(data)?)
+        let per = (CHUNK_ROWS / 4).max(1);
+        let mut outs = Vec::with_capacity(n.div_ceil(per));
+        for start in (0..n).step_by(per) {
+            let len = per.min(n - start);
+            let part = if len == n {
+                x.data().clone()
+            } else {
+                x.data().slice_axis(Axis(1), (start..start + len).into()).as_standard_layout().into_owned()
+            };
+            let mut stacked = vec![4 * len];
+            stacked.extend_from_slice(&self.meta.input_shape);
+            let data = part.into_shape_with_order(IxDyn(&stacked)).expect("standard layout");
+            let out = self.run(Batch { data, planes: 4 })?;
+            if out.data.iter().any(|v| !v.is_finite()) {
+                return Err(Error::NonFinite("forward_encrypted"));
+            }
+            outs.push(out.data.into_shape_with_order(IxDyn(&[4, len, self.output_len])).expect("sizes match"));
+        }
+        Ok(EncryptedTensor::from_data(join(outs, Axis(1))?)?)
     }
 
     /// Serialises to the model file format (see the module docs).
