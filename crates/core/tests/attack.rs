@@ -248,26 +248,31 @@ fn determinants_draw_the_ink_mask_and_test_equality() {
     let mut false_background = 0usize;
     for i in 0..200 {
         let key = key(&mut rng);
-        let x = image(i % 8, &mut rng);
+        let raw = image(i % 8, &mut rng);
+        // Every other image normalised as the MNIST models do: the background is then -0.4242, not 0.
+        let (x, bg) =
+            if i % 2 == 0 { (raw.clone(), 0.0) } else { (raw.mapv(|v| (v - 0.1307) / 0.3081), -0.1307 / 0.3081) };
         let t = encrypt::<f32>(&key, &x, &mut rng);
-        // det(C) = m·r: a pixel also looks like background when its random lane is ~0 (rare).
-        let mask = ink_mask(&t, 0.0, DEFAULT_REL_TOL);
+        // det(C − b·I) = (m − b)(r − b): a pixel also looks like background when its random lane is near b
+        // (rare); those are the only misreads allowed.
+        let mask = ink_mask(&t, bg, DEFAULT_REL_TOL);
         let r = key.decrypt_noise_tensor(&t);
-        for ((&got, &m), &r) in mask.iter().zip(&x).zip(&r) {
+        for ((&got, &m), &r) in mask.iter().zip(&raw).zip(&r) {
             if got != (m != 0.0) {
-                assert!(!got && r.abs() < 1e-2, "image {i}: mask {got} for pixel {m}, random lane {r}");
+                assert!((f64::from(r) - bg).abs() < 1e-2, "image {i}: mask {got} for pixel {m}, random lane {r}");
                 false_background += 1;
             }
         }
         let (a, b) = (t.get(0).unwrap(), t.get(SIDE * SIDE - 1).unwrap());
         assert!(equality_test(&a, &b, DEFAULT_REL_TOL).is_zero, "both corners are background");
-        let ink = x.iter().position(|&v| v == 1.0);
+        let ink = raw.iter().position(|&v| v == 1.0);
         if let Some(j) = ink {
-            assert!(!zero_test(&t.get(j).unwrap(), 0.0, DEFAULT_REL_TOL).is_zero);
-            assert!(zero_test(&t.get(j).unwrap(), 1.0, DEFAULT_REL_TOL).is_zero);
+            let white = x.as_slice().unwrap()[j];
+            assert!(!zero_test(&t.get(j).unwrap(), bg, DEFAULT_REL_TOL).is_zero);
+            assert!(zero_test(&t.get(j).unwrap(), white, DEFAULT_REL_TOL).is_zero);
         }
     }
-    eprintln!("ink mask: {false_background} of {} pixels misread as background", 200 * SIDE * SIDE);
+    eprintln!("ink mask: {false_background} of {} pixels misread", 200 * SIDE * SIDE);
     assert!(false_background < 200 * SIDE * SIDE / 1000);
 }
 

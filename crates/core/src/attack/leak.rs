@@ -6,8 +6,8 @@
 //! `det(C₁ − C₂) = (m₁ − m₂)·(r₁ − r₂)` it tests whether two encrypted values are equal.
 //!
 //! The test looks at the smaller eigenvalue of `C − b·I` (computed as `det / λ_big`, no cancellation)
-//! relative to the size of the matrix: `|λ_small| ≤ rel_tol·‖C − b·I‖_F`. Rounding makes `λ_small` of a true
-//! zero about `ε·κ(S)·‖C‖`, so [`DEFAULT_REL_TOL`] (`1e-4`) suits `f32` planes up to `κ ≈ 100`; a nonzero
+//! relative to the size of the matrix: `|λ_small| ≤ rel_tol·max(‖C − b·I‖_F, ‖C‖_F)`. Rounding makes `λ_small`
+//! of a true zero about `ε·κ(S)·‖C‖`, so [`DEFAULT_REL_TOL`] (`1e-4`) suits `f32` planes up to `κ ≈ 100`; a nonzero
 //! value `|m − b|` is detected when it exceeds `rel_tol·κ·max(|m − b|, |r − b|)`.
 
 use ndarray::{ArrayD, IxDyn};
@@ -26,7 +26,7 @@ pub struct ZeroTest {
     pub det: f64,
     /// The eigenvalue of `C − b·I` closest to zero.
     pub smallest: f64,
-    /// `‖C − b·I‖_F`.
+    /// `max(‖C − b·I‖_F, ‖C‖_F)`: the size rounding errors scale with.
     pub scale: f64,
     /// Whether a lane equals `b` within the tolerance.
     pub is_zero: bool,
@@ -37,7 +37,10 @@ pub fn zero_test(c: &Ciphertext, b: f64, rel_tol: f64) -> ZeroTest {
     let q = c.shift(-b);
     let [[a, x], [y, d]] = q.0;
     let det = a * d - x * y;
-    let scale = (a * a + x * x + y * y + d * d).sqrt();
+    // Rounding in the planes scales with the entries of C itself (not of C − b·I, which is tiny when both
+    // lanes are near b).
+    let norm_c = c.0.iter().flatten().map(|v| v * v).sum::<f64>().sqrt();
+    let scale = (a * a + x * x + y * y + d * d).sqrt().max(norm_c);
     let mid = 0.5 * (a + d);
     let disc = (0.5 * (a - d)).powi(2) + x * y;
     let delta = disc.max(0.0).sqrt();
