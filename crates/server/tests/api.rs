@@ -1,0 +1,361 @@
+//! The API through `tower::ServiceExt::oneshot`: round trips that decrypt to the plaintext model's answer,
+//! every error status with its JSON body, limits, the static site and the sample listing.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use more_core::codec::MEDIA_TYPE;
+use more_core::{KeyOptions, SecretKey};
+use more_server::{EngineConfig, Limits, app};
+use tower::ServiceExt;
+
+use common::*;
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+    fn error(&self) -> String {
+        let j = self.json();
+        assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()), "{j}");
+        j["error"].as_str().unwrap().to_string()
+    }
+}
+
+async fn send(router: &Router, req: Request<Body>) -> Reply {
+    let res = router.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Reply { status, headers, body }
+}
+
+fn post(id: &str, content_type: Option<&str>, body: Vec<u8>) -> Request<Body> {
+    let mut b = Request::post(format!("/api/v1/models/{id}/infer"));
+    if let Some(ct) = content_type {
+        b = b.header(header::CONTENT_TYPE, ct);
+    }
+    b.body(Body::from(body)).unwrap()
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+/// Encrypts `x`, posts it, decrypts the answer and compares with the plaintext model.
+async fn check_round_trip(router: &Router, shape: &[usize], seed: u64) -> Reply {
+    let key = SecretKey::from_seed(seed, KeyOptions::default()).unwrap();
+    let x = input(shape, seed);
+    let ct = key.encrypt_tensor::<f32>(&x.view()).unwrap();
+    let reply = send(router, post(ID, Some(MEDIA_TYPE), more_core::encode(&ct))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.headers[header::CONTENT_TYPE], MEDIA_TYPE);
+    let out = more_core::decode::<f32>(&reply.body, 1 << 20).unwrap();
+    let got = key.decrypt_tensor(&out);
+    let model = test_model(7);
+    let batched = shape.len() == INPUT.len() + 1;
+    let xb = if batched { x.clone() } else { x.clone().insert_axis(ndarray::Axis(0)) };
+    let want = model.forward_plain(xb.view()).unwrap();
+    let want = if batched { want } else { want.index_axis_move(ndarray::Axis(0), 0) };
+    assert_eq!(got.shape(), want.shape());
+    for (g, w) in got.iter().zip(want.iter()) {
+        assert!((g - w).abs() < 1e-3, "decrypted {g} vs plaintext {w}");
+    }
+    reply
+}
+
+#[tokio::test]
+async fn encrypted_round_trip_matches_plaintext_model() {
+    let router = router();
+    let reply = check_round_trip(&router, &INPUT, 1).await;
+    let timing = reply.headers["server-timing"].to_str().unwrap();
+    for part in ["decode;dur=", "compute;dur=", "encode;dur="] {
+        assert!(timing.contains(part), "{timing}");
+    }
+    assert!(reply.headers.contains_key("x-request-id"));
+    check_round_trip(&router, &[5, 1, 8, 8], 2).await;
+    // Media type parameters are allowed.
+    let key = SecretKey::from_seed(3, KeyOptions::default()).unwrap();
+    let ct = key.encrypt_tensor::<f32>(&input(&INPUT, 3).view()).unwrap();
+    let r = send(&router, post(ID, Some("application/x-more-tensor; v=1"), more_core::encode(&ct))).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_requests_are_batched_and_each_gets_its_own_answer() {
+    let router = router();
+    let tasks: Vec<_> = (0..24)
+        .map(|i| {
+            let router = router.clone();
+            tokio::spawn(async move {
+                let shape: Vec<usize> = if i % 3 == 0 { vec![2, 1, 8, 8] } else { INPUT.to_vec() };
+                check_round_trip(&router, &shape, 100 + i).await;
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn health_models_and_samples() {
+    let router = router();
+    let h = send(&router, get("/api/v1/health")).await;
+    assert_eq!(h.status, StatusCode::OK);
+    assert_eq!(h.json()["status"], "ok");
+    assert_eq!(h.json()["models"], 1);
+
+    let m = send(&router, get("/api/v1/models")).await;
+    assert_eq!(m.status, StatusCode::OK);
+    let list = m.json()["models"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 1);
+    let model = &list[0];
+    assert_eq!(model["id"], ID);
+    assert_eq!(model["input_shape"], serde_json::json!([1, 8, 8]));
+    assert_eq!(model["dtype"].as_str().map(str::to_ascii_lowercase).as_deref(), Some("f32"));
+    assert_eq!(model["output_kind"], "logits");
+    assert_eq!(model["labels"], serde_json::json!(["a", "b", "c"]));
+    assert_eq!(model["ring_only"], false);
+    assert_eq!(model["infer_url"], format!("/api/v1/models/{ID}/infer"));
+    let ops = model["operations"].as_array().unwrap();
+    assert!(ops.iter().any(|o| o["name"] == "relu" && o["ring_only"] == false), "{ops:?}");
+    assert!(ops.iter().any(|o| o["name"] == "conv2d" && o["ring_only"] == true), "{ops:?}");
+    assert!(model["preprocessing"]["scale"].is_number());
+    assert!(model["metrics"].is_object());
+    assert_eq!(send(&router, get(&format!("/api/v1/models/{ID}"))).await.json()["id"], ID);
+
+    let s = send(&router, get("/api/v1/samples")).await;
+    assert_eq!(s.status, StatusCode::OK);
+    let samples = s.json()["samples"].as_array().unwrap().clone();
+    assert!(!samples.is_empty(), "missing {}: the shared angiogram samples", samples_dir().display());
+    let first = &samples[0];
+    assert!(["RCA", "LCA"].contains(&first["label"].as_str().unwrap()), "{first}");
+    let img = send(&router, get(first["url"].as_str().unwrap())).await;
+    assert_eq!(img.status, StatusCode::OK);
+    assert_eq!(img.headers[header::CONTENT_TYPE], "image/png");
+    assert_eq!(&img.body[1..4], b"PNG");
+    for bad in ["/api/v1/samples/..%2F..%2Fetc%2Fpasswd", "/api/v1/samples/labels.csv", "/api/v1/samples/nope.png"] {
+        let r = send(&router, get(bad)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{bad}");
+        assert_eq!(r.error(), "not_found");
+    }
+}
+
+/// A valid encrypted body of this shape, with `f` applied to the raw bytes.
+fn body(shape: &[usize], seed: u64) -> Vec<u8> {
+    let key = SecretKey::from_seed(seed, KeyOptions::default()).unwrap();
+    more_core::encode(&key.encrypt_tensor::<f32>(&input(shape, seed).view()).unwrap())
+}
+
+fn header_only(dtype: u8, dims: &[u32]) -> Vec<u8> {
+    let mut b = vec![b'M', b'O', b'R', b'E', 1, dtype, dims.len() as u8, 0];
+    for d in dims {
+        b.extend_from_slice(&d.to_le_bytes());
+    }
+    b
+}
+
+#[tokio::test]
+async fn every_error_has_its_status_and_json_body() {
+    let router = router();
+    let ok = body(&INPUT, 5);
+    let mut nan = ok.clone();
+    let at = nan.len() - 4 * 10;
+    nan[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let mut inf = ok.clone();
+    inf[20..24].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    let f64_body = {
+        let key = SecretKey::from_seed(6, KeyOptions::default()).unwrap();
+        let x = input(&INPUT, 6).mapv(f64::from);
+        more_core::encode(&key.encrypt_tensor::<f64>(&x.view()).unwrap())
+    };
+    let mut huge = header_only(1, &[u32::MAX, u32::MAX, 28, 28]);
+    huge.extend_from_slice(&[0; 64]);
+    let cases: Vec<(&str, Request<Body>, StatusCode, &str)> = vec![
+        ("unknown model", post("nope", Some(MEDIA_TYPE), ok.clone()), StatusCode::NOT_FOUND, "unknown_model"),
+        ("unknown route", get("/api/v1/nothing"), StatusCode::NOT_FOUND, "not_found"),
+        ("unknown page", get("/nothing.html"), StatusCode::NOT_FOUND, "not_found"),
+        ("no content type", post(ID, None, ok.clone()), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+        (
+            "json content type",
+            post(ID, Some("application/json"), ok.clone()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        ("random bytes", post(ID, Some(MEDIA_TYPE), vec![7; 100]), StatusCode::BAD_REQUEST, "malformed"),
+        ("empty", post(ID, Some(MEDIA_TYPE), vec![]), StatusCode::BAD_REQUEST, "malformed"),
+        ("truncated", post(ID, Some(MEDIA_TYPE), ok[..ok.len() - 3].to_vec()), StatusCode::BAD_REQUEST, "malformed"),
+        ("trailing bytes", post(ID, Some(MEDIA_TYPE), [&ok[..], &[0]].concat()), StatusCode::BAD_REQUEST, "malformed"),
+        ("huge declared shape", post(ID, Some(MEDIA_TYPE), huge), StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        ("body over limit", post(ID, Some(MEDIA_TYPE), vec![0; 2 << 20]), StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        (
+            "wrong shape",
+            post(ID, Some(MEDIA_TYPE), body(&[1, 9, 8], 1)),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wrong_shape",
+        ),
+        (
+            "batch over limit",
+            post(ID, Some(MEDIA_TYPE), body(&[9, 1, 8, 8], 1)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+        ),
+        ("NaN", post(ID, Some(MEDIA_TYPE), nan), StatusCode::UNPROCESSABLE_ENTITY, "non_finite"),
+        ("infinity", post(ID, Some(MEDIA_TYPE), inf), StatusCode::UNPROCESSABLE_ENTITY, "non_finite"),
+        ("f64 planes", post(ID, Some(MEDIA_TYPE), f64_body), StatusCode::UNPROCESSABLE_ENTITY, "wrong_dtype"),
+    ];
+    for (name, req, status, code) in cases {
+        let r = send(&router, req).await;
+        assert_eq!(r.status, status, "{name}: {:?}", r.body);
+        assert_eq!(r.headers[header::CONTENT_TYPE], "application/json", "{name}");
+        assert_eq!(r.error(), code, "{name}");
+    }
+    // Still answers correctly.
+    check_round_trip(&router, &INPUT, 9).await;
+}
+
+#[tokio::test]
+async fn body_limit_follows_max_batch() {
+    let limits = Limits { max_batch: 2, max_body: 1 << 20, max_inflight: 8, request_timeout: Duration::from_secs(10) };
+    let router = app(state_with(EngineConfig { workers: 1, queue: 8, max_batch_samples: 4 }, limits));
+    let r = send(&router, post(ID, Some(MEDIA_TYPE), body(&[3, 1, 8, 8], 1))).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = send(&router, post(ID, Some(MEDIA_TYPE), body(&[2, 1, 8, 8], 1))).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn full_queue_is_429_and_admission_limit_is_503() {
+    // One worker, a queue of one: a burst must overflow the queue.
+    let limits =
+        Limits { max_batch: 8, max_body: 1 << 20, max_inflight: 1000, request_timeout: Duration::from_secs(30) };
+    let router = app(state_with(EngineConfig { workers: 1, queue: 1, max_batch_samples: 1 }, limits));
+    let mut saw_429 = false;
+    for round in 0..10 {
+        let tasks: Vec<_> = (0..64)
+            .map(|i| {
+                let router = router.clone();
+                let b = body(&[8, 1, 8, 8], round * 100 + i);
+                tokio::spawn(async move { send(&router, post(ID, Some(MEDIA_TYPE), b)).await })
+            })
+            .collect();
+        for t in tasks {
+            let r = t.await.unwrap();
+            match r.status {
+                StatusCode::OK => {}
+                StatusCode::TOO_MANY_REQUESTS => {
+                    assert_eq!(r.error(), "queue_full");
+                    assert_eq!(r.headers[header::RETRY_AFTER], "1");
+                    saw_429 = true;
+                }
+                s => panic!("unexpected {s}"),
+            }
+        }
+        if saw_429 {
+            break;
+        }
+    }
+    assert!(saw_429, "a burst of 64 requests never overflowed a queue of 1");
+
+    // Admission: one request in flight (its body never ends), the next is 503.
+    let limits = Limits { max_batch: 8, max_body: 1 << 20, max_inflight: 1, request_timeout: Duration::from_secs(30) };
+    let router = app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, limits));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    tx.send(Ok(Bytes::from_static(b"MORE"))).await.unwrap();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let stalled = Request::post(format!("/api/v1/models/{ID}/infer"))
+        .header(header::CONTENT_TYPE, MEDIA_TYPE)
+        .body(Body::from_stream(stream))
+        .unwrap();
+    let first = tokio::spawn({
+        let router = router.clone();
+        async move { send(&router, stalled).await }
+    });
+    // Let the stalled request take the only slot.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut saw_503 = false;
+    for _ in 0..200 {
+        assert!(!first.is_finished(), "the stalled request must still hold its slot");
+        let r = send(&router, post(ID, Some(MEDIA_TYPE), body(&INPUT, 1))).await;
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(r.error(), "overloaded");
+            saw_503 = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(saw_503);
+    drop(tx); // the stalled body ends after 4 bytes: malformed
+    assert_eq!(first.await.unwrap().status, StatusCode::BAD_REQUEST);
+    check_round_trip(&router, &INPUT, 4).await;
+}
+
+#[tokio::test]
+async fn slow_body_times_out() {
+    let limits =
+        Limits { max_batch: 8, max_body: 1 << 20, max_inflight: 8, request_timeout: Duration::from_millis(200) };
+    let router = app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, limits));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    tx.send(Ok(Bytes::from_static(b"MORE"))).await.unwrap();
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+    let req = Request::post(format!("/api/v1/models/{ID}/infer"))
+        .header(header::CONTENT_TYPE, MEDIA_TYPE)
+        .body(Body::from_stream(stream))
+        .unwrap();
+    let r = send(&router, req).await;
+    assert_eq!(r.status, StatusCode::REQUEST_TIMEOUT);
+    assert_eq!(r.error(), "timeout");
+    drop(tx);
+}
+
+#[tokio::test]
+async fn static_site_mime_compression_cache_and_no_cors() {
+    let dir = std::env::temp_dir().join(format!("more-server-web-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("web/pkg")).unwrap();
+    std::fs::write(dir.join("index.html"), "<!doctype html><title>t</title>".repeat(100)).unwrap();
+    std::fs::write(dir.join("web/app.js"), "export const x = 1;\n".repeat(500)).unwrap();
+    std::fs::write(dir.join("web/pkg/m.wasm"), b"\0asm\x01\0\0\0".repeat(200)).unwrap();
+    std::fs::write(dir.join("secret.txt"), "not served").unwrap();
+    let limits = Limits::default();
+    let router = app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, limits).with_web(&dir));
+
+    let r = send(&router, get("/")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-cache");
+    assert!(!r.headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+
+    let wasm = send(&router, get("/web/pkg/m.wasm")).await;
+    assert_eq!(wasm.status, StatusCode::OK);
+    assert_eq!(wasm.headers[header::CONTENT_TYPE], "application/wasm");
+
+    for enc in ["gzip", "br"] {
+        let req = Request::get("/web/app.js").header(header::ACCEPT_ENCODING, enc).body(Body::empty()).unwrap();
+        let r = send(&router, req).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers[header::CONTENT_ENCODING], enc);
+        assert!(r.body.len() < 2000, "{enc}: {} bytes", r.body.len());
+    }
+    // Only index.html and web/ are served, never the rest of the directory.
+    assert_eq!(send(&router, get("/secret.txt")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(send(&router, get("/web/../secret.txt")).await.status, StatusCode::NOT_FOUND);
+    // API answers are not cached and carry no CORS header even when asked from another origin.
+    let req =
+        Request::get("/api/v1/models").header(header::ORIGIN, "https://evil.example").body(Body::empty()).unwrap();
+    let r = send(&router, req).await;
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    assert!(!r.headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+    std::fs::remove_dir_all(&dir).ok();
+}

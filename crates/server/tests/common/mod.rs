@@ -1,0 +1,88 @@
+//! Shared test fixtures: a small real more-nn model with random weights, saved to and loaded from a temp
+//! directory, and helpers to build requests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::Router;
+use more_nn::layer::{Activation, Conv2d, Dense, Layer, Pool};
+use more_nn::{Model, ModelMeta};
+use more_server::{AppState, EngineConfig, Limits, Registry, Samples, app};
+use ndarray::{Array1, Array2, Array4, ArrayD, IxDyn};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Input shape of the test model.
+pub const INPUT: [usize; 3] = [1, 8, 8];
+/// Its id.
+pub const ID: &str = "test-cnn-relu";
+
+/// A conv → relu → avgpool → flatten → dense model on 1x8x8 inputs with 3 outputs, random weights.
+pub fn test_model(seed: u64) -> Model {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut r = |n: usize| (0..n).map(|_| rng.random_range(-0.5f32..0.5)).collect::<Vec<_>>();
+    let conv = Conv2d {
+        weight: Array4::from_shape_vec((2, 1, 3, 3), r(18)).unwrap(),
+        bias: Array1::from(r(2)),
+        stride: 1,
+        padding: 1,
+    };
+    let dense = Dense { weight: Array2::from_shape_vec((32, 3), r(96)).unwrap(), bias: Array1::from(r(3)) };
+    let mut meta = ModelMeta::new(ID, "test");
+    meta.description = "random weights for the server tests".into();
+    meta.labels = vec!["a".into(), "b".into(), "c".into()];
+    Model::new(
+        meta,
+        &INPUT,
+        vec![
+            Layer::Conv2d(conv),
+            Layer::Activation(Activation::Relu),
+            Layer::AvgPool(Pool { size: 2, stride: 2 }),
+            Layer::Flatten,
+            Layer::Dense(dense),
+        ],
+    )
+    .unwrap()
+}
+
+/// A temp directory holding the test model file (saved and loaded through the real file format).
+pub fn model_dir() -> PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "more-server-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    test_model(7).save(dir.join(format!("{ID}.morenn"))).unwrap();
+    dir
+}
+
+/// The sample directory of the shared data, if present.
+pub fn samples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/angio/samples")
+}
+
+/// State over the test model, with small limits so the limit paths are cheap to reach.
+pub fn state_with(engine: EngineConfig, limits: Limits) -> AppState {
+    let registry = Registry::load_dir(model_dir()).unwrap();
+    AppState::new(registry, engine, limits)
+}
+
+/// The default test router.
+pub fn router() -> Router {
+    let limits = Limits { max_batch: 8, max_body: 1 << 20, max_inflight: 64, request_timeout: Duration::from_secs(10) };
+    let mut state = state_with(EngineConfig { workers: 2, queue: 64, max_batch_samples: 16 }, limits);
+    if samples_dir().is_dir() {
+        state = state.with_samples(Samples::load(samples_dir()).unwrap());
+    }
+    app(state)
+}
+
+/// A random input of shape `shape`.
+pub fn input(shape: &[usize], seed: u64) -> ArrayD<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = shape.iter().product();
+    ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|_| rng.random_range(0f32..1.0)).collect()).unwrap()
+}
