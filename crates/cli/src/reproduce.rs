@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use cpu_time::ProcessTime;
 use ndarray::{ArrayD, Axis};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -15,7 +16,7 @@ use serde::Serialize;
 use more_core::{KeyOptions, SecretKey};
 use more_enctrain::model_file::EncryptedModel;
 use more_enctrain::owner::KeyOwner;
-use more_enctrain::train::{EncryptionSetup, PlainData, train_encrypted};
+use more_enctrain::train::{EncryptionSetup, PlainData, TargetNoise, train_encrypted};
 use more_nn::train::{
     Dataset, History, Loss, Net, OptimizerConfig, TrainConfig, correct, evaluate, fit, split_rows, take_rows,
 };
@@ -65,6 +66,12 @@ pub struct ReproduceArgs {
     /// Data directory (default `../shared/data`, or env `MORE_DATA`).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// The random lane of encrypted inputs is uniform in `[0, input_noise)`.
+    #[arg(long, default_value_t = 0.25)]
+    pub input_noise: f64,
+    /// The random lane of encrypted one-hot labels: `(1 + spread·u)/Σ`, `u` uniform in `[−1, 1)`.
+    #[arg(long, default_value_t = 0.5)]
+    pub label_spread: f64,
     /// Also write the three models (plaintext, decrypted, still encrypted) into this directory.
     #[arg(long)]
     pub save: Option<PathBuf>,
@@ -214,8 +221,23 @@ pub struct Report {
     pub encrypted_epoch_seconds: f64,
     /// `encrypted_epoch_seconds / plain_epoch_seconds`.
     pub training_overhead: f64,
+    /// Process CPU time per epoch of the plaintext run (all threads; training and validation), seconds —
+    /// less sensitive than wall time to other load on the machine.
+    pub plain_cpu_seconds_per_epoch: f64,
+    /// The same for the encrypted run (minus the wall time of encrypting the data once).
+    pub encrypted_cpu_seconds_per_epoch: f64,
+    /// `encrypted_cpu_seconds_per_epoch / plain_cpu_seconds_per_epoch`.
+    pub training_cpu_overhead: f64,
     /// Key owner's time to encrypt the training and validation data (and the trainer's conversion), s.
     pub encrypt_data_seconds: f64,
+    /// Largest |weight| of the decrypted (message-lane) model.
+    pub max_abs_weight: f64,
+    /// Largest |weight| of the shadow model on the noise lane.
+    pub shadow_max_abs_weight: f64,
+    /// Noise range of the inputs' random lane: `[0, input_noise)`.
+    pub input_noise: f64,
+    /// Spread of the labels' random lane around the uniform distribution.
+    pub label_spread: f64,
     /// Plaintext inference, µs per test image (batches of 500).
     pub plain_inference_us_per_image: f64,
     /// Encrypted inference with the still-encrypted model, µs per image (forward only, batches of 500).
@@ -274,7 +296,9 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let train = Dataset::new(&alg, splits.train.inputs.clone(), splits.train.targets.clone())?;
     let val = Dataset::new(&alg, splits.val.inputs.clone(), splits.val.targets.clone())?;
     let mut net = Net::new(&alg, &shape, &specs, &mut ChaCha8Rng::seed_from_u64(args.seed))?;
+    let cpu = ProcessTime::now();
     let plain_hist = fit(&alg, &alg, &mut net, &train, Some(&val), &cfg)?;
+    let plain_cpu = cpu.elapsed().as_secs_f64() / plain_hist.epochs.len().max(1) as f64;
     let plain_model = net.to_model(&alg, mnist_meta(&format!("{id}-plain"), args.arch))?;
     let (plain_out, plain_secs) = infer_plain(&plain_model, &splits.test.inputs)?;
     let plain_acc = accuracy(&plain_out, &splits.test.targets);
@@ -283,6 +307,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     // Encrypted: a fresh key from the OS CSPRNG.
     let key = SecretKey::generate(KeyOptions::default())?;
     say(format!("encrypted training under a fresh key (κ = {:.2})", key.condition_number()));
+    let cpu = ProcessTime::now();
     let run = train_encrypted(
         &key,
         &splits.train,
@@ -292,12 +317,24 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         args.seed,
         &cfg,
         mnist_meta(&format!("{id}-encrypted"), args.arch),
-        &EncryptionSetup::default(),
+        &EncryptionSetup {
+            input_noise: (0.0, args.input_noise),
+            targets: TargetNoise::Distribution { spread: args.label_spread },
+            ..EncryptionSetup::default()
+        },
     )?;
+    // Includes encrypting the data once; reported separately below, subtracted here.
+    let enc_cpu_total = cpu.elapsed().as_secs_f64();
     let (dec_out, _) = infer_plain(&run.model, &splits.test.inputs)?;
     let enc_acc = accuracy(&dec_out, &splits.test.targets);
     say(format!("encrypted: decrypted model's test accuracy {:.2}%", 100.0 * enc_acc));
     let mut owner = KeyOwner::new(key.clone());
+    // How bounded the shadow model on the noise lane stayed.
+    let lane_max = |f: &dyn Fn(&more_enctrain::CoeffTensor<f32>) -> ArrayD<f32>| {
+        run.encrypted.params.iter().map(|p| f(p).iter().fold(0.0f32, |m, v| m.max(v.abs()))).fold(0.0f32, f32::max)
+    };
+    let weight_max = f64::from(lane_max(&|p| owner.decrypt(p)));
+    let shadow_max = f64::from(lane_max(&|p| owner.decrypt_noise(p)));
     let (encinf_out, enc_secs) = infer_encrypted(&mut owner, &run.encrypted, &splits.test.inputs)?;
     let enc_model_acc = accuracy(&encinf_out, &splits.test.targets);
     let agree = correct(&encinf_out, &dec_out) as f64 / dec_out.shape()[0] as f64;
@@ -315,6 +352,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     let n_test = splits.test.inputs.shape()[0] as f64;
     let plain_epoch = mean_epoch_seconds(&plain_hist);
     let enc_epoch = mean_epoch_seconds(&run.history);
+    let enc_cpu = (enc_cpu_total - run.encrypt_seconds).max(0.0) / run.history.epochs.len().max(1) as f64;
     let report = Report {
         task: "mnist".into(),
         architecture: plain_model.meta().architecture.clone(),
@@ -340,7 +378,14 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         plain_epoch_seconds: plain_epoch,
         encrypted_epoch_seconds: enc_epoch,
         training_overhead: enc_epoch / plain_epoch,
+        plain_cpu_seconds_per_epoch: plain_cpu,
+        encrypted_cpu_seconds_per_epoch: enc_cpu,
+        training_cpu_overhead: enc_cpu / plain_cpu,
         encrypt_data_seconds: run.encrypt_seconds,
+        max_abs_weight: weight_max,
+        shadow_max_abs_weight: shadow_max,
+        input_noise: args.input_noise,
+        label_spread: args.label_spread,
         plain_inference_us_per_image: plain_secs / n_test * 1e6,
         encrypted_inference_us_per_image: enc_secs / n_test * 1e6,
         inference_overhead: enc_secs / plain_secs,
@@ -390,6 +435,10 @@ fn print_table(r: &Report) {
         r.plain_epoch_seconds, r.encrypted_epoch_seconds, r.training_overhead
     );
     println!(
+        "| CPU time per epoch (all threads, incl. validation) | {:.1} s | {:.1} s | {:.2}x |",
+        r.plain_cpu_seconds_per_epoch, r.encrypted_cpu_seconds_per_epoch, r.training_cpu_overhead
+    );
+    println!(
         "| inference time per image (batch 500) | {:.1} µs | {:.1} µs (encrypted weights) | {:.2}x |",
         r.plain_inference_us_per_image, r.encrypted_inference_us_per_image, r.inference_overhead
     );
@@ -405,6 +454,10 @@ fn print_table(r: &Report) {
         r.encrypted_model_max_logit_diff
     );
     println!("encrypting the training and validation data: {:.1} s", r.encrypt_data_seconds);
+    println!(
+        "random lanes: inputs U[0, {}), labels (1 + {}·U[-1,1))/Σ; largest |weight|: {:.3} (model), {:.3} (shadow model on the noise lane)",
+        r.input_noise, r.label_spread, r.max_abs_weight, r.shadow_max_abs_weight
+    );
 }
 
 /// `more train mnist --encrypted`: the same settings as plaintext training, on encrypted inputs and

@@ -37,8 +37,13 @@ pub struct PlainData {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum TargetNoise {
     /// Rows are probability vectors (one-hot labels): the noise lane of each row is a random probability
-    /// vector (flat Dirichlet), which keeps the shadow model's cross-entropy bounded.
-    Distribution,
+    /// vector `(1 + spread·uₖ)/Σ` with `uₖ` uniform in `[−1, 1)` — a distribution, so the shadow model's
+    /// cross-entropy gradient sums to zero, and close to uniform for small `spread`, so the shadow model's
+    /// gradients stay small next to the real ones.
+    Distribution {
+        /// Relative spread around the uniform distribution, in `[0, 1)`.
+        spread: f64,
+    },
     /// Regression targets: noise uniform in `[lo, hi)` (the range of the targets).
     Uniform {
         /// Lower end.
@@ -51,7 +56,9 @@ pub enum TargetNoise {
 /// The key owner's encryption choices.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EncryptionSetup {
-    /// Noise range of the inputs' random lane (the range of the preprocessed inputs).
+    /// Noise range of the inputs' random lane. Default `[0, 0.25)`: a quarter of the `[0, 1]` pixel range,
+    /// so the shadow model's activations and gradients stay smaller than the real ones (see
+    /// `docs/encrypted-training.md`).
     pub input_noise: (f64, f64),
     /// Noise of the targets' random lane.
     pub targets: TargetNoise,
@@ -61,7 +68,7 @@ pub struct EncryptionSetup {
 
 impl Default for EncryptionSetup {
     fn default() -> Self {
-        Self { input_noise: (0.0, 1.0), targets: TargetNoise::Distribution, chunk: 2048 }
+        Self { input_noise: (0.0, 0.25), targets: TargetNoise::Distribution { spread: 0.5 }, chunk: 2048 }
     }
 }
 
@@ -81,14 +88,18 @@ impl KeyOwner {
     pub fn encrypt_targets(&mut self, y: &ArrayD<f32>, noise: TargetNoise) -> Result<EncryptedTensor<f32>> {
         match noise {
             TargetNoise::Uniform { lo, hi } => self.encrypt_inputs(&y.view(), lo, hi),
-            TargetNoise::Distribution => {
+            TargetNoise::Distribution { spread } => {
                 if y.ndim() != 2 {
                     return Err(Error::Invalid(format!("targets must be [N, K], got {:?}", y.shape())));
+                }
+                if !(0.0..1.0).contains(&spread) {
+                    return Err(Error::Invalid(format!("label noise spread {spread} must be in [0, 1)")));
                 }
                 let k = y.shape()[1];
                 let mut r = ArrayD::<f32>::zeros(y.raw_dim());
                 for mut row in r.axis_iter_mut(Axis(0)) {
-                    let e: Vec<f64> = (0..k).map(|_| -(1.0 - rand::Rng::random::<f64>(self.rng())).ln()).collect();
+                    let e: Vec<f64> =
+                        (0..k).map(|_| 1.0 + spread * rand::Rng::random_range(self.rng(), -1.0..1.0)).collect();
                     let s: f64 = e.iter().sum();
                     for (v, x) in row.iter_mut().zip(&e) {
                         *v = (x / s) as f32;
