@@ -78,3 +78,27 @@ pub fn wbc_simulate(params: &[f64]) -> Result<WbcSimulation, JsError> {
     let p = PatientParams::from_slice(params).map_err(|e| js_err("circulation model", e))?;
     more_hemo::simulate(&p).map(WbcSimulation).map_err(|e| js_err("circulation model", e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_and_simulation_line_up() {
+        let names = wbc_parameter_names();
+        let ranges = wbc_parameter_ranges();
+        assert_eq!(ranges.len(), 3 * names.len());
+        assert_eq!(wbc_parameter_labels().len(), names.len());
+        let defaults: Vec<f64> = ranges.chunks(3).map(|r| r[2]).collect();
+        let sim = wbc_simulate(&defaults).map_err(|_| "simulation failed").unwrap();
+        let out = sim.outputs();
+        assert_eq!(out.len(), wbc_output_names().len());
+        assert_eq!(wbc_output_units().len(), out.len());
+        assert!(out[0] > out[1], "systolic above diastolic");
+        let t = sim.time();
+        assert_eq!(sim.aortic_pressure().len(), t.len());
+        assert_eq!(sim.lv_pressure().len(), t.len());
+        assert_eq!(sim.lv_volume().len(), t.len());
+        assert!(sim.beats() > 3);
+    }
+}
