@@ -376,37 +376,41 @@ async function stepAnswer() {
 }
 
 // ------------------------------------------------------------------ orchestration
-let busy = false;
+// Runs are queued: a call made while one is running (e.g. a stroke ends during the server round trip) starts
+// after it, and `wt.results` only ever holds a complete run.
+let queue = Promise.resolve();
 
-async function runAll() {
-  if (busy) return wt.results;
-  busy = true;
+function runAll() {
+  queue = queue.then(runOnce, runOnce);
+  return queue;
+}
+
+async function runOnce() {
   $('wt-error').hidden = true;
   try {
     if (!st.raw) fromDrawing();
-    wt.results = {};
-    wt.results.key = stepKey();
+    const results = {};
+    results.key = stepKey();
     encryptInput();
-    wt.results.pixel = stepPixel();
-    wt.results.homomorphic = stepHomomorphic();
-    wt.results.server = stepServer();
-    wt.results.eigen = stepEigen();
-    wt.results.recover = stepRecover();
-    wt.results.known = stepKnown();
-    wt.results.leaks = stepLeaks();
+    results.pixel = stepPixel();
+    results.homomorphic = stepHomomorphic();
+    results.server = stepServer();
+    results.eigen = stepEigen();
+    results.recover = stepRecover();
+    results.known = stepKnown();
+    results.leaks = stepLeaks();
     try {
-      wt.results.answer = await stepAnswer();
+      results.answer = await stepAnswer();
     } catch (err) {
-      wt.results.answer = { error: err.message };
+      results.answer = { error: err.message };
       verdict($('an-verdict'), false, err.message);
     }
-    wt.state = { task: st.task, w: st.w, h: st.h, input: Array.from(st.raw), recovered: wt.results.recover.recovered };
+    wt.results = results;
+    wt.state = { task: st.task, w: st.w, h: st.h, input: Array.from(st.raw), recovered: results.recover.recovered };
     document.body.dataset.done = String((Number(document.body.dataset.done) || 0) + 1);
     setStatus(`All steps ran on your ${st.task === 'mnist' ? 'digit' : 'frame'}.`);
   } catch (err) {
     showError(err);
-  } finally {
-    busy = false;
   }
   return wt.results;
 }
