@@ -626,3 +626,47 @@ pub fn reproduce(a: &TrainArgs, json: bool) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(encrypted: bool) -> TrainArgs {
+        TrainArgs {
+            n_train: 48,
+            n_test: 16,
+            epochs: 3,
+            batch_size: 8,
+            hidden: 8,
+            quiet: true,
+            ..TrainArgs::with_shared(encrypted, 5, None, None, true)
+        }
+    }
+
+    #[test]
+    fn plaintext_and_encrypted_training_agree_on_a_small_set() {
+        let a = small(false);
+        let data = load_data(&a).unwrap();
+        assert_eq!((data.train.len(), data.test.len()), (48, 16));
+        let plain = fit_surrogate(&a, &data, false).unwrap();
+        let enc = fit_surrogate(&a, &data, true).unwrap();
+        assert_eq!(plain.model.meta().labels, OUTPUT_NAMES.to_vec());
+        assert_eq!(plain.model.meta().preprocessing.output_scale.len(), more_hemo::N_OUTPUTS);
+        assert_eq!(enc.model.meta().id, "wbc-mlp");
+        assert!(enc.lanes.is_some_and(|(m, n)| m.is_finite() && n.is_finite()));
+        // Same data, seed and initialisation: the decrypted model predicts what the plaintext one does.
+        for k in 0..more_hemo::N_OUTPUTS {
+            let (p, e) = (plain.test.mean_abs[k], enc.test.mean_abs[k]);
+            assert!(p.is_finite() && (p - e).abs() <= 1e-3 * p.max(1e-3), "{k}: {p} vs {e}");
+        }
+        // Encrypted inference of each model decrypts to its plaintext inference.
+        assert!(plain.max_encrypted_diff < 1e-3 && enc.max_encrypted_diff < 1e-3);
+    }
+
+    #[test]
+    fn train_wbc_uses_the_wbc_defaults() {
+        let a = TrainArgs::with_shared(true, 7, None, Some(1e-2), false);
+        assert_eq!((a.epochs, a.n_train, a.hidden, a.seed, a.lr), (EPOCHS, N_TRAIN, HIDDEN, 7, 1e-2));
+        assert_eq!(specs(16).len(), 5);
+    }
+}
