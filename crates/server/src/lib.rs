@@ -329,7 +329,15 @@ async fn infer(
     }
     let bytes = more_core::encode(&output);
     let encode = t2.elapsed();
-    tracing::debug!(model = %id, samples = shape.first().copied().unwrap_or(1), batch = computed.batch_samples, "inferred");
+    tracing::info!(
+        model = %id,
+        samples = if batched { shape[0] } else { 1 },
+        batch = computed.batch_samples,
+        decode_us = decode.as_micros() as u64,
+        queue_us = computed.queue.as_micros() as u64,
+        compute_us = computed.compute.as_micros() as u64,
+        "inferred"
+    );
     let timing = format!(
         "decode;dur={:.3}, queue;dur={:.3}, compute;dur={:.3};desc=\"batch {}\", encode;dur={:.3}",
         ms(decode),
