@@ -149,3 +149,41 @@ pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
     }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_small_file_and_rejects_bad_ones() {
+        let mut ok = vec![0, 0, 8, 2, 0, 0, 0, 2, 0, 0, 0, 3];
+        ok.extend_from_slice(&[1, 2, 3, 4, 5, 6]);
+        let a = parse_idx(&ok).unwrap();
+        assert_eq!(a.shape(), &[2, 3]);
+        assert_eq!(a[[1, 2]], 6);
+        assert!(parse_idx(&ok[..ok.len() - 1]).unwrap_err().contains("holds 5 bytes"));
+        assert!(parse_idx(&[1, 0, 8, 1]).is_err());
+        assert!(parse_idx(&[0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0]).unwrap_err().contains("element type"));
+        assert!(parse_idx(&[0, 0, 8, 9]).is_err());
+        assert!(parse_idx(&[0, 0, 8, 2, 255, 255, 255, 255, 255, 255, 255, 255]).is_err());
+        assert!(parse_idx(&[]).is_err());
+    }
+
+    #[test]
+    fn missing_files_name_the_data_directory() {
+        let e = load_mnist("/nonexistent-dir", "train").unwrap_err().to_string();
+        assert!(e.contains("/nonexistent-dir/mnist/train-images-idx3-ubyte.gz"), "{e}");
+        assert!(e.contains("MORE_DATA"), "{e}");
+    }
+
+    #[test]
+    fn loads_mnist_test_labels_and_angio_val() {
+        let dir = data_dir(None);
+        let t = load_mnist(&dir, "test").expect("MNIST must be in ../shared/data/mnist");
+        assert_eq!(t.images.dim(), (10_000, 28, 28));
+        assert!(t.labels.iter().all(|&l| l < 10));
+        let v = load_angio(&dir, "val").expect("angiography frames must be in ../shared/data/angio");
+        assert_eq!(v.images.dim(), (200, 128, 128));
+        assert_eq!(v.labels.iter().filter(|&&l| l == 1).count(), 66);
+    }
+}
