@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# The demo: builds the wasm, starts the server with the bundled models, prints the URL.
+# The demo: builds the wasm and the page, builds the release server, starts it with the bundled models
+# (and the sample angiograms when ../shared/data/angio/samples exists) and prints the URL.
+#
+#   ./scripts/demo.sh                 # http://127.0.0.1:8080/
+#   ADDR=127.0.0.1:9000 ./scripts/demo.sh --workers 2
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d crates/server ]; then
-  echo "The demo server is not built yet (see the issues); ./scripts/test.sh runs what exists." >&2
-  exit 1
+ADDR=${ADDR:-127.0.0.1:8080}
+if [ -x scripts/setup.sh ]; then scripts/setup.sh wasm; fi
+if [ -x scripts/build-web.sh ]; then
+  scripts/build-web.sh
+else
+  echo "scripts/build-web.sh is missing: serving the page without rebuilding web/pkg" >&2
 fi
-scripts/setup.sh wasm
-scripts/build-web.sh
 cargo build --release -p more-server
-exec target/release/more-server --addr "${ADDR:-127.0.0.1:8080}" --models models --web . "$@"
+ARGS=(--addr "$ADDR" --models models --web .)
+SAMPLES=${SAMPLES:-../shared/data/angio/samples}
+if [ -d "$SAMPLES" ]; then ARGS+=(--samples "$SAMPLES"); fi
+echo
+echo "  Open http://$ADDR/  (Ctrl-C stops the server)"
+echo
+exec target/release/more-server "${ARGS[@]}" "$@"

@@ -1,0 +1,63 @@
+//! The shipped models (`models/`) served by the real router: encrypted MNIST test images round-trip
+//! through `/infer` and decrypt to the plaintext model's answer.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use more_core::codec::MEDIA_TYPE;
+use more_core::{KeyOptions, SecretKey};
+use more_server::{AppState, EngineConfig, Limits, Registry, app};
+use ndarray::{ArrayD, Axis, IxDyn};
+use tower::ServiceExt;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[tokio::test]
+async fn shipped_mnist_models_answer_encrypted_test_images() {
+    let registry = Registry::load_dir(repo().join("models")).expect("the bundled models in models/ load");
+    let data = std::env::var("MORE_DATA").map_or_else(|_| repo().join("../shared/data"), PathBuf::from);
+    let images = more_nn::idx::read_idx(data.join("mnist/t10k-images-idx3-ubyte.gz"))
+        .unwrap_or_else(|e| panic!("MNIST test set missing ({e}); expected under {}", data.display()));
+    let labels = more_nn::idx::read_idx(data.join("mnist/t10k-labels-idx1-ubyte.gz")).unwrap();
+    let mnist: Vec<_> = registry.iter().filter(|m| m.meta().task == "mnist").cloned().collect();
+    assert!(!mnist.is_empty(), "no MNIST model in models/");
+    let router =
+        app(AppState::new(registry, EngineConfig { workers: 2, queue: 16, max_batch_samples: 8 }, Limits::default()));
+    let n = 8;
+    for model in mnist {
+        let id = model.meta().id.clone();
+        let mut x: Vec<f32> = images.slice_axis(Axis(0), (0..n).into()).iter().map(|&p| f32::from(p)).collect();
+        model.meta().preprocessing.normalize(&mut x);
+        let mut shape = vec![n];
+        shape.extend_from_slice(model.input_shape());
+        let x = ArrayD::from_shape_vec(IxDyn(&shape), x).unwrap();
+        let key = SecretKey::generate(KeyOptions::default()).unwrap();
+        let body = more_core::encode(&key.encrypt_tensor::<f32>(&x.view()).unwrap());
+        let req = Request::post(format!("/api/v1/models/{id}/infer"))
+            .header(header::CONTENT_TYPE, MEDIA_TYPE)
+            .body(Body::from(body))
+            .unwrap();
+        let res = router.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{id}");
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let got = key.decrypt_tensor(&more_core::decode::<f32>(&bytes, 1 << 20).unwrap());
+        let want = model.forward_plain(x.view()).unwrap();
+        assert_eq!(got.shape(), &[n, 10]);
+        let argmax = |row: ndarray::ArrayViewD<f32>| {
+            row.iter().enumerate().fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m }).0
+        };
+        let mut correct = 0;
+        for i in 0..n {
+            let (g, w) = (got.index_axis(Axis(0), i), want.index_axis(Axis(0), i));
+            let diff = g.iter().zip(w.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(diff < 1e-3, "{id} image {i}: max logit diff {diff}");
+            assert_eq!(argmax(g.view()), argmax(w.view()), "{id} image {i}");
+            correct += usize::from(argmax(g) == usize::from(labels[[i]]));
+        }
+        assert!(correct >= n - 1, "{id}: {correct}/{n} correct");
+    }
+}
