@@ -49,11 +49,25 @@ pub struct Limits {
     pub max_inflight: usize,
     /// Time allowed for reading the body and for waiting for the answer.
     pub request_timeout: Duration,
+    /// Memory (bytes) that admitted inference requests may hold together: each reserves
+    /// [`MEMORY_PER_BODY_BYTE`] times its body size (or its model's body limit when the length is not
+    /// announced) until it is answered; a request that does not fit is answered 503.
+    pub memory_budget: usize,
 }
+
+/// Bytes reserved per body byte: the body buffer, the decoded tensor, its copy in a merged batch and the
+/// activations of the forward pass.
+pub const MEMORY_PER_BODY_BYTE: usize = 4;
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_batch: 64, max_body: 32 << 20, max_inflight: 128, request_timeout: Duration::from_secs(10) }
+        Limits {
+            max_batch: 16,
+            max_body: 32 << 20,
+            max_inflight: 256,
+            request_timeout: Duration::from_secs(10),
+            memory_budget: 256 << 20,
+        }
     }
 }
 
@@ -71,6 +85,8 @@ struct Inner {
     web: Option<PathBuf>,
     samples: Samples,
     inflight: Arc<Semaphore>,
+    /// Memory budget in KiB permits.
+    memory: Arc<Semaphore>,
     started: Instant,
 }
 
@@ -85,6 +101,7 @@ impl AppState {
                 web: None,
                 samples: Samples::default(),
                 inflight: Arc::new(Semaphore::new(limits.max_inflight.max(1))),
+                memory: Arc::new(Semaphore::new((limits.memory_budget >> 10).clamp(1, Semaphore::MAX_PERMITS))),
                 started: Instant::now(),
             }),
         }
@@ -272,6 +289,11 @@ async fn infer(
     }
     let Ok(_permit) = s.inner.inflight.clone().try_acquire_owned() else {
         return Err(ApiError::unavailable("overloaded", "too many inference requests in flight; retry shortly"));
+    };
+    let reserve = content_length.map_or(limit, |l| l as usize).max(1) * MEMORY_PER_BODY_BYTE;
+    let kib = u32::try_from(reserve.div_ceil(1024)).unwrap_or(u32::MAX);
+    let Ok(_memory) = s.inner.memory.clone().try_acquire_many_owned(kib) else {
+        return Err(ApiError::unavailable("overloaded", "the server's memory budget is in use; retry shortly"));
     };
     let timeout = s.inner.limits.request_timeout;
     let t0 = Instant::now();

@@ -28,20 +28,23 @@ struct Args {
     #[arg(long)]
     workers: Option<usize>,
     /// Inference jobs that may wait for a worker; more are answered 429.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 64)]
     queue: usize,
     /// Most samples merged into one forward pass.
     #[arg(long, default_value_t = 32)]
     max_batch_samples: usize,
     /// Largest batch dimension in one request.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 16)]
     max_batch: usize,
     /// Hard cap on request bodies, bytes.
     #[arg(long, default_value_t = 32 << 20)]
     max_body: usize,
     /// Inference requests admitted at once; more are answered 503.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 256)]
     max_inflight: usize,
+    /// Memory admitted inference requests may hold together, MiB (4x each body); more are answered 503.
+    #[arg(long, default_value_t = 256)]
+    memory_budget_mb: usize,
     /// Request timeout, milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
@@ -76,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         max_body: args.max_body,
         max_inflight: args.max_inflight,
         request_timeout: Duration::from_millis(args.timeout_ms),
+        memory_budget: args.memory_budget_mb << 20,
     };
     let mut state = AppState::new(registry, engine, limits);
     if args.web.join("index.html").is_file() {

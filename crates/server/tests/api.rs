@@ -46,7 +46,7 @@ fn post(id: &str, content_type: Option<&str>, body: Vec<u8>) -> Request<Body> {
     if let Some(ct) = content_type {
         b = b.header(header::CONTENT_TYPE, ct);
     }
-    b.body(Body::from(body)).unwrap()
+    b.header(header::CONTENT_LENGTH, body.len()).body(Body::from(body)).unwrap()
 }
 
 fn get(uri: &str) -> Request<Body> {
@@ -228,7 +228,13 @@ async fn every_error_has_its_status_and_json_body() {
 
 #[tokio::test]
 async fn body_limit_follows_max_batch() {
-    let limits = Limits { max_batch: 2, max_body: 1 << 20, max_inflight: 8, request_timeout: Duration::from_secs(10) };
+    let limits = Limits {
+        max_batch: 2,
+        max_body: 1 << 20,
+        max_inflight: 8,
+        request_timeout: Duration::from_secs(10),
+        ..Limits::default()
+    };
     let router = app(state_with(EngineConfig { workers: 1, queue: 8, max_batch_samples: 4 }, limits));
     let r = send(&router, post(ID, Some(MEDIA_TYPE), body(&[3, 1, 8, 8], 1))).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -239,8 +245,13 @@ async fn body_limit_follows_max_batch() {
 #[tokio::test]
 async fn full_queue_is_429_and_admission_limit_is_503() {
     // One worker, a queue of one: a burst must overflow the queue.
-    let limits =
-        Limits { max_batch: 8, max_body: 1 << 20, max_inflight: 1000, request_timeout: Duration::from_secs(30) };
+    let limits = Limits {
+        max_batch: 8,
+        max_body: 1 << 20,
+        max_inflight: 1000,
+        request_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    };
     let router = app(state_with(EngineConfig { workers: 1, queue: 1, max_batch_samples: 1 }, limits));
     let mut saw_429 = false;
     for round in 0..10 {
@@ -270,7 +281,13 @@ async fn full_queue_is_429_and_admission_limit_is_503() {
     assert!(saw_429, "a burst of 64 requests never overflowed a queue of 1");
 
     // Admission: one request in flight (its body never ends), the next is 503.
-    let limits = Limits { max_batch: 8, max_body: 1 << 20, max_inflight: 1, request_timeout: Duration::from_secs(30) };
+    let limits = Limits {
+        max_batch: 8,
+        max_body: 1 << 20,
+        max_inflight: 1,
+        request_timeout: Duration::from_secs(30),
+        ..Limits::default()
+    };
     let router = app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, limits));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tx.send(Ok(Bytes::from_static(b"MORE"))).await.unwrap();
@@ -304,8 +321,13 @@ async fn full_queue_is_429_and_admission_limit_is_503() {
 
 #[tokio::test]
 async fn slow_body_times_out() {
-    let limits =
-        Limits { max_batch: 8, max_body: 1 << 20, max_inflight: 8, request_timeout: Duration::from_millis(200) };
+    let limits = Limits {
+        max_batch: 8,
+        max_body: 1 << 20,
+        max_inflight: 8,
+        request_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    };
     let router = app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, limits));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tx.send(Ok(Bytes::from_static(b"MORE"))).await.unwrap();
@@ -358,4 +380,15 @@ async fn static_site_mime_compression_cache_and_no_cors() {
     assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
     assert!(!r.headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn memory_budget_refuses_what_does_not_fit() {
+    // 16 KiB budget: one sample (1,040 bytes, reserving 4x) fits, a batch of 8 (8,216 bytes) does not.
+    let limits = Limits { memory_budget: 16 << 10, ..Limits::default() };
+    let router = app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, limits));
+    let r = send(&router, post(ID, Some(MEDIA_TYPE), body(&[8, 1, 8, 8], 1))).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.error(), "overloaded");
+    check_round_trip(&router, &INPUT, 2).await;
 }

@@ -72,7 +72,13 @@ pub fn state_with(engine: EngineConfig, limits: Limits) -> AppState {
 
 /// The default test router.
 pub fn router() -> Router {
-    let limits = Limits { max_batch: 8, max_body: 1 << 20, max_inflight: 64, request_timeout: Duration::from_secs(10) };
+    let limits = Limits {
+        max_batch: 8,
+        max_body: 1 << 20,
+        max_inflight: 64,
+        request_timeout: Duration::from_secs(10),
+        ..Limits::default()
+    };
     let mut state = state_with(EngineConfig { workers: 2, queue: 64, max_batch_samples: 16 }, limits);
     if samples_dir().is_dir() {
         state = state.with_samples(Samples::load(samples_dir()).unwrap());
