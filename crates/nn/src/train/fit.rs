@@ -176,7 +176,7 @@ fn shift_indices(shape: &[usize], shifts: &[(isize, isize)]) -> Vec<usize> {
 }
 
 /// Mean loss and accuracy (if `classification`) of `net` on `data`, revealed by `reveal`.
-pub fn evaluate<A: Algebra, R: Reveal<A> + ?Sized>(
+pub fn evaluate<A: Algebra, R: Reveal<A> + ?Sized + Sync>(
     alg: &A,
     reveal: &R,
     net: &Net<A>,
@@ -185,14 +185,26 @@ pub fn evaluate<A: Algebra, R: Reveal<A> + ?Sized>(
     batch: usize,
 ) -> Result<(f64, f64)> {
     let n = data.len(alg);
-    let (mut total, mut right) = (0.0, 0usize);
     let rows: Vec<usize> = (0..n).collect();
-    for chunk in rows.chunks(batch.max(1)) {
+    let one = |chunk: &[usize]| -> Result<(f64, usize)> {
         let b = data.select(alg, chunk)?;
         let out = reveal.reveal(&net.predict(alg, &b.inputs)?)?;
         let tgt = reveal.reveal(&b.targets)?;
-        total += loss.value(&out, &tgt)?;
-        right += correct(&out, &tgt);
+        Ok((loss.value(&out, &tgt)?, correct(&out, &tgt)))
+    };
+    // Feature `parallel`: the evaluation chunks run on rayon's pool.
+    #[cfg(feature = "parallel")]
+    let parts: Vec<Result<(f64, usize)>> = {
+        use rayon::prelude::*;
+        rows.par_chunks(batch.max(1)).map(one).collect()
+    };
+    #[cfg(not(feature = "parallel"))]
+    let parts: Vec<Result<(f64, usize)>> = rows.chunks(batch.max(1)).map(one).collect();
+    let (mut total, mut right) = (0.0, 0usize);
+    for p in parts {
+        let (l, r) = p?;
+        total += l;
+        right += r;
     }
     Ok((total / n as f64, right as f64 / n as f64))
 }
