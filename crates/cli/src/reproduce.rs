@@ -42,7 +42,11 @@ pub struct ReproduceArgs {
     /// Mini-batch size.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
-    /// Learning rate (Adam).
+    /// Optimizer (both runs): `sgd` (momentum 0.9; ring-only on ciphertexts) or `adam` (its square root
+    /// and reciprocal use the 2x2 structure).
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: String,
+    /// Learning rate (default: 0.05 for SGD, the `more train` default for Adam).
     #[arg(long)]
     pub lr: Option<f32>,
     /// Multiply the learning rate by this after every epoch.
@@ -264,7 +268,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         bail!("unknown task {:?} (available: mnist)", args.task);
     }
     let progress = !args.quiet && !args.json;
-    let cfg = mnist_config(
+    let mut cfg = mnist_config(
         args.arch,
         args.epochs,
         args.batch_size,
@@ -275,6 +279,11 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         args.augment,
         progress,
     );
+    match args.optimizer.as_str() {
+        "adam" => {}
+        "sgd" => cfg.optimizer = OptimizerConfig::Sgd { lr: args.lr.unwrap_or(0.05), momentum: 0.9 },
+        other => bail!("unknown optimizer {other:?} (sgd or adam)"),
+    }
     let splits = load(args.data.as_deref(), args.limit, args.test_limit, args.validation, args.seed)?;
     let specs = mnist_specs(args.arch);
     let shape = [1usize, 28, 28];

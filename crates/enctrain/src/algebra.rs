@@ -5,7 +5,8 @@
 //! (public index maps: im2col, col2im, transposes, pooling windows), bias broadcasts and sums, `Square`.
 //! Using the 2x2 structure (the eigenvalue lanes `α ± √q·β`, i.e. `{m, r}`): every other [`Lanewise`]
 //! function — ReLU and its step derivative, abs (max pooling), sigmoid, tanh, exp and ln (softmax and
-//! the cross-entropy value), sqrt and the reciprocal (Adam) — and the row softmax, which is evaluated
+//! the cross-entropy value), sqrt (with a precision floor, see [`SQRT_FLOOR`]) and the reciprocal (Adam)
+//! — and the row softmax, which is evaluated
 //! lane by lane with the usual max subtraction (so it cannot overflow on either lane).
 
 use ndarray::{ArrayD, ArrayView2, Axis, Ix2, Ix4, IxDyn};
@@ -86,6 +87,30 @@ fn scatter1(src: &ArrayD<f32>, index: &[usize], shape: &[usize]) -> NnResult<Arr
 
 fn op(x: ArrayView2<'_, f32>, transpose: bool) -> ArrayView2<'_, f32> {
     if transpose { x.reversed_axes() } else { x }
+}
+
+/// Relative precision floor of [`Lanewise::Sqrt`]: a lane below `SQRT_FLOOR × max(|λ₊|, |λ₋|)` is
+/// taken as that floor.
+///
+/// Why: a lane is stored as `α ± √q·β`, so its absolute rounding error is `~ε·κ(S)²·max(|λ₊|, |λ₋|)`.
+/// Adam divides by `√v̂ + 10⁻⁸`; when one lane's gradients are tiny next to the other's (late in training
+/// the real model's, or a shadow model that barely trains), that lane's `v̂` is pure rounding noise —
+/// possibly zero or negative — and the division turns rounding noise into steps of many learning rates:
+/// we measured MNIST runs collapse within 1 to 4 epochs. The floor (1e-5, above the `f32` rounding level
+/// for `κ ≤ 10`) only changes lanes whose value is below what `f32` resolves next to the other lane;
+/// their Adam step becomes `≤ 10⁻³·lr` instead of noise amplified by `1/ε`.
+pub const SQRT_FLOOR: f32 = 1e-5;
+
+fn sqrt_with_floor(a: &CoeffTensor<f32>) -> CoeffTensor<f32> {
+    let (p, m) = a.to_lanes();
+    let mut p = p;
+    let mut m = m;
+    ndarray::Zip::from(&mut p).and(&mut m).for_each(|x, y| {
+        let floor = SQRT_FLOOR * x.abs().max(y.abs());
+        *x = x.max(floor).sqrt();
+        *y = y.max(floor).sqrt();
+    });
+    CoeffTensor::from_lanes(p, m, *a.basis()).expect("same shapes")
 }
 
 fn softmax_lane(l: &ArrayD<f32>) -> ArrayD<f32> {
@@ -175,7 +200,7 @@ impl Algebra for Encrypted {
             Lanewise::Tanh => a.map_lanes(f32::tanh),
             Lanewise::Exp => a.map_lanes(f32::exp),
             Lanewise::Ln => a.map_lanes(f32::ln),
-            Lanewise::Sqrt => a.map_lanes(|x| x.max(0.0).sqrt()),
+            Lanewise::Sqrt => sqrt_with_floor(a),
             Lanewise::Recip => a.map_lanes(|x| 1.0 / x),
             other => a.map_lanes(|x| other.eval(f64::from(x)) as f32),
         })
