@@ -25,6 +25,13 @@ function status(text, bad = false) {
 
 function fmt(v, digits = 1) { return Number.isFinite(v) ? v.toFixed(digits) : '–'; }
 
+/** Fixed-point with an explicit sign, and no "-0.00". */
+function signed(v, digits) {
+  if (!Number.isFinite(v)) return '–';
+  const t = Math.abs(v).toFixed(digits);
+  return Number(t) === 0 ? t : `${v < 0 ? '−' : '+'}${t}`;
+}
+
 function buildSliders() {
   const names = wbcParameterNames();
   const labels = wbcParameterLabels();
@@ -75,7 +82,7 @@ function updateDiffs() {
     const s = Number(tr.cells[1].dataset.value);
     const e = Number(tr.cells[2].dataset.value);
     tr.cells[3].textContent = Number.isFinite(s) && Number.isFinite(e) && tr.cells[1].dataset.value && tr.cells[2].dataset.value
-      ? `${fmt(e - s, 2)} (${fmt((100 * (e - s)) / s, 1)}%)` : '–';
+      ? `${signed(e - s, 2)} (${signed((100 * (e - s)) / s, 2)}%)` : '–';
   });
 }
 
