@@ -30,7 +30,11 @@ export class DrawingPad {
   #down(e) {
     if (e.button !== undefined && e.button > 0) return;
     e.preventDefault();
-    this.canvas.setPointerCapture?.(e.pointerId);
+    try {
+      this.canvas.setPointerCapture(e.pointerId);
+    } catch {
+      /* not an active pointer (synthetic event): drawing works without capture */
+    }
     this.current = { id: e.pointerId, points: [this.#point(e)] };
     this.strokes.push(this.current.points);
     this.redraw();

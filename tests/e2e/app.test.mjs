@@ -80,6 +80,14 @@ function indexOf(hay, needle) {
   return -1;
 }
 
+/** First 4-byte-aligned position of `needle` in `hay` (after a wire header, values are 4-byte aligned). */
+function alignedIndexOf(hay, needle) {
+  for (let i = 0; i + needle.length <= hay.length; i += 4) {
+    if (hay.compare(needle, 0, needle.length, i, i + needle.length) === 0) return i;
+  }
+  return -1;
+}
+
 /** Every secret the page holds, as byte strings that must never appear in a request. */
 function secrets(keyBytes, keyJson) {
   const b = Buffer.from(keyBytes);
@@ -89,7 +97,9 @@ function secrets(keyBytes, keyJson) {
     out.push([`S[${i}] as f64`, f64]);
     const f32 = Buffer.alloc(4);
     f32.writeFloatLE(f64.readDoubleLE(0));
-    out.push([`S[${i}] as f32`, f32]);
+    // 4 bytes match somewhere in kilobytes of random floats by chance (straddling two floats): compare
+    // whole f32 values only.
+    out.push([`S[${i}] as f32`, f32, true]);
     out.push([`S[${i}] as text`, Buffer.from(String(f64.readDoubleLE(0)))]);
   }
   out.push(['key base64', Buffer.from(b.toString('base64'))], ['key hex', Buffer.from(b.toString('hex'))]);
@@ -135,8 +145,9 @@ function checkRequests(ctx, requests, keyBytes, keyJson, models) {
   let infers = 0;
   for (const r of requests) {
     const url = Buffer.from(decodeURIComponent(r.url));
-    for (const [name, s] of secrets(keyBytes, keyJson)) {
-      ctx.assert(indexOf(r.body, s) === -1, `request ${r.method} ${r.url} body contains the ${name}`);
+    for (const [name, s, aligned] of secrets(keyBytes, keyJson)) {
+      const at = aligned ? alignedIndexOf(r.body, s) : indexOf(r.body, s);
+      ctx.assert(at === -1, `request ${r.method} ${r.url} body contains the ${name} at byte ${at}`);
       if (s.length >= 8) ctx.assert(indexOf(url, s) === -1, `request URL ${r.url} contains the ${name}`);
     }
     const m = /\/api\/v1\/models\/([^/]+)\/infer$/.exec(new URL(r.url).pathname);
@@ -219,6 +230,30 @@ export default [
       ctx.log(`${requests.length} requests checked, ${infers} inference bodies are exact wire-format ciphertexts, none contains the key`);
       ctx.assert(infers >= 3, `only ${infers} inference requests seen`);
       ctx.assert(page.errors.length === 0, `page errors: ${page.errors.join('; ')}`);
+    },
+  },
+  {
+    name: 'touch and pen strokes (pointer events) draw and classify like the mouse',
+    async run(ctx) {
+      const { page } = await open(ctx);
+      for (const pointerType of ['touch', 'pen']) {
+        await page.click('#draw-clear');
+        const before = await results(page);
+        await page.evaluate(({ pointerType, pts }) => {
+          const c = document.getElementById('draw');
+          const r = c.getBoundingClientRect();
+          const ev = (type, [x, y]) => c.dispatchEvent(new PointerEvent(type, {
+            pointerId: 7, pointerType, isPrimary: true, bubbles: true, cancelable: true, button: 0,
+            clientX: r.left + (x * r.width) / 280, clientY: r.top + (y * r.height) / 280, pressure: 0.5,
+          }));
+          ev('pointerdown', pts[0]);
+          for (let i = 1; i < pts.length; i++) ev('pointermove', pts[i]);
+          ev('pointerup', pts.at(-1));
+        }, { pointerType, pts: Array.from({ length: 30 }, (_, i) => [150 - i * 0.4, 50 + i * 6]) });
+        const r = await waitForResult(page, before, `${pointerType} stroke`);
+        ctx.log(`${pointerType}: predicted ${r.label}`);
+        ctx.assert(r.label === '1', `a ${pointerType} stroke drawing a 1 was classified as ${r.label}`);
+      }
     },
   },
   {
