@@ -36,6 +36,10 @@ pub struct AttackArgs {
     /// Model file whose encrypted weights and outputs to attack (default: the first models/mnist-*.morenn).
     #[arg(long)]
     pub model: Option<PathBuf>,
+    /// A model trained on encrypted data (`.moreenc`, from `more reproduce --save`): attack its
+    /// still-encrypted weights, whose second lane is a real shadow model trained on the noise.
+    #[arg(long)]
+    pub encrypted_model: Option<PathBuf>,
     /// Seed for keys and random lanes (default: fresh from the operating system).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -110,6 +114,27 @@ pub struct ModelReport {
     pub weights_attack_us: f64,
 }
 
+/// The attack on a model trained on encrypted data (both lanes are trained networks).
+#[derive(Debug, Serialize)]
+pub struct EncryptedModelReport {
+    /// The `.moreenc` file.
+    pub file: String,
+    /// Number of encrypted weights.
+    pub weights: usize,
+    /// How far the weight ciphertexts are from one common eigenbasis (rounding-sized under one key).
+    pub spread: f64,
+    /// Test accuracy (on `accuracy_images` public digits) of the lane chosen as the model, and of the other
+    /// lane (the shadow model trained on the noise).
+    pub accuracy: [f64; 2],
+    /// Images used for the accuracies.
+    pub accuracy_images: usize,
+    /// Largest |recovered − owner-decrypted weight| relative to the largest weight, when the owner's
+    /// decrypted model (`<name>.morenn` next to the file) is present.
+    pub weights_max_error: Option<f64>,
+    /// Microseconds for the whole attack (basis, both candidates, their accuracies).
+    pub attack_us: f64,
+}
+
 /// Everything `more attack` measured.
 #[derive(Debug, Serialize)]
 pub struct AttackReport {
@@ -119,6 +144,8 @@ pub struct AttackReport {
     pub angio: Option<DatasetReport>,
     /// The model attack (absent without a model file).
     pub model: Option<ModelReport>,
+    /// The attack on a model trained on encrypted data (with `--encrypted-model`).
+    pub encrypted_model: Option<EncryptedModelReport>,
     /// Why a section is missing.
     pub notes: Vec<String>,
 }
@@ -170,7 +197,11 @@ pub fn measure(args: &AttackArgs) -> Result<AttackReport> {
             None
         }
     };
-    Ok(AttackReport { mnist: mnist_report, angio: angio_report, model: model_report, notes })
+    let encrypted_model = match &args.encrypted_model {
+        Some(p) => Some(attack_encrypted_model(p, &mnist)?),
+        None => None,
+    };
+    Ok(AttackReport { mnist: mnist_report, angio: angio_report, model: model_report, encrypted_model, notes })
 }
 
 fn load_angio(data: &Path) -> Result<ImageSet> {
@@ -405,6 +436,68 @@ fn attack_model(path: &Path, test: &ImageSet, opts: KeyOptions, rng: &mut ChaCha
     })
 }
 
+fn attack_encrypted_model(path: &Path, test: &ImageSet) -> Result<EncryptedModelReport> {
+    let enc = more_enctrain::model_file::EncryptedModel::load(path)
+        .with_context(|| format!("encrypted model file {}", path.display()))?;
+    let spec = enc.net_spec()?;
+    let tensors: Vec<EncryptedTensor<f32>> =
+        enc.params.iter().map(|p| p.to_encrypted()).collect::<std::result::Result<_, _>>()?;
+    let pre = &spec.meta.preprocessing;
+    let (mean, std) = (pre.mean.first().copied().unwrap_or(0.0), pre.std.first().copied().unwrap_or(1.0));
+    let scale = if pre.scale > 0.0 { pre.scale } else { 1.0 / 255.0 };
+    let eval = test.take(test.len().min(500));
+    let inputs = eval.inputs(scale, mean, std);
+
+    let start = Instant::now();
+    let refs: Vec<&EncryptedTensor<f32>> = tensors.iter().collect();
+    let basis = attack::Eigenbasis::estimate(&refs)?;
+    let mut candidates = Vec::new();
+    for lane in [Lane::First, Lane::Second] {
+        let params: Vec<ArrayD<f32>> = tensors.iter().map(|t| basis.lane(t, lane).mapv(|v| v as f32)).collect();
+        let mut it = params.clone().into_iter();
+        let mut layers = Vec::new();
+        for l in &spec.layers {
+            // Encrypted training keeps convolution kernels flattened (`[out, in·kh·kw]`): same order.
+            let p = l
+                .param_shapes()
+                .into_iter()
+                .map(|shape| {
+                    let t = it.next().context("fewer parameters than the layers need")?;
+                    Ok(t.into_shape_with_order(IxDyn(&shape))?)
+                })
+                .collect::<Result<Vec<ArrayD<f32>>>>()?;
+            layers.push(l.build(p)?);
+        }
+        let model = Model::new(spec.meta.clone(), &spec.input_shape, layers)?;
+        candidates.push((accuracy(&model, &inputs, &eval.labels)?, params));
+    }
+    let attack_us = start.elapsed().as_secs_f64() * 1e6;
+    candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let weights: usize = tensors.iter().map(EncryptedTensor::len).sum();
+
+    // The key owner's decryption, if saved next to it (`more reproduce --save`), as ground truth.
+    let owner = path.with_extension(more_nn::model::FILE_EXTENSION);
+    let weights_max_error = Model::load(&owner).ok().map(|m| {
+        let truth: Vec<ArrayD<f32>> = m.layers().iter().flat_map(|l| l.params()).collect();
+        let wmax = truth.iter().flat_map(|p| p.iter()).fold(0.0f64, |a, &v| a.max(f64::from(v).abs()));
+        let err = truth
+            .iter()
+            .zip(&candidates[0].1)
+            .map(|(t, r)| max_abs_diff(&t.mapv(f64::from), &r.mapv(f64::from)))
+            .fold(0.0, f64::max);
+        err / wmax.max(f64::MIN_POSITIVE)
+    });
+    Ok(EncryptedModelReport {
+        file: path.display().to_string(),
+        weights,
+        spread: basis.spread(),
+        accuracy: [candidates[0].0, candidates[1].0],
+        accuracy_images: eval.len(),
+        weights_max_error,
+        attack_us,
+    })
+}
+
 fn first_with_params(params: &[Vec<ArrayD<f32>>]) -> usize {
     params.iter().position(|p| !p.is_empty()).unwrap_or(0)
 }
@@ -492,6 +585,17 @@ fn print_tables(r: &AttackReport) {
             m.owner_logits_max_error
         );
     }
+    if let Some(e) = &r.encrypted_model {
+        println!();
+        println!("Model trained on encrypted data {} ({} weights, basis spread {:.1e})", e.file, e.weights, e.spread);
+        println!(
+            "  both lanes recovered from the weight ciphertexts in {:.0} µs; accuracy on {} test digits: model lane {:.3}, shadow lane {:.3}",
+            e.attack_us, e.accuracy_images, e.accuracy[0], e.accuracy[1]
+        );
+        if let Some(err) = e.weights_max_error {
+            println!("  recovered weights vs the key owner's decryption: max error {err:.2e} of the largest weight");
+        }
+    }
     for n in &r.notes {
         println!("note: {n}");
     }
@@ -504,7 +608,15 @@ mod tests {
     /// The real data sets (../shared/data, or MORE_DATA): every image recovered without the key.
     #[test]
     fn recovers_every_image_of_both_data_sets() {
-        let args = AttackArgs { json: true, data: None, n: Some(20), model: None, seed: Some(5), max_condition: 10.0 };
+        let args = AttackArgs {
+            json: true,
+            data: None,
+            n: Some(20),
+            model: None,
+            encrypted_model: None,
+            seed: Some(5),
+            max_condition: 10.0,
+        };
         let r = measure(&args).expect("the data sets in ../shared/data (set MORE_DATA or --data)");
         assert_eq!((r.mnist.images, r.mnist.recovered, r.mnist.wrong_lane), (20, 20, 0));
         let angio = r.angio.expect("angiograms in ../shared/data/angio");
