@@ -347,9 +347,11 @@ impl Model {
             )));
         }
         let json_len = u32::from_le_bytes(body[8..12].try_into().expect("4 bytes")) as usize;
-        let json = body.get(12..12 + json_len).ok_or_else(|| bad("truncated metadata".into()))?;
+        let json_end =
+            json_len.checked_add(12).filter(|&e| e <= body.len()).ok_or_else(|| bad("truncated metadata".into()))?;
+        let json = &body[12..json_end];
         let header: Header = serde_json::from_slice(json).map_err(|e| bad(format!("metadata: {e}")))?;
-        let mut weights = &body[12 + json_len..];
+        let mut weights = &body[json_end..];
         let mut layers = Vec::with_capacity(header.layers.len());
         for spec in &header.layers {
             let mut params = Vec::new();
