@@ -148,3 +148,70 @@ fn model_files_round_trip_and_corruption_is_detected() {
     b[last] ^= 1;
     assert!(Model::from_bytes(&b).unwrap_err().to_string().contains("checksum"));
 }
+
+/// Assembles a model file around an arbitrary JSON header and weight bytes, with a valid checksum.
+fn assemble(json: &str, weights: &[u8]) -> Vec<u8> {
+    let mut b = b"MORENN01".to_vec();
+    b.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    b.extend_from_slice(json.as_bytes());
+    b.extend_from_slice(weights);
+    let crc = crc32fast::hash(&b);
+    b.extend_from_slice(&crc.to_le_bytes());
+    b
+}
+
+#[test]
+fn well_checksummed_but_invalid_headers_are_errors() {
+    let meta = serde_json::to_string(&ModelMeta::new("x", "t")).unwrap();
+    let with = |input: &str, layers: &str| {
+        format!(
+            r#"{{"meta":{},"layers":{layers}}}"#,
+            meta.replace(r#""input_shape":[]"#, &format!(r#""input_shape":{input}"#))
+        )
+    };
+    let cases = [
+        with("[4]", r#"[{"type":"dense","inputs":1099511627776,"outputs":1099511627776}]"#),
+        with("[4]", r#"[{"type":"dense","inputs":4,"outputs":2}]"#), // weights missing
+        with(
+            "[1,4,4]",
+            r#"[{"type":"conv2d","in_channels":1,"out_channels":1,"kernel":[0,0],"stride":1,"padding":0},{"type":"flatten"}]"#,
+        ),
+        with(
+            "[1,4,4]",
+            r#"[{"type":"conv2d","in_channels":1,"out_channels":1,"kernel":[1,1],"stride":0,"padding":0},{"type":"flatten"}]"#,
+        ),
+        with("[1,4,4]", r#"[{"type":"max_pool","size":0,"stride":1},{"type":"flatten"}]"#),
+        with("[1,4,4]", r#"[{"type":"avg_pool","size":2,"stride":0},{"type":"flatten"}]"#),
+        with("[1,4,4]", r#"[{"type":"softmax"}]"#),
+        with("[]", r#"[]"#),
+        with("[0]", r#"[]"#),
+        with("[4]", r#"[{"type":"unknown"}]"#),
+        "{}".to_string(),
+        "not json".to_string(),
+    ];
+    for json in &cases {
+        let err = Model::from_bytes(&assemble(json, &[])).unwrap_err();
+        assert!(err.to_string().contains("invalid model file"), "{json}: {err}");
+    }
+    // A valid header with non-finite weights.
+    let json = with("[2]", r#"[{"type":"dense","inputs":2,"outputs":1}]"#);
+    let mut w = Vec::new();
+    for v in [1.0f32, f32::NAN, 0.0] {
+        w.extend_from_slice(&v.to_le_bytes());
+    }
+    assert!(Model::from_bytes(&assemble(&json, &w)).is_err());
+    w[4..8].copy_from_slice(&2.0f32.to_le_bytes());
+    let m = Model::from_bytes(&assemble(&json, &w)).unwrap();
+    assert_eq!(m.forward_plain(ndarray::arr2(&[[1.0f32, 1.0]]).into_dyn().view()).unwrap()[[0, 0]], 3.0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), magic in any::<bool>()) {
+        let mut b = if magic { b"MORENN01".to_vec() } else { vec![] };
+        b.extend_from_slice(&bytes);
+        prop_assert!(Model::from_bytes(&b).is_err());
+    }
+}
