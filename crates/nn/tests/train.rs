@@ -180,3 +180,41 @@ fn short_mnist_training_reaches_a_sanity_accuracy() {
     let b = net.predict(&alg, &x).unwrap();
     assert!(a.iter().zip(b.iter()).all(|(p, q)| (p - q).abs() < 1e-4));
 }
+
+#[test]
+fn fit_plain_trains_a_regression_model_with_early_stopping() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let x = random(&[200, 3], &mut rng, 1.0);
+    let y = x.map_axis(ndarray::Axis(1), |r| r[0] * 0.5 - r[1] * r[2]).insert_axis(ndarray::Axis(1)).into_dyn();
+    let split = |a: &ArrayD<f32>, r: std::ops::Range<usize>| a.slice_axis(ndarray::Axis(0), r.into()).to_owned();
+    let specs = [
+        LayerSpec::Dense { inputs: 3, outputs: 16 },
+        LayerSpec::Activation { function: Activation::Tanh },
+        LayerSpec::Dense { inputs: 16, outputs: 1 },
+    ];
+    let cfg = TrainConfig {
+        epochs: 200,
+        batch_size: 16,
+        loss: Loss::Mse,
+        optimizer: OptimizerConfig::adam(1e-2),
+        classification: false,
+        patience: Some(10),
+        ..TrainConfig::default()
+    };
+    let (model, h) = more_nn::train::fit_plain(
+        &[3],
+        &specs,
+        (split(&x, 0..160), split(&y, 0..160)),
+        Some((split(&x, 160..200), split(&y, 160..200))),
+        &cfg,
+        3,
+        more_nn::ModelMeta::new("reg", "test"),
+    )
+    .unwrap();
+    let best = h.epochs[h.best_epoch - 1].val_loss.unwrap();
+    assert!(best < 0.01, "validation MSE {best}");
+    assert!(h.epochs.len() < 200 && h.stopped_early, "early stopping never triggered");
+    let pred = model.forward_plain(split(&x, 160..200).view()).unwrap();
+    let mse = pred.iter().zip(split(&y, 160..200).iter()).map(|(p, t)| f64::from((p - t).powi(2))).sum::<f64>() / 40.0;
+    assert!((mse - best).abs() < 1e-4, "model {mse} vs history {best}");
+}

@@ -408,3 +408,23 @@ pub fn split_rows(n: usize, val_fraction: f64, seed: u64) -> (Vec<usize>, Vec<us
 pub fn take_rows(a: &ArrayD<f32>, rows: &[usize]) -> ArrayD<f32> {
     a.select(Axis(0), rows)
 }
+
+/// Plaintext training in one call: builds a [`Net`] from `specs` (initialised from `init_seed`), trains it on
+/// `train = (inputs [N, ...], targets [N, K])`, selecting on `val` if given, and returns the trained
+/// [`crate::Model`] (with `meta`) and the history.
+pub fn fit_plain(
+    input_shape: &[usize],
+    specs: &[crate::LayerSpec],
+    train: (ArrayD<f32>, ArrayD<f32>),
+    val: Option<(ArrayD<f32>, ArrayD<f32>)>,
+    cfg: &TrainConfig,
+    init_seed: u64,
+    meta: ModelMeta,
+) -> Result<(crate::Model, History)> {
+    let alg = crate::Plain;
+    let train = Dataset::new(&alg, train.0, train.1)?;
+    let val = val.map(|(x, y)| Dataset::new(&alg, x, y)).transpose()?;
+    let mut net = Net::new(&alg, input_shape, specs, &mut ChaCha8Rng::seed_from_u64(init_seed))?;
+    let history = fit(&alg, &alg, &mut net, &train, val.as_ref(), cfg)?;
+    Ok((net.to_model(&alg, meta)?, history))
+}

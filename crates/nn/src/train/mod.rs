@@ -7,7 +7,7 @@ pub mod net;
 pub mod optim;
 
 pub use fit::{
-    Checkpoint, Dataset, EpochStats, History, TrainConfig, evaluate, fit, split_rows, take_rows, train_step,
+    Checkpoint, Dataset, EpochStats, History, TrainConfig, evaluate, fit, fit_plain, split_rows, take_rows, train_step,
 };
 pub use loss::{Loss, correct};
 pub use net::{Net, Tape};
