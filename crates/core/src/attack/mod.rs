@@ -22,6 +22,24 @@
 //!
 //! [`recover`] ties 2 and the lane choice together for whole data sets ([`recover::ciphertext_only`]).
 //!
+//! ```
+//! use more_core::attack::{self, DataPrior};
+//! use more_core::{KeyOptions, SecretKey};
+//! use ndarray::Array2;
+//!
+//! // A 28x28 "digit": a white bar on black, 8-bit levels in [0, 1], encrypted as the browser does.
+//! let bar = |y: usize, x: usize| (10..18).contains(&x) && (4..24).contains(&y);
+//! let img = Array2::from_shape_fn((28, 28), |(y, x)| if bar(y, x) { 1.0f32 } else { 0.0 });
+//! let key = SecretKey::generate(KeyOptions::default()).unwrap();
+//! let ct = key.encrypt_tensor(&img.view().into_dyn()).unwrap();
+//!
+//! // The server, without the key: eigenbasis, lane choice, every pixel.
+//! let rec = attack::ciphertext_only(&[&ct], &DataPrior::image_8bit(0.0, 1.0, 28, 28)).unwrap();
+//! let stolen = rec.decrypt(&ct);
+//! assert!(stolen.iter().zip(img.iter()).all(|(a, &b)| (a - f64::from(b)).abs() < 1e-4));
+//! assert_eq!(stolen.shape(), &[28, 28]);
+//! ```
+//!
 //! All computations are in `f64` whatever the plane type (`f32` or `f64`); the recovered values are as
 //! accurate as a legitimate decryption of the same planes (error `≈ κ(S)²·ε·max(|m|, |r|)`).
 
