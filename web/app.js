@@ -172,7 +172,7 @@ async function loadModels() {
  * Preprocess → encrypt → show planes → infer → decrypt → show. `t0` is when the user's action ended.
  * `ui` = { input, planes, bytes, prediction, bars, timing, error }.
  */
-async function run(task, imageData, ui, t0) {
+async function run(task, imageData, ui, t0, firstRows = []) {
   ui.error.hidden = true;
   // Until the new answer arrives, the previous one is shown dimmed (it may belong to another drawing).
   ui.prediction.parentElement.classList.add('stale');
@@ -217,6 +217,7 @@ async function run(task, imageData, ui, t0) {
   showBars(ui.bars, model.labels, probs);
   const total = performance.now() - t0;
   const rows = [
+    ...firstRows,
     ['preprocess', tb - ta],
     ['encrypt', tc - tb],
     ['upload', times.upload],
@@ -329,8 +330,9 @@ async function classifyImageBlob(blob, name, t0 = performance.now()) {
   ui.error.hidden = true;
   let result = null;
   try {
+    const td = performance.now();
     const data = await decodeImage(blob, name);
-    result = await run('angio', data, ui, t0);
+    result = await run('angio', data, ui, t0, [['decode image', performance.now() - td]]);
   } catch (err) {
     showError(ui.error, err);
   } finally {

@@ -15,16 +15,25 @@ export function drawGray(canvas, values, w, h, lo = 0, hi = 255) {
   ctx.putImageData(img, 0, 0);
 }
 
-/** Diverging map: negative blue, zero white, positive red, scaled by the largest magnitude. */
+/**
+ * A plane as a false-colour image: its own minimum blue, middle white, maximum red (so structure shows
+ * whatever the plane's offset; a constant plane is white).
+ */
 export function drawDiverging(canvas, values, offset, w, h) {
   canvas.width = w;
   canvas.height = h;
   const ctx = canvas.getContext('2d');
   const img = ctx.createImageData(w, h);
-  let max = 1e-12;
-  for (let i = 0; i < w * h; i++) max = Math.max(max, Math.abs(values[offset + i]));
+  let lo = Infinity;
+  let hi = -Infinity;
   for (let i = 0; i < w * h; i++) {
-    const t = values[offset + i] / max; // -1..1
+    lo = Math.min(lo, values[offset + i]);
+    hi = Math.max(hi, values[offset + i]);
+  }
+  const mid = (lo + hi) / 2;
+  const half = (hi - lo) / 2 || 1;
+  for (let i = 0; i < w * h; i++) {
+    const t = (values[offset + i] - mid) / half; // -1..1
     const a = Math.round(255 * (1 - Math.abs(t)));
     const [r, g, b] = t >= 0 ? [255, a, a] : [a, a, 255];
     img.data.set([r, g, b, 255], 4 * i);
