@@ -88,6 +88,38 @@ function alignedIndexOf(hay, needle) {
   return -1;
 }
 
+/** A minimal 8-bit grayscale PNG (for the size-limit check). */
+function grayPng(width, height) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => {
+    let c = 0xffffffff;
+    for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 0; // grayscale
+  const raw = Buffer.alloc((width + 1) * height); // filter byte 0 + black pixels
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr), chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
 /** Every secret the page holds, as byte strings that must never appear in a request. */
 function secrets(keyBytes, keyJson) {
   const b = Buffer.from(keyBytes);
@@ -279,6 +311,12 @@ export default [
       await page.waitForSelector('#angio-error:not([hidden])');
       const m2 = await page.locator('#angio-error').innerText();
       ctx.assert(/could not be read as a PNG or JPEG/.test(m2), `message: ${m2}`);
+      // An image larger than 8192 pixels on a side.
+      await page.setInputFiles('#angio-file', { name: 'wide.png', mimeType: 'image/png', buffer: grayPng(8200, 2) });
+      await page.waitForFunction(() => /wide\.png is too large/.test(document.getElementById('angio-error').textContent));
+      // Not an image type at all.
+      await page.setInputFiles('#angio-file', { name: 'scan.gif', mimeType: 'image/gif', buffer: Buffer.from('GIF89a') });
+      await page.waitForFunction(() => /not a PNG or JPEG/.test(document.getElementById('angio-error').textContent));
       await ctx.screenshot(page, 'app-errors');
     },
   },
