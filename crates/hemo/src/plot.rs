@@ -115,8 +115,8 @@ pub fn waveforms_svg(sim: &Simulation) -> String {
     let t_end = *w.time.last().unwrap_or(&1.0);
     let v_lo = (o.end_systolic_volume / 20.0).floor() * 20.0 - 20.0;
     let v_hi = (o.end_diastolic_volume / 20.0).ceil() * 20.0 + 20.0;
-    let left = Panel { x0: 60.0, y0: 40.0, w: 360.0, h: 240.0, xr: (0.0, t_end), yr: (0.0, p_top) };
-    let right = Panel { x0: 520.0, y0: 40.0, w: 260.0, h: 240.0, xr: (v_lo.max(0.0), v_hi), yr: (0.0, p_top) };
+    let left = Panel { x0: 60.0, y0: 52.0, w: 360.0, h: 228.0, xr: (0.0, t_end), yr: (0.0, p_top) };
+    let right = Panel { x0: 520.0, y0: 52.0, w: 260.0, h: 228.0, xr: (v_lo.max(0.0), v_hi), yr: (0.0, p_top) };
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -140,11 +140,12 @@ pub fn waveforms_svg(sim: &Simulation) -> String {
     left.path(&w.time, &w.aortic_pressure, "#1d3557", &mut s);
     let legend = [("#1d3557", "aorta"), ("#e63946", "left ventricle"), ("#2a9d8f", "left atrium")];
     for (i, (c, name)) in legend.iter().enumerate() {
-        let y = 196.0 + 16.0 * i as f64;
+        let x = 60.0 + 110.0 * i as f64;
         let _ = writeln!(
             s,
-            r#"<line x1="290" y1="{y}" x2="310" y2="{y}" stroke="{c}" stroke-width="2"/><text x="315" y="{}">{name}</text>"#,
-            y + 4.0
+            r#"<line x1="{x}" y1="40" x2="{}" y2="40" stroke="{c}" stroke-width="2"/><text x="{}" y="44">{name}</text>"#,
+            x + 20.0,
+            x + 25.0
         );
     }
     right.axes(
@@ -155,7 +156,7 @@ pub fn waveforms_svg(sim: &Simulation) -> String {
         &mut s,
     );
     right.path(&w.lv_volume, &w.lv_pressure, "#e63946", &mut s);
-    let _ = writeln!(s, r#"<text x="530" y="58">LV pressure–volume loop</text>"#);
+    let _ = writeln!(s, r#"<text x="520" y="44">LV pressure–volume loop</text>"#);
     s.push_str("</svg>\n");
     s
 }
