@@ -327,3 +327,68 @@ fn mixed_keys_show_in_the_spread() {
     assert!(Eigenbasis::estimate(&[&a]).unwrap().spread() < 1e-12);
     assert!(Eigenbasis::estimate(&[&a, &b]).unwrap().spread() > 1e-2);
 }
+
+mod properties {
+    //! Property tests over magnitudes from 1e-6 to 1e6, equal and nearly equal lanes, and `κ` up to 1000.
+    //! Bounds follow the scheme's error model (`crates/core/tests/scheme.rs`): `c·ε·κ²·max(|m|, |r|)`.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            -1.0..1.0f64,
+            Just(0.0),
+            (-6.0..6.0f64, any::<bool>()).prop_map(|(e, neg)| if neg { -(10f64.powf(e)) } else { 10f64.powf(e) }),
+        ]
+    }
+
+    fn kappa() -> impl Strategy<Value = f64> {
+        prop_oneof![Just(1.0), 1.0..10.0, 10.0..1000.0]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn eigenvalues_are_the_lanes(seed in any::<u64>(), k in kappa(), m in value(), r in value(), near in any::<bool>()) {
+            let key = SecretKey::with_condition_rng(k, NoiseRange::default(), &mut ChaCha20Rng::seed_from_u64(seed)).unwrap();
+            let r = if near { m * (1.0 + 1e-9) } else { r };
+            let p = eigenvalues(&key.encrypt_lanes(m, r)).unwrap();
+            let s = m.abs().max(r.abs());
+            let tol = 64.0 * f64::EPSILON * k * k * s + 1e-300;
+            // Eigenvalues of a nearly scalar matrix are conditioned like √(rounding): allow that for the pair.
+            let tol_pair = tol.max((tol * s).sqrt());
+            prop_assert!((p.high - m.max(r)).abs() <= tol_pair, "{p:?} vs m {m}, r {r}");
+            prop_assert!((p.low - m.min(r)).abs() <= tol_pair, "{p:?} vs m {m}, r {r}");
+            prop_assert!((p.trace - (m + r)).abs() <= tol);
+        }
+
+        #[test]
+        fn basis_from_one_ciphertext_decrypts_another(
+            seed in any::<u64>(), k in kappa(), m1 in value(), r1 in value(), m2 in value(), r2 in value()
+        ) {
+            let key = SecretKey::with_condition_rng(k, NoiseRange::default(), &mut ChaCha20Rng::seed_from_u64(seed)).unwrap();
+            let (c1, c2) = (key.encrypt_lanes(m1, r1), key.encrypt_lanes(m2, r2));
+            prop_assume!((m1 - r1).abs() > 1e-3 * m1.abs().max(r1.abs()));
+            let basis = Eigenbasis::from_ciphertexts(&[c1]).unwrap();
+            // Orient with the known pair, then read the other ciphertext.
+            let lane = if (basis.value(&c1, Lane::First) - m1).abs() <= (basis.value(&c1, Lane::Second) - m1).abs() { Lane::First } else { Lane::Second };
+            let got = basis.value(&c2, lane);
+            // The direction comes from c1 (relative error ~ε·κ²·s₁/|m₁ − r₁|), applied to c2's gap.
+            let s1 = m1.abs().max(r1.abs());
+            let dir_err = 64.0 * f64::EPSILON * k * k * s1 / (m1 - r1).abs();
+            let tol = 64.0 * f64::EPSILON * k * k * m2.abs().max(r2.abs()) + dir_err * (m2 - r2).abs() + 1e-300;
+            prop_assert!((got - m2).abs() <= tol, "got {got}, m2 {m2}, tol {tol}");
+        }
+
+        #[test]
+        fn stolen_key_decrypts_like_the_owner(seed in any::<u64>(), k in kappa(), m in -1.0..1.0f64, r in -1.0..1.0f64, x in value()) {
+            prop_assume!((m - r).abs() > 1e-2);
+            let key = SecretKey::with_condition_rng(k, NoiseRange::default(), &mut ChaCha20Rng::seed_from_u64(seed)).unwrap();
+            let stolen = recover_key(&key.encrypt_lanes(m, r), m, NoiseRange::default()).unwrap();
+            let c = key.encrypt(x).unwrap();
+            let tol = 1e-9 * k * k * x.abs().max(1.0);
+            prop_assert!((stolen.decrypt(&c) - x).abs() <= tol, "{} vs {x}", stolen.decrypt(&c));
+        }
+    }
+}
