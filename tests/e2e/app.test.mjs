@@ -289,6 +289,30 @@ export default [
     },
   },
   {
+    name: 'without the server: key, preprocessing and encryption still run; the page says why nothing is classified',
+    async run(ctx) {
+      const page = await ctx.newPage();
+      await page.route('**/api/v1/**', (route) => route.abort('connectionrefused'));
+      await page.goto(ctx.baseUrl);
+      await page.evaluate(() => window.moreApp.ready);
+      ctx.assert(/not reachable/i.test(await page.locator('#status').innerText()), 'status line');
+      ctx.assert((await page.evaluate(() => window.moreApp.keyBytes().length)) === 56, 'no key without the server');
+      await page.click('#draw-clear');
+      const box = await page.locator('#draw').boundingBox();
+      const [first, ...rest] = DIGITS[7][0];
+      await page.mouse.move(box.x + first[0], box.y + first[1]);
+      await page.mouse.down();
+      for (const [x, y] of rest) await page.mouse.move(box.x + x, box.y + y, { steps: 4 });
+      await page.mouse.up();
+      await page.waitForSelector('#digit-error:not([hidden])');
+      const msg = await page.locator('#digit-error').innerText();
+      ctx.assert(/not reachable/i.test(msg) && /encryption/i.test(msg), `message: ${msg}`);
+      ctx.assert(await page.locator('#digit-planes canvas').count() === 4, 'ciphertext planes not shown offline');
+      ctx.assert(/784 values/.test(await page.locator('#digit-bytes').innerText()), 'ciphertext size not shown');
+      await ctx.screenshot(page, 'app-offline');
+    },
+  },
+  {
     name: 'errors in plain words; the drawing survives a failed request',
     async run(ctx) {
       const { page } = await open(ctx);
@@ -360,7 +384,7 @@ export default [
         const r = await waitForResult(page, before, file);
         ctx.log(`${file}: predicted ${r.label} (p = ${r.probs[r.index].toFixed(3)}), ${r.total.toFixed(1)} ms`);
         await ctx.screenshot(page, `app-angio-${view.toLowerCase()}`);
-        ctx.assert(r.label === view, `${file} is ${view}, the model says ${r.label}`);
+        ctx.assert(r.label.toUpperCase() === view, `${file} is ${view}, the model says ${r.label}`);
         times.push(r.total);
       }
       // The sample gallery from GET /api/v1/samples.
