@@ -22,7 +22,7 @@ cargo build --release -q -p more-server --bin more-server --example bench_body
 target/release/examples/bench_body write "$OUT/body.bin" "models/$MODEL.morenn" 0
 head -c $((4 << 20)) /dev/zero > "$OUT/oversized.bin"   # 4 MiB: above the per-model limit
 
-target/release/more-server --addr "$ADDR" --models models \
+target/release/more-server --addr "$ADDR" --models models --log-json \
   ${SERVER_ARGS:-} >"$OUT/server.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; kill $SAMPLER 2>/dev/null || true' EXIT
@@ -47,6 +47,22 @@ echo "== encrypted $MODEL inference: $CONNECTIONS connections, ${DURATION}s"
 BODY="$OUT/body.bin" wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/post.lua \
   "http://$ADDR/api/v1/models/$MODEL/infer" | tee "$OUT/wrk-infer.txt" | grep RESULT
 echo "peak RSS under load: $(peak) kB"
+# Server-side time per request (decode + queue + compute) from the JSON log lines, vs wrk's end-to-end.
+python3 - "$OUT/server.log" <<'PY'
+import json, sys
+t = []
+for line in open(sys.argv[1]):
+    try:
+        f = json.loads(line)["fields"]
+    except Exception:
+        continue
+    if f.get("message") == "inferred":
+        t.append((f["decode_us"] + f["queue_us"] + f["compute_us"]) / 1000)
+t.sort()
+if t:
+    q = lambda p: t[min(len(t) - 1, int(p * len(t)))]
+    print(f"server-side (decode+queue+compute) over {len(t)} requests: p50 {q(0.5):.2f} ms, p99 {q(0.99):.2f} ms")
+PY
 
 : > "$OUT/rss.txt"
 echo "== flood of 4 MiB bodies (answered 413): $CONNECTIONS connections, 5s"

@@ -130,7 +130,7 @@ pub struct EngineConfig {
 impl Default for EngineConfig {
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        EngineConfig { workers, queue: 64, max_batch_samples: 32 }
+        EngineConfig { workers, queue: 64, max_batch_samples: 8 }
     }
 }
 

@@ -193,7 +193,15 @@ pub fn app(state: AppState) -> Router {
                 })
                 .on_request(())
                 .on_response(|res: &Response, latency: Duration, _: &tracing::Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_us = latency.as_micros() as u64, "done");
+                    // Successful inferences already logged their timings ("inferred"): keep one line each.
+                    let (status, us) = (res.status().as_u16(), latency.as_micros() as u64);
+                    if res.status().is_server_error() {
+                        tracing::warn!(status, latency_us = us, "done");
+                    } else if res.status().is_client_error() {
+                        tracing::info!(status, latency_us = us, "done");
+                    } else {
+                        tracing::debug!(status, latency_us = us, "done");
+                    }
                 }),
         )
         .layer(SetRequestIdLayer::new(x_request_id, Counter::default()))

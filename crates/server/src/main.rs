@@ -31,7 +31,7 @@ struct Args {
     #[arg(long, default_value_t = 64)]
     queue: usize,
     /// Most samples merged into one forward pass.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 8)]
     max_batch_samples: usize,
     /// Largest batch dimension in one request.
     #[arg(long, default_value_t = 16)]
