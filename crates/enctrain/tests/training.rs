@@ -212,3 +212,59 @@ fn regression_targets_and_mixed_keys() {
     let mut other = KeyOwner::with_seed(SecretKey::from_seed(5, KeyOptions::default()).unwrap(), 5);
     assert!(encrypt_data(&mut other, &data, &setup, Some(enc.basis())).is_err());
 }
+
+#[test]
+fn regression_training_matches_plaintext_training() {
+    use more_nn::train::{Dataset, fit};
+    // y = x·A + noise-free offset: an MSE regression like the WBC surrogate's.
+    let mut rng = ChaCha20Rng::seed_from_u64(31);
+    let a = ArrayD::from_shape_fn(IxDyn(&[6, 2]), |_| rng.random_range(-1.0f32..1.0));
+    let make = |n: usize, rng: &mut ChaCha20Rng| {
+        let x = ArrayD::from_shape_fn(IxDyn(&[n, 6]), |_| rng.random_range(-1.0f32..1.0));
+        let x2: ndarray::ArrayView2<f32> = x.view().into_dimensionality().unwrap();
+        let a2: ndarray::ArrayView2<f32> = a.view().into_dimensionality().unwrap();
+        let y = (x2.dot(&a2) + 0.5).into_dyn();
+        PlainData { inputs: x, targets: y }
+    };
+    let train = make(256, &mut rng);
+    let specs = vec![
+        LayerSpec::Dense { inputs: 6, outputs: 8 },
+        act(Activation::Tanh),
+        LayerSpec::Dense { inputs: 8, outputs: 2 },
+    ];
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        loss: Loss::Mse,
+        optimizer: OptimizerConfig::Sgd { lr: 0.05, momentum: 0.9 },
+        classification: false,
+        ..TrainConfig::default()
+    };
+    let setup = EncryptionSetup {
+        input_noise: (-1.0, 1.0),
+        targets: TargetNoise::Uniform { lo: -2.0, hi: 2.0 },
+        ..EncryptionSetup::default()
+    };
+    let key = SecretKey::from_seed(32, KeyOptions::default()).unwrap();
+    let run =
+        train_encrypted(&key, &train, None, &[6], &specs, 5, &cfg, ModelMeta::new("reg", "test"), &setup).unwrap();
+    let mut net = Net::new(&Plain, &[6], &specs, &mut ChaCha8Rng::seed_from_u64(5)).unwrap();
+    let data = Dataset::new(&Plain, train.inputs.clone(), train.targets.clone()).unwrap();
+    let hist = fit(&Plain, &Plain, &mut net, &data, None, &cfg).unwrap();
+    // Same losses epoch by epoch (the encrypted ones as revealed to the key owner) ...
+    for (e, p) in run.history.epochs.iter().zip(&hist.epochs) {
+        assert!(
+            (e.train_loss - p.train_loss).abs() < 1e-4 * p.train_loss.max(1.0),
+            "{} vs {}",
+            e.train_loss,
+            p.train_loss
+        );
+    }
+    assert!(hist.epochs.last().unwrap().train_loss < hist.epochs[0].train_loss);
+    // ... and the same model.
+    let plain_model = net.to_model(&Plain, ModelMeta::new("reg", "test")).unwrap();
+    let a = run.model.forward_plain(train.inputs.view()).unwrap();
+    let b = plain_model.forward_plain(train.inputs.view()).unwrap();
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(diff < 1e-3, "decrypted and plaintext models differ by {diff}");
+}
