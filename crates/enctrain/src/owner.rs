@@ -3,13 +3,10 @@
 //! only ever sees ciphertexts (a server can train without the key).
 //!
 //! ## How the random lane `r` is drawn
-//! - Inputs: `r` uniform in the range of the (normalised) data, so the shadow network on the noise lane
-//!   sees inputs of the same scale as the real one.
-//! - One-hot labels: the noise lane of each label row is a random probability vector (a flat Dirichlet
-//!   draw). The shadow model then fits soft targets whose optimum `log p` is finite, so its logits and
-//!   weights stay bounded; uniform noise that does not sum to one would push all shadow logits up forever
-//!   (the cross-entropy gradient `softmax − y` would never sum to zero).
-//! - Regression targets: `r` uniform in the range of the (standardised) targets.
+//! The training path ([`crate::train::EncryptionSetup`]) draws input noise uniform in a chosen range
+//! (default `[0, 0.25)`) and gives each one-hot label row a noise lane that is a probability vector close
+//! to uniform ([`crate::train::TargetNoise`]); see `docs/encrypted-training.md` for what was measured.
+//! [`KeyOwner::encrypt_one_hot`] is the simpler variant with a flat Dirichlet noise row.
 
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
 use rand::{Rng, SeedableRng};
