@@ -533,7 +533,7 @@ pub fn train_encrypted_mnist(args: &TrainArgs) -> Result<()> {
     let enc_path = out.with_extension("moreenc");
     run.encrypted.save(&enc_path)?;
     let key_path = out.with_extension("key.json");
-    std::fs::write(&key_path, key.to_json()).with_context(|| format!("writing {}", key_path.display()))?;
+    write_private(&key_path, key.to_json().as_bytes()).with_context(|| format!("writing {}", key_path.display()))?;
     println!(
         "{id}: trained on encrypted data; decrypted model's test accuracy {:.2}%, {:.1} s per epoch; saved {} (decrypted), {} (encrypted), {} (key: keep private)",
         100.0 * acc,
@@ -543,4 +543,14 @@ pub fn train_encrypted_mnist(args: &TrainArgs) -> Result<()> {
         key_path.display()
     );
     Ok(())
+}
+
+/// Writes a file only its owner can read (the secret key).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
 }
