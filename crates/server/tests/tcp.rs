@@ -200,3 +200,43 @@ async fn still_correct_after_1000_hostile_requests() {
     }
     assert_round_trip(addr, 12345).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_open_requests() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router())
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap()
+    });
+    let (key, x, body) = encrypted(21, &INPUT);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/models/{ID}/infer HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {MEDIA_TYPE}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body[..100]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    stop.send(()).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // Shutdown has begun, but the server waits for the open request...
+    assert!(!server.is_finished(), "the server must wait for the open request");
+    // ...while the open request completes.
+    s.write_all(&body[100..]).await.unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&raw[..split]));
+    let got = key.decrypt_tensor(&more_core::decode::<f32>(&raw[split + 4..], 1 << 20).unwrap());
+    let want = test_model(7).forward_plain(x.insert_axis(ndarray::Axis(0)).view()).unwrap();
+    for (g, w) in got.iter().zip(want.iter()) {
+        assert!((g - w).abs() < 1e-3);
+    }
+    tokio::time::timeout(std::time::Duration::from_secs(10), server).await.expect("server stops").unwrap();
+}

@@ -61,7 +61,9 @@ pub fn model_dir() -> PathBuf {
 
 /// The sample directory of the shared data, if present.
 pub fn samples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/angio/samples")
+    std::env::var("MORE_DATA")
+        .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"), PathBuf::from)
+        .join("angio/samples")
 }
 
 /// State over the test model, with small limits so the limit paths are cheap to reach.
