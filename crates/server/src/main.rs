@@ -96,6 +96,9 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, workers = engine.workers, "listening");
     println!("more-server listening on http://{addr}/");
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
     tracing::info!("stopped");
     Ok(())
