@@ -9,6 +9,7 @@
 //!
 //! [`app`] builds the router from an [`AppState`]; `main.rs` only parses flags and serves.
 
+pub mod conn;
 pub mod engine;
 pub mod error;
 pub mod samples;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use more_server::conn::BoundedListener;
 use more_server::{AppState, EngineConfig, Limits, Registry, Samples, app};
 
 /// The MORE encrypted-inference server.
@@ -48,6 +49,12 @@ struct Args {
     /// Request timeout, milliseconds.
     #[arg(long, default_value_t = 10_000)]
     timeout_ms: u64,
+    /// Open connections at most; more clients wait until one closes.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Close a connection after this many seconds without receiving a byte.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout_s: u64,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -96,9 +103,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, workers = engine.workers, "listening");
     println!("more-server listening on http://{addr}/");
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = BoundedListener::new(listener, args.max_connections, Duration::from_secs(args.idle_timeout_s));
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -240,3 +240,39 @@ async fn graceful_shutdown_finishes_open_requests() {
     }
     tokio::time::timeout(std::time::Duration::from_secs(10), server).await.expect("server stops").unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_cap_and_idle_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bounded = more_server::conn::BoundedListener::new(listener, 1, std::time::Duration::from_millis(1000));
+    tokio::spawn(async move { axum::serve(bounded, router()).await.unwrap() });
+    // A silent client takes the only slot...
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    // ...so the next client is served only once the silent one has been closed for idleness.
+    let r = request(addr, "GET", "/api/v1/health", None, b"", None).await;
+    assert_eq!(r.status, 200);
+    let mut buf = [0u8; 16];
+    let n = silent.read(&mut buf).await.unwrap_or(0);
+    assert_eq!(n, 0, "the idle connection was closed");
+    // Bytes keep a connection alive: a request sent in slow pieces (each within the idle time) is served.
+    let (key, x, body) = encrypted(31, &INPUT);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/models/{ID}/infer HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {MEDIA_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(body.len() / 3 + 1) {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        s.write_all(chunk).await.unwrap();
+    }
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(raw.starts_with(b"HTTP/1.1 200"));
+    let got = key.decrypt_tensor(&more_core::decode::<f32>(&raw[split + 4..], 1 << 20).unwrap());
+    let want = test_model(7).forward_plain(x.insert_axis(ndarray::Axis(0)).view()).unwrap();
+    assert!(got.iter().zip(want.iter()).all(|(g, w)| (g - w).abs() < 1e-3));
+}
