@@ -306,3 +306,64 @@ fn run_group(group: Vec<Job>) {
         let _ = job.reply.send(result);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use more_core::{KeyOptions, SecretKey};
+    use more_nn::layer::{Activation, Dense, Layer};
+    use more_nn::{Model, ModelMeta};
+    use ndarray::{Array1, Array2, ArrayD, IxDyn};
+
+    fn model() -> Arc<Model> {
+        let w = Array2::from_shape_fn((4, 3), |(i, j)| (i as f32 - 1.5) * 0.3 + j as f32 * 0.1);
+        let layers = vec![
+            Layer::Dense(Dense { weight: w, bias: Array1::from(vec![0.1, -0.2, 0.05]) }),
+            Layer::Activation(Activation::Relu),
+        ];
+        Arc::new(Model::new(ModelMeta::new("unit", "test"), &[4], layers).unwrap())
+    }
+
+    fn job(model: &Arc<Model>, input: EncryptedTensor<f32>) -> (Job, oneshot::Receiver<Result<Computed, JobError>>) {
+        let (reply, rx) = oneshot::channel();
+        (Job { model: Arc::clone(model), input, enqueued: Instant::now(), reply }, rx)
+    }
+
+    #[test]
+    fn merged_pass_splits_answers_and_isolates_a_bad_ciphertext() {
+        let m = model();
+        let key = SecretKey::from_seed(3, KeyOptions::default()).unwrap();
+        let x1 = ArrayD::from_shape_vec(IxDyn(&[2, 4]), vec![0.1, 0.5, -0.3, 0.9, 1.0, -1.0, 0.2, 0.0]).unwrap();
+        let x2 = ArrayD::from_shape_vec(IxDyn(&[1, 4]), vec![0.7, 0.1, 0.4, -0.6]).unwrap();
+        let rotation = {
+            let planes: Vec<f32> = [0f32, 1.0, -1.0, 0.0].iter().flat_map(|&v| [v; 4]).collect();
+            EncryptedTensor::from_data(ArrayD::from_shape_vec(IxDyn(&[4, 1, 4]), planes).unwrap()).unwrap()
+        };
+
+        // All valid: one merged pass of 3 samples, each job gets its own rows.
+        let (j1, r1) = job(&m, key.encrypt_tensor(&x1.view()).unwrap());
+        let (j2, r2) = job(&m, key.encrypt_tensor(&x2.view()).unwrap());
+        run_group(vec![j1, j2]);
+        for (rx, x) in [(r1, &x1), (r2, &x2)] {
+            let c = rx.blocking_recv().unwrap().unwrap();
+            assert_eq!(c.batch_samples, 3);
+            let got = key.decrypt_tensor(&c.output);
+            let want = m.forward_plain(x.view()).unwrap();
+            assert!(got.iter().zip(want.iter()).all(|(g, w)| (g - w).abs() < 1e-4), "{got} vs {want}");
+        }
+
+        // One bad ciphertext in the group: the merged pass fails, each job is rerun alone.
+        let (j1, r1) = job(&m, key.encrypt_tensor(&x1.view()).unwrap());
+        let (jb, rb) = job(&m, rotation);
+        let (j2, r2) = job(&m, key.encrypt_tensor(&x2.view()).unwrap());
+        run_group(vec![j1, jb, j2]);
+        assert!(matches!(rb.blocking_recv().unwrap(), Err(JobError::Rejected(_))));
+        for (rx, x) in [(r1, &x1), (r2, &x2)] {
+            let c = rx.blocking_recv().unwrap().unwrap();
+            assert_eq!(c.batch_samples, x.shape()[0]);
+            let got = key.decrypt_tensor(&c.output);
+            let want = m.forward_plain(x.view()).unwrap();
+            assert!(got.iter().zip(want.iter()).all(|(g, w)| (g - w).abs() < 1e-4));
+        }
+    }
+}

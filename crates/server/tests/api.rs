@@ -392,3 +392,44 @@ async fn memory_budget_refuses_what_does_not_fit() {
     assert_eq!(r.error(), "overloaded");
     check_round_trip(&router, &INPUT, 2).await;
 }
+
+/// A well-formed body whose every element is the rotation `[[0, 1], [-1, 0]]`: eigenvalues ±i, not a
+/// ciphertext of any real number, so the model's ReLU (spectral formula) cannot evaluate it.
+fn rotation_body(shape: &[usize]) -> Vec<u8> {
+    let n: usize = shape.iter().product();
+    let mut full = vec![4];
+    full.extend_from_slice(shape);
+    let mut data = Vec::with_capacity(4 * n);
+    for plane in [0f32, 1.0, -1.0, 0.0] {
+        data.extend(std::iter::repeat_n(plane, n));
+    }
+    let t =
+        more_core::EncryptedTensor::from_data(ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&full), data).unwrap())
+            .unwrap();
+    more_core::encode(&t)
+}
+
+#[tokio::test]
+async fn invalid_ciphertext_is_422_and_does_not_fail_batched_neighbours() {
+    let router = router();
+    let r = send(&router, post(ID, Some(MEDIA_TYPE), rotation_body(&INPUT))).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert_eq!(r.error(), "invalid_ciphertext");
+    // Mixed with valid requests that may be merged into the same forward pass: only the bad one fails.
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let router = router.clone();
+            tokio::spawn(async move {
+                if i % 4 == 0 {
+                    let r = send(&router, post(ID, Some(MEDIA_TYPE), rotation_body(&INPUT))).await;
+                    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+                } else {
+                    check_round_trip(&router, &INPUT, 500 + i).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
