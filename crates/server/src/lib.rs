@@ -161,6 +161,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/samples", get(samples::list))
         .route("/api/v1/samples/{file}", get(samples::file))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .with_state(state.clone());
@@ -262,6 +263,14 @@ async fn model_one(State(s): State<AppState>, Path(id): Path<String>) -> Result<
 
 async fn api_not_found(req: Request) -> ApiError {
     ApiError::not_found(format!("no API route {} {}", req.method(), req.uri().path()))
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} is not allowed on {}", req.method(), req.uri().path()),
+    )
 }
 
 async fn not_found() -> ApiError {

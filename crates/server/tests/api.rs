@@ -187,6 +187,12 @@ async fn every_error_has_its_status_and_json_body() {
         ("unknown model", post("nope", Some(MEDIA_TYPE), ok.clone()), StatusCode::NOT_FOUND, "unknown_model"),
         ("unknown route", get("/api/v1/nothing"), StatusCode::NOT_FOUND, "not_found"),
         ("unknown page", get("/nothing.html"), StatusCode::NOT_FOUND, "not_found"),
+        (
+            "GET on infer",
+            get(&format!("/api/v1/models/{ID}/infer")),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
         ("no content type", post(ID, None, ok.clone()), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
         (
             "json content type",
