@@ -225,7 +225,8 @@ impl Engine {
 fn worker(rx: &Mutex<Receiver<Job>>, max_samples: usize) {
     loop {
         let jobs = {
-            let Ok(rx) = rx.lock() else { return };
+            // A poisoned lock only means another worker panicked while holding it: the queue is intact.
+            let rx = rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Ok(first) = rx.recv() else { return };
             let mut samples = first.input.shape()[0];
             let mut jobs = vec![first];
