@@ -61,3 +61,39 @@ async fn shipped_mnist_models_answer_encrypted_test_images() {
         assert!(correct >= n - 1, "{id}: {correct}/{n} correct");
     }
 }
+
+#[tokio::test]
+async fn every_shipped_model_round_trips_a_batch() {
+    let registry = Registry::load_dir(repo().join("models")).expect("the bundled models in models/ load");
+    let models: Vec<_> = registry.iter().cloned().collect();
+    let router =
+        app(AppState::new(registry, EngineConfig { workers: 2, queue: 16, max_batch_samples: 8 }, Limits::default()));
+    for (k, model) in models.iter().enumerate() {
+        let id = &model.meta().id;
+        let mut shape = vec![2];
+        shape.extend_from_slice(model.input_shape());
+        let n: usize = shape.iter().product();
+        // Inputs in the model's normalised range: raw values in [0, 1] through its preprocessing.
+        let mut x: Vec<f32> = (0..n).map(|i| ((i * 7919 + k * 31) % 1000) as f32 / 1000.0).collect();
+        let pre = &model.meta().preprocessing;
+        if pre.scale > 0.0 && pre.scale < 1.0 {
+            x.iter_mut().for_each(|v| *v /= pre.scale);
+        }
+        pre.normalize(&mut x);
+        let x = ArrayD::from_shape_vec(IxDyn(&shape), x).unwrap();
+        let key = SecretKey::from_seed(k as u64 + 1, KeyOptions::default()).unwrap();
+        let req = Request::post(format!("/api/v1/models/{id}/infer"))
+            .header(header::CONTENT_TYPE, MEDIA_TYPE)
+            .body(Body::from(more_core::encode(&key.encrypt_tensor::<f32>(&x.view()).unwrap())))
+            .unwrap();
+        let res = router.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{id}");
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        let got = key.decrypt_tensor(&more_core::decode::<f32>(&bytes, 1 << 24).unwrap());
+        let want = model.forward_plain(x.view()).unwrap();
+        assert_eq!(got.shape(), &[2, model.output_len()], "{id}");
+        for (g, w) in got.iter().zip(want.iter()) {
+            assert!((g - w).abs() <= 1e-3 * w.abs().max(1.0), "{id}: decrypted {g} vs plaintext {w}");
+        }
+    }
+}
