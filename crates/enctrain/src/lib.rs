@@ -7,6 +7,9 @@
 //!   documented as ring-only or as using the 2x2 structure.
 //! - [`owner`]: the key owner's side — encrypting inputs and labels, known-answer canaries, decrypting
 //!   losses, metrics and weights.
+//! - [`train`]: the trainer (no key) and [`train::train_encrypted`] (both roles in one call).
+//! - [`task`]: task-generic helpers for the CLI's tasks — plaintext vs encrypted comparison, class
+//!   weighting, timed plaintext and encrypted inference.
 #![deny(missing_docs)]
 
 pub mod algebra;
@@ -16,6 +19,7 @@ pub mod dataset;
 pub mod error;
 pub mod model_file;
 pub mod owner;
+pub mod task;
 pub mod train;
 
 pub use basis::Basis;
