@@ -3,24 +3,20 @@
 //! time, ratios); and `more train mnist --encrypted`. The encrypted side is `more-enctrain`.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use cpu_time::ProcessTime;
-use ndarray::{ArrayD, Axis};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
+use ndarray::ArrayD;
 use serde::Serialize;
 
 use more_core::{KeyOptions, SecretKey};
-use more_enctrain::model_file::EncryptedModel;
 use more_enctrain::owner::KeyOwner;
-use more_enctrain::train::{EncryptionSetup, PlainData, TargetNoise, train_encrypted};
-use more_nn::train::{
-    Dataset, History, Loss, Net, OptimizerConfig, TrainConfig, correct, evaluate, fit, split_rows, take_rows,
+use more_enctrain::task::{
+    Task, TimedRun, lane_maxima, mean_epoch_seconds, predict_encrypted, predict_plain, train_plain, train_task,
 };
-use more_nn::{Model, ModelMeta, Plain};
+use more_enctrain::train::{EncryptionSetup, PlainData, TargetNoise};
+use more_nn::ModelMeta;
+use more_nn::train::{Loss, OptimizerConfig, TrainConfig, correct, split_rows, take_rows};
 
 use crate::data;
 use crate::train::{Arch, TrainArgs, mnist_meta, mnist_specs};
@@ -148,40 +144,6 @@ fn load(
     Ok(Splits { train: part(&tr), val: part(&va), test: PlainData { inputs: test.inputs, targets: test.targets } })
 }
 
-fn mean_epoch_seconds(h: &History) -> f64 {
-    h.epochs.iter().map(|e| e.train_seconds).sum::<f64>() / h.epochs.len().max(1) as f64
-}
-
-/// Plaintext forward over `x` in batches of 500 with the same engine as the encrypted inference below
-/// (`Net::predict`): (outputs, seconds).
-fn infer_plain(model: &Model, x: &ArrayD<f32>) -> Result<(ArrayD<f32>, f64)> {
-    let net = Net::from_model(&Plain, model)?;
-    let t = Instant::now();
-    let mut outs = Vec::new();
-    for chunk in x.axis_chunks_iter(Axis(0), 500) {
-        outs.push(net.predict(&Plain, &chunk.to_owned())?);
-    }
-    let secs = t.elapsed().as_secs_f64();
-    let views: Vec<_> = outs.iter().map(|o| o.view()).collect();
-    Ok((ndarray::concatenate(Axis(0), &views)?, secs))
-}
-
-/// Encrypted inference with the still-encrypted model over `x` (encrypted by the owner in batches of
-/// 500): (decrypted outputs, seconds of encrypted forward only).
-fn infer_encrypted(owner: &mut KeyOwner, model: &EncryptedModel, x: &ArrayD<f32>) -> Result<(ArrayD<f32>, f64)> {
-    let mut outs = Vec::new();
-    let mut secs = 0.0;
-    for chunk in x.axis_chunks_iter(Axis(0), 500) {
-        let c = owner.encrypt_inputs(&chunk, 0.0, 1.0)?;
-        let t = Instant::now();
-        let y = model.predict(&c)?;
-        secs += t.elapsed().as_secs_f64();
-        outs.push(owner.decrypt(&y));
-    }
-    let views: Vec<_> = outs.iter().map(|o| o.view()).collect();
-    Ok((ndarray::concatenate(Axis(0), &views)?, secs))
-}
-
 /// The reproduction's figures (also the `--json` object).
 #[derive(Debug, Serialize)]
 pub struct Report {
@@ -304,67 +266,47 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         splits.val.inputs.shape()[0],
         args.seed
     ));
-    let alg = Plain;
-    let train = Dataset::new(&alg, splits.train.inputs.clone(), splits.train.targets.clone())?;
-    let val = Dataset::new(&alg, splits.val.inputs.clone(), splits.val.targets.clone())?;
-    let mut net = Net::new(&alg, &shape, &specs, &mut ChaCha8Rng::seed_from_u64(args.seed))?;
-    let cpu = ProcessTime::now();
-    let plain_hist = fit(&alg, &alg, &mut net, &train, Some(&val), &cfg)?;
-    let plain_cpu = cpu.elapsed().as_secs_f64() / plain_hist.epochs.len().max(1) as f64;
-    let plain_model = net.to_model(&alg, mnist_meta(&format!("{id}-plain"), args.arch))?;
-    let (plain_out, plain_secs) = infer_plain(&plain_model, &splits.test.inputs)?;
+    let task = Task {
+        input_shape: shape.to_vec(),
+        specs: specs.clone(),
+        train: splits.train.clone(),
+        val: Some(splits.val.clone()),
+        init_seed: args.seed,
+        cfg: cfg.clone(),
+        setup: EncryptionSetup {
+            input_noise: (0.0, args.input_noise),
+            targets: TargetNoise::Distribution { spread: args.label_spread },
+            ..EncryptionSetup::default()
+        },
+    };
+    let plain = train_plain(&task, mnist_meta(&format!("{id}-plain"), args.arch))?;
+    let (plain_out, plain_secs) = predict_plain(&plain.model, &splits.test.inputs, 500)?;
     let plain_acc = accuracy(&plain_out, &splits.test.targets);
     say(format!("plaintext: test accuracy {:.2}%", 100.0 * plain_acc));
 
     // Encrypted: a fresh key from the OS CSPRNG.
     let key = SecretKey::generate(KeyOptions::default())?;
     say(format!("encrypted training under a fresh key (κ = {:.2})", key.condition_number()));
-    let cpu = ProcessTime::now();
-    let run = train_encrypted(
-        &key,
-        &splits.train,
-        Some(&splits.val),
-        &shape,
-        &specs,
-        args.seed,
-        &cfg,
-        mnist_meta(&format!("{id}-encrypted"), args.arch),
-        &EncryptionSetup {
-            input_noise: (0.0, args.input_noise),
-            targets: TargetNoise::Distribution { spread: args.label_spread },
-            ..EncryptionSetup::default()
-        },
-    )?;
-    // Includes encrypting the data once; reported separately below, subtracted here.
-    let enc_cpu_total = cpu.elapsed().as_secs_f64();
-    let (dec_out, _) = infer_plain(&run.model, &splits.test.inputs)?;
+    let enc = train_task(&task, &key, mnist_meta(&format!("{id}-encrypted"), args.arch))?;
+    let run = &enc.run;
+    let (dec_out, _) = predict_plain(&run.model, &splits.test.inputs, 500)?;
     let enc_acc = accuracy(&dec_out, &splits.test.targets);
     say(format!("encrypted: decrypted model's test accuracy {:.2}%", 100.0 * enc_acc));
     let mut owner = KeyOwner::new(key.clone());
     // How bounded the shadow model on the noise lane stayed.
-    let lane_max = |f: &dyn Fn(&more_enctrain::CoeffTensor<f32>) -> ArrayD<f32>| {
-        run.encrypted.params.iter().map(|p| f(p).iter().fold(0.0f32, |m, v| m.max(v.abs()))).fold(0.0f32, f32::max)
-    };
-    let weight_max = f64::from(lane_max(&|p| owner.decrypt(p)));
-    let shadow_max = f64::from(lane_max(&|p| owner.decrypt_noise(p)));
-    let (encinf_out, enc_secs) = infer_encrypted(&mut owner, &run.encrypted, &splits.test.inputs)?;
+    let (weight_max, shadow_max) = lane_maxima(&owner, &run.encrypted);
+    let (encinf_out, enc_secs) = predict_encrypted(&mut owner, &run.encrypted, &splits.test.inputs, 500)?;
     let enc_model_acc = accuracy(&encinf_out, &splits.test.targets);
     let agree = correct(&encinf_out, &dec_out) as f64 / dec_out.shape()[0] as f64;
     let max_diff = encinf_out.iter().zip(&dec_out).map(|(a, b)| f64::from((a - b).abs())).fold(0.0, f64::max);
-    // Sanity: the plaintext evaluator agrees with the loop's own evaluation.
-    let _ = evaluate(
-        &alg,
-        &alg,
-        &net,
-        &Dataset::new(&alg, splits.test.inputs.clone(), splits.test.targets.clone())?,
-        Loss::CrossEntropy,
-        500,
-    )?;
+    let plain_hist = &plain.history;
+    let plain_model = &plain.model;
+    let plain_cpu = plain.cpu_seconds_per_epoch;
 
     let n_test = splits.test.inputs.shape()[0] as f64;
-    let plain_epoch = mean_epoch_seconds(&plain_hist);
+    let plain_epoch = mean_epoch_seconds(plain_hist);
     let enc_epoch = mean_epoch_seconds(&run.history);
-    let enc_cpu = (enc_cpu_total - run.encrypt_seconds).max(0.0) / run.history.epochs.len().max(1) as f64;
+    let enc_cpu = enc.cpu_seconds_per_epoch;
     let report = Report {
         task: "mnist".into(),
         architecture: plain_model.meta().architecture.clone(),
@@ -472,6 +414,82 @@ fn print_table(r: &Report) {
     );
 }
 
+/// What a task hands to [`train_encrypted_task`] besides its [`Task`].
+#[derive(Debug, Clone)]
+pub struct EncryptedTaskOutput {
+    /// Model id (printed).
+    pub id: String,
+    /// The decrypted model's path; the still-encrypted model (`.moreenc`) and the key (`.key.json`, owner
+    /// read-only) are written next to it.
+    pub out: PathBuf,
+    /// No progress lines.
+    pub quiet: bool,
+}
+
+/// What [`train_encrypted_task`] returns.
+#[derive(Debug)]
+#[allow(dead_code)] // the fields are for other tasks' callers (angio); MNIST only needs the files
+pub struct EncryptedTaskResult {
+    /// The run (decrypted model — its metrics already written —, encrypted model, history).
+    pub timed: TimedRun,
+    /// The fresh key (the CLI plays the key owner).
+    pub key: SecretKey,
+    /// Where the encrypted model went.
+    pub encrypted_path: PathBuf,
+    /// Where the key went.
+    pub key_path: PathBuf,
+}
+
+/// `more train <task> --encrypted`, task-generic: a fresh key encrypts `task`'s inputs and labels, the
+/// trainer trains on ciphertexts, the owner decrypts. `meta` is the decrypted model's metadata (this adds
+/// `training.encrypted_training`); `test`, if given, is evaluated with the decrypted model (metrics
+/// `test_accuracy`; the caller may add more before the file is rewritten). Writes the decrypted model,
+/// the `.moreenc` model and the `.key.json` key.
+pub fn train_encrypted_task(
+    task: &Task,
+    mut meta: ModelMeta,
+    test: Option<&PlainData>,
+    output: &EncryptedTaskOutput,
+) -> Result<EncryptedTaskResult> {
+    meta.training.insert(
+        "encrypted_training".into(),
+        "inputs and labels MORE-encrypted; weights trained as ciphertexts and decrypted by the key owner".into(),
+    );
+    let key = SecretKey::generate(KeyOptions::default())?;
+    if !output.quiet {
+        eprintln!("training {} on encrypted data under a fresh key (κ = {:.2})", output.id, key.condition_number());
+    }
+    let mut timed = train_task(task, &key, meta)?;
+    let run = &mut timed.run;
+    let mut test_acc = None;
+    if let Some(test) = test {
+        let (out_test, _) = predict_plain(&run.model, &test.inputs, 500)?;
+        let acc = accuracy(&out_test, &test.targets);
+        run.model.meta_mut().metrics.insert("test_accuracy".into(), acc);
+        test_acc = Some(acc);
+    }
+    run.model.meta_mut().metrics.insert("train_seconds_per_epoch".into(), mean_epoch_seconds(&run.history));
+    let out = &output.out;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    run.model.save(out)?;
+    let encrypted_path = out.with_extension("moreenc");
+    run.encrypted.save(&encrypted_path)?;
+    let key_path = out.with_extension("key.json");
+    write_private(&key_path, key.to_json().as_bytes()).with_context(|| format!("writing {}", key_path.display()))?;
+    println!(
+        "{}: trained on encrypted data;{} {:.1} s per epoch; saved {} (decrypted), {} (encrypted), {} (key: keep private)",
+        output.id,
+        test_acc.map(|a| format!(" decrypted model's test accuracy {:.2}%,", 100.0 * a)).unwrap_or_default(),
+        mean_epoch_seconds(&run.history),
+        out.display(),
+        encrypted_path.display(),
+        key_path.display()
+    );
+    Ok(EncryptedTaskResult { timed, key, encrypted_path, key_path })
+}
+
 /// `more train mnist --encrypted`: the same settings as plaintext training, on encrypted inputs and
 /// labels under a fresh key; writes the decrypted model, the still-encrypted model (`.moreenc`) and the
 /// key (`.key.json` — keep it private).
@@ -503,45 +521,16 @@ pub fn train_encrypted_mnist(args: &TrainArgs) -> Result<()> {
     );
     meta.training.insert("seed".into(), args.seed.to_string());
     meta.training.insert("command".into(), std::env::args().collect::<Vec<_>>().join(" "));
-    meta.training.insert(
-        "encrypted_training".into(),
-        "inputs and labels MORE-encrypted; weights trained as ciphertexts and decrypted by the key owner".into(),
-    );
-    let key = SecretKey::generate(KeyOptions::default())?;
-    if !args.quiet {
-        eprintln!("training {id} on encrypted data under a fresh key (κ = {:.2})", key.condition_number());
-    }
-    let mut run = train_encrypted(
-        &key,
-        &splits.train,
-        Some(&splits.val),
-        &[1, 28, 28],
-        &mnist_specs(args.arch),
-        args.seed,
-        &cfg,
-        meta,
-        &EncryptionSetup::default(),
-    )?;
-    let (out_test, _) = infer_plain(&run.model, &splits.test.inputs)?;
-    let acc = accuracy(&out_test, &splits.test.targets);
-    run.model.meta_mut().metrics.insert("test_accuracy".into(), acc);
-    run.model.meta_mut().metrics.insert("train_seconds_per_epoch".into(), mean_epoch_seconds(&run.history));
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    run.model.save(&out)?;
-    let enc_path = out.with_extension("moreenc");
-    run.encrypted.save(&enc_path)?;
-    let key_path = out.with_extension("key.json");
-    write_private(&key_path, key.to_json().as_bytes()).with_context(|| format!("writing {}", key_path.display()))?;
-    println!(
-        "{id}: trained on encrypted data; decrypted model's test accuracy {:.2}%, {:.1} s per epoch; saved {} (decrypted), {} (encrypted), {} (key: keep private)",
-        100.0 * acc,
-        mean_epoch_seconds(&run.history),
-        out.display(),
-        enc_path.display(),
-        key_path.display()
-    );
+    let task = Task {
+        input_shape: vec![1, 28, 28],
+        specs: mnist_specs(args.arch),
+        train: splits.train,
+        val: Some(splits.val),
+        init_seed: args.seed,
+        cfg,
+        setup: EncryptionSetup::default(),
+    };
+    train_encrypted_task(&task, meta, Some(&splits.test), &EncryptedTaskOutput { id, out, quiet: args.quiet })?;
     Ok(())
 }
 
