@@ -98,12 +98,19 @@ fn one_encrypted_step_decrypts_to_the_plaintext_step() {
             let mut encn = Net::new(&alg, &shape, &specs, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
             let mut po = Optimizer::new(opt);
             let mut eo = Optimizer::new(opt);
-            for _ in 0..2 {
+            for step in 1..=2 {
                 let out_p = train_step(&Plain, &mut plain, &mut po, loss, &x, &y).unwrap();
                 let out_e = train_step(&alg, &mut encn, &mut eo, loss, &enc.inputs, &enc.targets).unwrap();
                 let d = owner.decrypt(&out_e);
                 let err = d.iter().zip(&out_p).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
                 assert!(err < STEP_TOL, "{name} {oname}: outputs differ by {err}");
+                // After each single step (the first: plain gradient step; the second: with momentum /
+                // Adam's moments) the decrypted weights are the plaintext step's weights.
+                for (pe, pp) in encn.params().into_iter().zip(plain.params()) {
+                    let d = owner.decrypt(pe);
+                    let err = d.iter().zip(pp).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+                    assert!(err < STEP_TOL, "{name} {oname} step {step}: weights differ by {err}");
+                }
             }
             let mut worst = 0.0f32;
             let mut moved = 0.0f32;
@@ -191,6 +198,15 @@ fn end_to_end_training_decrypted_and_encrypted_models() {
     // Wrong key: decryption is refused, not silently wrong; data under another key is rejected.
     let other = KeyOwner::new(SecretKey::from_seed(10, KeyOptions::default()).unwrap());
     assert!(matches!(decrypt_model(&other, &file), Err(Error::WrongKey(_))));
+    // What the refusal prevents: the wrong key's raw decryption of the weights is garbage, not a
+    // slightly-off model.
+    let garbage = file.params.iter().map(|p| {
+        let (w, right) = (other.decrypt(p), owner.decrypt(p));
+        w.iter().zip(&right).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max)
+    });
+    let worst = garbage.fold(0.0f32, f32::max);
+    eprintln!("wrong key: weights off by up to {worst:.3}");
+    assert!(worst > 0.05, "a wrong key decrypted the weights to within {worst}");
     let mut other = other;
     let bad = other.encrypt_inputs(&val.inputs.view(), 0.0, 1.0).unwrap();
     assert!(matches!(file.predict(&bad), Err(Error::NotInSpan { .. })));
