@@ -1,0 +1,78 @@
+//! Cost of plaintext vs encrypted training for an angiography-shaped task (synthetic 128x128 frames, two
+//! imbalanced classes reweighted by resampling, a small CNN with stride-2 convolutions, average pooling
+//! and ReLU), through the task API. `cargo run --release -p more-enctrain --example angio_cost [N] [EPOCHS]`.
+
+use ndarray::{ArrayD, IxDyn};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use more_core::{KeyOptions, SecretKey};
+use more_enctrain::task::{Task, balanced_class_weights, compare, mean_epoch_seconds, predict_plain};
+use more_enctrain::train::{EncryptionSetup, PlainData};
+use more_nn::train::{OptimizerConfig, TrainConfig, correct};
+use more_nn::{Activation, LayerSpec, ModelMeta};
+
+fn frames(n: usize, seed: u64) -> PlainData {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let n0 = n * 5 / 8;
+    let labels: Vec<usize> = (0..n).map(|i| usize::from(i >= n0)).collect();
+    let x = ArrayD::from_shape_fn(IxDyn(&[n, 1, 128, 128]), |i| {
+        let bright = (labels[i[0]] == 0) == (i[3] < 64);
+        (if bright { 0.55 } else { 0.45 }) + rng.random_range(-0.3f32..0.3)
+    });
+    let y = ArrayD::from_shape_fn(IxDyn(&[n, 2]), |i| f32::from(u8::from(labels[i[0]] == i[1])));
+    PlainData { inputs: x, targets: y }
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    let n = args.first().copied().unwrap_or(256);
+    let epochs = args.get(1).copied().unwrap_or(2);
+    let relu = LayerSpec::Activation { function: Activation::Relu };
+    let specs = vec![
+        LayerSpec::Conv2d { in_channels: 1, out_channels: 8, kernel: [5, 5], stride: 2, padding: 2 },
+        relu.clone(),
+        LayerSpec::AvgPool { size: 2, stride: 2 },
+        LayerSpec::Conv2d { in_channels: 8, out_channels: 16, kernel: [3, 3], stride: 2, padding: 1 },
+        relu.clone(),
+        LayerSpec::AvgPool { size: 2, stride: 2 },
+        LayerSpec::Flatten,
+        LayerSpec::Dense { inputs: 16 * 8 * 8, outputs: 2 },
+    ];
+    let train = frames(n, 1);
+    let train = train.reweighted(&balanced_class_weights(&train.targets).unwrap(), 1).unwrap();
+    let val = frames(n / 4, 2);
+    let task = Task {
+        input_shape: vec![1, 128, 128],
+        specs,
+        train,
+        val: Some(val.clone()),
+        init_seed: 1,
+        cfg: TrainConfig {
+            epochs,
+            batch_size: 32,
+            optimizer: OptimizerConfig::Sgd { lr: 0.02, momentum: 0.9 },
+            augment_shift: 4,
+            ..TrainConfig::default()
+        },
+        setup: EncryptionSetup { chunk: 128, ..EncryptionSetup::default() },
+    };
+    let key = SecretKey::from_seed(3, KeyOptions::default()).unwrap();
+    let c = compare(&task, &key, ModelMeta::new("p", "angio_cost"), ModelMeta::new("e", "angio_cost")).unwrap();
+    let acc = |m| {
+        let (o, _) = predict_plain(m, &val.inputs, 64).unwrap();
+        correct(&o, &val.targets) as f64 / val.targets.shape()[0] as f64
+    };
+    let (pw, ew) = (mean_epoch_seconds(&c.plain.history), mean_epoch_seconds(&c.encrypted.run.history));
+    println!(
+        "{} training frames (reweighted), {epochs} epochs: val acc plain {:.2}%, decrypted {:.2}%; wall/epoch {pw:.1} s -> {ew:.1} s ({:.2}x); CPU/epoch {:.1} s -> {:.1} s ({:.2}x); encrypting {:.1} s",
+        task.train.rows(),
+        100.0 * acc(&c.plain.model),
+        100.0 * acc(&c.encrypted.run.model),
+        ew / pw,
+        c.plain.cpu_seconds_per_epoch,
+        c.encrypted.cpu_seconds_per_epoch,
+        c.encrypted.cpu_seconds_per_epoch / c.plain.cpu_seconds_per_epoch,
+        c.encrypted.run.encrypt_seconds,
+    );
+}
