@@ -543,3 +543,71 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use more_enctrain::train::decrypt_model;
+    use more_nn::{Activation, LayerSpec, Model};
+    use ndarray::{ArrayD, IxDyn};
+
+    /// 10x10 one-channel "frames", class = which half is brighter (deterministic).
+    fn frames(n: usize, offset: usize) -> PlainData {
+        let label = |i: usize| (i * 7 + offset) % 3 == 0;
+        let x = ArrayD::from_shape_fn(IxDyn(&[n, 1, 10, 10]), |i| {
+            let bright = label(i[0]) == (i[3] < 5);
+            (if bright { 0.7 } else { 0.3 }) + 0.01 * ((i[0] * 13 + i[2] * 5 + i[3]) % 11) as f32
+        });
+        let y = ArrayD::from_shape_fn(IxDyn(&[n, 2]), |i| f32::from(u8::from(usize::from(label(i[0])) == i[1])));
+        PlainData { inputs: x, targets: y }
+    }
+
+    #[test]
+    fn train_encrypted_task_writes_decryptable_files() {
+        let dir = std::env::temp_dir().join(format!("more-enctask-{}", std::process::id()));
+        let out = dir.join("toy.morenn");
+        let train = frames(40, 0);
+        let val = frames(12, 1);
+        let task = Task {
+            input_shape: vec![1, 10, 10],
+            specs: vec![
+                LayerSpec::Conv2d { in_channels: 1, out_channels: 2, kernel: [3, 3], stride: 2, padding: 1 },
+                LayerSpec::Activation { function: Activation::Square },
+                LayerSpec::AvgPool { size: 2, stride: 1 },
+                LayerSpec::Flatten,
+                LayerSpec::Dense { inputs: 32, outputs: 2 },
+            ],
+            train: train.reweighted(&more_enctrain::task::balanced_class_weights(&train.targets).unwrap(), 1).unwrap(),
+            val: Some(val.clone()),
+            init_seed: 2,
+            cfg: TrainConfig { epochs: 2, batch_size: 8, progress: false, ..TrainConfig::default() },
+            setup: EncryptionSetup::default(),
+        };
+        let res = train_encrypted_task(
+            &task,
+            ModelMeta::new("toy", "test"),
+            Some(&val),
+            &EncryptedTaskOutput { id: "toy".into(), out: out.clone(), quiet: true },
+        )
+        .unwrap();
+        assert_eq!(res.timed.run.history.epochs.len(), 2);
+        let saved = Model::load(&out).unwrap();
+        assert!(saved.meta().metrics.contains_key("test_accuracy"));
+        assert!(saved.meta().training.contains_key("encrypted_training"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&res.key_path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "key file mode {mode:o}");
+        }
+        // The key file decrypts the .moreenc file to the saved model; another key is refused.
+        let key = SecretKey::from_json(&std::fs::read_to_string(&res.key_path).unwrap()).unwrap();
+        let enc = more_enctrain::model_file::EncryptedModel::load(&res.encrypted_path).unwrap();
+        let back = decrypt_model(&KeyOwner::new(key), &enc).unwrap();
+        let (a, b) = (back.forward_plain(val.inputs.view()).unwrap(), saved.forward_plain(val.inputs.view()).unwrap());
+        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-4));
+        let other = KeyOwner::new(SecretKey::generate(KeyOptions::default()).unwrap());
+        assert!(decrypt_model(&other, &enc).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
