@@ -1,6 +1,8 @@
 //! Cost of plaintext vs encrypted training for an angiography-shaped task (synthetic 128x128 frames, two
 //! imbalanced classes reweighted by resampling, a small CNN with stride-2 convolutions, average pooling
-//! and ReLU), through the task API. `cargo run --release -p more-enctrain --example angio_cost [N] [EPOCHS]`.
+//! and ReLU), through the task API. `cargo run --release -p more-enctrain --example angio_cost [N] [EPOCHS]
+//! [real]` — with `real`, the first N ARCADE training frames and the 200 validation frames from
+//! `../shared/data/angio` (or `$MORE_DATA/angio`) instead of synthetic ones (pixels scaled to [0, 1]).
 
 use ndarray::{ArrayD, IxDyn};
 use rand::{Rng, SeedableRng};
@@ -39,9 +41,19 @@ fn main() {
         LayerSpec::Flatten,
         LayerSpec::Dense { inputs: 16 * 8 * 8, outputs: 2 },
     ];
-    let train = frames(n, 1);
+    let real = std::env::args().any(|a| a == "real");
+    let (train, val) = if real {
+        let dir = std::env::var("MORE_DATA")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data").into());
+        let load = |split: &str, n: usize| {
+            let s = more_nn::idx::load_angio(&dir, split).expect("angio data").take(n);
+            PlainData { inputs: s.inputs(1.0 / 255.0, 0.0, 1.0), targets: s.one_hot(2).into_dyn() }
+        };
+        (load("train", n), load("val", usize::MAX))
+    } else {
+        (frames(n, 1), frames(n / 4, 2))
+    };
     let train = train.reweighted(&balanced_class_weights(&train.targets).unwrap(), 1).unwrap();
-    let val = frames(n / 4, 2);
     let task = Task {
         input_shape: vec![1, 128, 128],
         specs,
