@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use more_core::{KeyOptions, SecretKey};
-use more_enctrain::task::{Task, balanced_class_weights, compare, mean_epoch_seconds, predict_plain};
+use more_enctrain::task::{Task, balanced_class_weights, class_counts, compare, mean_epoch_seconds, predict_plain};
 use more_enctrain::train::{EncryptionSetup, PlainData};
 use more_nn::train::{OptimizerConfig, TrainConfig, correct};
 use more_nn::{Activation, LayerSpec, ModelMeta};
@@ -71,16 +71,31 @@ fn main() {
     };
     let key = SecretKey::from_seed(3, KeyOptions::default()).unwrap();
     let c = compare(&task, &key, ModelMeta::new("p", "angio_cost"), ModelMeta::new("e", "angio_cost")).unwrap();
+    // (accuracy, balanced accuracy) on the validation frames.
     let acc = |m| {
         let (o, _) = predict_plain(m, &val.inputs, 64).unwrap();
-        correct(&o, &val.targets) as f64 / val.targets.shape()[0] as f64
+        let counts = class_counts(&val.targets).unwrap();
+        let mut hits = [0usize; 2];
+        for (row, t) in o.outer_iter().zip(val.targets.outer_iter()) {
+            let c = usize::from(t[1] > t[0]);
+            if usize::from(row[1] > row[0]) == c {
+                hits[c] += 1;
+            }
+        }
+        let balanced = (0..2).map(|c| hits[c] as f64 / counts[c].max(1) as f64).sum::<f64>() / 2.0;
+        (correct(&o, &val.targets) as f64 / val.targets.shape()[0] as f64, balanced)
     };
+    let (pa, pb) = acc(&c.plain.model);
+    let (ea, eb) = acc(&c.encrypted.run.model);
     let (pw, ew) = (mean_epoch_seconds(&c.plain.history), mean_epoch_seconds(&c.encrypted.run.history));
     println!(
-        "{} training frames (reweighted), {epochs} epochs: val acc plain {:.2}%, decrypted {:.2}%; wall/epoch {pw:.1} s -> {ew:.1} s ({:.2}x); CPU/epoch {:.1} s -> {:.1} s ({:.2}x); encrypting {:.1} s",
+        "{} training frames (reweighted), {epochs} epochs: val acc (balanced) plain {:.2}% ({:.2}%), decrypted {:.2}% ({:.2}%), val classes {:?}; wall/epoch {pw:.1} s -> {ew:.1} s ({:.2}x); CPU/epoch {:.1} s -> {:.1} s ({:.2}x); encrypting {:.1} s",
         task.train.rows(),
-        100.0 * acc(&c.plain.model),
-        100.0 * acc(&c.encrypted.run.model),
+        100.0 * pa,
+        100.0 * pb,
+        100.0 * ea,
+        100.0 * eb,
+        class_counts(&val.targets).unwrap(),
         ew / pw,
         c.plain.cpu_seconds_per_epoch,
         c.encrypted.cpu_seconds_per_epoch,
