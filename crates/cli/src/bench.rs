@@ -18,11 +18,11 @@ use crate::data;
 /// Arguments of `more bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The task: `mnist`.
+    /// The task: `mnist` or `angio`.
     pub task: String,
-    /// The model file.
-    #[arg(long, default_value = "models/mnist-cnn-relu.morenn")]
-    pub model: PathBuf,
+    /// The model file (default `models/mnist-cnn-relu.morenn`, `models/angio-cnn.morenn` for `angio`).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
     /// Data directory (default `../shared/data`, or env `MORE_DATA`).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -52,17 +52,18 @@ fn time_us(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)
 
 /// Runs `more bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
-    if args.task != "mnist" {
-        bail!("unknown task {:?} (available: mnist)", args.task);
-    }
-    let model = Model::load(&args.model)?;
     let dir = data::data_dir(args.data.as_deref());
-    let test = data::mnist(&dir, "test", Some(64 * 8))?;
+    let (default_model, inputs) = match args.task.as_str() {
+        "mnist" => ("models/mnist-cnn-relu.morenn", data::mnist(&dir, "test", Some(64 * 8))?.inputs),
+        // Angiography: the 200 val frames (128x128), see crates/cli/src/angio.rs.
+        "angio" => ("models/angio-cnn.morenn", crate::angio::bench_inputs(&dir)?),
+        other => bail!("unknown task {other:?} (available: mnist, angio)"),
+    };
+    let model = Model::load(args.model.clone().unwrap_or_else(|| PathBuf::from(default_model)))?;
+    let rows = inputs.shape()[0];
     let key = SecretKey::from_seed(7, KeyOptions::default())?;
     let batches = |b: usize| -> Vec<ArrayD<f32>> {
-        (0..test.labels.len() / b)
-            .map(|i| test.inputs.slice_axis(Axis(0), (i * b..(i + 1) * b).into()).to_owned())
-            .collect()
+        (0..rows / b).map(|i| inputs.slice_axis(Axis(0), (i * b..(i + 1) * b).into()).to_owned()).collect()
     };
     let mut figures = serde_json::Map::new();
     let mut table = Vec::new();
@@ -91,7 +92,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         figures.insert(format!("overhead_batch{b}"), serde_json::json!(enc / plain));
         table.push((b, plain, enc));
     }
-    let one = test.inputs.slice_axis(Axis(0), (0..1).into()).to_owned();
+    let one = inputs.slice_axis(Axis(0), (0..1).into()).to_owned();
     let (encrypt_us, _) = time_us(args.seconds / 4.0, || {
         key.encrypt_tensor(&one.view())?;
         Ok(())

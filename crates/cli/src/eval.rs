@@ -49,6 +49,9 @@ fn argmax(row: ndarray::ArrayViewD<'_, f32>) -> usize {
 
 /// Runs `more eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
+    if args.task == "angio" {
+        return crate::angio::eval(&args);
+    }
     if args.task != "mnist" {
         bail!("unknown task {:?} (available: mnist)", args.task);
     }

@@ -4,6 +4,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod angio;
 mod attack;
 mod bench;
 mod data;

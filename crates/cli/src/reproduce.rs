@@ -229,6 +229,9 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         // The WBC surrogate's table: crates/cli/src/wbc.rs (`more wbc reproduce --help` for its options).
         return crate::wbc::reproduce_from(&args);
     }
+    if args.task == "angio" {
+        return crate::angio::reproduce(&args);
+    }
     if args.task != "mnist" {
         bail!("unknown task {:?} (available: mnist)", args.task);
     }

@@ -134,6 +134,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         // The WBC surrogate: crates/cli/src/wbc.rs (`more wbc train --help` for its own options).
         return crate::wbc::train(&crate::wbc::TrainArgs::from_train(&args));
     }
+    if args.task == "angio" {
+        return crate::angio::train(&args);
+    }
     if args.task != "mnist" {
         bail!("unknown task {:?} (available: mnist)", args.task);
     }

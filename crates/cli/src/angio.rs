@@ -1,0 +1,567 @@
+//! Angiography view classification (issue 7): LCA vs RCA on real ARCADE frames (128x128), with a CNN whose
+//! layers all run on ciphertexts. `more train angio [--encrypted]`, `more eval angio [--encrypted]`,
+//! `more bench angio` and `more reproduce angio`.
+//!
+//! Both training paths go through `more-enctrain`'s task API (`Task`, `train_plain`, `train_task`): the
+//! same network, initial weights, seed, data and hyper-parameters, the same `more_nn::train::fit` loop.
+//! Class weighting is by resampling (`PlainData::reweighted`, 625/375 → 625/625; `more-nn` has no
+//! per-class loss weights). Augmentation (small rotations, contrast/brightness) is done once by the data
+//! owner before training (extra rows); shifts are the trainer's own (`augment_shift`).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use ndarray::{ArrayD, Axis, IxDyn};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use more_core::{KeyOptions, SecretKey};
+use more_enctrain::task::{Task, balanced_class_weights, compare, mean_epoch_seconds, predict_plain, train_plain};
+use more_enctrain::train::{EncryptionSetup, PlainData};
+use more_nn::idx::{self, ImageSet};
+use more_nn::train::{OptimizerConfig, TrainConfig};
+use more_nn::{Activation, LayerSpec, Model, ModelMeta, OutputKind};
+
+use crate::data;
+use crate::eval::EvalArgs;
+use crate::reproduce::{EncryptedTaskOutput, ReproduceArgs, train_encrypted_task};
+use crate::train::TrainArgs;
+
+/// Side of the model input (the frames in `shared/data/angio`).
+pub const SIZE: usize = 128;
+/// Class labels (0 = LCA, 1 = RCA).
+pub const LABELS: [&str; 2] = ["LCA", "RCA"];
+/// Pixel scale: inputs are `p / 255` (mean 0, std 1) — what `more-imaging`'s `angio-frame` gives, times this.
+pub const SCALE: f32 = 1.0 / 255.0;
+
+/// The network: every layer runs on ciphertexts. Convolutions, average pooling and the dense layer are
+/// ring operations; ReLU uses the spectral formula (the 2x2 structure).
+pub fn specs() -> Vec<LayerSpec> {
+    let relu = LayerSpec::Activation { function: Activation::Relu };
+    vec![
+        LayerSpec::Conv2d { in_channels: 1, out_channels: 8, kernel: [5, 5], stride: 2, padding: 2 }, // 8x64x64
+        relu.clone(),
+        LayerSpec::AvgPool { size: 2, stride: 2 }, // 8x32x32
+        LayerSpec::Conv2d { in_channels: 8, out_channels: 16, kernel: [3, 3], stride: 2, padding: 1 }, // 16x16x16
+        relu,
+        LayerSpec::AvgPool { size: 2, stride: 2 }, // 16x8x8
+        LayerSpec::Flatten,
+        LayerSpec::Dense { inputs: 16 * 8 * 8, outputs: 2 },
+    ]
+}
+
+/// Metadata the server and the browser use: task, input shape, `angio-frame` preprocessing with the
+/// normalisation the CLI used, labels, logits.
+pub fn meta(id: &str) -> ModelMeta {
+    let mut meta = ModelMeta::new(id, "angio");
+    meta.description = "X-ray coronary angiography view (LCA vs RCA, ARCADE): CNN, conv 5x5/2, ReLU, avg pool, \
+                        conv 3x3/2, ReLU, avg pool, dense; every layer runs on ciphertexts (ReLU by the spectral \
+                        formula, which uses the 2x2 structure; the rest ring-only)"
+        .into();
+    meta.input_shape = vec![1, SIZE, SIZE];
+    meta.preprocessing.kind = "angio-frame".into();
+    meta.preprocessing.resize = Some([SIZE, SIZE]);
+    meta.preprocessing.scale = SCALE;
+    meta.preprocessing.mean = vec![0.0];
+    meta.preprocessing.std = vec![1.0];
+    meta.output_kind = OutputKind::Logits;
+    meta.labels = LABELS.iter().map(|s| s.to_string()).collect();
+    meta
+}
+
+/// A split as model inputs `[N, 1, 128, 128]` (`p / 255`), one-hot targets and labels.
+pub fn load(dir: &Path, split: &str, limit: Option<usize>) -> Result<(PlainData, Vec<u8>)> {
+    let set = idx::load_angio(dir, split).with_context(|| format!("loading angio {split} from {}", dir.display()))?;
+    let set = limit.map_or(set.clone(), |n| set.take(n));
+    Ok((to_data(&set), set.labels))
+}
+
+fn to_data(set: &ImageSet) -> PlainData {
+    PlainData { inputs: set.inputs(SCALE, 0.0, 1.0), targets: set.one_hot(2).into_dyn() }
+}
+
+/// Rotates a `h x w` frame by `degrees` about its centre (bilinear; outside pixels take the frame's mean).
+pub fn rotate(frame: &[f32], h: usize, w: usize, degrees: f32) -> Vec<f32> {
+    let mean = frame.iter().sum::<f32>() / frame.len().max(1) as f32;
+    let (s, c) = degrees.to_radians().sin_cos();
+    let (cy, cx) = ((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0);
+    let at = |y: isize, x: isize| {
+        if y < 0 || x < 0 || y >= h as isize || x >= w as isize { mean } else { frame[y as usize * w + x as usize] }
+    };
+    let mut out = vec![0.0; h * w];
+    for y in 0..h {
+        for x in 0..w {
+            let (dy, dx) = (y as f32 - cy, x as f32 - cx);
+            let sy = cy + c * dy - s * dx;
+            let sx = cx + s * dy + c * dx;
+            let (y0, x0) = (sy.floor(), sx.floor());
+            let (fy, fx) = (sy - y0, sx - x0);
+            let (y0, x0) = (y0 as isize, x0 as isize);
+            out[y * w + x] = (1.0 - fy) * ((1.0 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
+                + fy * ((1.0 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1));
+        }
+    }
+    out
+}
+
+/// Augmentation settings (done once, before training and encryption).
+#[derive(Debug, Clone, Copy)]
+pub struct Augment {
+    /// Augmented copies of every training frame (0 = none).
+    pub copies: usize,
+    /// Rotations uniform in `±degrees`.
+    pub degrees: f32,
+    /// Contrast factor uniform in `1 ± contrast` (about the frame's mean), brightness `± contrast / 2`.
+    pub contrast: f32,
+}
+
+/// `data` plus `aug.copies` rotated / contrast-changed copies of each row (seeded), pixels clamped to [0, 1].
+pub fn augment(data: &PlainData, aug: Augment, seed: u64) -> PlainData {
+    if aug.copies == 0 {
+        return data.clone();
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = data.inputs.shape()[0];
+    let (h, w) = (data.inputs.shape()[2], data.inputs.shape()[3]);
+    let mut inputs = data.inputs.clone().into_raw_vec_and_offset().0;
+    let mut targets = data.targets.clone().into_raw_vec_and_offset().0;
+    let classes = data.targets.shape()[1];
+    for _ in 0..aug.copies {
+        for i in 0..n {
+            let frame: Vec<f32> = data.inputs.index_axis(Axis(0), i).iter().copied().collect();
+            let deg = rng.random_range(-aug.degrees..=aug.degrees);
+            let c = 1.0 + rng.random_range(-aug.contrast..=aug.contrast);
+            let b = rng.random_range(-aug.contrast / 2.0..=aug.contrast / 2.0);
+            let mut f = rotate(&frame, h, w, deg);
+            let m = f.iter().sum::<f32>() / f.len() as f32;
+            f.iter_mut().for_each(|v| *v = ((*v - m) * c + m + b).clamp(0.0, 1.0));
+            inputs.extend_from_slice(&f);
+            targets.extend(data.targets.index_axis(Axis(0), i).iter().copied());
+        }
+    }
+    let rows = n * (1 + aug.copies);
+    PlainData {
+        inputs: ArrayD::from_shape_vec(IxDyn(&[rows, 1, h, w]), inputs).expect("sizes match"),
+        targets: ArrayD::from_shape_vec(IxDyn(&[rows, classes]), targets).expect("sizes match"),
+    }
+}
+
+/// Hyper-parameters shared by `more train angio`, `--encrypted` and `more reproduce angio`.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Epochs.
+    pub epochs: usize,
+    /// Seed (initialisation, shuffling, augmentation, resampling).
+    pub seed: u64,
+    /// Batch size.
+    pub batch_size: usize,
+    /// SGD learning rate (momentum 0.9).
+    pub lr: f32,
+    /// Learning-rate decay per epoch.
+    pub lr_decay: f32,
+    /// Random shifts of up to ± this many pixels.
+    pub shift: usize,
+    /// Early-stopping patience.
+    pub patience: usize,
+    /// Rotation / contrast augmentation.
+    pub augment: Augment,
+    /// Train on only the first N training frames.
+    pub limit: Option<usize>,
+    /// Data directory.
+    pub data: PathBuf,
+    /// Progress lines.
+    pub progress: bool,
+}
+
+impl Settings {
+    fn from_train(args: &TrainArgs) -> Settings {
+        Settings {
+            epochs: args.epochs,
+            seed: args.seed,
+            batch_size: args.batch_size,
+            lr: args.lr.unwrap_or(0.02),
+            lr_decay: args.lr_decay,
+            shift: args.augment,
+            patience: args.patience,
+            augment: Augment { copies: 1, degrees: 8.0, contrast: 0.15 },
+            limit: args.limit,
+            data: data::data_dir(args.data.as_deref()),
+            progress: !args.quiet,
+        }
+    }
+
+    fn describe(&self, meta: &mut ModelMeta, train_rows: usize) {
+        let t = &mut meta.training;
+        t.insert("command".into(), std::env::args().collect::<Vec<_>>().join(" "));
+        t.insert("seed".into(), self.seed.to_string());
+        t.insert(
+            "dataset".into(),
+            format!(
+                "ARCADE angio train ({} frames; with augmented copies and class resampling {train_rows} rows); \
+                 selection on the 200 val frames",
+                self.limit.unwrap_or(1000)
+            ),
+        );
+        t.insert(
+            "optimizer".into(),
+            format!("sgd lr {} momentum 0.9, decay {} per epoch, batch {}", self.lr, self.lr_decay, self.batch_size),
+        );
+        t.insert(
+            "augmentation".into(),
+            format!(
+                "{} copy per frame: rotation ±{}°, contrast ×(1±{}), brightness ±{}; random shifts ±{} px",
+                self.augment.copies,
+                self.augment.degrees,
+                self.augment.contrast,
+                self.augment.contrast / 2.0,
+                self.shift
+            ),
+        );
+        t.insert("class_weighting".into(), "balanced by resampling (N / (K·n_c))".into());
+    }
+}
+
+/// The task both runs share: augmented, class-balanced training rows, the val split, the network.
+pub fn task(s: &Settings) -> Result<(Task, Vec<u8>)> {
+    let (train, _) = load(&s.data, "train", s.limit)?;
+    let (val, val_labels) = load(&s.data, "val", None)?;
+    let train = augment(&train, s.augment, s.seed);
+    let train = train.reweighted(&balanced_class_weights(&train.targets)?, s.seed)?;
+    let cfg = TrainConfig {
+        epochs: s.epochs,
+        batch_size: s.batch_size,
+        seed: s.seed,
+        optimizer: OptimizerConfig::Sgd { lr: s.lr, momentum: 0.9 },
+        lr_decay: s.lr_decay,
+        patience: Some(s.patience),
+        augment_shift: s.shift,
+        classification: true,
+        progress: s.progress,
+        eval_batch: 100,
+        ..TrainConfig::default()
+    };
+    let task = Task {
+        input_shape: vec![1, SIZE, SIZE],
+        specs: specs(),
+        train,
+        val: Some(val),
+        init_seed: s.seed,
+        cfg,
+        setup: EncryptionSetup { chunk: 128, ..EncryptionSetup::default() },
+    };
+    Ok((task, val_labels))
+}
+
+fn argmax(row: ndarray::ArrayViewD<'_, f32>) -> usize {
+    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
+}
+
+/// Accuracy and balanced accuracy (mean per-class recall) of predictions against labels.
+pub fn scores(pred: &[usize], labels: &[u8]) -> (f64, f64) {
+    let mut hits = [0usize; 2];
+    let mut counts = [0usize; 2];
+    for (&p, &l) in pred.iter().zip(labels) {
+        let l = usize::from(l).min(1);
+        counts[l] += 1;
+        hits[l] += usize::from(p == l);
+    }
+    let acc = (hits[0] + hits[1]) as f64 / pred.len().max(1) as f64;
+    let present: Vec<f64> = (0..2).filter(|&c| counts[c] > 0).map(|c| hits[c] as f64 / counts[c] as f64).collect();
+    (acc, present.iter().sum::<f64>() / present.len().max(1) as f64)
+}
+
+/// Plaintext predictions (argmax) and logits of `model` on `x`.
+pub fn predict(model: &Model, x: &ArrayD<f32>) -> Result<(Vec<usize>, ArrayD<f32>)> {
+    let (out, _) = predict_plain(model, x, 100)?;
+    Ok((out.axis_iter(Axis(0)).map(argmax).collect(), out))
+}
+
+fn record_scores(model: &mut Model, x: &ArrayD<f32>, labels: &[u8]) -> Result<(f64, f64)> {
+    let (pred, _) = predict(model, x)?;
+    let (acc, bal) = scores(&pred, labels);
+    let m = &mut model.meta_mut().metrics;
+    m.insert("val_accuracy".into(), acc);
+    m.insert("val_balanced_accuracy".into(), bal);
+    Ok((acc, bal))
+}
+
+fn out_path(args_out: &Option<PathBuf>, id: &str) -> Result<PathBuf> {
+    let out =
+        args_out.clone().unwrap_or_else(|| PathBuf::from(format!("models/{id}.{}", more_nn::model::FILE_EXTENSION)));
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    Ok(out)
+}
+
+/// `more train angio [--encrypted]`.
+pub fn train(args: &TrainArgs) -> Result<()> {
+    let s = Settings::from_train(args);
+    let (task, val_labels) = task(&s)?;
+    let val = task.val.clone().context("val split")?;
+    if args.encrypted {
+        let id = args.model_id.clone().unwrap_or_else(|| "angio-cnn-enctrain".into());
+        let out = out_path(&args.out, &id)?;
+        let mut m = meta(&id);
+        s.describe(&mut m, task.train.rows());
+        let mut r = train_encrypted_task(
+            &task,
+            m,
+            None,
+            &EncryptedTaskOutput { id: id.clone(), out: out.clone(), quiet: args.quiet },
+        )?;
+        let model = &mut r.timed.run.model;
+        let (acc, bal) = record_scores(model, &val.inputs, &val_labels)?;
+        model.save(&out)?;
+        println!("{id}: decrypted model's val accuracy {:.2}%, balanced accuracy {:.2}%", 100.0 * acc, 100.0 * bal);
+        return Ok(());
+    }
+    let id = args.model_id.clone().unwrap_or_else(|| "angio-cnn".into());
+    let out = out_path(&args.out, &id)?;
+    let mut m = meta(&id);
+    s.describe(&mut m, task.train.rows());
+    if !args.quiet {
+        eprintln!("training {id} on {} rows, {} epochs max, seed {}", task.train.rows(), s.epochs, s.seed);
+    }
+    let mut run = train_plain(&task, m)?;
+    let best = run.history.best_epoch;
+    let epochs_run = run.history.epochs.len();
+    {
+        let t = &mut run.model.meta_mut().training;
+        t.insert("epochs".into(), best.to_string());
+        t.insert("epochs_run".into(), epochs_run.to_string());
+    }
+    run.model.meta_mut().metrics.insert("train_seconds_per_epoch".into(), mean_epoch_seconds(&run.history));
+    let (acc, bal) = record_scores(&mut run.model, &val.inputs, &val_labels)?;
+    run.model.save(&out)?;
+    println!(
+        "{id}: val accuracy {:.2}%, balanced accuracy {:.2}%, best epoch {best} of {epochs_run}, {} multiply-adds/frame, saved {}",
+        100.0 * acc,
+        100.0 * bal,
+        run.model.multiply_adds(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// Encrypted inference of one frame under a fresh key: decrypted logits.
+pub fn encrypted_logits(model: &Model, frame: ndarray::ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
+    let key = SecretKey::generate(KeyOptions::default())?;
+    let enc = key.encrypt_tensor(&frame)?;
+    Ok(key.decrypt_tensor(&model.forward_encrypted(&enc)?))
+}
+
+/// `more eval angio --model F [--encrypted]`: plaintext accuracy and balanced accuracy on `val`; with
+/// `--encrypted`, every frame encrypted under a fresh key: argmax agreement and max |logit difference|.
+pub fn eval(args: &EvalArgs) -> Result<()> {
+    use rayon::prelude::*;
+    let mut model = Model::load(&args.model)?;
+    let dir = data::data_dir(args.data.as_deref());
+    let (val, labels) = load(&dir, "val", args.limit)?;
+    let n = labels.len();
+    let (pred, logits) = predict(&model, &val.inputs)?;
+    let (acc, bal) = scores(&pred, &labels);
+    let mut report = serde_json::json!({
+        "model": model.meta().id, "images": n, "plain_accuracy": acc, "plain_balanced_accuracy": bal,
+    });
+    if !args.json {
+        println!("model {} ({}), {n} val frames", model.meta().id, args.model.display());
+        println!("plaintext accuracy: {:.2}%, balanced accuracy {:.2}%", 100.0 * acc, 100.0 * bal);
+    }
+    {
+        let m = &mut model.meta_mut().metrics;
+        m.insert("val_accuracy".into(), acc);
+        m.insert("val_balanced_accuracy".into(), bal);
+    }
+    if args.encrypted {
+        let t = Instant::now();
+        let results: Vec<Result<(usize, f32)>> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let out = encrypted_logits(&model, val.inputs.slice_axis(Axis(0), (i..i + 1).into()))?;
+                let diff = out
+                    .iter()
+                    .zip(logits.index_axis(Axis(0), i).iter())
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
+                Ok((argmax(out.index_axis(Axis(0), 0)), diff))
+            })
+            .collect();
+        let secs = t.elapsed().as_secs_f64();
+        let results = results.into_iter().collect::<Result<Vec<_>>>()?;
+        let enc_pred: Vec<usize> = results.iter().map(|r| r.0).collect();
+        let (eacc, ebal) = scores(&enc_pred, &labels);
+        let agree = enc_pred.iter().zip(&pred).filter(|(a, b)| a == b).count();
+        let max_diff = results.iter().map(|r| r.1).fold(0.0, f32::max);
+        report["encrypted_accuracy"] = serde_json::json!(eacc);
+        report["encrypted_balanced_accuracy"] = serde_json::json!(ebal);
+        report["argmax_agreement"] = serde_json::json!(agree);
+        report["max_logit_diff"] = serde_json::json!(max_diff);
+        report["encrypted_wall_seconds"] = serde_json::json!(secs);
+        if !args.json {
+            println!(
+                "encrypted accuracy: {:.2}%, balanced accuracy {:.2}% (fresh key per frame)",
+                100.0 * eacc,
+                100.0 * ebal
+            );
+            println!("argmax agreement:   {agree}/{n}");
+            println!("max |logit diff|:   {max_diff:.3e}");
+        }
+        let m = &mut model.meta_mut().metrics;
+        m.insert("encrypted_val_accuracy".into(), eacc);
+        m.insert("argmax_agreement".into(), agree as f64);
+        m.insert("max_logit_diff".into(), f64::from(max_diff));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    if args.record {
+        if args.limit.is_some() {
+            bail!("--record needs the full val split (no --limit)");
+        }
+        model.save(&args.model)?;
+    }
+    Ok(())
+}
+
+/// Inputs for `more bench angio`: the val frames.
+pub fn bench_inputs(dir: &Path) -> Result<ArrayD<f32>> {
+    Ok(load(dir, "val", None)?.0.inputs)
+}
+
+/// One row of the `more reproduce angio` table.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    /// What was trained / run.
+    pub run: String,
+    /// Val accuracy.
+    pub val_accuracy: f64,
+    /// Val balanced accuracy.
+    pub val_balanced_accuracy: f64,
+    /// Training: process CPU seconds per epoch; inference: seconds for the 200 val frames.
+    pub seconds: f64,
+}
+
+/// `more reproduce angio [--json]`: plaintext vs encrypted training (same seed, data and hyper-parameters)
+/// and plaintext vs encrypted inference, from one run.
+pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
+    let s = Settings {
+        epochs: args.epochs,
+        seed: args.seed,
+        batch_size: 32,
+        lr: args.lr.unwrap_or(0.02),
+        lr_decay: args.lr_decay,
+        shift: 4,
+        patience: args.patience,
+        augment: Augment { copies: 1, degrees: 8.0, contrast: 0.15 },
+        limit: args.limit,
+        data: data::data_dir(args.data.as_deref()),
+        progress: !args.quiet && !args.json,
+    };
+    let (task, labels) = task(&s)?;
+    let val = task.val.clone().context("val split")?;
+    let key = SecretKey::generate(KeyOptions::default())?;
+    let c = compare(&task, &key, meta("angio-cnn-plain"), meta("angio-cnn-enctrain"))?;
+    let mut rows = Vec::new();
+    let (pp, _) = predict(&c.plain.model, &val.inputs)?;
+    let (a, b) = scores(&pp, &labels);
+    rows.push(Row {
+        run: "plaintext training".into(),
+        val_accuracy: a,
+        val_balanced_accuracy: b,
+        seconds: c.plain.cpu_seconds_per_epoch,
+    });
+    let (ep, _) = predict(&c.encrypted.run.model, &val.inputs)?;
+    let (a, b) = scores(&ep, &labels);
+    rows.push(Row {
+        run: "encrypted training (decrypted model)".into(),
+        val_accuracy: a,
+        val_balanced_accuracy: b,
+        seconds: c.encrypted.cpu_seconds_per_epoch,
+    });
+    let t = Instant::now();
+    let (pp, _) = predict(&c.plain.model, &val.inputs)?;
+    let plain_secs = t.elapsed().as_secs_f64();
+    let (a, b) = scores(&pp, &labels);
+    rows.push(Row {
+        run: "plaintext inference".into(),
+        val_accuracy: a,
+        val_balanced_accuracy: b,
+        seconds: plain_secs,
+    });
+    let t = Instant::now();
+    let mut enc_pred = Vec::with_capacity(labels.len());
+    for i in 0..labels.len() {
+        let out = encrypted_logits(&c.plain.model, val.inputs.slice_axis(Axis(0), (i..i + 1).into()))?;
+        enc_pred.push(argmax(out.index_axis(Axis(0), 0)));
+    }
+    let enc_secs = t.elapsed().as_secs_f64();
+    let (a, b) = scores(&enc_pred, &labels);
+    rows.push(Row {
+        run: "encrypted inference (fresh key per frame)".into(),
+        val_accuracy: a,
+        val_balanced_accuracy: b,
+        seconds: enc_secs,
+    });
+    let agree = enc_pred.iter().zip(&pp).filter(|(x, y)| x == y).count();
+    let json = serde_json::json!({
+        "task": "angio", "seed": s.seed, "epochs": s.epochs, "train_rows": task.train.rows(),
+        "val_frames": labels.len(), "rows": rows, "encrypted_inference_argmax_agreement": agree,
+        "plain_epochs_run": c.plain.history.epochs.len(), "encrypted_epochs_run": c.encrypted.run.history.epochs.len(),
+    });
+    if let Some(p) = &args.report {
+        std::fs::write(p, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    println!(
+        "angio (ARCADE LCA/RCA), seed {}, {} training rows, {} val frames; training: CPU s/epoch, inference: s for all val frames",
+        s.seed,
+        task.train.rows(),
+        labels.len()
+    );
+    println!("| run | val accuracy | balanced accuracy | seconds |");
+    println!("|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {:.2}% | {:.2}% | {:.2} |",
+            r.run,
+            100.0 * r.val_accuracy,
+            100.0 * r.val_balanced_accuracy,
+            r.seconds
+        );
+    }
+    println!("encrypted inference argmax agreement: {agree}/{}", labels.len());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_balanced() {
+        let (a, b) = scores(&[0, 0, 0, 1], &[0, 0, 1, 1]);
+        assert!((a - 0.75).abs() < 1e-12);
+        assert!((b - 0.75).abs() < 1e-12);
+        let (a, b) = scores(&[0, 0, 0, 0], &[0, 0, 0, 1]);
+        assert!((a - 0.75).abs() < 1e-12);
+        assert!((b - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn rotate_zero_is_identity_and_90_turns() {
+        let f: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        let r = rotate(&f, 4, 4, 0.0);
+        assert!(r.iter().zip(&f).all(|(a, b)| (a - b).abs() < 1e-5));
+        let r = rotate(&f, 4, 4, 90.0);
+        // Rotating four times by 90° returns the frame.
+        let r4 = (0..3).fold(r.clone(), |g, _| rotate(&g, 4, 4, 90.0));
+        assert!(r4.iter().zip(&f).all(|(a, b)| (a - b).abs() < 1e-3));
+        assert!(r.iter().zip(&f).any(|(a, b)| (a - b).abs() > 1.0));
+    }
+}
