@@ -18,7 +18,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use more_core::{KeyOptions, SecretKey};
-use more_enctrain::task::{Task, balanced_class_weights, compare, mean_epoch_seconds, predict_plain, train_plain};
+use more_enctrain::owner::KeyOwner;
+use more_enctrain::task::{
+    Task, balanced_class_weights, compare, mean_epoch_seconds, predict_encrypted, predict_plain, train_plain,
+};
 use more_enctrain::train::{EncryptionSetup, PlainData};
 use more_nn::idx::{self, ImageSet};
 use more_nn::train::{OptimizerConfig, TrainConfig};
@@ -272,6 +275,20 @@ pub fn scores(pred: &[usize], labels: &[u8]) -> (f64, f64) {
     (acc, present.iter().sum::<f64>() / present.len().max(1) as f64)
 }
 
+/// Confusion matrix `m[true][predicted]` (0 = LCA, 1 = RCA).
+pub fn confusion(pred: &[usize], labels: &[u8]) -> [[usize; 2]; 2] {
+    let mut m = [[0; 2]; 2];
+    for (&p, &l) in pred.iter().zip(labels) {
+        m[usize::from(l).min(1)][p.min(1)] += 1;
+    }
+    m
+}
+
+fn recall(row: [usize; 2], label: &str) -> f64 {
+    let hit = if label == LABELS[0] { row[0] } else { row[1] };
+    100.0 * hit as f64 / (row[0] + row[1]).max(1) as f64
+}
+
 /// Plaintext predictions (argmax) and logits of `model` on `x`.
 pub fn predict(model: &Model, x: &ArrayD<f32>) -> Result<(Vec<usize>, ArrayD<f32>)> {
     let (out, _) = predict_plain(model, x, 100)?;
@@ -363,12 +380,19 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let n = labels.len();
     let (pred, logits) = predict(&model, &val.inputs)?;
     let (acc, bal) = scores(&pred, &labels);
+    let cm = confusion(&pred, &labels);
     let mut report = serde_json::json!({
         "model": model.meta().id, "images": n, "plain_accuracy": acc, "plain_balanced_accuracy": bal,
+        "plain_confusion": { "rows": "true label", "columns": "predicted", "labels": LABELS, "counts": cm },
     });
     if !args.json {
         println!("model {} ({}), {n} val frames", model.meta().id, args.model.display());
         println!("plaintext accuracy: {:.2}%, balanced accuracy {:.2}%", 100.0 * acc, 100.0 * bal);
+        println!("confusion (rows true, columns predicted):");
+        println!("           LCA   RCA");
+        for (label, row) in LABELS.iter().zip(cm) {
+            println!("  {label:<5} {:>5} {:>5}   recall {:.2}%", row[0], row[1], recall(row, label));
+        }
     }
     {
         let m = &mut model.meta_mut().metrics;
@@ -431,17 +455,19 @@ pub fn bench_inputs(dir: &Path) -> Result<ArrayD<f32>> {
     Ok(load(dir, "val", None)?.0.inputs)
 }
 
-/// One row of the `more reproduce angio` table.
+/// Plaintext and encrypted figures of one measurement in the `more reproduce angio` table.
 #[derive(Debug, Serialize)]
-pub struct Row {
-    /// What was trained / run.
-    pub run: String,
-    /// Val accuracy.
-    pub val_accuracy: f64,
-    /// Val balanced accuracy.
-    pub val_balanced_accuracy: f64,
-    /// Training: process CPU seconds per epoch; inference: seconds for the 200 val frames.
-    pub seconds: f64,
+pub struct Pair {
+    /// Plaintext.
+    pub plain: f64,
+    /// Encrypted.
+    pub encrypted: f64,
+}
+
+impl Pair {
+    fn ratio(&self) -> f64 {
+        self.encrypted / self.plain
+    }
 }
 
 /// `more reproduce angio [--json]`: plaintext vs encrypted training (same seed, data and hyper-parameters)
@@ -462,54 +488,67 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     };
     let (task, labels) = task(&s)?;
     let val = task.val.clone().context("val split")?;
+    let n = labels.len();
     let key = SecretKey::generate(KeyOptions::default())?;
     let c = compare(&task, &key, meta("angio-cnn-plain"), meta("angio-cnn-enctrain"))?;
-    let mut rows = Vec::new();
-    let (pp, _) = predict(&c.plain.model, &val.inputs)?;
-    let (a, b) = scores(&pp, &labels);
-    rows.push(Row {
-        run: "plaintext training".into(),
-        val_accuracy: a,
-        val_balanced_accuracy: b,
-        seconds: c.plain.cpu_seconds_per_epoch,
-    });
-    let (ep, _) = predict(&c.encrypted.run.model, &val.inputs)?;
-    let (a, b) = scores(&ep, &labels);
-    rows.push(Row {
-        run: "encrypted training (decrypted model)".into(),
-        val_accuracy: a,
-        val_balanced_accuracy: b,
-        seconds: c.encrypted.cpu_seconds_per_epoch,
-    });
+    let (plain_model, enc_run) = (&c.plain.model, &c.encrypted.run);
+
+    // Accuracy: the plaintext-trained model vs the decrypted encrypted-trained one.
+    let (pp, _) = predict(plain_model, &val.inputs)?;
+    let (dp, dec_logits) = predict(&enc_run.model, &val.inputs)?;
+    let (pa, pb) = scores(&pp, &labels);
+    let (da, db) = scores(&dp, &labels);
+
+    // Training engine: the encrypted-trained model, its weights still encrypted, on encrypted val frames.
+    let (_, plain_secs) = predict_plain(&enc_run.model, &val.inputs, 100)?;
+    let mut owner = KeyOwner::new(key.clone());
+    let (enc_out, enc_secs) = predict_encrypted(&mut owner, &enc_run.encrypted, &val.inputs, 100)?;
+    let ep: Vec<usize> = enc_out.axis_iter(Axis(0)).map(argmax).collect();
+    let enc_model_agree = ep.iter().zip(&dp).filter(|(a, b)| a == b).count();
+    let enc_model_diff = enc_out.iter().zip(&dec_logits).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+
+    // Serving engine (what the server runs): the plaintext-trained model, one frame at a time, plaintext
+    // vs a fresh key per frame (encrypt, forward on ciphertexts, decrypt).
+    let mut frame_plain = Vec::with_capacity(n);
     let t = Instant::now();
-    let (pp, _) = predict(&c.plain.model, &val.inputs)?;
-    let plain_secs = t.elapsed().as_secs_f64();
-    let (a, b) = scores(&pp, &labels);
-    rows.push(Row {
-        run: "plaintext inference".into(),
-        val_accuracy: a,
-        val_balanced_accuracy: b,
-        seconds: plain_secs,
-    });
-    let t = Instant::now();
-    let mut enc_pred = Vec::with_capacity(labels.len());
-    for i in 0..labels.len() {
-        let out = encrypted_logits(&c.plain.model, val.inputs.slice_axis(Axis(0), (i..i + 1).into()))?;
-        enc_pred.push(argmax(out.index_axis(Axis(0), 0)));
+    for i in 0..n {
+        let out = plain_model.forward_plain(val.inputs.slice_axis(Axis(0), (i..i + 1).into()))?;
+        frame_plain.push(argmax(out.index_axis(Axis(0), 0)));
     }
-    let enc_secs = t.elapsed().as_secs_f64();
-    let (a, b) = scores(&enc_pred, &labels);
-    rows.push(Row {
-        run: "encrypted inference (fresh key per frame)".into(),
-        val_accuracy: a,
-        val_balanced_accuracy: b,
-        seconds: enc_secs,
-    });
-    let agree = enc_pred.iter().zip(&pp).filter(|(x, y)| x == y).count();
+    let serve_plain = t.elapsed().as_secs_f64();
+    let mut frame_enc = Vec::with_capacity(n);
+    let t = Instant::now();
+    for i in 0..n {
+        let out = encrypted_logits(plain_model, val.inputs.slice_axis(Axis(0), (i..i + 1).into()))?;
+        frame_enc.push(argmax(out.index_axis(Axis(0), 0)));
+    }
+    let serve_enc = t.elapsed().as_secs_f64();
+    let serve_agree = frame_enc.iter().zip(&frame_plain).filter(|(a, b)| a == b).count();
+
+    let ms = |secs: f64| 1e3 * secs / n.max(1) as f64;
+    let accuracy = Pair { plain: pa, encrypted: da };
+    let balanced = Pair { plain: pb, encrypted: db };
+    let wall = Pair { plain: mean_epoch_seconds(&c.plain.history), encrypted: mean_epoch_seconds(&enc_run.history) };
+    let cpu = Pair { plain: c.plain.cpu_seconds_per_epoch, encrypted: c.encrypted.cpu_seconds_per_epoch };
+    let train_engine = Pair { plain: ms(plain_secs), encrypted: ms(enc_secs) };
+    let serve_engine = Pair { plain: ms(serve_plain), encrypted: ms(serve_enc) };
     let json = serde_json::json!({
-        "task": "angio", "seed": s.seed, "epochs": s.epochs, "train_rows": task.train.rows(),
-        "val_frames": labels.len(), "rows": rows, "encrypted_inference_argmax_agreement": agree,
-        "plain_epochs_run": c.plain.history.epochs.len(), "encrypted_epochs_run": c.encrypted.run.history.epochs.len(),
+        "task": "angio", "seed": s.seed, "epochs": s.epochs, "train_rows": task.train.rows(), "val_frames": n,
+        "architecture": plain_model.meta().architecture, "key_condition": key.condition_number(),
+        "val_accuracy": accuracy, "val_balanced_accuracy": balanced,
+        "accuracy_gap_pp": 100.0 * (da - pa),
+        "epoch_wall_seconds": wall, "epoch_cpu_seconds": cpu,
+        "training_overhead": wall.ratio(), "training_cpu_overhead": cpu.ratio(),
+        "inference_ms_per_frame_training_engine": train_engine,
+        "inference_ms_per_frame_serving_engine": serve_engine,
+        "inference_overhead_training_engine": train_engine.ratio(),
+        "inference_overhead_serving_engine": serve_engine.ratio(),
+        "encrypted_model_argmax_agreement": enc_model_agree,
+        "encrypted_model_max_logit_diff": enc_model_diff,
+        "encrypted_inference_argmax_agreement": serve_agree,
+        "encrypt_data_seconds": enc_run.encrypt_seconds,
+        "plain_epochs_run": c.plain.history.epochs.len(), "encrypted_epochs_run": enc_run.history.epochs.len(),
+        "plain_best_epoch": c.plain.history.best_epoch, "encrypted_best_epoch": enc_run.history.best_epoch,
     });
     if let Some(p) = &args.report {
         std::fs::write(p, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", p.display()))?;
@@ -519,23 +558,50 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "angio (ARCADE LCA/RCA), seed {}, {} training rows, {} val frames; training: CPU s/epoch, inference: s for all val frames",
-        s.seed,
-        task.train.rows(),
-        labels.len()
+        "Angiography (ARCADE, LCA vs RCA), plaintext vs encrypted training — one run, same network, seed {} and \
+         hyper-parameters",
+        s.seed
     );
-    println!("| run | val accuracy | balanced accuracy | seconds |");
+    println!("architecture: {}", plain_model.meta().architecture);
+    println!(
+        "data: {} training rows (1 augmented copy per frame, classes balanced by resampling), {n} val frames; key κ = {:.2}",
+        task.train.rows(),
+        key.condition_number()
+    );
+    println!();
+    println!("| | plaintext | encrypted | ratio / difference |");
     println!("|---|---|---|---|");
-    for r in &rows {
+    let pct = |p: &Pair, what: &str| {
         println!(
-            "| {} | {:.2}% | {:.2}% | {:.2} |",
-            r.run,
-            100.0 * r.val_accuracy,
-            100.0 * r.val_balanced_accuracy,
-            r.seconds
-        );
-    }
-    println!("encrypted inference argmax agreement: {agree}/{}", labels.len());
+            "| {what} | {:.2}% | {:.2}% (decrypted model) | {:+.2} pp |",
+            100.0 * p.plain,
+            100.0 * p.encrypted,
+            100.0 * (p.encrypted - p.plain)
+        )
+    };
+    pct(&accuracy, "val accuracy");
+    pct(&balanced, "val balanced accuracy");
+    let row = |p: &Pair, what: &str, unit: &str, note: &str| {
+        println!("| {what} | {:.2} {unit} | {:.2} {unit}{note} | {:.2}x |", p.plain, p.encrypted, p.ratio())
+    };
+    row(&wall, "training time per epoch", "s", "");
+    row(&cpu, "CPU time per epoch (all threads, incl. validation)", "s", "");
+    row(&train_engine, "inference per frame, training engine (batch 100, f64)", "ms", " (encrypted weights)");
+    row(&serve_engine, "inference per frame, serving engine (batch 1, f32, fresh key each)", "ms", "");
+    println!(
+        "| epochs run (best) | {} ({}) | {} ({}) | |",
+        c.plain.history.epochs.len(),
+        c.plain.history.best_epoch,
+        enc_run.history.epochs.len(),
+        enc_run.history.best_epoch
+    );
+    println!();
+    println!(
+        "encrypted-weights model on encrypted val frames: argmax agrees with the decrypted model on {enc_model_agree}/{n}, \
+         max |logit diff| {enc_model_diff:.2e}"
+    );
+    println!("serving engine: encrypted vs plaintext argmax agreement {serve_agree}/{n}");
+    println!("encrypting the training and val frames: {:.1} s", enc_run.encrypt_seconds);
     Ok(())
 }
 

@@ -18,7 +18,7 @@ use crate::data;
 /// Arguments of `more eval`.
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// The task: `mnist`.
+    /// The task: `mnist` or `angio`.
     pub task: String,
     /// The model file.
     #[arg(long)]
@@ -53,7 +53,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
         return crate::angio::eval(&args);
     }
     if args.task != "mnist" {
-        bail!("unknown task {:?} (available: mnist)", args.task);
+        bail!("unknown task {:?} (available: mnist, angio)", args.task);
     }
     let mut model = Model::load(&args.model)?;
     let dir = data::data_dir(args.data.as_deref());

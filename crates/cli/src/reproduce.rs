@@ -24,7 +24,7 @@ use crate::train::{Arch, TrainArgs, mnist_meta, mnist_specs};
 /// Arguments of `more reproduce`.
 #[derive(Debug, Args)]
 pub struct ReproduceArgs {
-    /// The task: `mnist`.
+    /// The task: `mnist`, `angio` or `wbc`.
     pub task: String,
     /// Architecture (both runs use it).
     #[arg(long, value_enum, default_value = "relu")]
@@ -233,7 +233,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         return crate::angio::reproduce(&args);
     }
     if args.task != "mnist" {
-        bail!("unknown task {:?} (available: mnist)", args.task);
+        bail!("unknown task {:?} (available: mnist, angio, wbc)", args.task);
     }
     let progress = !args.quiet && !args.json;
     let mut cfg = mnist_config(

@@ -26,7 +26,7 @@ pub enum Arch {
 /// Arguments of `more train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// The task: `mnist`.
+    /// The task: `mnist`, `angio` or `wbc` (with `--encrypted`).
     pub task: String,
     /// Model id stored in the file (default `mnist-cnn-<arch>`).
     #[arg(long)]
@@ -138,7 +138,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         return crate::angio::train(&args);
     }
     if args.task != "mnist" {
-        bail!("unknown task {:?} (available: mnist)", args.task);
+        bail!("unknown task {:?} (available: mnist, angio, wbc)", args.task);
     }
     if args.encrypted {
         return crate::reproduce::train_encrypted_mnist(&args);

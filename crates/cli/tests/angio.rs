@@ -120,3 +120,61 @@ fn bench_json_has_the_mnist_keys() {
     assert_eq!(v["model"], "angio-cnn");
     assert!(v["ciphertext_bytes"].as_u64().unwrap() > 4 * 128 * 128 * 4, "{v}");
 }
+
+/// `more train angio` and `more train angio --encrypted` on 24 frames, one epoch each: both write a model
+/// the server can load (task, shape, labels, preprocessing, val metrics); the encrypted run also writes the
+/// still-encrypted model and an owner-only key file.
+#[test]
+fn train_angio_plain_and_encrypted_on_a_subset() {
+    let dir = std::env::temp_dir().join(format!("more-angio-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for encrypted in [false, true] {
+        let out = dir.join(if encrypted { "enc.morenn" } else { "plain.morenn" });
+        let out_s = out.to_str().unwrap();
+        let mut args = vec!["train", "angio", "--limit", "24", "--epochs", "1", "--quiet", "--out", out_s];
+        if encrypted {
+            args.push("--encrypted");
+        }
+        more(&args);
+        let m = Model::load(&out).unwrap_or_else(|e| panic!("{out_s}: {e}"));
+        let meta = m.meta();
+        assert_eq!(meta.task, "angio");
+        assert_eq!(meta.input_shape, vec![1, 128, 128]);
+        assert_eq!(meta.preprocessing.kind, "angio-frame");
+        assert_eq!(meta.labels, vec!["LCA".to_string(), "RCA".to_string()]);
+        let acc = meta.metrics["val_accuracy"];
+        assert!((0.0..=1.0).contains(&acc), "{:?}", meta.metrics);
+        if encrypted {
+            assert!(out.with_extension("moreenc").exists(), "no .moreenc next to {out_s}");
+            let key = dir.join("enc.key.json");
+            assert!(key.exists(), "no key file in {}", dir.display());
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                assert_eq!(
+                    std::fs::metadata(&key).unwrap().permissions().mode() & 0o077,
+                    0,
+                    "key file readable by others"
+                );
+            }
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `more reproduce angio --json` on 24 frames: both runs, both inference engines, agreement on every frame.
+#[test]
+fn reproduce_angio_json_on_a_subset() {
+    let text = more(&["reproduce", "angio", "--limit", "24", "--epochs", "1", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(v["val_frames"], 200);
+    for key in ["val_accuracy", "val_balanced_accuracy", "epoch_wall_seconds", "inference_ms_per_frame_serving_engine"]
+    {
+        let pair = &v[key];
+        assert!(pair["plain"].as_f64().unwrap() > 0.0 && pair["encrypted"].as_f64().unwrap() > 0.0, "{key}: {v}");
+    }
+    // Same seed, data and hyper-parameters: one epoch on ciphertexts decrypts to the plaintext run's model.
+    assert!(v["accuracy_gap_pp"].as_f64().unwrap().abs() <= 1.0, "{v}");
+    assert_eq!(v["encrypted_model_argmax_agreement"], 200, "{v}");
+    assert_eq!(v["encrypted_inference_argmax_agreement"], 200, "{v}");
+}
