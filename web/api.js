@@ -100,11 +100,15 @@ export function parseServerTiming(header) {
 
 /**
  * `POST /api/v1/models/{id}/infer` with a wire-format ciphertext. Returns the encrypted answer and times (ms):
- * `upload` (request sent → first byte, minus server time), `server` (Server-Timing total), `download`.
+ * `upload` (request sent → first byte of the answer, minus the server's own time), `server` (Server-Timing
+ * total), `download` (first → last byte), and `browser` (the rest of the round trip as the page saw it: the
+ * browser's network process, and the page rendering the ciphertext planes while the request is in flight).
+ * The split uses the request's Resource Timing entry; without one, `upload` is the whole round trip.
  */
 export async function infer(modelId, wire) {
+  const url = new URL(`api/v1/models/${encodeURIComponent(modelId)}/infer`, document.baseURI).href;
   const t0 = performance.now();
-  const res = await request(`api/v1/models/${encodeURIComponent(modelId)}/infer`, {
+  const res = await request(url, {
     method: 'POST',
     headers: { 'content-type': MEDIA_TYPE, accept: MEDIA_TYPE },
     body: wire,
@@ -115,9 +119,13 @@ export async function infer(modelId, wire) {
   const t2 = performance.now();
   const serverTiming = parseServerTiming(res.headers.get('server-timing'));
   const server = serverTiming.total ?? Object.values(serverTiming).reduce((a, b) => a + b, 0);
-  return {
-    answer,
-    serverTiming,
-    times: { upload: Math.max(0, t1 - t0 - server), server, download: t2 - t1 },
-  };
+  const entry = performance.getEntriesByName(url).filter((e) => e.startTime >= t0 - 1 && e.requestStart > 0).pop();
+  performance.clearResourceTimings(); // the buffer holds 250 entries; a long drawing session would fill it
+  let times = { upload: Math.max(0, t1 - t0 - server), server, download: t2 - t1, browser: 0 };
+  if (entry && entry.responseEnd >= entry.responseStart) {
+    const upload = Math.max(0, entry.responseStart - entry.requestStart - server);
+    const download = entry.responseEnd - entry.responseStart;
+    times = { upload, server, download, browser: Math.max(0, t2 - t0 - upload - server - download) };
+  }
+  return { answer, serverTiming, times };
 }

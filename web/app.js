@@ -223,6 +223,7 @@ async function run(task, imageData, ui, t0, firstRows = []) {
     ['upload', times.upload],
     ['server compute', times.server],
     ['download', times.download],
+    ['browser (network process, page rendering)', times.browser],
     ['decrypt', te - td],
   ];
   showTiming(ui.timing, rows, total);
