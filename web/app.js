@@ -136,10 +136,18 @@ function describe(m) {
   for (const [k, v] of Object.entries(m.metrics)) {
     const tr = t.insertRow();
     tr.insertCell().textContent = k.replaceAll('_', ' ');
-    tr.insertCell().textContent = typeof v === 'number' ? (Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(2) : +v.toPrecision(4)) : v;
+    tr.insertCell().textContent = metricText(k, v);
   }
   div.append(h, p, shape, ops, t);
   return div;
+}
+
+/** A recorded metric as people read it: accuracies in %, tiny values in exponent form. */
+function metricText(name, v) {
+  if (typeof v !== 'number') return String(v);
+  if (name.includes('accuracy') && v >= 0 && v <= 1) return `${(100 * v).toFixed(2)}%`;
+  if (name.includes('agreement') && Number.isInteger(v)) return v.toLocaleString('en-US');
+  return Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(2) : String(+v.toPrecision(4));
 }
 
 function showModelInfo() {

@@ -525,6 +525,13 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let serve_enc = t.elapsed().as_secs_f64();
     let serve_agree = frame_enc.iter().zip(&frame_plain).filter(|(a, b)| a == b).count();
 
+    if let Some(path) = &args.svg {
+        let title = format!("Angiography (ARCADE LCA vs RCA): plaintext vs encrypted training, seed {}", s.seed);
+        crate::reproduce::write_svg(
+            path,
+            &crate::plot::training_curves_svg(&title, &c.plain.history, &enc_run.history),
+        )?;
+    }
     let ms = |secs: f64| 1e3 * secs / n.max(1) as f64;
     let accuracy = Pair { plain: pa, encrypted: da };
     let balanced = Pair { plain: pb, encrypted: db };
@@ -549,6 +556,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
         "encrypt_data_seconds": enc_run.encrypt_seconds,
         "plain_epochs_run": c.plain.history.epochs.len(), "encrypted_epochs_run": enc_run.history.epochs.len(),
         "plain_best_epoch": c.plain.history.best_epoch, "encrypted_best_epoch": enc_run.history.best_epoch,
+        "plain_history": c.plain.history, "encrypted_history": enc_run.history,
     });
     if let Some(p) = &args.report {
         std::fs::write(p, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", p.display()))?;

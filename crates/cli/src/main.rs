@@ -9,6 +9,7 @@ mod attack;
 mod bench;
 mod data;
 mod eval;
+mod plot;
 mod reproduce;
 mod train;
 mod wbc;

@@ -81,6 +81,9 @@ pub struct ReproduceArgs {
     /// Also write the JSON object to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Also draw both runs' training curves (training loss, validation accuracy per epoch) as an SVG file.
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -355,6 +358,11 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         run.model.save(dir.join(format!("{id}-encrypted.{}", more_nn::model::FILE_EXTENSION)))?;
         run.encrypted.save(dir.join(format!("{id}-encrypted.moreenc")))?;
     }
+    if let Some(path) = &args.svg {
+        let arch = if args.arch == Arch::Relu { "ReLU CNN" } else { "square CNN" };
+        let title = format!("MNIST ({arch}): plaintext vs encrypted training, seed {}", args.seed);
+        write_svg(path, &crate::plot::training_curves_svg(&title, plain_hist, &run.history))?;
+    }
     let json = serde_json::to_string_pretty(&report)?;
     if let Some(path) = &args.report {
         std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
@@ -415,6 +423,16 @@ fn print_table(r: &Report) {
         "random lanes: inputs U[0, {}), labels (1 + {}·U[-1,1))/Σ; largest |weight|: {:.3} (model), {:.3} (shadow model on the noise lane)",
         r.input_noise, r.label_spread, r.max_abs_weight, r.shadow_max_abs_weight
     );
+}
+
+/// Writes a `more reproduce --svg` figure, creating its directory.
+pub fn write_svg(path: &std::path::Path, svg: &str) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("training curves: {}", path.display());
+    Ok(())
 }
 
 /// What a task hands to [`train_encrypted_task`] besides its [`Task`].

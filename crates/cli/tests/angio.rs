@@ -165,8 +165,14 @@ fn train_angio_plain_and_encrypted_on_a_subset() {
 /// `more reproduce angio --json` on 24 frames: both runs, both inference engines, agreement on every frame.
 #[test]
 fn reproduce_angio_json_on_a_subset() {
-    let text = more(&["reproduce", "angio", "--limit", "24", "--epochs", "1", "--json"]);
+    let svg = std::env::temp_dir().join(format!("more-angio-curves-{}.svg", std::process::id()));
+    let text =
+        more(&["reproduce", "angio", "--limit", "24", "--epochs", "1", "--json", "--svg", svg.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let figure = std::fs::read_to_string(&svg).expect("the --svg figure is written");
+    std::fs::remove_file(&svg).unwrap();
+    assert!(figure.starts_with("<svg") && figure.matches("<polyline").count() == 4, "{figure}");
+    assert_eq!(v["plain_history"]["epochs"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["val_frames"], 200);
     for key in ["val_accuracy", "val_balanced_accuracy", "epoch_wall_seconds", "inference_ms_per_frame_serving_engine"]
     {
