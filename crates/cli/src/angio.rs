@@ -197,7 +197,7 @@ impl Settings {
 
     fn describe(&self, meta: &mut ModelMeta, train_rows: usize) {
         let t = &mut meta.training;
-        t.insert("command".into(), std::env::args().collect::<Vec<_>>().join(" "));
+        t.insert("command".into(), crate::data::command_line());
         t.insert("seed".into(), self.seed.to_string());
         t.insert(
             "dataset".into(),

@@ -19,6 +19,12 @@ pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
     idx::data_dir(explicit)
 }
 
+/// The command line as a model file records it: `more` and the arguments, whatever path the binary ran
+/// from (`./target/release/more`, `cargo run`'s `target/...`), so the record reads as the documented command.
+pub fn command_line() -> String {
+    std::iter::once("more".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
+}
+
 /// An MNIST split as model inputs `[N, 1, 28, 28]` in `[0, 1]`, one-hot targets `[N, 10]` and labels.
 pub struct Mnist {
     /// Inputs.

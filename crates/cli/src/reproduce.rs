@@ -541,7 +541,7 @@ pub fn train_encrypted_mnist(args: &TrainArgs) -> Result<()> {
         ),
     );
     meta.training.insert("seed".into(), args.seed.to_string());
-    meta.training.insert("command".into(), std::env::args().collect::<Vec<_>>().join(" "));
+    meta.training.insert("command".into(), crate::data::command_line());
     let task = Task {
         input_shape: vec![1, 28, 28],
         specs: mnist_specs(args.arch),

@@ -171,7 +171,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         Arch::Square => 1e-3,
     });
     let mut meta = mnist_meta(&id, args.arch);
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let command = crate::data::command_line();
     meta.training.insert(
         "dataset".into(),
         format!("MNIST train ({} images, {} held out for validation)", train_rows.len(), val_rows.len()),

@@ -457,7 +457,7 @@ pub fn fit_surrogate(a: &TrainArgs, data: &WbcData, encrypted: bool) -> anyhow::
         "test_set".into(),
         format!("{} independent Latin-hypercube samples (seed {})", test.len(), a.seed + 1000),
     );
-    m.training.insert("command".into(), std::env::args().collect::<Vec<_>>().join(" "));
+    m.training.insert("command".into(), crate::data::command_line());
     m.training.insert("seed".into(), a.seed.to_string());
     m.training.insert(
         "optimizer".into(),
