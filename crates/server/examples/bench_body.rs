@@ -1,11 +1,11 @@
-//! Writes one encrypted MNIST request body for the load test (`bench/load.sh`), and checks an answer.
+//! Writes one encrypted request body for the load test (`bench/load.sh`), and checks an answer.
 //!
 //! ```text
 //! cargo run --release -p more-server --example bench_body -- write OUT.bin [MODEL_FILE] [INDEX]
 //! cargo run --release -p more-server --example bench_body -- check ANSWER.bin [MODEL_FILE] [INDEX]
 //! ```
-//! The image is MNIST test image `INDEX` (default 0) from `$MORE_DATA/mnist` (default `../shared/data`),
-//! normalised as the model's metadata says and encrypted under a key from a fixed seed, so `check` can
+//! The image is MNIST test image `INDEX` (default 0) from `$MORE_DATA/mnist` (default `../shared/data`), or
+//! for an angiography model (task `angio`) val frame `INDEX` from `$MORE_DATA/angio`, normalised as the model's metadata says and encrypted under a key from a fixed seed, so `check` can
 //! decrypt the server's answer and compare it with the label and the plaintext model.
 
 use anyhow::{Context, bail};
@@ -25,8 +25,17 @@ fn main() -> anyhow::Result<()> {
     let index: usize = args.get(3).map_or(Ok(0), |s| s.parse()).context("INDEX")?;
     let model = Model::load(model_path).with_context(|| format!("loading {model_path}"))?;
     let data = std::env::var("MORE_DATA").unwrap_or_else(|_| "../shared/data".into());
-    let images = more_nn::idx::read_idx(format!("{data}/mnist/t10k-images-idx3-ubyte.gz"))?;
-    let labels = more_nn::idx::read_idx(format!("{data}/mnist/t10k-labels-idx1-ubyte.gz"))?;
+    let (images, labels) = if model.meta().task == "angio" {
+        let set = more_nn::idx::load_angio(std::path::Path::new(&data), "val")?;
+        (set.images.into_dyn(), ndarray::Array1::from(set.labels).into_dyn())
+    } else {
+        let images = more_nn::idx::read_idx(format!("{data}/mnist/t10k-images-idx3-ubyte.gz"))?;
+        let labels = more_nn::idx::read_idx(format!("{data}/mnist/t10k-labels-idx1-ubyte.gz"))?;
+        (images, labels)
+    };
+    if index >= labels.len() {
+        bail!("INDEX {index} is out of range ({} images)", labels.len());
+    }
     let mut x: Vec<f32> = images.index_axis(Axis(0), index).iter().map(|&p| f32::from(p)).collect();
     model.meta().preprocessing.normalize(&mut x);
     let x = ArrayD::from_shape_vec(IxDyn(model.input_shape()), x)?;
@@ -36,7 +45,7 @@ fn main() -> anyhow::Result<()> {
         "write" => {
             let ct = key.encrypt_tensor::<f32>(&x.view())?;
             std::fs::write(file, more_core::encode(&ct))?;
-            println!("wrote {file}: MNIST test image {index} (label {label}) for {}", model.meta().id);
+            println!("wrote {file}: {} image {index} (label {label}) for {}", model.meta().task, model.meta().id);
         }
         "check" => {
             let bytes = std::fs::read(file)?;
