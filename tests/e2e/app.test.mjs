@@ -386,6 +386,21 @@ export default [
         ctx.assert(r.label.toUpperCase() === view, `${file} is ${view}, the model says ${r.label}`);
         times.push(r.total);
       }
+      // "PNG or JPEG, any size": the RCA sample re-encoded by the browser as a 300x300 JPEG (quality 0.9).
+      const jpeg = Buffer.from(await page.evaluate(async (url) => {
+        const bitmap = await createImageBitmap(await (await fetch(url)).blob());
+        const canvas = new OffscreenCanvas(300, 300);
+        canvas.getContext('2d').drawImage(bitmap, 0, 0, 300, 300);
+        const blob = await canvas.convertToBlob({ type: 'image/jpeg', quality: 0.9 });
+        return Array.from(new Uint8Array(await blob.arrayBuffer()));
+      }, 'api/v1/samples/val-3-rca.png'));
+      ctx.assert(jpeg[0] === 0xff && jpeg[1] === 0xd8, 'the browser did not make a JPEG');
+      const before = await results(page);
+      await page.setInputFiles('#angio-file', { name: 'rca-300.jpg', mimeType: 'image/jpeg', buffer: jpeg });
+      const rj = await waitForResult(page, before, 'rca-300.jpg');
+      ctx.log(`rca-300.jpg (300x300 JPEG, ${jpeg.length} bytes): predicted ${rj.label} (p = ${rj.probs[rj.index].toFixed(3)})`);
+      ctx.assert(rj.label.toUpperCase() === 'RCA', `the 300x300 JPEG of an RCA frame is classified ${rj.label}`);
+      ctx.assert(/300\s*[x×]\s*300/.test(await page.locator('#angio-source-caption').innerText()), 'caption shows the upload size');
       // The sample gallery from GET /api/v1/samples.
       const n = await page.locator('#angio-samples button').count();
       ctx.log(`${n} sample frames offered by the server`);
