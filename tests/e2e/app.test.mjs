@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { drawStrokes } from './strokes.mjs';
 
 // Strokes on the 280x280 drawing canvas, as lists of points (canvas pixels), drawn like a person would.
 const curve = (f, n = 24) => Array.from({ length: n + 1 }, (_, i) => f(i / n));
@@ -23,22 +24,6 @@ const DIGITS = {
   ],
   7: [[[78, 62], [140, 60], [202, 60], [180, 110], [158, 160], [138, 210], [126, 240]]],
 };
-
-async function drawStrokes(page, strokes) {
-  const box = await page.locator('#draw').boundingBox();
-  const sx = box.width / 280;
-  const sy = box.height / 280;
-  for (const stroke of strokes) {
-    const [x0, y0] = stroke[0];
-    await page.mouse.move(box.x + x0 * sx, box.y + y0 * sy);
-    await page.mouse.down();
-    for (let i = 1; i < stroke.length; i++) {
-      const [x, y] = stroke[i];
-      await page.mouse.move(box.x + x * sx, box.y + y * sy, { steps: 4 });
-    }
-    await page.mouse.up();
-  }
-}
 
 const results = (page) => page.evaluate(() => window.moreApp.results.length);
 
@@ -60,9 +45,9 @@ async function drawDigit(page, digit) {
   const strokes = DIGITS[digit];
   // Draw all but the last stroke with auto-classify off, so one answer corresponds to the whole digit.
   await page.evaluate(() => { document.getElementById('draw-auto').checked = false; });
-  await drawStrokes(page, strokes.slice(0, -1));
+  await drawStrokes(page, '#draw', strokes.slice(0, -1));
   await page.evaluate(() => { document.getElementById('draw-auto').checked = true; });
-  await drawStrokes(page, strokes.slice(-1));
+  await drawStrokes(page, '#draw', strokes.slice(-1));
   return waitForResult(page, before, `digit ${digit}`);
 }
 

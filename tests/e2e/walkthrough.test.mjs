@@ -6,6 +6,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import { drawStrokes } from './strokes.mjs';
 
 const curve = (f, n = 24) => Array.from({ length: n + 1 }, (_, i) => f(i / n));
 // A "2" and a "5", as a person would draw them on the 280x280 canvas.
@@ -27,22 +28,6 @@ const DIGITS = {
     }),
   ],
 };
-
-async function drawStrokes(page, strokes) {
-  const box = await page.locator('#wt-draw').boundingBox();
-  const sx = box.width / 280;
-  const sy = box.height / 280;
-  for (const stroke of strokes) {
-    const [x0, y0] = stroke[0];
-    await page.mouse.move(box.x + x0 * sx, box.y + y0 * sy);
-    await page.mouse.down();
-    for (let i = 1; i < stroke.length; i++) {
-      const [x, y] = stroke[i];
-      await page.mouse.move(box.x + x * sx, box.y + y * sy, { steps: 4 });
-    }
-    await page.mouse.up();
-  }
-}
 
 async function openWalkthrough(ctx) {
   const page = await ctx.newPage();
@@ -73,7 +58,7 @@ export default [
       const page = await openWalkthrough(ctx);
       for (const [digit, strokes] of Object.entries(DIGITS)) {
         await page.click('#wt-clear');
-        await drawStrokes(page, strokes);
+        await drawStrokes(page, '#wt-draw', strokes);
         // Auto-run fires on every stroke (runs are queued); run once more on the finished drawing.
         const r = await page.evaluate(() => window.walkthrough.run());
         checkSteps(ctx, r, `digit ${digit}`);

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use ndarray::{ArrayD, Axis, IxDyn};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -438,16 +438,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         m.insert("argmax_agreement".into(), agree as f64);
         m.insert("max_logit_diff".into(), f64::from(max_diff));
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    }
-    if args.record {
-        if args.limit.is_some() {
-            bail!("--record needs the full val split (no --limit)");
-        }
-        model.save(&args.model)?;
-    }
-    Ok(())
+    crate::eval::finish(args, &model, &report, "val split")
 }
 
 /// Inputs for `more bench angio`: the val frames.

@@ -121,12 +121,18 @@ pub fn run(args: EvalArgs) -> Result<()> {
         m.insert("argmax_agreement".into(), agree as f64);
         m.insert("max_logit_diff".into(), f64::from(max_diff));
     }
+    finish(&args, &model, &report, "test set")
+}
+
+/// The end of every `more eval`: the JSON report (with `--json`), and with `--record` the model file saved
+/// again with the metrics just measured — only after a run over the whole `split` (no `--limit`).
+pub fn finish(args: &EvalArgs, model: &Model, report: &serde_json::Value, split: &str) -> Result<()> {
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(report)?);
     }
     if args.record {
         if args.limit.is_some() {
-            bail!("--record needs the full test set (no --limit)");
+            bail!("--record needs the full {split} (no --limit)");
         }
         model.save(&args.model)?;
     }
