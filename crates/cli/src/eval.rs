@@ -49,6 +49,9 @@ fn argmax(row: ndarray::ArrayViewD<'_, f32>) -> usize {
 
 /// Runs `more eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
+    if args.record && args.limit.is_some() {
+        bail!("--record stores metrics of the whole evaluation set: drop --limit");
+    }
     if args.task == "angio" {
         return crate::angio::eval(&args);
     }
