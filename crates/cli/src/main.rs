@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod angio;
 mod attack;
 mod bench;
+mod classify;
 mod data;
 mod eval;
 mod plot;
@@ -36,6 +37,8 @@ enum Command {
     Reproduce(reproduce::ReproduceArgs),
     /// Attack MORE without the key: recover encrypted test sets, model weights and answers.
     Attack(attack::AttackArgs),
+    /// Classify PNG/JPEG files on ciphertexts, as the browser does (fresh key per image).
+    Classify(classify::ClassifyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -47,5 +50,6 @@ fn main() -> anyhow::Result<()> {
         Command::Wbc(args) => wbc::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Attack(args) => attack::run(args),
+        Command::Classify(args) => classify::run(args),
     }
 }
