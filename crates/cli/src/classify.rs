@@ -1,7 +1,11 @@
-//! `more classify --model F IMAGE...`: classify PNG or JPEG files the way the browser does — decode,
-//! preprocess as the model's metadata says (`more-imaging`, the same code the page runs in wasm), encrypt
-//! under a fresh key, run the model on the ciphertext, decrypt — and check the answer against plaintext
-//! inference of the same input.
+//! `more classify`: classify PNG or JPEG files the way the browser does — decode, preprocess as the
+//! model's metadata says (`more-imaging`, the same code the page runs in wasm), encrypt under a fresh key,
+//! run the model on the ciphertext, decrypt.
+//!
+//! - `--model F`: the model file runs here, and the answer is checked against plaintext inference.
+//! - `--server URL --model-id ID`: this command is the data owner and `more-server` the untrusted party: the
+//!   metadata comes from `GET /api/v1/models`, the ciphertext goes to `POST /api/v1/models/{id}/infer`, the
+//!   key never leaves this process (plain HTTP: a server on this machine or a trusted network).
 
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -12,16 +16,23 @@ use clap::Args;
 use ndarray::{ArrayD, IxDyn};
 use serde::Serialize;
 
+use more_core::codec::MEDIA_TYPE;
 use more_core::{KeyOptions, SecretKey};
 use more_imaging::{GrayImage, MAX_SIDE, Normalization, PixelFormat, preprocess};
-use more_nn::{Model, OutputKind};
+use more_nn::{Model, ModelMeta, OutputKind};
 
 /// Arguments of `more classify`.
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
-    /// Model file (an image model: preprocessing `mnist-digit` or `angio-frame`).
+    /// Model file (an image model: preprocessing `mnist-digit` or `angio-frame`), run in this process.
+    #[arg(long, required_unless_present = "server", conflicts_with = "server")]
+    pub model: Option<PathBuf>,
+    /// A running `more-server` (e.g. `http://127.0.0.1:8080`) that runs the model on the ciphertexts.
+    #[arg(long, requires = "model_id")]
+    pub server: Option<String>,
+    /// The server's model id (see `GET /api/v1/models`), with `--server`.
     #[arg(long)]
-    pub model: PathBuf,
+    pub model_id: Option<String>,
     /// PNG or JPEG files (any size up to 8192 pixels per side; digits light-on-dark or dark-on-light).
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
@@ -41,12 +52,56 @@ pub struct Answer {
     pub label: String,
     /// Probability of every label (softmax of the decrypted logits).
     pub probabilities: Vec<f32>,
-    /// The plaintext model's label for the same input.
-    pub plaintext_label: String,
-    /// Largest |decrypted output − plaintext output|.
-    pub max_abs_diff: f32,
-    /// Milliseconds: decode + preprocess, encrypt, encrypted forward pass, decrypt.
+    /// The plaintext model's label for the same input (local model only).
+    pub plaintext_label: Option<String>,
+    /// Largest |decrypted output − plaintext output| (local model only).
+    pub max_abs_diff: Option<f32>,
+    /// Milliseconds: decode + preprocess, encrypt, encrypted forward pass (locally, or the HTTP round trip),
+    /// decrypt.
     pub ms: [f64; 4],
+    /// The server's `Server-Timing` header (with `--server`).
+    pub server_timing: Option<String>,
+}
+
+/// Where the model runs.
+enum Engine {
+    /// A model file, in this process.
+    Local(Model),
+    /// A `more-server`: its infer URL and an HTTP agent.
+    Remote { meta: ModelMeta, url: String, agent: ureq::Agent },
+}
+
+impl Engine {
+    fn meta(&self) -> &ModelMeta {
+        match self {
+            Engine::Local(m) => m.meta(),
+            Engine::Remote { meta, .. } => meta,
+        }
+    }
+
+    fn connect(server: &str, id: &str) -> Result<Engine> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(60)))
+            .build()
+            .into();
+        let base = server.trim_end_matches('/');
+        let list = format!("{base}/api/v1/models");
+        let mut resp = agent.get(&list).call().with_context(|| format!("cannot reach {list}"))?;
+        if !resp.status().is_success() {
+            bail!("{list} answered {}", resp.status());
+        }
+        let bytes = resp.body_mut().with_config().limit(16 << 20).read_to_vec().context("reading the model list")?;
+        let body: serde_json::Value = serde_json::from_slice(&bytes).context("the model list is not JSON")?;
+        let models = body["models"].as_array().context("the model list has no \"models\"")?;
+        let Some(m) = models.iter().find(|m| m["id"] == id) else {
+            let ids: Vec<&str> = models.iter().filter_map(|m| m["id"].as_str()).collect();
+            bail!("the server has no model {id:?} (it lists: {})", ids.join(", "));
+        };
+        let meta: ModelMeta = serde_json::from_value(m.clone()).context("the model's metadata")?;
+        let url = format!("{base}/api/v1/models/{}/infer", id);
+        Ok(Engine::Remote { meta, url, agent })
+    }
 }
 
 /// Largest accepted file, bytes.
@@ -54,8 +109,12 @@ const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// Runs `more classify`.
 pub fn run(args: ClassifyArgs) -> Result<()> {
-    let model = Model::load(&args.model)?;
-    let meta = model.meta();
+    let engine = match (&args.model, &args.server, &args.model_id) {
+        (Some(file), None, _) => Engine::Local(Model::load(file)?),
+        (None, Some(server), Some(id)) => Engine::connect(server, id)?,
+        _ => bail!("give either --model FILE, or --server URL with --model-id ID"),
+    };
+    let meta = engine.meta();
     let pre = &meta.preprocessing;
     if !matches!(pre.kind.as_str(), "mnist-digit" | "angio-frame") {
         bail!(
@@ -68,13 +127,19 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
     let mut answers = Vec::new();
     let mut failed = 0;
     for path in &args.images {
-        match classify(&model, &norm, path) {
+        match classify(&engine, &norm, path) {
             Ok(a) => {
                 if !args.json {
                     let p = a.probabilities.iter().copied().fold(0.0, f32::max);
+                    let check = match (&a.plaintext_label, a.max_abs_diff) {
+                        (Some(l), Some(d)) => format!("plaintext {l}, max |diff| {d:.1e}; "),
+                        _ => String::new(),
+                    };
+                    let place =
+                        if matches!(engine, Engine::Local(_)) { "encrypted forward" } else { "server round trip" };
                     println!(
-                        "{}: {} (p = {p:.3}; {}x{}; plaintext {}, max |diff| {:.1e}; {:.1} ms encrypted forward)",
-                        a.file, a.label, a.size[0], a.size[1], a.plaintext_label, a.max_abs_diff, a.ms[2]
+                        "{}: {} (p = {p:.3}; {}x{}; {check}{:.1} ms {place})",
+                        a.file, a.label, a.size[0], a.size[1], a.ms[2]
                     );
                 }
                 answers.push(a);
@@ -94,35 +159,42 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
     Ok(())
 }
 
-fn classify(model: &Model, norm: &Normalization, path: &Path) -> Result<Answer> {
-    let meta = model.meta();
+fn classify(engine: &Engine, norm: &Normalization, path: &Path) -> Result<Answer> {
+    let meta = engine.meta();
     let t0 = Instant::now();
     let image = decode(path)?;
     let size = [image.width(), image.height()];
     let x = preprocess(&meta.preprocessing.kind, &image, meta.preprocessing.resize, norm)?;
     let mut shape = vec![1];
-    shape.extend_from_slice(model.input_shape());
+    shape.extend_from_slice(&meta.input_shape);
     let x = ArrayD::from_shape_vec(IxDyn(&shape), x)
-        .with_context(|| format!("the preprocessed image does not fit the model's input {:?}", model.input_shape()))?;
+        .with_context(|| format!("the preprocessed image does not fit the model's input {:?}", meta.input_shape))?;
     let t1 = Instant::now();
     let key = SecretKey::generate(KeyOptions::default())?;
     let enc = key.encrypt_tensor(&x.view())?;
     let t2 = Instant::now();
-    let out = model.forward_encrypted(&enc)?;
-    let t3 = Instant::now();
-    let dec = key.decrypt_tensor(&out);
-    let t4 = Instant::now();
-    let plain = model.forward_plain(x.view())?;
-    let dec: Vec<f32> = dec.iter().copied().collect();
-    let plain: Vec<f32> = plain.iter().copied().collect();
-    let max_abs_diff = dec.iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    let probabilities = match meta.output_kind {
-        OutputKind::Probabilities => dec.clone(),
-        _ => softmax(&dec),
+    let (out, server_timing) = match engine {
+        Engine::Local(model) => (model.forward_encrypted(&enc)?, None),
+        Engine::Remote { url, agent, .. } => remote_infer(agent, url, &more_core::encode(&enc))?,
     };
+    let t3 = Instant::now();
+    let dec: Vec<f32> = key.decrypt_tensor(&out).iter().copied().collect();
+    let t4 = Instant::now();
     let name = |v: &[f32]| {
         let i = argmax(v);
         meta.labels.get(i).cloned().unwrap_or_else(|| i.to_string())
+    };
+    let (plaintext_label, max_abs_diff) = match engine {
+        Engine::Local(model) => {
+            let plain: Vec<f32> = model.forward_plain(x.view())?.iter().copied().collect();
+            let diff = dec.iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+            (Some(name(&plain)), Some(diff))
+        }
+        Engine::Remote { .. } => (None, None),
+    };
+    let probabilities = match meta.output_kind {
+        OutputKind::Probabilities => dec.clone(),
+        _ => softmax(&dec),
     };
     let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
     Ok(Answer {
@@ -130,10 +202,38 @@ fn classify(model: &Model, norm: &Normalization, path: &Path) -> Result<Answer> 
         size,
         label: name(&dec),
         probabilities,
-        plaintext_label: name(&plain),
+        plaintext_label,
         max_abs_diff,
         ms: [ms(t0, t1), ms(t1, t2), ms(t2, t3), ms(t3, t4)],
+        server_timing,
     })
+}
+
+/// `POST`s one wire-format ciphertext and decodes the encrypted answer; a server error is reported with the
+/// server's own message.
+fn remote_infer(
+    agent: &ureq::Agent,
+    url: &str,
+    body: &[u8],
+) -> Result<(more_core::EncryptedTensor<f32>, Option<String>)> {
+    let mut resp = agent
+        .post(url)
+        .header("content-type", MEDIA_TYPE)
+        .header("accept", MEDIA_TYPE)
+        .send(body)
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let timing = resp.headers().get("server-timing").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let bytes = resp.body_mut().with_config().limit(16 << 20).read_to_vec().context("reading the answer")?;
+    if !status.is_success() {
+        let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+        bail!("the server answered {status}: {msg}");
+    }
+    let out = more_core::decode::<f32>(&bytes, 16 << 20).context("the server's answer is not a wire-format tensor")?;
+    Ok((out, timing))
 }
 
 fn argmax(v: &[f32]) -> usize {

@@ -114,3 +114,47 @@ fn bad_files_and_models_get_clear_errors() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not take images"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A real `more-server` on a free local port, in this process (models from `models/`).
+fn serve() -> String {
+    use more_server::{AppState, EngineConfig, Limits, Registry, app};
+    let registry = Registry::load_dir(root().join("models")).unwrap();
+    let state =
+        AppState::new(registry, EngineConfig { workers: 2, queue: 64, max_batch_samples: 8 }, Limits::default());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || rt.block_on(async move { axum::serve(listener, app(state)).await.unwrap() }));
+    format!("http://{addr}")
+}
+
+#[test]
+fn through_a_server_the_answers_match_the_local_model() {
+    let url = serve();
+    let dir = samples();
+    let files = ["val-3-rca.png", "val-1-lca.png", "val-13-lca.png"].map(|f| dir.join(f).display().to_string());
+    let mut remote = vec!["classify", "--server", url.as_str(), "--model-id", "angio-cnn", "--json"];
+    remote.extend(files.iter().map(String::as_str));
+    let mut local = vec!["classify", "--model", "models/angio-cnn.morenn", "--json"];
+    local.extend(files.iter().map(String::as_str));
+    let (r, l) = (json(&more(&remote)), json(&more(&local)));
+    for (a, b) in r.as_array().unwrap().iter().zip(l.as_array().unwrap()) {
+        assert_eq!(a["label"], b["label"], "{a} vs {b}");
+        let pa: Vec<f64> = a["probabilities"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        let pb: Vec<f64> = b["probabilities"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+        assert!(pa.iter().zip(&pb).all(|(x, y)| (x - y).abs() < 1e-4), "{pa:?} vs {pb:?}");
+        assert!(a["server_timing"].as_str().unwrap().contains("compute"), "{a}");
+    }
+    // Unknown model: the server's list in the message.
+    let out = more(&["classify", "--server", url.as_str(), "--model-id", "nope", files[0].as_str()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("it lists: angio-cnn"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Nothing listening: a clear error, not a hang.
+    let out = more(&["classify", "--server", "http://127.0.0.1:9", "--model-id", "angio-cnn", files[0].as_str()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach"), "{}", String::from_utf8_lossy(&out.stderr));
+}
