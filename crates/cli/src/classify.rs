@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use more_core::codec::MEDIA_TYPE;
 use more_core::{KeyOptions, SecretKey};
-use more_imaging::{GrayImage, MAX_SIDE, Normalization, PixelFormat, preprocess};
+use more_imaging::{GrayImage, Normalization, decode_image, preprocess};
 use more_nn::{Model, ModelMeta, OutputKind};
 
 /// Arguments of `more classify`.
@@ -247,8 +247,8 @@ fn softmax(v: &[f32]) -> Vec<f32> {
     e.iter().map(|x| x / sum).collect()
 }
 
-/// Decodes a PNG or JPEG file (recognised by its first bytes, not its name) to a grayscale image, refusing
-/// files over 64 MiB and images over 8192 pixels per side before decoding their pixels.
+/// Reads a PNG or JPEG file (at most 64 MiB) and decodes it with `more-imaging` (which refuses images over
+/// 8192 pixels per side before decoding their pixels).
 pub fn decode(path: &Path) -> Result<GrayImage> {
     let file = std::fs::File::open(path).context("cannot open")?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -257,55 +257,5 @@ pub fn decode(path: &Path) -> Result<GrayImage> {
     }
     let mut bytes = Vec::with_capacity(len as usize);
     BufReader::new(file).take(MAX_FILE_BYTES).read_to_end(&mut bytes).context("cannot read")?;
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        decode_png(&bytes)
-    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
-        decode_jpeg(&bytes)
-    } else {
-        bail!("not a PNG or JPEG file")
-    }
-}
-
-fn check_side(width: usize, height: usize) -> Result<()> {
-    if width > MAX_SIDE || height > MAX_SIDE {
-        bail!("the image is too large ({width}x{height}; at most {MAX_SIDE} pixels per side)");
-    }
-    Ok(())
-}
-
-fn decode_png(bytes: &[u8]) -> Result<GrayImage> {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let unreadable = |e: png::DecodingError| anyhow::anyhow!("not a readable PNG: {e}");
-    let mut reader = decoder.read_info().map_err(unreadable)?;
-    let (width, height) = (reader.info().width as usize, reader.info().height as usize);
-    check_side(width, height)?;
-    let mut buf = vec![0; reader.output_buffer_size().context("the image is too large")?];
-    let frame = reader.next_frame(&mut buf).map_err(unreadable)?;
-    let format = match frame.color_type {
-        png::ColorType::Grayscale => PixelFormat::Gray,
-        png::ColorType::GrayscaleAlpha => PixelFormat::GrayAlpha,
-        png::ColorType::Rgb => PixelFormat::Rgb,
-        png::ColorType::Rgba => PixelFormat::Rgba,
-        other => bail!("unsupported PNG colour type {other:?}"),
-    };
-    buf.truncate(frame.buffer_size());
-    Ok(GrayImage::from_bytes(frame.width as usize, frame.height as usize, &buf, format)?)
-}
-
-fn decode_jpeg(bytes: &[u8]) -> Result<GrayImage> {
-    let unreadable = |e: jpeg_decoder::Error| anyhow::anyhow!("not a readable JPEG: {e}");
-    let mut decoder = jpeg_decoder::Decoder::new(bytes);
-    decoder.read_info().map_err(unreadable)?;
-    let info = decoder.info().context("no image header")?;
-    let (width, height) = (usize::from(info.width), usize::from(info.height));
-    check_side(width, height)?;
-    let pixels = decoder.decode().map_err(unreadable)?;
-    let (pixels, format) = match info.pixel_format {
-        jpeg_decoder::PixelFormat::L8 => (pixels, PixelFormat::Gray),
-        jpeg_decoder::PixelFormat::L16 => (pixels.chunks_exact(2).map(|p| p[0]).collect(), PixelFormat::Gray),
-        jpeg_decoder::PixelFormat::RGB24 => (pixels, PixelFormat::Rgb),
-        jpeg_decoder::PixelFormat::CMYK32 => bail!("CMYK JPEGs are not supported (save it as RGB or grayscale)"),
-    };
-    Ok(GrayImage::from_bytes(width, height, &pixels, format)?)
+    Ok(decode_image(&bytes)?)
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use more_core::{KeyOptions, SecretKey};
-use more_imaging::{GrayImage, Normalization, PixelFormat, preprocess};
+use more_imaging::{GrayImage, Normalization, preprocess};
 use more_nn::Model;
 use ndarray::{ArrayD, Axis, IxDyn};
 
@@ -31,19 +31,7 @@ fn model() -> Model {
 }
 
 fn decode_png(path: &std::path::Path) -> GrayImage {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    let format = match info.color_type {
-        png::ColorType::Grayscale => PixelFormat::Gray,
-        png::ColorType::GrayscaleAlpha => PixelFormat::GrayAlpha,
-        png::ColorType::Rgb => PixelFormat::Rgb,
-        png::ColorType::Rgba => PixelFormat::Rgba,
-        other => panic!("unexpected PNG color type {other:?}"),
-    };
-    buf.truncate(info.buffer_size());
-    GrayImage::from_bytes(info.width as usize, info.height as usize, &buf, format).unwrap()
+    more_imaging::decode_image(&std::fs::read(path).unwrap()).unwrap()
 }
 
 fn argmax(v: &[f32]) -> usize {

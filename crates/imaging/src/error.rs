@@ -47,6 +47,17 @@ pub enum Error {
     /// A preprocessing kind this crate does not know.
     #[error("unknown preprocessing kind {0:?} (expected \"mnist-digit\" or \"angio-frame\")")]
     UnknownKind(String),
+    /// The bytes are neither a PNG nor a JPEG file.
+    #[error("not a PNG or JPEG file")]
+    NotAnImage,
+    /// A PNG or JPEG file that cannot be decoded (truncated, corrupt or an unsupported variant).
+    #[error("not a readable {format}: {reason}")]
+    Unreadable {
+        /// `PNG` or `JPEG`.
+        format: &'static str,
+        /// What the decoder said.
+        reason: String,
+    },
 }
 
 /// Result with [`Error`].

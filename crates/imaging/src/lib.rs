@@ -24,12 +24,16 @@
 #![deny(missing_docs)]
 
 pub mod angio;
+#[cfg(feature = "decode")]
+pub mod decode;
 pub mod digit;
 pub mod error;
 pub mod gray;
 pub mod normalize;
 
 pub use angio::{ANGIO_SIZE, angio_frame};
+#[cfg(feature = "decode")]
+pub use decode::decode_image;
 pub use digit::{Ink, MNIST_SIZE, mnist_digit};
 pub use error::{Error, Result};
 pub use gray::{GrayImage, MAX_SIDE, PixelFormat};

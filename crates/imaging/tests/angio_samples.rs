@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use more_imaging::{ANGIO_SIZE, GrayImage, PixelFormat, angio_frame};
+use more_imaging::{ANGIO_SIZE, GrayImage, angio_frame};
 
 fn data_dir() -> PathBuf {
     let dir = std::env::var_os("MORE_DATA")
@@ -27,20 +27,8 @@ fn gunzip(path: PathBuf) -> Vec<u8> {
 }
 
 fn decode_png(path: &std::path::Path) -> GrayImage {
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!(info.bit_depth, png::BitDepth::Eight);
-    let format = match info.color_type {
-        png::ColorType::Grayscale => PixelFormat::Gray,
-        png::ColorType::GrayscaleAlpha => PixelFormat::GrayAlpha,
-        png::ColorType::Rgb => PixelFormat::Rgb,
-        png::ColorType::Rgba => PixelFormat::Rgba,
-        other => panic!("unexpected PNG color type {other:?}"),
-    };
-    buf.truncate(info.buffer_size());
-    GrayImage::from_bytes(info.width as usize, info.height as usize, &buf, format).unwrap()
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    more_imaging::decode_image(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 #[test]
