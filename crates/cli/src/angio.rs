@@ -374,7 +374,7 @@ pub fn encrypted_logits(model: &Model, frame: ndarray::ArrayViewD<'_, f32>) -> R
 /// `--encrypted`, every frame encrypted under a fresh key: argmax agreement and max |logit difference|.
 pub fn eval(args: &EvalArgs) -> Result<()> {
     use rayon::prelude::*;
-    let mut model = Model::load(&args.model)?;
+    let mut model = data::model_for_task(&args.model, "angio", &[1, SIZE, SIZE])?;
     let dir = data::data_dir(args.data.as_deref());
     let (val, labels) = load(&dir, "val", args.limit)?;
     let n = labels.len();

@@ -11,7 +11,6 @@ use clap::Args;
 use ndarray::{ArrayD, Axis};
 
 use more_core::{EncryptedTensor, KeyOptions, SecretKey};
-use more_nn::Model;
 
 use crate::data;
 
@@ -53,13 +52,18 @@ fn time_us(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)
 /// Runs `more bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
     let dir = data::data_dir(args.data.as_deref());
-    let (default_model, inputs) = match args.task.as_str() {
-        "mnist" => ("models/mnist-cnn-relu.morenn", data::mnist(&dir, "test", Some(64 * 8))?.inputs),
-        // Angiography: the 200 val frames (128x128), see crates/cli/src/angio.rs.
-        "angio" => ("models/angio-cnn.morenn", crate::angio::bench_inputs(&dir)?),
+    let (default_model, input): (&str, &[usize]) = match args.task.as_str() {
+        "mnist" => ("models/mnist-cnn-relu.morenn", &[1, 28, 28]),
+        "angio" => ("models/angio-cnn.morenn", &[1, crate::angio::SIZE, crate::angio::SIZE]),
         other => bail!("unknown task {other:?} (available: mnist, angio)"),
     };
-    let model = Model::load(args.model.clone().unwrap_or_else(|| PathBuf::from(default_model)))?;
+    let path = args.model.clone().unwrap_or_else(|| PathBuf::from(default_model));
+    let model = data::model_for_task(&path, &args.task, input)?;
+    let inputs = match args.task.as_str() {
+        "mnist" => data::mnist(&dir, "test", Some(64 * 8))?.inputs,
+        // Angiography: the 200 val frames (128x128), see crates/cli/src/angio.rs.
+        _ => crate::angio::bench_inputs(&dir)?,
+    };
     let rows = inputs.shape()[0];
     let key = SecretKey::from_seed(7, KeyOptions::default())?;
     let batches = |b: usize| -> Vec<ArrayD<f32>> {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use ndarray::ArrayD;
 
+use more_nn::Model;
 use more_nn::idx::{self, ImageSet};
 
 /// The data directory: `--data`, else `MORE_DATA`, else `../shared/data` from the current directory if it
@@ -23,6 +24,22 @@ pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
 /// from (`./target/release/more`, `cargo run`'s `target/...`), so the record reads as the documented command.
 pub fn command_line() -> String {
     std::iter::once("more".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
+}
+
+/// Loads a model file for `task`, refusing upfront (before any data is read) a model whose input shape is
+/// not `input` — e.g. an MNIST model given to `more eval angio` — with a message that says which is which.
+pub fn model_for_task(path: &Path, task: &str, input: &[usize]) -> Result<Model> {
+    let model = Model::load(path)?;
+    let meta = model.meta();
+    anyhow::ensure!(
+        meta.input_shape == input,
+        "{} is the {} model {:?} with input {:?}; {task} needs input {input:?}",
+        path.display(),
+        meta.task,
+        meta.id,
+        meta.input_shape
+    );
+    Ok(model)
 }
 
 /// An MNIST split as model inputs `[N, 1, 28, 28]` in `[0, 1]`, one-hot targets `[N, 10]` and labels.

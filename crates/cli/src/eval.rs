@@ -58,7 +58,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if args.task != "mnist" {
         bail!("unknown task {:?} (available: mnist, angio)", args.task);
     }
-    let mut model = Model::load(&args.model)?;
+    let mut model = data::model_for_task(&args.model, "mnist", &[1, 28, 28])?;
     let dir = data::data_dir(args.data.as_deref());
     let test = data::mnist(&dir, "test", args.limit)?;
     let n = test.labels.len();

@@ -2,6 +2,8 @@
 //!
 //! Each subcommand lives in its own module; this file only parses arguments and dispatches.
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 mod angio;
@@ -41,9 +43,9 @@ enum Command {
     Classify(classify::ClassifyArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
@@ -51,5 +53,43 @@ fn main() -> anyhow::Result<()> {
         Command::Reproduce(args) => reproduce::run(args),
         Command::Attack(args) => attack::run(args),
         Command::Classify(args) => classify::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One line for the user: the error and its causes joined by `: `, each cause left out when the message
+/// before it already says it (`path: No such file …` followed by `No such file …`). No backtrace, even
+/// when `RUST_BACKTRACE` is set: these are errors in the user's input, not bugs.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context;
+
+    #[test]
+    fn error_chain_is_one_line_without_repeats() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let e = Err::<(), _>(io).context("/x: No such file or directory").context("loading the model").unwrap_err();
+        assert_eq!(super::error_chain(&e), "loading the model: /x: No such file or directory");
+        let e = anyhow::anyhow!("bad magic").context("invalid model file");
+        assert_eq!(super::error_chain(&e), "invalid model file: bad magic");
     }
 }

@@ -98,3 +98,26 @@ fn bad_model_files_are_clear_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid model file") && err.contains("checksum"), "{err}");
 }
+
+/// A model for another task is refused before any data is read, in one line, with no backtrace even when
+/// `RUST_BACKTRACE` is set.
+#[test]
+fn a_model_for_another_task_is_one_clear_line() {
+    for (args, wanted) in [
+        (["eval", "angio", "--model", "models/mnist-cnn-relu.morenn"], "angio needs input [1, 128, 128]"),
+        (["eval", "mnist", "--model", "models/angio-cnn.morenn"], "mnist needs input [1, 28, 28]"),
+        (["bench", "angio", "--model", "models/wbc-mlp.morenn"], "is the wbc model \"wbc-mlp\""),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_more"))
+            .args(args)
+            .env("RUST_BACKTRACE", "1")
+            .env("MORE_DATA", "/nonexistent")
+            .current_dir(root())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: ") && err.contains(wanted), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
