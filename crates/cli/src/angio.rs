@@ -257,10 +257,6 @@ pub fn task(s: &Settings) -> Result<(Task, Vec<u8>)> {
     Ok((task, val_labels))
 }
 
-fn argmax(row: ndarray::ArrayViewD<'_, f32>) -> usize {
-    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
-}
-
 /// Accuracy and balanced accuracy (mean per-class recall) of predictions against labels.
 pub fn scores(pred: &[usize], labels: &[u8]) -> (f64, f64) {
     let mut hits = [0usize; 2];
@@ -284,15 +280,10 @@ pub fn confusion(pred: &[usize], labels: &[u8]) -> [[usize; 2]; 2] {
     m
 }
 
-fn recall(row: [usize; 2], label: &str) -> f64 {
-    let hit = if label == LABELS[0] { row[0] } else { row[1] };
-    100.0 * hit as f64 / (row[0] + row[1]).max(1) as f64
-}
-
 /// Plaintext predictions (argmax) and logits of `model` on `x`.
 pub fn predict(model: &Model, x: &ArrayD<f32>) -> Result<(Vec<usize>, ArrayD<f32>)> {
     let (out, _) = predict_plain(model, x, 100)?;
-    Ok((out.axis_iter(Axis(0)).map(argmax).collect(), out))
+    Ok((out.axis_iter(Axis(0)).map(data::argmax).collect(), out))
 }
 
 fn record_scores(model: &mut Model, x: &ArrayD<f32>, labels: &[u8]) -> Result<(f64, f64)> {
@@ -390,8 +381,9 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         println!("plaintext accuracy: {:.2}%, balanced accuracy {:.2}%", 100.0 * acc, 100.0 * bal);
         println!("confusion (rows true, columns predicted):");
         println!("           LCA   RCA");
-        for (label, row) in LABELS.iter().zip(cm) {
-            println!("  {label:<5} {:>5} {:>5}   recall {:.2}%", row[0], row[1], recall(row, label));
+        for (class, (label, row)) in LABELS.iter().zip(cm).enumerate() {
+            let recall = 100.0 * row[class] as f64 / (row[0] + row[1]).max(1) as f64;
+            println!("  {label:<5} {:>5} {:>5}   recall {recall:.2}%", row[0], row[1]);
         }
     }
     {
@@ -410,7 +402,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
                     .zip(logits.index_axis(Axis(0), i).iter())
                     .map(|(a, b)| (a - b).abs())
                     .fold(0.0, f32::max);
-                Ok((argmax(out.index_axis(Axis(0), 0)), diff))
+                Ok((data::argmax(out.index_axis(Axis(0), 0)), diff))
             })
             .collect();
         let secs = t.elapsed().as_secs_f64();
@@ -438,7 +430,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         m.insert("argmax_agreement".into(), agree as f64);
         m.insert("max_logit_diff".into(), f64::from(max_diff));
     }
-    crate::eval::finish(args, &model, &report, "val split")
+    crate::eval::finish(args, &model, &report)
 }
 
 /// Inputs for `more bench angio`: the val frames.
@@ -494,7 +486,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let (_, plain_secs) = predict_plain(&enc_run.model, &val.inputs, 100)?;
     let mut owner = KeyOwner::new(key.clone());
     let (enc_out, enc_secs) = predict_encrypted(&mut owner, &enc_run.encrypted, &val.inputs, 100)?;
-    let ep: Vec<usize> = enc_out.axis_iter(Axis(0)).map(argmax).collect();
+    let ep: Vec<usize> = enc_out.axis_iter(Axis(0)).map(data::argmax).collect();
     let enc_model_agree = ep.iter().zip(&dp).filter(|(a, b)| a == b).count();
     let enc_model_diff = enc_out.iter().zip(&dec_logits).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
 
@@ -504,14 +496,14 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let t = Instant::now();
     for i in 0..n {
         let out = plain_model.forward_plain(val.inputs.slice_axis(Axis(0), (i..i + 1).into()))?;
-        frame_plain.push(argmax(out.index_axis(Axis(0), 0)));
+        frame_plain.push(data::argmax(out.index_axis(Axis(0), 0)));
     }
     let serve_plain = t.elapsed().as_secs_f64();
     let mut frame_enc = Vec::with_capacity(n);
     let t = Instant::now();
     for i in 0..n {
         let out = encrypted_logits(plain_model, val.inputs.slice_axis(Axis(0), (i..i + 1).into()))?;
-        frame_enc.push(argmax(out.index_axis(Axis(0), 0)));
+        frame_enc.push(data::argmax(out.index_axis(Axis(0), 0)));
     }
     let serve_enc = t.elapsed().as_secs_f64();
     let serve_agree = frame_enc.iter().zip(&frame_plain).filter(|(a, b)| a == b).count();

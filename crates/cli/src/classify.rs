@@ -19,7 +19,7 @@ use serde::Serialize;
 use more_core::codec::MEDIA_TYPE;
 use more_core::{KeyOptions, SecretKey};
 use more_imaging::{GrayImage, Normalization, decode_image, preprocess};
-use more_nn::{Model, ModelMeta, OutputKind};
+use more_nn::{Algebra, Model, ModelMeta, OutputKind, Plain};
 
 /// Arguments of `more classify`.
 #[derive(Debug, Args)]
@@ -178,23 +178,24 @@ fn classify(engine: &Engine, norm: &Normalization, path: &Path) -> Result<Answer
         Engine::Remote { url, agent, .. } => remote_infer(agent, url, &more_core::encode(&enc))?,
     };
     let t3 = Instant::now();
-    let dec: Vec<f32> = key.decrypt_tensor(&out).iter().copied().collect();
+    let dec = key.decrypt_tensor(&out);
     let t4 = Instant::now();
-    let name = |v: &[f32]| {
-        let i = argmax(v);
+    let name = |v: &ArrayD<f32>| {
+        let i = crate::data::argmax(v);
         meta.labels.get(i).cloned().unwrap_or_else(|| i.to_string())
     };
     let (plaintext_label, max_abs_diff) = match engine {
         Engine::Local(model) => {
-            let plain: Vec<f32> = model.forward_plain(x.view())?.iter().copied().collect();
+            let plain = model.forward_plain(x.view())?;
             let diff = dec.iter().zip(&plain).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             (Some(name(&plain)), Some(diff))
         }
         Engine::Remote { .. } => (None, None),
     };
     let probabilities = match meta.output_kind {
-        OutputKind::Probabilities => dec.clone(),
-        _ => softmax(&dec),
+        OutputKind::Probabilities => dec.iter().copied().collect(),
+        // One row `[1, classes]`: the max-subtracted softmax the plaintext trainer uses.
+        _ => Plain.softmax_rows(&dec)?.iter().copied().collect(),
     };
     let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1e3;
     Ok(Answer {
@@ -234,17 +235,6 @@ fn remote_infer(
     }
     let out = more_core::decode::<f32>(&bytes, 16 << 20).context("the server's answer is not a wire-format tensor")?;
     Ok((out, timing))
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b }).0
-}
-
-fn softmax(v: &[f32]) -> Vec<f32> {
-    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let e: Vec<f32> = v.iter().map(|x| (x - max).exp()).collect();
-    let sum: f32 = e.iter().sum();
-    e.iter().map(|x| x / sum).collect()
 }
 
 /// Reads a PNG or JPEG file (at most 64 MiB) and decodes it with `more-imaging` (which refuses images over

@@ -26,6 +26,11 @@ pub fn command_line() -> String {
     std::iter::once("more".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
 }
 
+/// Index of the largest value (the first on ties; 0 when empty): the predicted class of one output row.
+pub fn argmax<'a>(values: impl IntoIterator<Item = &'a f32>) -> usize {
+    values.into_iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
+}
+
 /// Loads a model file for `task`, refusing upfront (before any data is read) a model whose input shape is
 /// not `input` — e.g. an MNIST model given to `more eval angio` — with a message that says which is which.
 pub fn model_for_task(path: &Path, task: &str, input: &[usize]) -> Result<Model> {

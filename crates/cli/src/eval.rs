@@ -43,10 +43,6 @@ pub struct EvalArgs {
     pub quiet: bool,
 }
 
-fn argmax(row: ndarray::ArrayViewD<'_, f32>) -> usize {
-    row.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
-}
-
 /// Runs `more eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     if args.record && args.limit.is_some() {
@@ -69,7 +65,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     let views: Vec<_> = plain.iter().map(|p| p.view()).collect();
     let plain: ArrayD<f32> = ndarray::concatenate(Axis(0), &views)?;
-    let plain_pred: Vec<usize> = plain.axis_iter(Axis(0)).map(argmax).collect();
+    let plain_pred: Vec<usize> = plain.axis_iter(Axis(0)).map(data::argmax).collect();
     let plain_right = plain_pred.iter().zip(&test.labels).filter(|(p, l)| **p == **l as usize).count();
     let mut report = serde_json::json!({
         "model": model.meta().id,
@@ -100,7 +96,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
                 if done.fetch_add(1, Ordering::Relaxed) % 100 == 0 {
                     bar.set_position(done.load(Ordering::Relaxed) as u64);
                 }
-                Ok((argmax(out.index_axis(Axis(0), 0)), diff))
+                Ok((data::argmax(out.index_axis(Axis(0), 0)), diff))
             })
             .collect();
         bar.finish_and_clear();
@@ -124,19 +120,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
         m.insert("argmax_agreement".into(), agree as f64);
         m.insert("max_logit_diff".into(), f64::from(max_diff));
     }
-    finish(&args, &model, &report, "test set")
+    finish(&args, &model, &report)
 }
 
 /// The end of every `more eval`: the JSON report (with `--json`), and with `--record` the model file saved
-/// again with the metrics just measured — only after a run over the whole `split` (no `--limit`).
-pub fn finish(args: &EvalArgs, model: &Model, report: &serde_json::Value, split: &str) -> Result<()> {
+/// again with the metrics just measured ([`run`] has refused `--record` with `--limit` before any work).
+pub fn finish(args: &EvalArgs, model: &Model, report: &serde_json::Value) -> Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(report)?);
     }
     if args.record {
-        if args.limit.is_some() {
-            bail!("--record needs the full {split} (no --limit)");
-        }
         model.save(&args.model)?;
     }
     Ok(())

@@ -6,10 +6,18 @@ use std::fmt::Write as _;
 
 use more_nn::train::History;
 
+/// The two runs: legend label, colour, dashed. The plaintext run is drawn wide and pale, the encrypted run
+/// dashed on top, so both stay visible where they agree.
+const RUNS: [(&str, &str, bool); 2] =
+    [("plaintext training", "#1f5fbf", false), ("encrypted training (decrypted)", "#d9480f", true)];
+
+fn stroke(dashed: bool) -> &'static str {
+    if dashed { r#" stroke-width="2" stroke-dasharray="6 4""# } else { r#" stroke-width="5" stroke-opacity="0.45""# }
+}
+
 /// One run's curve in a panel.
-struct Curve<'a> {
-    label: &'a str,
-    color: &'a str,
+struct Curve {
+    color: &'static str,
     dashed: bool,
     values: Vec<f64>,
 }
@@ -70,15 +78,12 @@ impl Area {
         }
     }
 
-    fn curve(&self, c: &Curve<'_>, svg: &mut String) {
-        let points: Vec<String> =
-            c.values.iter().enumerate().map(|(i, &v)| format!("{:.1},{:.1}", self.x(i + 1), self.y(v))).collect();
-        // The plaintext run wide and pale, the encrypted run dashed on top: both stay visible where they agree.
-        let style = if c.dashed {
-            r#" stroke-width="2" stroke-dasharray="6 4""#
-        } else {
-            r#" stroke-width="5" stroke-opacity="0.45""#
-        };
+    fn curve(&self, c: &Curve, svg: &mut String) {
+        // Epochs without a value (no validation split) are left out rather than drawn as NaN.
+        let points: Vec<String> = (c.values.iter().enumerate().filter(|(_, v)| v.is_finite()))
+            .map(|(i, &v)| format!("{:.1},{:.1}", self.x(i + 1), self.y(v)))
+            .collect();
+        let style = stroke(c.dashed);
         let _ = writeln!(svg, r#"<polyline points="{}" fill="none" stroke="{}"{style}/>"#, points.join(" "), c.color);
     }
 }
@@ -91,7 +96,7 @@ fn tick_step(span: f64) -> (f64, usize) {
     (step, (-step.log10().floor()).max(0.0) as usize)
 }
 
-fn range(curves: &[Curve<'_>]) -> (f64, f64) {
+fn range(curves: &[Curve]) -> (f64, f64) {
     let all = curves.iter().flat_map(|c| c.values.iter().copied()).filter(|v| v.is_finite());
     let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if lo > hi {
@@ -105,37 +110,19 @@ fn range(curves: &[Curve<'_>]) -> (f64, f64) {
 /// solid and the encrypted run dashed; the best epoch of each run marked on the accuracy panel.
 pub fn training_curves_svg(title: &str, plain: &History, encrypted: &History) -> String {
     let epochs = plain.epochs.len().max(encrypted.epochs.len()).max(2);
-    let panel = |h: &History, f: &dyn Fn(&more_nn::train::EpochStats) -> Option<f64>| -> Vec<f64> {
-        h.epochs.iter().map(|e| f(e).unwrap_or(f64::NAN)).collect()
+    let runs = [plain, encrypted];
+    // One panel's two curves: `f` of every epoch of each run (NaN where it has no value).
+    let curves = |f: &dyn Fn(&more_nn::train::EpochStats) -> Option<f64>| -> Vec<Curve> {
+        (runs.iter().zip(RUNS))
+            .map(|(h, (_, color, dashed))| Curve {
+                color,
+                dashed,
+                values: h.epochs.iter().map(|e| f(e).unwrap_or(f64::NAN)).collect(),
+            })
+            .collect()
     };
-    let loss = [
-        Curve {
-            label: "plaintext training",
-            color: "#1f5fbf",
-            dashed: false,
-            values: panel(plain, &|e| Some(e.train_loss)),
-        },
-        Curve {
-            label: "encrypted training (decrypted)",
-            color: "#d9480f",
-            dashed: true,
-            values: panel(encrypted, &|e| Some(e.train_loss)),
-        },
-    ];
-    let acc = [
-        Curve {
-            label: "",
-            color: "#1f5fbf",
-            dashed: false,
-            values: panel(plain, &|e| e.val_accuracy.map(|a| 100.0 * a)),
-        },
-        Curve {
-            label: "",
-            color: "#d9480f",
-            dashed: true,
-            values: panel(encrypted, &|e| e.val_accuracy.map(|a| 100.0 * a)),
-        },
-    ];
+    let loss = curves(&|e| Some(e.train_loss));
+    let acc = curves(&|e| e.val_accuracy.map(|a| 100.0 * a));
     let (w, h) = (860.0, 380.0);
     let mut svg = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">"#
@@ -159,7 +146,7 @@ pub fn training_curves_svg(title: &str, plain: &History, encrypted: &History) ->
         }
     }
     let acc_area = &areas[1].0;
-    for (hist, color) in [(plain, "#1f5fbf"), (encrypted, "#d9480f")] {
+    for (hist, (_, color, _)) in runs.iter().zip(RUNS) {
         if let Some(e) = hist.epochs.get(hist.best_epoch.saturating_sub(1)).and_then(|e| e.val_accuracy) {
             let (x, y) = (acc_area.x(hist.best_epoch), acc_area.y(100.0 * e));
             let _ = writeln!(
@@ -168,22 +155,16 @@ pub fn training_curves_svg(title: &str, plain: &History, encrypted: &History) ->
             );
         }
     }
-    for (i, c) in loss.iter().enumerate() {
+    for (i, (label, color, dashed)) in RUNS.into_iter().enumerate() {
         let y = 350.0;
         let x = 220.0 + 260.0 * i as f64;
-        let style = if c.dashed {
-            r#" stroke-width="2" stroke-dasharray="6 4""#
-        } else {
-            r#" stroke-width="5" stroke-opacity="0.45""#
-        };
+        let style = stroke(dashed);
         let _ = writeln!(
             svg,
-            r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{}"{style}/><text x="{}" y="{}">{}</text>"#,
+            r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{color}"{style}/><text x="{}" y="{}">{label}</text>"#,
             x + 30.0,
-            c.color,
             x + 36.0,
             y + 4.0,
-            c.label
         );
     }
     let _ = writeln!(
@@ -232,6 +213,14 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 2);
         assert!(svg.contains("a &lt;b&gt; &amp; c"));
         // The best epoch of the first run (90%) sits at the top of the accuracy panel's data range.
+        assert!(!svg.contains("NaN"));
+    }
+
+    #[test]
+    fn epochs_without_validation_are_left_out() {
+        let mut h = history(&[0.5, 0.9], 2);
+        h.epochs[0].val_accuracy = None;
+        let svg = training_curves_svg("t", &h, &h);
         assert!(!svg.contains("NaN"));
     }
 

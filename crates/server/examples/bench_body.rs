@@ -5,8 +5,9 @@
 //! cargo run --release -p more-server --example bench_body -- check ANSWER.bin [MODEL_FILE] [INDEX]
 //! ```
 //! The image is MNIST test image `INDEX` (default 0) from `$MORE_DATA/mnist` (default `../shared/data`), or
-//! for an angiography model (task `angio`) val frame `INDEX` from `$MORE_DATA/angio`, normalised as the model's metadata says and encrypted under a key from a fixed seed, so `check` can
-//! decrypt the server's answer and compare it with the label and the plaintext model.
+//! for an angiography model (task `angio`) val frame `INDEX` from `$MORE_DATA/angio`, normalised as the
+//! model's metadata says and encrypted under a key from a fixed seed, so `check` can decrypt the server's
+//! answer and compare it with the label and the plaintext model.
 
 use anyhow::{Context, bail};
 use more_core::{KeyOptions, SecretKey};
