@@ -1,8 +1,9 @@
-//! Locating and loading the data sets (read-only, from `../shared/data`, `--data DIR` or `MORE_DATA`).
+//! Locating and loading data sets and model files (read-only, from `../shared/data`, `--data DIR` or
+//! `MORE_DATA`).
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ndarray::ArrayD;
 
 use more_nn::Model;
@@ -20,15 +21,29 @@ pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
     idx::data_dir(explicit)
 }
 
-/// The command line as a model file records it: `more` and the arguments, whatever path the binary ran
-/// from (`./target/release/more`, `cargo run`'s `target/...`), so the record reads as the documented command.
-pub fn command_line() -> String {
-    std::iter::once("more".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ")
+/// Images as model inputs `[N, 1, H, W]`, with their one-hot targets and labels.
+pub struct LabelledImages {
+    /// Inputs.
+    pub inputs: ArrayD<f32>,
+    /// One-hot targets `[N, classes]`.
+    pub targets: ArrayD<f32>,
+    /// Labels.
+    pub labels: Vec<u8>,
 }
 
-/// Index of the largest value (the first on ties; 0 when empty): the predicted class of one output row.
-pub fn argmax<'a>(values: impl IntoIterator<Item = &'a f32>) -> usize {
-    values.into_iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
+impl LabelledImages {
+    /// `set` (optionally only its first `limit` images) with pixels `p` as `p · scale`.
+    pub fn new(set: ImageSet, limit: Option<usize>, scale: f32, classes: usize) -> LabelledImages {
+        let set = match limit {
+            Some(n) => set.take(n),
+            None => set,
+        };
+        LabelledImages {
+            inputs: set.inputs(scale, 0.0, 1.0),
+            targets: set.one_hot(classes).into_dyn(),
+            labels: set.labels,
+        }
+    }
 }
 
 /// Loads a model file for `task`, refusing upfront (before any data is read) a model whose input shape is
@@ -45,25 +60,4 @@ pub fn model_for_task(path: &Path, task: &str, input: &[usize]) -> Result<Model>
         meta.input_shape
     );
     Ok(model)
-}
-
-/// An MNIST split as model inputs `[N, 1, 28, 28]` in `[0, 1]`, one-hot targets `[N, 10]` and labels.
-pub struct Mnist {
-    /// Inputs.
-    pub inputs: ArrayD<f32>,
-    /// One-hot targets.
-    pub targets: ArrayD<f32>,
-    /// Labels.
-    pub labels: Vec<u8>,
-}
-
-/// Loads an MNIST split (`"train"` or `"test"`), optionally only the first `limit` images.
-pub fn mnist(dir: &Path, split: &str, limit: Option<usize>) -> Result<Mnist> {
-    let set: ImageSet =
-        idx::load_mnist(dir, split).with_context(|| format!("loading MNIST {split} from {}", dir.display()))?;
-    let set = match limit {
-        Some(n) => set.take(n),
-        None => set,
-    };
-    Ok(Mnist { inputs: set.inputs(1.0 / 255.0, 0.0, 1.0), targets: set.one_hot(10).into_dyn(), labels: set.labels })
 }

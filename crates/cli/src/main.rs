@@ -1,21 +1,22 @@
 //! `more`: train, evaluate and benchmark networks on plaintext and MORE-encrypted data.
 //!
-//! Each subcommand lives in its own module; this file only parses arguments and dispatches.
+//! Each subcommand lives in `commands/`, each task in `tasks/`, the shared argument groups in `args.rs`;
+//! this file only parses arguments and dispatches.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod angio;
-mod attack;
-mod bench;
-mod classify;
+mod args;
+mod commands;
 mod data;
-mod eval;
+mod encrypted;
+mod files;
+mod metrics;
 mod plot;
-mod reproduce;
-mod train;
-mod wbc;
+mod tasks;
+
+use commands::{attack, bench, classify, eval, reproduce, train, wbc};
 
 /// Privacy-preserving deep learning on MORE-encrypted data.
 #[derive(Debug, Parser)]

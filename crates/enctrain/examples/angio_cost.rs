@@ -11,8 +11,8 @@ use rand_chacha::ChaCha20Rng;
 use more_core::{KeyOptions, SecretKey};
 use more_enctrain::task::{Task, balanced_class_weights, class_counts, compare, mean_epoch_seconds, predict_plain};
 use more_enctrain::train::{EncryptionSetup, PlainData};
+use more_nn::ModelMeta;
 use more_nn::train::{OptimizerConfig, TrainConfig, correct};
-use more_nn::{Activation, LayerSpec, ModelMeta};
 
 fn frames(n: usize, seed: u64) -> PlainData {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -30,17 +30,7 @@ fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let n = args.first().copied().unwrap_or(256);
     let epochs = args.get(1).copied().unwrap_or(2);
-    let relu = LayerSpec::Activation { function: Activation::Relu };
-    let specs = vec![
-        LayerSpec::Conv2d { in_channels: 1, out_channels: 8, kernel: [5, 5], stride: 2, padding: 2 },
-        relu.clone(),
-        LayerSpec::AvgPool { size: 2, stride: 2 },
-        LayerSpec::Conv2d { in_channels: 8, out_channels: 16, kernel: [3, 3], stride: 2, padding: 1 },
-        relu.clone(),
-        LayerSpec::AvgPool { size: 2, stride: 2 },
-        LayerSpec::Flatten,
-        LayerSpec::Dense { inputs: 16 * 8 * 8, outputs: 2 },
-    ];
+    let specs = more_nn::networks::angio_cnn();
     let real = std::env::args().any(|a| a == "real");
     let (train, val) = if real {
         let dir = std::env::var("MORE_DATA")

@@ -11,28 +11,11 @@ use more_core::{KeyOptions, SecretKey};
 use more_enctrain::algebra::Encrypted;
 use more_enctrain::owner::KeyOwner;
 use more_enctrain::{Basis, CoeffTensor};
+use more_nn::Plain;
 use more_nn::train::Net;
-use more_nn::{Activation, LayerSpec, Plain};
 
 fn main() {
-    let act = LayerSpec::Activation { function: Activation::Relu };
-    let conv = |i, o, k, stride, padding| LayerSpec::Conv2d {
-        in_channels: i,
-        out_channels: o,
-        kernel: [k, k],
-        stride,
-        padding,
-    };
-    let specs = vec![
-        conv(1, 16, 5, 2, 2),
-        act.clone(),
-        conv(16, 16, 3, 2, 1),
-        act.clone(),
-        LayerSpec::Flatten,
-        LayerSpec::Dense { inputs: 784, outputs: 64 },
-        act,
-        LayerSpec::Dense { inputs: 64, outputs: 10 },
-    ];
+    let specs = more_nn::networks::mnist_cnn_relu();
     let x = ArrayD::from_shape_fn(IxDyn(&[500, 1, 28, 28]), |i| ((i[2] * 7 + i[3] * 3 + i[0]) % 17) as f32 / 17.0);
     let key = SecretKey::from_seed(1, KeyOptions::default()).unwrap();
     let mut owner = KeyOwner::with_seed(key, 2);

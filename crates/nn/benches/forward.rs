@@ -6,22 +6,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use more_core::{KeyOptions, SecretKey};
+use more_nn::networks::{self, MNIST_INPUT};
 use more_nn::train::Net;
-use more_nn::{Activation, LayerSpec, ModelMeta, Plain};
+use more_nn::{ModelMeta, Plain};
 
 fn model() -> more_nn::Model {
-    let relu = LayerSpec::Activation { function: Activation::Relu };
-    let specs = [
-        LayerSpec::Conv2d { in_channels: 1, out_channels: 16, kernel: [5, 5], stride: 2, padding: 2 },
-        relu.clone(),
-        LayerSpec::Conv2d { in_channels: 16, out_channels: 16, kernel: [3, 3], stride: 2, padding: 1 },
-        relu.clone(),
-        LayerSpec::Flatten,
-        LayerSpec::Dense { inputs: 784, outputs: 64 },
-        relu,
-        LayerSpec::Dense { inputs: 64, outputs: 10 },
-    ];
-    let net = Net::new(&Plain, &[1, 28, 28], &specs, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+    let specs = networks::mnist_cnn_relu();
+    let net = Net::new(&Plain, &MNIST_INPUT, &specs, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
     net.to_model(&Plain, ModelMeta::new("bench", "mnist")).unwrap()
 }
 

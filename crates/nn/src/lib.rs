@@ -18,6 +18,7 @@ pub mod idx;
 pub mod kernels;
 pub mod layer;
 pub mod model;
+pub mod networks;
 pub mod plain;
 pub mod train;
 

@@ -6,31 +6,33 @@ use std::time::Instant;
 
 use cpu_time::ThreadTime;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
 use ndarray::{ArrayD, Axis};
 
 use more_core::{EncryptedTensor, KeyOptions, SecretKey};
 
+use crate::args::{DataArgs, JsonArgs};
 use crate::data;
+use crate::tasks::{self, TaskRef};
 
 /// Arguments of `more bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The task: `mnist` or `angio`.
-    pub task: String,
-    /// The model file (default `models/mnist-cnn-relu.morenn`, `models/angio-cnn.morenn` for `angio`).
+    /// The task (a classification task).
+    #[arg(value_enum)]
+    pub task: TaskRef,
+    /// The model file (default: the task's bundled model, `models/mnist-cnn-relu.morenn`,
+    /// `models/angio-cnn.morenn` for `angio`).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// Data directory (default `../shared/data`, or env `MORE_DATA`).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Minimum seconds per measurement.
     #[arg(long, default_value_t = 1.0)]
     pub seconds: f64,
-    /// Print one JSON object.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub json: JsonArgs,
 }
 
 /// Microseconds per call of `f`: `(thread CPU time, wall time)`, each the mean over at least `seconds`
@@ -51,19 +53,10 @@ fn time_us(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)
 
 /// Runs `more bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
-    let dir = data::data_dir(args.data.as_deref());
-    let (default_model, input): (&str, &[usize]) = match args.task.as_str() {
-        "mnist" => ("models/mnist-cnn-relu.morenn", &[1, 28, 28]),
-        "angio" => ("models/angio-cnn.morenn", &[1, crate::angio::SIZE, crate::angio::SIZE]),
-        other => bail!("unknown task {other:?} (available: mnist, angio)"),
-    };
-    let path = args.model.clone().unwrap_or_else(|| PathBuf::from(default_model));
-    let model = data::model_for_task(&path, &args.task, input)?;
-    let inputs = match args.task.as_str() {
-        "mnist" => data::mnist(&dir, "test", Some(64 * 8))?.inputs,
-        // Angiography: the 200 val frames (128x128), see crates/cli/src/angio.rs.
-        _ => crate::angio::bench_inputs(&dir)?,
-    };
+    let classifier = tasks::classifier(args.task, "bench")?;
+    let path = args.model.clone().unwrap_or_else(|| PathBuf::from(classifier.default_model));
+    let model = data::model_for_task(&path, args.task.name(), &classifier.input)?;
+    let inputs = (classifier.load)(&args.data.dir(), classifier.eval_split, classifier.bench_rows)?.inputs;
     let rows = inputs.shape()[0];
     let key = SecretKey::from_seed(7, KeyOptions::default())?;
     let batches = |b: usize| -> Vec<ArrayD<f32>> {
@@ -127,7 +120,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     json.insert("result_bytes".into(), serde_json::json!(result_bytes));
     json.insert("threads".into(), serde_json::json!(1));
     json.insert("timing".into(), serde_json::json!("thread CPU time (wall-clock figures under *_wall_*)"));
-    if args.json {
+    if args.json.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(json))?);
     } else {
         println!(

@@ -1,230 +1,76 @@
-//! `more wbc`: the whole-body circulation model (more-hemo) from the command line — one simulation with
-//! its outputs and waveforms, or a Latin-hypercube data set for the surrogate.
-
-use std::path::PathBuf;
+//! The whole-body circulation surrogate: an MLP (`more_nn::networks::wbc_mlp`) from 7 patient parameters
+//! to 6 outputs of the 0D model (more-hemo), trained on simulated Latin-hypercube samples — on plaintext or
+//! on encrypted inputs and targets — and scored by its errors on held-out samples. `more wbc` has the
+//! simulator's own commands.
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand};
-use more_hemo::{OUTPUT_NAMES, OUTPUT_UNITS, PARAMETERS, PatientParams, plot};
+use more_hemo::{OUTPUT_NAMES, OUTPUT_UNITS};
 
-/// `more wbc …`
-#[derive(Debug, Args)]
-pub struct WbcArgs {
-    #[command(subcommand)]
-    command: WbcCommand,
-}
+use super::{Defaults, Hyper, Task};
+use crate::args::{ReproduceOptions, SurrogateArgs, TrainOptions};
+use crate::files::{command_line, model_path};
 
-#[derive(Debug, Subcommand)]
-enum WbcCommand {
-    /// Simulate one patient to periodic steady state and print the outputs.
-    Simulate(SimulateArgs),
-    /// Simulate Latin-hypercube samples over the parameter ranges (in parallel) and write them as CSV.
-    Dataset(DatasetArgs),
-    /// Train the regression surrogate (plaintext, or on encrypted inputs and targets with --encrypted).
-    Train(TrainArgs),
-    /// Train on plaintext and on encrypted data and compare them on held-out samples (= `more reproduce wbc`).
-    Reproduce(ReproduceArgs),
-}
+/// The WBC task.
+pub struct Wbc;
 
-#[derive(Debug, Args)]
-struct ReproduceArgs {
-    #[command(flatten)]
-    train: TrainArgs,
-    /// Print one JSON object instead of the tables.
-    #[arg(long)]
-    json: bool,
-}
+/// The default Adam learning rate.
+const LR: f32 = 3e-3;
 
-/// Patient parameters; each defaults to the normal adult (see `docs/wbc.md` for the ranges).
-#[derive(Debug, Args)]
-struct SimulateArgs {
-    /// Heart rate (bpm), 50–110.
-    #[arg(long)]
-    heart_rate: Option<f64>,
-    /// LV active elastance (mmHg/mL), 1.5–3.8.
-    #[arg(long)]
-    lv_contractility: Option<f64>,
-    /// LV passive elastance (mmHg/mL), 0.05–0.15.
-    #[arg(long)]
-    lv_stiffness: Option<f64>,
-    /// RV active elastance (mmHg/mL), 0.3–0.9.
-    #[arg(long)]
-    rv_contractility: Option<f64>,
-    /// Systemic arterial resistance (mmHg·s/mL), 0.55–1.15.
-    #[arg(long)]
-    systemic_resistance: Option<f64>,
-    /// Systemic arterial compliance (mL/mmHg), 0.8–1.8.
-    #[arg(long)]
-    arterial_compliance: Option<f64>,
-    /// Total blood volume (mL), 4500–5600.
-    #[arg(long)]
-    blood_volume: Option<f64>,
-    /// Write the final beat's waveforms as CSV.
-    #[arg(long, value_name = "FILE")]
-    csv: Option<PathBuf>,
-    /// Write pressures over the beat and the LV pressure–volume loop as SVG.
-    #[arg(long, value_name = "FILE")]
-    svg: Option<PathBuf>,
-    /// Print the outputs as JSON instead of a table.
-    #[arg(long)]
-    json: bool,
-}
+impl Task for Wbc {
+    fn name(&self) -> &'static str {
+        "wbc"
+    }
 
-#[derive(Debug, Args)]
-struct DatasetArgs {
-    /// Number of samples.
-    #[arg(long, default_value_t = 1000)]
-    n: usize,
-    /// Output CSV file (parameter columns, then output columns).
-    #[arg(long, value_name = "FILE")]
-    out: PathBuf,
-    /// Seed of the Latin-hypercube design.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-}
+    fn about(&self) -> &'static str {
+        "whole-body circulation surrogate, 7-64-64-6 tanh MLP on simulated samples (200 epochs, batch 32, Adam lr \
+         3e-3, decay 0.98)"
+    }
 
-/// Runs `more wbc …`.
-pub fn run(args: WbcArgs) -> anyhow::Result<()> {
-    match args.command {
-        WbcCommand::Simulate(a) => simulate(a),
-        WbcCommand::Dataset(a) => dataset(a),
-        WbcCommand::Train(a) => train(&a),
-        WbcCommand::Reproduce(a) => reproduce(&a.train, a.json),
+    fn train_defaults(&self) -> Defaults {
+        Defaults { epochs: 200, batch_size: 32, lr_decay: 0.98 }
+    }
+
+    fn reproduce_defaults(&self) -> Defaults {
+        self.train_defaults()
+    }
+
+    fn train(&self, options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
+        train(options, hyper)
+    }
+
+    fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
+        reproduce(options, hyper)
     }
 }
 
-fn simulate(a: SimulateArgs) -> anyhow::Result<()> {
-    let mut p = PatientParams::default();
-    let given = [
-        a.heart_rate,
-        a.lv_contractility,
-        a.lv_stiffness,
-        a.rv_contractility,
-        a.systemic_resistance,
-        a.arterial_compliance,
-        a.blood_volume,
-    ];
-    for (spec, v) in PARAMETERS.iter().zip(given) {
-        if let Some(v) = v {
-            p.set(spec.name, v)?;
-        }
-    }
-    let t = std::time::Instant::now();
-    let sim = more_hemo::simulate(&p)?;
-    let elapsed = t.elapsed();
-    if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "params": sim.params,
-                "outputs": sim.outputs,
-                "beats": sim.beats,
-                "periodicity_error": sim.periodicity_error,
-                "volume_drift_ml": sim.volume_drift,
-            }))?
-        );
-    } else {
-        println!("patient parameters:");
-        for (spec, v) in PARAMETERS.iter().zip(p.to_array()) {
-            println!("  {:<22} {:>9.3} {}", spec.name, v, spec.unit);
-        }
-        println!("outputs (final beat at periodic steady state):");
-        for ((name, unit), v) in OUTPUT_NAMES.iter().zip(OUTPUT_UNITS).zip(sim.outputs.to_array()) {
-            println!("  {name:<22} {v:>9.2} {unit}");
-        }
-        let o = &sim.outputs;
-        println!("  {:<22} {:>9.2} mL", "end_diastolic_volume", o.end_diastolic_volume);
-        println!("  {:<22} {:>9.2} mL", "end_systolic_volume", o.end_systolic_volume);
-        println!("  {:<22} {:>9.2} mmHg", "central_venous_pressure", o.central_venous_pressure);
-        println!("  {:<22} {:>9.2} mmHg", "pulmonary_pressure", o.pulmonary_pressure);
-        println!(
-            "{} beats to periodic steady state (beat-to-beat change {:.1e} < 1e-4), volume drift {:.1e} mL, {:.1} ms",
-            sim.beats,
-            sim.periodicity_error,
-            sim.volume_drift,
-            elapsed.as_secs_f64() * 1e3
-        );
-    }
-    if let Some(path) = &a.csv {
-        std::fs::write(path, plot::waveforms_csv(&sim)).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-    }
-    if let Some(path) = &a.svg {
-        std::fs::write(path, plot::waveforms_svg(&sim)).with_context(|| format!("writing {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(())
-}
-
-fn dataset(a: DatasetArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(a.n > 0, "--n must be at least 1");
-    let bar = indicatif::ProgressBar::new(a.n as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} simulations  {elapsed_precise} (eta {eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    let t = std::time::Instant::now();
-    let d = more_hemo::generate(a.n, a.seed, &Default::default(), &|| bar.inc(1));
-    bar.finish();
-    let file = std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    d.write_csv(std::io::BufWriter::new(file)).with_context(|| format!("writing {}", a.out.display()))?;
-    println!(
-        "{} samples ({} failed to converge and were left out) in {:.1} s on {} threads -> {}",
-        d.len(),
-        d.failed,
-        t.elapsed().as_secs_f64(),
-        threads(),
-        a.out.display()
-    );
-    Ok(())
-}
-
-fn threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-}
-
-/// Arguments of `more wbc train` (also what `more train wbc` runs).
-#[derive(Debug, Clone, Args)]
-pub struct TrainArgs {
-    /// Train on encrypted inputs and targets (the data owner's key; the trainer sees only ciphertexts).
-    #[arg(long)]
-    pub encrypted: bool,
-    /// Training samples (Latin hypercube, seed `--seed`); 10% of them are held out for validation.
-    #[arg(long, default_value_t = N_TRAIN)]
-    pub n_train: usize,
-    /// Held-out test samples (an independent Latin hypercube, seed `--seed + 1000`).
-    #[arg(long, default_value_t = N_TEST)]
-    pub n_test: usize,
-    /// Read the training samples from this CSV (`more wbc dataset`) instead of simulating them.
-    #[arg(long, value_name = "FILE")]
-    pub train_csv: Option<PathBuf>,
-    /// Read the test samples from this CSV instead of simulating them.
-    #[arg(long, value_name = "FILE")]
-    pub test_csv: Option<PathBuf>,
-    /// Hidden units per layer (two tanh layers).
-    #[arg(long, default_value_t = HIDDEN)]
-    pub hidden: usize,
-    /// Epochs.
-    #[arg(long, default_value_t = EPOCHS)]
-    pub epochs: usize,
-    /// Mini-batch size.
-    #[arg(long, default_value_t = BATCH)]
-    pub batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = LR)]
-    pub lr: f32,
-    /// Learning-rate factor per epoch.
-    #[arg(long, default_value_t = LR_DECAY)]
-    pub lr_decay: f32,
-    /// Seed for the data, initialisation, shuffling and split.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Output model file (default `models/wbc-mlp.morenn` for --encrypted, else `models/wbc-mlp-plain.morenn`).
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
+/// One run's settings: where the samples come from, the hyper-parameters, the model id.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Samples and width.
+    pub surrogate: SurrogateArgs,
+    /// Hyper-parameters.
+    pub hyper: Hyper,
+    /// Model id (default `wbc-mlp`, or `wbc-mlp-plain` when trained on plaintext).
+    pub model_id: Option<String>,
     /// No progress bars.
-    #[arg(long)]
     pub quiet: bool,
+}
+
+impl Settings {
+    /// The settings of one run.
+    pub fn new(surrogate: &SurrogateArgs, hyper: &Hyper, model_id: Option<String>, quiet: bool) -> Settings {
+        Settings { surrogate: surrogate.clone(), hyper: *hyper, model_id, quiet }
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f32 {
+        self.hyper.lr.unwrap_or(LR)
+    }
+}
+
+/// The surrogate's layers: 7 → hidden → hidden → 6 with tanh.
+pub fn specs(hidden: usize) -> Vec<more_nn::LayerSpec> {
+    more_nn::networks::wbc_mlp(more_hemo::N_PARAMS, hidden, more_hemo::N_OUTPUTS)
 }
 
 /// The simulated samples and the scaling fitted on the training part.
@@ -237,42 +83,6 @@ pub struct WbcData {
     pub scaling: more_hemo::surrogate::Scaling,
     /// Seconds spent simulating (0 if read from CSV).
     pub simulate_seconds: f64,
-}
-
-const N_TRAIN: usize = 8000;
-const N_TEST: usize = 2000;
-const HIDDEN: usize = 64;
-const EPOCHS: usize = 200;
-const BATCH: usize = 32;
-const LR: f32 = 3e-3;
-const LR_DECAY: f32 = 0.98;
-
-impl TrainArgs {
-    /// The `more wbc train` defaults with the options `more train wbc` shares with the other tasks
-    /// (`--encrypted`, `--seed`, `--out`, `--lr`, `--quiet`); the WBC-specific hyper-parameters (epochs,
-    /// batch size, samples, width) keep their WBC defaults — `more wbc train --help` lists them all.
-    pub fn from_train(t: &crate::train::TrainArgs) -> Self {
-        Self::with_shared(t.encrypted, t.seed, t.out.clone(), t.lr, t.quiet)
-    }
-
-    /// The WBC defaults with the shared options set.
-    pub fn with_shared(encrypted: bool, seed: u64, out: Option<PathBuf>, lr: Option<f32>, quiet: bool) -> Self {
-        Self {
-            encrypted,
-            n_train: N_TRAIN,
-            n_test: N_TEST,
-            train_csv: None,
-            test_csv: None,
-            hidden: HIDDEN,
-            epochs: EPOCHS,
-            batch_size: BATCH,
-            lr: lr.unwrap_or(LR),
-            lr_decay: LR_DECAY,
-            seed,
-            out,
-            quiet,
-        }
-    }
 }
 
 /// What one training run produced.
@@ -321,12 +131,13 @@ fn load_or_generate(
 }
 
 /// Simulates (or reads) the training and test samples.
-pub fn load_data(a: &TrainArgs) -> anyhow::Result<WbcData> {
+pub fn load_data(a: &Settings) -> anyhow::Result<WbcData> {
+    let (d, seed, quiet) = (&a.surrogate, a.hyper.seed, a.quiet);
     let t = std::time::Instant::now();
-    let train = load_or_generate(a.train_csv.as_deref(), a.n_train, a.seed, "training set", a.quiet)?;
-    let test = load_or_generate(a.test_csv.as_deref(), a.n_test, a.seed + 1000, "test set", a.quiet)?;
+    let train = load_or_generate(d.train_csv.as_deref(), d.n_train, seed, "training set", quiet)?;
+    let test = load_or_generate(d.test_csv.as_deref(), d.n_test, seed + 1000, "test set", quiet)?;
     anyhow::ensure!(train.len() >= 10, "at least 10 training samples are needed");
-    let simulated = a.train_csv.is_none() || a.test_csv.is_none();
+    let simulated = d.train_csv.is_none() || d.test_csv.is_none();
     let scaling = more_hemo::surrogate::Scaling::fit(&train);
     Ok(WbcData { train, test, scaling, simulate_seconds: if simulated { t.elapsed().as_secs_f64() } else { 0.0 } })
 }
@@ -335,26 +146,13 @@ fn array(rows: usize, cols: usize, v: Vec<f32>) -> ndarray::ArrayD<f32> {
     ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[rows, cols]), v).expect("row-major [rows, cols]")
 }
 
-/// The surrogate's layers: 7 → hidden → hidden → 6 with tanh.
-pub fn specs(hidden: usize) -> Vec<more_nn::LayerSpec> {
-    use more_nn::{Activation, LayerSpec};
-    let act = LayerSpec::Activation { function: Activation::Tanh };
-    vec![
-        LayerSpec::Dense { inputs: more_hemo::N_PARAMS, outputs: hidden },
-        act.clone(),
-        LayerSpec::Dense { inputs: hidden, outputs: hidden },
-        act,
-        LayerSpec::Dense { inputs: hidden, outputs: more_hemo::N_OUTPUTS },
-    ]
-}
-
 fn max_abs(a: &ndarray::ArrayD<f32>) -> f64 {
     a.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64))
 }
 
 /// Trains the surrogate on `data` (plaintext, or encrypted inputs and targets) and evaluates it on the
 /// held-out samples, in plaintext and on ciphertexts under a fresh key.
-pub fn fit_surrogate(a: &TrainArgs, data: &WbcData, encrypted: bool) -> anyhow::Result<Trained> {
+pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::Result<Trained> {
     use more_nn::train::{Dataset, Loss, Net, OptimizerConfig, TrainConfig, fit, split_rows};
     use more_nn::{ModelMeta, OutputKind, Plain};
     use rand_chacha::rand_core::SeedableRng;
@@ -364,12 +162,13 @@ pub fn fit_surrogate(a: &TrainArgs, data: &WbcData, encrypted: bool) -> anyhow::
     let all = &data.train;
     let x = array(all.len(), np, scaling.inputs(all));
     let y = array(all.len(), no, scaling.targets(all));
-    let (tr, va) = split_rows(all.len(), 0.1, a.seed);
+    let (h, seed) = (&a.hyper, a.hyper.seed);
+    let (tr, va) = split_rows(all.len(), 0.1, seed);
     let take = |m: &ndarray::ArrayD<f32>, rows: &[usize]| m.select(ndarray::Axis(0), rows);
     let (xt, yt, xv, yv) = (take(&x, &tr), take(&y, &tr), take(&x, &va), take(&y, &va));
 
-    let id = if encrypted { "wbc-mlp" } else { "wbc-mlp-plain" };
-    let mut meta = ModelMeta::new(id, "wbc");
+    let id = a.model_id.clone().unwrap_or_else(|| (if encrypted { "wbc-mlp" } else { "wbc-mlp-plain" }).into());
+    let mut meta = ModelMeta::new(&id, "wbc");
     meta.description = format!(
         "Regression surrogate of the 0D whole-body circulation model (more-hemo): 7 patient parameters to 6 outputs, trained on {}",
         if encrypted { "MORE-encrypted inputs and targets" } else { "plaintext data" }
@@ -383,12 +182,12 @@ pub fn fit_surrogate(a: &TrainArgs, data: &WbcData, encrypted: bool) -> anyhow::
     meta.output_kind = OutputKind::Values;
     meta.labels = OUTPUT_NAMES.iter().map(|s| s.to_string()).collect();
     let cfg = TrainConfig {
-        epochs: a.epochs,
-        batch_size: a.batch_size,
-        seed: a.seed,
+        epochs: h.epochs,
+        batch_size: h.batch_size,
+        seed,
         loss: Loss::Mse,
-        optimizer: OptimizerConfig::adam(a.lr),
-        lr_decay: a.lr_decay,
+        optimizer: OptimizerConfig::adam(a.lr()),
+        lr_decay: h.lr_decay,
         patience: None,
         augment_shift: 0,
         classification: false,
@@ -396,7 +195,7 @@ pub fn fit_surrogate(a: &TrainArgs, data: &WbcData, encrypted: bool) -> anyhow::
         eval_batch: 1000,
         checkpoint: None,
     };
-    let specs = specs(a.hidden);
+    let specs = specs(a.surrogate.hidden);
     let (mut model, history, kappa, lanes) = if encrypted {
         use more_enctrain::owner::KeyOwner;
         use more_enctrain::train::{EncryptionSetup, PlainData, TargetNoise, train_encrypted};
@@ -411,7 +210,7 @@ pub fn fit_surrogate(a: &TrainArgs, data: &WbcData, encrypted: bool) -> anyhow::
         };
         let train_data = PlainData { inputs: xt, targets: yt };
         let val_data = PlainData { inputs: xv, targets: yv };
-        let run = train_encrypted(&key, &train_data, Some(&val_data), &[np], &specs, a.seed, &cfg, meta, &setup)?;
+        let run = train_encrypted(&key, &train_data, Some(&val_data), &[np], &specs, seed, &cfg, meta, &setup)?;
         // How large the shadow model on the noise lane grew (it must stay bounded for precision).
         let owner = KeyOwner::new(key.clone());
         let (mut message, mut noise) = (0.0f64, 0.0f64);
@@ -424,7 +223,7 @@ pub fn fit_surrogate(a: &TrainArgs, data: &WbcData, encrypted: bool) -> anyhow::
         let alg = Plain;
         let train_set = Dataset::new(&alg, xt, yt)?;
         let val_set = Dataset::new(&alg, xv, yv)?;
-        let mut init = rand_chacha::ChaCha8Rng::seed_from_u64(a.seed);
+        let mut init = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut net = Net::new(&alg, &[np], &specs, &mut init)?;
         let history = fit(&alg, &alg, &mut net, &train_set, Some(&val_set), &cfg)?;
         (net.to_model(&alg, meta)?, history, None, None)
@@ -448,20 +247,20 @@ pub fn fit_surrogate(a: &TrainArgs, data: &WbcData, encrypted: bool) -> anyhow::
     let m = model.meta_mut();
     let tr_info = format!(
         "more-hemo Latin hypercube (seed {}): {} training samples, {} held out for validation",
-        a.seed,
+        seed,
         tr.len(),
         va.len()
     );
     m.training.insert("dataset".into(), tr_info);
     m.training.insert(
         "test_set".into(),
-        format!("{} independent Latin-hypercube samples (seed {})", test.len(), a.seed + 1000),
+        format!("{} independent Latin-hypercube samples (seed {})", test.len(), seed + 1000),
     );
-    m.training.insert("command".into(), crate::data::command_line());
-    m.training.insert("seed".into(), a.seed.to_string());
+    m.training.insert("command".into(), command_line());
+    m.training.insert("seed".into(), seed.to_string());
     m.training.insert(
         "optimizer".into(),
-        format!("adam lr {} decay {} per epoch, batch {}, MSE on standardised outputs", a.lr, a.lr_decay, a.batch_size),
+        format!("adam lr {} decay {} per epoch, batch {}, MSE on standardised outputs", a.lr(), h.lr_decay, h.batch_size),
     );
     m.training.insert("epochs".into(), history.best_epoch.to_string());
     m.training.insert("epochs_run".into(), history.epochs.len().to_string());
@@ -492,19 +291,20 @@ pub fn fit_surrogate(a: &TrainArgs, data: &WbcData, encrypted: bool) -> anyhow::
     })
 }
 
-/// `more train wbc [--encrypted]` / `more wbc train`: trains, prints the held-out errors, saves the model.
-pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
-    let data = load_data(a)?;
-    let t = fit_surrogate(a, &data, a.encrypted)?;
+/// `more train wbc [--encrypted]` (also `more wbc train`): trains, prints the held-out errors, saves the
+/// model.
+fn train(options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
+    let common = &options.common;
+    let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet);
+    let encrypted = common.encrypted;
+    let data = load_data(&a)?;
+    let t = fit_surrogate(&a, &data, encrypted)?;
     let id = t.model.meta().id.clone();
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("models/{id}.{}", more_nn::model::FILE_EXTENSION)));
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
+    let out = model_path(common.out.as_deref(), &id)?;
     t.model.save(&out)?;
     println!(
         "{id} ({}): {} epochs, {:.1} s training; held-out errors on {} samples:",
-        if a.encrypted { "trained on encrypted inputs and targets" } else { "trained on plaintext" },
+        if encrypted { "trained on encrypted inputs and targets" } else { "trained on plaintext" },
         t.epochs,
         t.train_seconds,
         t.test.n
@@ -529,19 +329,14 @@ pub fn train(a: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `more reproduce wbc`: [`reproduce`] with the WBC defaults and the shared options (`--seed`, `--lr`,
-/// `--json`, `--quiet`).
-pub fn reproduce_from(r: &crate::reproduce::ReproduceArgs) -> anyhow::Result<()> {
-    let a = TrainArgs::with_shared(false, r.seed, None, r.lr, r.quiet || r.json);
-    reproduce(&a, r.json)
-}
-
 /// `more reproduce wbc`: the same data, seed and hyper-parameters trained on plaintext and on encrypted
 /// data; per output, mean absolute and relative errors of both on the held-out samples, and the times.
-pub fn reproduce(a: &TrainArgs, json: bool) -> anyhow::Result<()> {
-    let data = load_data(a)?;
-    let plain = fit_surrogate(a, &data, false)?;
-    let enc = fit_surrogate(a, &data, true)?;
+fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
+    let json = options.json.json;
+    let a = Settings::new(&options.surrogate, hyper, None, options.quiet.quiet || json);
+    let data = load_data(&a)?;
+    let plain = fit_surrogate(&a, &data, false)?;
+    let enc = fit_surrogate(&a, &data, true)?;
     let no = more_hemo::N_OUTPUTS;
     let rel_diff: Vec<f64> =
         (0..no).map(|k| (enc.test.mean_rel[k] - plain.test.mean_rel[k]).abs() / plain.test.mean_rel[k]).collect();
@@ -561,7 +356,7 @@ pub fn reproduce(a: &TrainArgs, json: bool) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "train_samples": data.train.len(), "test_samples": data.test.len(), "epochs": a.epochs,
+                "train_samples": data.train.len(), "test_samples": data.test.len(), "epochs": hyper.epochs,
                 "simulate_seconds": data.simulate_seconds,
                 "plain_train_seconds": plain.train_seconds, "encrypted_train_seconds": enc.train_seconds,
                 "training_overhead": enc.train_seconds / plain.train_seconds,
@@ -576,9 +371,9 @@ pub fn reproduce(a: &TrainArgs, json: bool) -> anyhow::Result<()> {
         "WBC surrogate ({} training / {} held-out samples, 7-{h}-{h}-6 tanh MLP, {} epochs, seed {}):",
         data.train.len(),
         data.test.len(),
-        a.epochs,
-        a.seed,
-        h = a.hidden
+        hyper.epochs,
+        hyper.seed,
+        h = a.surrogate.hidden
     );
     println!();
     println!("| output | plaintext-trained MAE | MRE | encrypted-trained MAE | MRE | MRE difference |");
@@ -600,7 +395,7 @@ pub fn reproduce(a: &TrainArgs, json: bool) -> anyhow::Result<()> {
     println!("|---|---|---|---|");
     println!(
         "| training ({} epochs) | {:.1} s | {:.1} s | {:.2}x |",
-        a.epochs,
+        hyper.epochs,
         plain.train_seconds,
         enc.train_seconds,
         enc.train_seconds / plain.train_seconds
@@ -630,22 +425,17 @@ pub fn reproduce(a: &TrainArgs, json: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::args::defaults;
 
-    fn small(encrypted: bool) -> TrainArgs {
-        TrainArgs {
-            n_train: 48,
-            n_test: 16,
-            epochs: 3,
-            batch_size: 8,
-            hidden: 8,
-            quiet: true,
-            ..TrainArgs::with_shared(encrypted, 5, None, None, true)
-        }
+    fn small() -> Settings {
+        let surrogate = SurrogateArgs { n_train: 48, n_test: 16, hidden: 8, ..defaults::<SurrogateArgs>() };
+        let hyper = Hyper { epochs: 3, batch_size: 8, lr: None, lr_decay: 0.98, seed: 5 };
+        Settings::new(&surrogate, &hyper, None, true)
     }
 
     #[test]
     fn plaintext_and_encrypted_training_agree_on_a_small_set() {
-        let a = small(false);
+        let a = small();
         let data = load_data(&a).unwrap();
         assert_eq!((data.train.len(), data.test.len()), (48, 16));
         let plain = fit_surrogate(&a, &data, false).unwrap();
@@ -663,10 +453,16 @@ mod tests {
         assert!(plain.max_encrypted_diff < 1e-3 && enc.max_encrypted_diff < 1e-3);
     }
 
+    /// `more train wbc` and `more wbc train` without options: the WBC defaults, whatever the image tasks use.
     #[test]
     fn train_wbc_uses_the_wbc_defaults() {
-        let a = TrainArgs::with_shared(true, 7, None, Some(1e-2), false);
-        assert_eq!((a.epochs, a.n_train, a.hidden, a.seed, a.lr), (EPOCHS, N_TRAIN, HIDDEN, 7, 1e-2));
+        let run = crate::args::RunArgs { epochs: None, seed: 7, batch_size: None, lr: Some(1e-2), lr_decay: None };
+        let hyper = Hyper::new(&run, Wbc.train_defaults());
+        let a = Settings::new(&defaults(), &hyper, None, false);
+        assert_eq!((hyper.epochs, hyper.batch_size, hyper.lr_decay, hyper.seed), (200, 32, 0.98, 7));
+        assert_eq!((a.surrogate.n_train, a.surrogate.n_test, a.surrogate.hidden, a.lr()), (8000, 2000, 64, 1e-2));
+        let hyper = Hyper { lr: None, ..hyper };
+        assert_eq!(Settings::new(&defaults(), &hyper, None, false).lr(), LR);
         assert_eq!(specs(16).len(), 5);
     }
 }

@@ -1,6 +1,6 @@
-//! Angiography view classification (issue 7): LCA vs RCA on real ARCADE frames (128x128), with a CNN whose
-//! layers all run on ciphertexts. `more train angio [--encrypted]`, `more eval angio [--encrypted]`,
-//! `more bench angio` and `more reproduce angio`.
+//! Angiography view classification: LCA vs RCA on real ARCADE frames (128x128), with a CNN whose layers
+//! all run on ciphertexts (`more_nn::networks::angio_cnn`). `more train angio [--encrypted]`,
+//! `more eval angio [--encrypted]`, `more bench angio` and `more reproduce angio`.
 //!
 //! Both training paths go through `more-enctrain`'s task API (`Task`, `train_plain`, `train_task`): the
 //! same network, initial weights, seed, data and hyper-parameters, the same `more_nn::train::fit` loop.
@@ -20,40 +20,72 @@ use serde::Serialize;
 use more_core::{KeyOptions, SecretKey};
 use more_enctrain::owner::KeyOwner;
 use more_enctrain::task::{
-    Task, balanced_class_weights, compare, mean_epoch_seconds, predict_encrypted, predict_plain, train_plain,
+    Task as TrainingTask, balanced_class_weights, compare, mean_epoch_seconds, predict_encrypted, predict_plain,
+    train_plain,
 };
 use more_enctrain::train::{EncryptionSetup, PlainData};
-use more_nn::idx::{self, ImageSet};
+use more_nn::idx;
+use more_nn::networks::{self, ANGIO_INPUT};
 use more_nn::train::{OptimizerConfig, TrainConfig};
-use more_nn::{Activation, LayerSpec, Model, ModelMeta, OutputKind};
+use more_nn::{Model, ModelMeta, OutputKind};
 
-use crate::data;
-use crate::eval::EvalArgs;
-use crate::reproduce::{EncryptedTaskOutput, ReproduceArgs, train_encrypted_task};
-use crate::train::TrainArgs;
+use super::{Classifier, Defaults, Hyper, Task};
+use crate::args::{ReproduceOptions, TrainOptions};
+use crate::data::LabelledImages;
+use crate::encrypted::{EncryptedTaskOutput, train_encrypted_task};
+use crate::files::{command_line, model_path, write_svg};
+use crate::metrics::argmax;
+
+/// The angiography task.
+pub struct Angio;
+
+impl Task for Angio {
+    fn name(&self) -> &'static str {
+        "angio"
+    }
+
+    fn about(&self) -> &'static str {
+        "angiography view LCA vs RCA (ARCADE, 128x128), angio-cnn (train: 15 epochs, batch 64, SGD lr 0.02 \
+         momentum 0.9, decay 0.85, one rotated copy per frame, classes balanced; reproduce: 12 epochs, batch 32)"
+    }
+
+    fn train_defaults(&self) -> Defaults {
+        Defaults { epochs: 15, batch_size: 64, lr_decay: 0.85 }
+    }
+
+    fn reproduce_defaults(&self) -> Defaults {
+        Defaults { epochs: 12, batch_size: 32, lr_decay: 0.85 }
+    }
+
+    fn train(&self, options: &TrainOptions, hyper: &Hyper) -> Result<()> {
+        train(options, hyper)
+    }
+
+    fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
+        reproduce(options, hyper)
+    }
+
+    fn classifier(&self) -> Option<Classifier> {
+        Some(Classifier {
+            input: ANGIO_INPUT,
+            default_model: "models/angio-cnn.morenn",
+            eval_split: "val",
+            row: "frame",
+            batch: 100,
+            per_class: true,
+            labels: &LABELS,
+            bench_rows: None,
+            load,
+        })
+    }
+}
 
 /// Side of the model input (the frames in `shared/data/angio`).
-pub const SIZE: usize = 128;
+pub const SIZE: usize = ANGIO_INPUT[1];
 /// Class labels (0 = LCA, 1 = RCA).
 pub const LABELS: [&str; 2] = ["LCA", "RCA"];
 /// Pixel scale: inputs are `p / 255` (mean 0, std 1) — what `more-imaging`'s `angio-frame` gives, times this.
 pub const SCALE: f32 = 1.0 / 255.0;
-
-/// The network: every layer runs on ciphertexts. Convolutions, average pooling and the dense layer are
-/// ring operations; ReLU uses the spectral formula (the 2x2 structure).
-pub fn specs() -> Vec<LayerSpec> {
-    let relu = LayerSpec::Activation { function: Activation::Relu };
-    vec![
-        LayerSpec::Conv2d { in_channels: 1, out_channels: 8, kernel: [5, 5], stride: 2, padding: 2 }, // 8x64x64
-        relu.clone(),
-        LayerSpec::AvgPool { size: 2, stride: 2 }, // 8x32x32
-        LayerSpec::Conv2d { in_channels: 8, out_channels: 16, kernel: [3, 3], stride: 2, padding: 1 }, // 16x16x16
-        relu,
-        LayerSpec::AvgPool { size: 2, stride: 2 }, // 16x8x8
-        LayerSpec::Flatten,
-        LayerSpec::Dense { inputs: 16 * 8 * 8, outputs: 2 },
-    ]
-}
 
 /// Metadata the server and the browser use: task, input shape, `angio-frame` preprocessing with the
 /// normalisation the CLI used, labels, logits.
@@ -75,14 +107,15 @@ pub fn meta(id: &str) -> ModelMeta {
 }
 
 /// A split as model inputs `[N, 1, 128, 128]` (`p / 255`), one-hot targets and labels.
-pub fn load(dir: &Path, split: &str, limit: Option<usize>) -> Result<(PlainData, Vec<u8>)> {
+pub fn load(dir: &Path, split: &str, limit: Option<usize>) -> Result<LabelledImages> {
     let set = idx::load_angio(dir, split).with_context(|| format!("loading angio {split} from {}", dir.display()))?;
-    let set = limit.map_or(set.clone(), |n| set.take(n));
-    Ok((to_data(&set), set.labels))
+    Ok(LabelledImages::new(set, limit, SCALE, 2))
 }
 
-fn to_data(set: &ImageSet) -> PlainData {
-    PlainData { inputs: set.inputs(SCALE, 0.0, 1.0), targets: set.one_hot(2).into_dyn() }
+/// A split as training data and its labels.
+fn load_data(dir: &Path, split: &str, limit: Option<usize>) -> Result<(PlainData, Vec<u8>)> {
+    let set = load(dir, split, limit)?;
+    Ok((PlainData { inputs: set.inputs, targets: set.targets }, set.labels))
 }
 
 /// Rotates a `h x w` frame by `degrees` about its centre (bilinear; outside pixels take the frame's mean).
@@ -178,26 +211,33 @@ pub struct Settings {
     pub progress: bool,
 }
 
+/// The augmentation of every angiography run: one rotated, contrast-changed copy per frame.
+const AUGMENT: Augment = Augment { copies: 1, degrees: 8.0, contrast: 0.15 };
+
+/// The default SGD learning rate.
+const LR: f32 = 0.02;
+
 impl Settings {
-    fn from_train(args: &TrainArgs) -> Settings {
+    fn from_train(options: &TrainOptions, hyper: &Hyper) -> Settings {
+        let images = &options.images;
         Settings {
-            epochs: args.epochs,
-            seed: args.seed,
-            batch_size: args.batch_size,
-            lr: args.lr.unwrap_or(0.02),
-            lr_decay: args.lr_decay,
-            shift: args.augment,
-            patience: args.patience,
-            augment: Augment { copies: 1, degrees: 8.0, contrast: 0.15 },
-            limit: args.limit,
-            data: data::data_dir(args.data.as_deref()),
-            progress: !args.quiet,
+            epochs: hyper.epochs,
+            seed: hyper.seed,
+            batch_size: hyper.batch_size,
+            lr: hyper.lr.unwrap_or(LR),
+            lr_decay: hyper.lr_decay,
+            shift: images.augment,
+            patience: images.patience,
+            augment: AUGMENT,
+            limit: images.limit,
+            data: images.data.dir(),
+            progress: !options.common.quiet.quiet,
         }
     }
 
     fn describe(&self, meta: &mut ModelMeta, train_rows: usize) {
         let t = &mut meta.training;
-        t.insert("command".into(), crate::data::command_line());
+        t.insert("command".into(), command_line());
         t.insert("seed".into(), self.seed.to_string());
         t.insert(
             "dataset".into(),
@@ -227,9 +267,9 @@ impl Settings {
 }
 
 /// The task both runs share: augmented, class-balanced training rows, the val split, the network.
-pub fn task(s: &Settings) -> Result<(Task, Vec<u8>)> {
-    let (train, _) = load(&s.data, "train", s.limit)?;
-    let (val, val_labels) = load(&s.data, "val", None)?;
+pub fn task(s: &Settings) -> Result<(TrainingTask, Vec<u8>)> {
+    let (train, _) = load_data(&s.data, "train", s.limit)?;
+    let (val, val_labels) = load_data(&s.data, "val", None)?;
     let train = augment(&train, s.augment, s.seed);
     let train = train.reweighted(&balanced_class_weights(&train.targets)?, s.seed)?;
     let cfg = TrainConfig {
@@ -245,9 +285,9 @@ pub fn task(s: &Settings) -> Result<(Task, Vec<u8>)> {
         eval_batch: 100,
         ..TrainConfig::default()
     };
-    let task = Task {
-        input_shape: vec![1, SIZE, SIZE],
-        specs: specs(),
+    let task = TrainingTask {
+        input_shape: ANGIO_INPUT.to_vec(),
+        specs: networks::angio_cnn(),
         train,
         val: Some(val),
         init_seed: s.seed,
@@ -257,33 +297,10 @@ pub fn task(s: &Settings) -> Result<(Task, Vec<u8>)> {
     Ok((task, val_labels))
 }
 
-/// Accuracy and balanced accuracy (mean per-class recall) of predictions against labels.
-pub fn scores(pred: &[usize], labels: &[u8]) -> (f64, f64) {
-    let mut hits = [0usize; 2];
-    let mut counts = [0usize; 2];
-    for (&p, &l) in pred.iter().zip(labels) {
-        let l = usize::from(l).min(1);
-        counts[l] += 1;
-        hits[l] += usize::from(p == l);
-    }
-    let acc = (hits[0] + hits[1]) as f64 / pred.len().max(1) as f64;
-    let present: Vec<f64> = (0..2).filter(|&c| counts[c] > 0).map(|c| hits[c] as f64 / counts[c] as f64).collect();
-    (acc, present.iter().sum::<f64>() / present.len().max(1) as f64)
-}
-
-/// Confusion matrix `m[true][predicted]` (0 = LCA, 1 = RCA).
-pub fn confusion(pred: &[usize], labels: &[u8]) -> [[usize; 2]; 2] {
-    let mut m = [[0; 2]; 2];
-    for (&p, &l) in pred.iter().zip(labels) {
-        m[usize::from(l).min(1)][p.min(1)] += 1;
-    }
-    m
-}
-
 /// Plaintext predictions (argmax) and logits of `model` on `x`.
 pub fn predict(model: &Model, x: &ArrayD<f32>) -> Result<(Vec<usize>, ArrayD<f32>)> {
     let (out, _) = predict_plain(model, x, 100)?;
-    Ok((out.axis_iter(Axis(0)).map(data::argmax).collect(), out))
+    Ok((out.axis_iter(Axis(0)).map(argmax).collect(), out))
 }
 
 fn record_scores(model: &mut Model, x: &ArrayD<f32>, labels: &[u8]) -> Result<(f64, f64)> {
@@ -295,42 +312,39 @@ fn record_scores(model: &mut Model, x: &ArrayD<f32>, labels: &[u8]) -> Result<(f
     Ok((acc, bal))
 }
 
-fn out_path(args_out: &Option<PathBuf>, id: &str) -> Result<PathBuf> {
-    let out =
-        args_out.clone().unwrap_or_else(|| PathBuf::from(format!("models/{id}.{}", more_nn::model::FILE_EXTENSION)));
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    }
-    Ok(out)
+/// Accuracy and balanced accuracy of two-class predictions.
+fn scores(pred: &[usize], labels: &[u8]) -> (f64, f64) {
+    crate::metrics::scores(pred, labels, LABELS.len())
 }
 
 /// `more train angio [--encrypted]`.
-pub fn train(args: &TrainArgs) -> Result<()> {
-    let s = Settings::from_train(args);
+fn train(options: &TrainOptions, hyper: &Hyper) -> Result<()> {
+    let (model_id, out, quiet) = (&options.common.model_id, options.common.out.as_deref(), options.common.quiet.quiet);
+    let s = Settings::from_train(options, hyper);
     let (task, val_labels) = task(&s)?;
     let val = task.val.clone().context("val split")?;
-    if args.encrypted {
-        let id = args.model_id.clone().unwrap_or_else(|| "angio-cnn-enctrain".into());
-        let out = out_path(&args.out, &id)?;
+    if options.common.encrypted {
+        let id = model_id.clone().unwrap_or_else(|| "angio-cnn-enctrain".into());
+        let out = model_path(out, &id)?;
         let mut m = meta(&id);
         s.describe(&mut m, task.train.rows());
         let mut r = train_encrypted_task(
             &task,
             m,
             None,
-            &EncryptedTaskOutput { id: id.clone(), out: out.clone(), quiet: args.quiet },
+            &EncryptedTaskOutput { id: id.clone(), out: out.clone(), quiet },
         )?;
-        let model = &mut r.timed.run.model;
+        let model = &mut r.run.model;
         let (acc, bal) = record_scores(model, &val.inputs, &val_labels)?;
         model.save(&out)?;
         println!("{id}: decrypted model's val accuracy {:.2}%, balanced accuracy {:.2}%", 100.0 * acc, 100.0 * bal);
         return Ok(());
     }
-    let id = args.model_id.clone().unwrap_or_else(|| "angio-cnn".into());
-    let out = out_path(&args.out, &id)?;
+    let id = model_id.clone().unwrap_or_else(|| "angio-cnn".into());
+    let out = model_path(out, &id)?;
     let mut m = meta(&id);
     s.describe(&mut m, task.train.rows());
-    if !args.quiet {
+    if !quiet {
         eprintln!("training {id} on {} rows, {} epochs max, seed {}", task.train.rows(), s.epochs, s.seed);
     }
     let mut run = train_plain(&task, m)?;
@@ -361,83 +375,6 @@ pub fn encrypted_logits(model: &Model, frame: ndarray::ArrayViewD<'_, f32>) -> R
     Ok(key.decrypt_tensor(&model.forward_encrypted(&enc)?))
 }
 
-/// `more eval angio --model F [--encrypted]`: plaintext accuracy and balanced accuracy on `val`; with
-/// `--encrypted`, every frame encrypted under a fresh key: argmax agreement and max |logit difference|.
-pub fn eval(args: &EvalArgs) -> Result<()> {
-    use rayon::prelude::*;
-    let mut model = data::model_for_task(&args.model, "angio", &[1, SIZE, SIZE])?;
-    let dir = data::data_dir(args.data.as_deref());
-    let (val, labels) = load(&dir, "val", args.limit)?;
-    let n = labels.len();
-    let (pred, logits) = predict(&model, &val.inputs)?;
-    let (acc, bal) = scores(&pred, &labels);
-    let cm = confusion(&pred, &labels);
-    let mut report = serde_json::json!({
-        "model": model.meta().id, "images": n, "plain_accuracy": acc, "plain_balanced_accuracy": bal,
-        "plain_confusion": { "rows": "true label", "columns": "predicted", "labels": LABELS, "counts": cm },
-    });
-    if !args.json {
-        println!("model {} ({}), {n} val frames", model.meta().id, args.model.display());
-        println!("plaintext accuracy: {:.2}%, balanced accuracy {:.2}%", 100.0 * acc, 100.0 * bal);
-        println!("confusion (rows true, columns predicted):");
-        println!("           LCA   RCA");
-        for (class, (label, row)) in LABELS.iter().zip(cm).enumerate() {
-            let recall = 100.0 * row[class] as f64 / (row[0] + row[1]).max(1) as f64;
-            println!("  {label:<5} {:>5} {:>5}   recall {recall:.2}%", row[0], row[1]);
-        }
-    }
-    {
-        let m = &mut model.meta_mut().metrics;
-        m.insert("val_accuracy".into(), acc);
-        m.insert("val_balanced_accuracy".into(), bal);
-    }
-    if args.encrypted {
-        let t = Instant::now();
-        let results: Vec<Result<(usize, f32)>> = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let out = encrypted_logits(&model, val.inputs.slice_axis(Axis(0), (i..i + 1).into()))?;
-                let diff = out
-                    .iter()
-                    .zip(logits.index_axis(Axis(0), i).iter())
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0.0, f32::max);
-                Ok((data::argmax(out.index_axis(Axis(0), 0)), diff))
-            })
-            .collect();
-        let secs = t.elapsed().as_secs_f64();
-        let results = results.into_iter().collect::<Result<Vec<_>>>()?;
-        let enc_pred: Vec<usize> = results.iter().map(|r| r.0).collect();
-        let (eacc, ebal) = scores(&enc_pred, &labels);
-        let agree = enc_pred.iter().zip(&pred).filter(|(a, b)| a == b).count();
-        let max_diff = results.iter().map(|r| r.1).fold(0.0, f32::max);
-        report["encrypted_accuracy"] = serde_json::json!(eacc);
-        report["encrypted_balanced_accuracy"] = serde_json::json!(ebal);
-        report["argmax_agreement"] = serde_json::json!(agree);
-        report["max_logit_diff"] = serde_json::json!(max_diff);
-        report["encrypted_wall_seconds"] = serde_json::json!(secs);
-        if !args.json {
-            println!(
-                "encrypted accuracy: {:.2}%, balanced accuracy {:.2}% (fresh key per frame)",
-                100.0 * eacc,
-                100.0 * ebal
-            );
-            println!("argmax agreement:   {agree}/{n}");
-            println!("max |logit diff|:   {max_diff:.3e}");
-        }
-        let m = &mut model.meta_mut().metrics;
-        m.insert("encrypted_val_accuracy".into(), eacc);
-        m.insert("argmax_agreement".into(), agree as f64);
-        m.insert("max_logit_diff".into(), f64::from(max_diff));
-    }
-    crate::eval::finish(args, &model, &report)
-}
-
-/// Inputs for `more bench angio`: the val frames.
-pub fn bench_inputs(dir: &Path) -> Result<ArrayD<f32>> {
-    Ok(load(dir, "val", None)?.0.inputs)
-}
-
 /// Plaintext and encrypted figures of one measurement in the `more reproduce angio` table.
 #[derive(Debug, Serialize)]
 pub struct Pair {
@@ -455,19 +392,21 @@ impl Pair {
 
 /// `more reproduce angio [--json]`: plaintext vs encrypted training (same seed, data and hyper-parameters)
 /// and plaintext vs encrypted inference, from one run.
-pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
+fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
+    let images = &options.images;
+    let json = options.json.json;
     let s = Settings {
-        epochs: args.epochs,
-        seed: args.seed,
-        batch_size: 32,
-        lr: args.lr.unwrap_or(0.02),
-        lr_decay: args.lr_decay,
+        epochs: hyper.epochs,
+        seed: hyper.seed,
+        batch_size: hyper.batch_size,
+        lr: hyper.lr.unwrap_or(LR),
+        lr_decay: hyper.lr_decay,
         shift: 4,
-        patience: args.patience,
-        augment: Augment { copies: 1, degrees: 8.0, contrast: 0.15 },
-        limit: args.limit,
-        data: data::data_dir(args.data.as_deref()),
-        progress: !args.quiet && !args.json,
+        patience: images.patience,
+        augment: AUGMENT,
+        limit: images.limit,
+        data: images.data.dir(),
+        progress: !options.quiet.quiet && !json,
     };
     let (task, labels) = task(&s)?;
     let val = task.val.clone().context("val split")?;
@@ -486,7 +425,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let (_, plain_secs) = predict_plain(&enc_run.model, &val.inputs, 100)?;
     let mut owner = KeyOwner::new(key.clone());
     let (enc_out, enc_secs) = predict_encrypted(&mut owner, &enc_run.encrypted, &val.inputs, 100)?;
-    let ep: Vec<usize> = enc_out.axis_iter(Axis(0)).map(data::argmax).collect();
+    let ep: Vec<usize> = enc_out.axis_iter(Axis(0)).map(argmax).collect();
     let enc_model_agree = ep.iter().zip(&dp).filter(|(a, b)| a == b).count();
     let enc_model_diff = enc_out.iter().zip(&dec_logits).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
 
@@ -496,24 +435,21 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let t = Instant::now();
     for i in 0..n {
         let out = plain_model.forward_plain(val.inputs.slice_axis(Axis(0), (i..i + 1).into()))?;
-        frame_plain.push(data::argmax(out.index_axis(Axis(0), 0)));
+        frame_plain.push(argmax(out.index_axis(Axis(0), 0)));
     }
     let serve_plain = t.elapsed().as_secs_f64();
     let mut frame_enc = Vec::with_capacity(n);
     let t = Instant::now();
     for i in 0..n {
         let out = encrypted_logits(plain_model, val.inputs.slice_axis(Axis(0), (i..i + 1).into()))?;
-        frame_enc.push(data::argmax(out.index_axis(Axis(0), 0)));
+        frame_enc.push(argmax(out.index_axis(Axis(0), 0)));
     }
     let serve_enc = t.elapsed().as_secs_f64();
     let serve_agree = frame_enc.iter().zip(&frame_plain).filter(|(a, b)| a == b).count();
 
-    if let Some(path) = &args.svg {
+    if let Some(path) = &options.comparison.svg {
         let title = format!("Angiography (ARCADE LCA vs RCA): plaintext vs encrypted training, seed {}", s.seed);
-        crate::reproduce::write_svg(
-            path,
-            &crate::plot::training_curves_svg(&title, &c.plain.history, &enc_run.history),
-        )?;
+        write_svg(path, &crate::plot::training_curves_svg(&title, &c.plain.history, &enc_run.history))?;
     }
     let ms = |secs: f64| 1e3 * secs / n.max(1) as f64;
     let accuracy = Pair { plain: pa, encrypted: da };
@@ -522,7 +458,7 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
     let cpu = Pair { plain: c.plain.cpu_seconds_per_epoch, encrypted: c.encrypted.cpu_seconds_per_epoch };
     let train_engine = Pair { plain: ms(plain_secs), encrypted: ms(enc_secs) };
     let serve_engine = Pair { plain: ms(serve_plain), encrypted: ms(serve_enc) };
-    let json = serde_json::json!({
+    let report = serde_json::json!({
         "task": "angio", "seed": s.seed, "epochs": s.epochs, "train_rows": task.train.rows(), "val_frames": n,
         "architecture": plain_model.meta().architecture, "key_condition": key.condition_number(),
         "val_accuracy": accuracy, "val_balanced_accuracy": balanced,
@@ -541,11 +477,11 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
         "plain_best_epoch": c.plain.history.best_epoch, "encrypted_best_epoch": enc_run.history.best_epoch,
         "plain_history": c.plain.history, "encrypted_history": enc_run.history,
     });
-    if let Some(p) = &args.report {
-        std::fs::write(p, serde_json::to_string_pretty(&json)?).with_context(|| format!("writing {}", p.display()))?;
+    if let Some(p) = &options.comparison.report {
+        std::fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&json)?);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     println!(
@@ -599,16 +535,6 @@ pub fn reproduce(args: &ReproduceArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scores_balanced() {
-        let (a, b) = scores(&[0, 0, 0, 1], &[0, 0, 1, 1]);
-        assert!((a - 0.75).abs() < 1e-12);
-        assert!((b - 0.75).abs() < 1e-12);
-        let (a, b) = scores(&[0, 0, 0, 0], &[0, 0, 0, 1]);
-        assert!((a - 0.75).abs() < 1e-12);
-        assert!((b - 0.5).abs() < 1e-12);
-    }
 
     #[test]
     fn rotate_zero_is_identity_and_90_turns() {

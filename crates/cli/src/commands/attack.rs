@@ -21,15 +21,15 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 use serde::Serialize;
 
+use crate::args::{DataArgs, JsonArgs};
+
 /// Options of `more attack`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AttackArgs {
-    /// Print one JSON object instead of tables.
-    #[arg(long)]
-    pub json: bool,
-    /// Data directory (default: env MORE_DATA, else ../shared/data).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub json: JsonArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
     /// Attack at most N images of each data set (default: all 10,000 MNIST test digits and 1,200 angiograms).
     #[arg(long)]
     pub n: Option<usize>,
@@ -153,7 +153,7 @@ pub struct AttackReport {
 /// Runs `more attack`.
 pub fn run(args: AttackArgs) -> Result<()> {
     let report = measure(&args)?;
-    if args.json {
+    if args.json.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_tables(&report);
@@ -163,7 +163,7 @@ pub fn run(args: AttackArgs) -> Result<()> {
 
 /// Runs every measurement.
 pub fn measure(args: &AttackArgs) -> Result<AttackReport> {
-    let data = idx::data_dir(args.data.as_deref());
+    let data = args.data.dir();
     let mut rng = match args.seed {
         Some(s) => ChaCha20Rng::seed_from_u64(s),
         None => ChaCha20Rng::from_os_rng(),

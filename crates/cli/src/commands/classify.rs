@@ -181,7 +181,7 @@ fn classify(engine: &Engine, norm: &Normalization, path: &Path) -> Result<Answer
     let dec = key.decrypt_tensor(&out);
     let t4 = Instant::now();
     let name = |v: &ArrayD<f32>| {
-        let i = crate::data::argmax(v);
+        let i = crate::metrics::argmax(v);
         meta.labels.get(i).cloned().unwrap_or_else(|| i.to_string())
     };
     let (plaintext_label, max_abs_diff) = match engine {

@@ -1,0 +1,10 @@
+//! The subcommands of `more`, each written once: the task-generic ones (`train`, `eval`, `bench`,
+//! `reproduce`) take a task from `crate::tasks`; `attack`, `classify` and `wbc` have their own data.
+
+pub mod attack;
+pub mod bench;
+pub mod classify;
+pub mod eval;
+pub mod reproduce;
+pub mod train;
+pub mod wbc;

@@ -1,0 +1,181 @@
+//! The tasks the commands run: one file per task naming its networks, data, metrics and defaults, and one
+//! registration line ([`registry!`] below). The commands (`crate::commands`) are written once against
+//! [`Task`]; a task offers the commands it supports (`more eval` and `more bench` need a [`Classifier`]).
+
+use std::path::Path;
+
+use anyhow::Result;
+use clap::ValueEnum;
+use clap::builder::PossibleValue;
+
+use crate::args::{ReproduceOptions, TrainOptions};
+use crate::data::LabelledImages;
+
+/// Registers the tasks: declares each module and lists its task, in the order `--help` shows them.
+macro_rules! registry {
+    ($($module:ident :: $task:ident),* $(,)?) => {
+        $(pub mod $module;)*
+        /// Every task.
+        pub static ALL: &[TaskRef] = &[$(TaskRef(&$module::$task)),*];
+    };
+}
+
+registry!(mnist::Mnist, angio::Angio, wbc::Wbc);
+
+/// Defaults of the hyper-parameters a command leaves to the task ([`crate::args::RunArgs`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Defaults {
+    /// Epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Learning-rate factor per epoch.
+    pub lr_decay: f32,
+}
+
+/// The hyper-parameters of one run: the command line's, else the task's defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hyper {
+    /// Epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    pub batch_size: usize,
+    /// Learning rate, if given (the task's default depends on its network and optimizer).
+    pub lr: Option<f32>,
+    /// Learning-rate factor per epoch.
+    pub lr_decay: f32,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl Hyper {
+    /// `run`'s values, each unset one from `defaults`.
+    pub fn new(run: &crate::args::RunArgs, defaults: Defaults) -> Hyper {
+        Hyper {
+            epochs: run.epochs.unwrap_or(defaults.epochs),
+            batch_size: run.batch_size.unwrap_or(defaults.batch_size),
+            lr: run.lr,
+            lr_decay: run.lr_decay.unwrap_or(defaults.lr_decay),
+            seed: run.seed,
+        }
+    }
+}
+
+/// What `more eval` and `more bench` need of a classification task.
+#[derive(Debug, Clone, Copy)]
+pub struct Classifier {
+    /// Input shape of its models (one image).
+    pub input: [usize; 3],
+    /// The bundled model `more bench` uses by default.
+    pub default_model: &'static str,
+    /// The split `more eval` scores (metrics are named after it: `test_accuracy`, `val_accuracy`).
+    pub eval_split: &'static str,
+    /// What one row is called in reports (`image`, `frame`).
+    pub row: &'static str,
+    /// Plaintext inference batch size.
+    pub batch: usize,
+    /// Also report balanced accuracy and the confusion matrix (for unbalanced classes).
+    pub per_class: bool,
+    /// Class names, in output order.
+    pub labels: &'static [&'static str],
+    /// Rows of `eval_split` `more bench` times (all when `None`).
+    pub bench_rows: Option<usize>,
+    /// Loads a split as model inputs and labels, optionally only its first `limit` rows.
+    pub load: fn(dir: &Path, split: &str, limit: Option<usize>) -> Result<LabelledImages>,
+}
+
+/// A task: its name, its defaults and the commands it supports. Commands a task does not support answer
+/// with an error naming the tasks that do.
+pub trait Task: Sync {
+    /// The name on the command line and in model metadata (`mnist`).
+    fn name(&self) -> &'static str;
+    /// One line for `--help`: the data, the network and the defaults.
+    fn about(&self) -> &'static str;
+    /// Defaults of `more train`.
+    fn train_defaults(&self) -> Defaults;
+    /// Defaults of `more reproduce`.
+    fn reproduce_defaults(&self) -> Defaults;
+    /// `more train <task> [--encrypted]`.
+    fn train(&self, options: &TrainOptions, hyper: &Hyper) -> Result<()>;
+    /// `more reproduce <task>`: plaintext vs encrypted training in one run.
+    fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<()>;
+    /// The classifier of `more eval` and `more bench`, if the task has one.
+    fn classifier(&self) -> Option<Classifier> {
+        None
+    }
+}
+
+/// A registered task, as a typed command-line value (`more train mnist`).
+#[derive(Clone, Copy)]
+pub struct TaskRef(pub &'static dyn Task);
+
+impl std::ops::Deref for TaskRef {
+    type Target = dyn Task;
+    fn deref(&self) -> &(dyn Task + 'static) {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.name())
+    }
+}
+
+impl ValueEnum for TaskRef {
+    fn value_variants<'a>() -> &'a [Self] {
+        ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.0.name()).help(self.0.about()))
+    }
+}
+
+/// The names of the tasks `has` accepts, for error messages (`mnist, angio`).
+pub fn names_where(has: impl Fn(&dyn Task) -> bool) -> String {
+    ALL.iter().filter(|t| has(t.0)).map(|t| t.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// The task's classifier, or an error naming the tasks `command` runs on.
+pub fn classifier(task: TaskRef, command: &str) -> Result<Classifier> {
+    task.classifier().ok_or_else(|| {
+        anyhow::anyhow!(
+            "`more {command}` runs on classification tasks ({}); {} has none",
+            names_where(|t| t.classifier().is_some()),
+            task.name()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every registered task: a unique name that parses back to it, a description for `--help`, sane
+    /// defaults, and — for classifiers — a default model that exists, takes the classifier's input and
+    /// is labelled with this task and its class names.
+    #[test]
+    fn every_registered_task_is_complete() {
+        let mut names: Vec<&str> = ALL.iter().map(|t| t.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "task names are unique");
+        for task in ALL {
+            let parsed = TaskRef::from_str(task.name(), false).expect("the name parses");
+            assert_eq!(parsed.name(), task.name());
+            assert!(!task.about().is_empty(), "{task:?}");
+            for d in [task.train_defaults(), task.reproduce_defaults()] {
+                assert!(d.epochs > 0 && d.batch_size > 0 && d.lr_decay > 0.0 && d.lr_decay <= 1.0, "{task:?}");
+            }
+            if let Some(c) = task.classifier() {
+                let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(c.default_model);
+                let model = more_nn::Model::load(&path).expect(c.default_model);
+                assert_eq!(model.meta().task, task.name());
+                assert_eq!(model.input_shape(), c.input.as_slice());
+                assert_eq!(model.meta().labels, c.labels.to_vec(), "{task:?}");
+                assert!(c.batch > 0 && c.bench_rows != Some(0));
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The project's networks as layer lists: the ones the `more` command trains and the bundled models use,
+//! shared with examples, benchmarks and tests so no copy can drift from them.
+//!
+//! Each function returns the [`LayerSpec`]s to give `train::Net::new` with the matching input shape. On
+//! ciphertexts, dense and convolution layers, average pooling, flatten and square are ring-only; ReLU and
+//! tanh use the spectral formula (the 2x2 structure).
+
+use crate::layer::{Activation, LayerSpec};
+
+/// Input shape of the MNIST networks: one 28x28 channel.
+pub const MNIST_INPUT: [usize; 3] = [1, 28, 28];
+/// Input shape of the angiography network: one 128x128 channel.
+pub const ANGIO_INPUT: [usize; 3] = [1, 128, 128];
+
+fn conv(in_channels: usize, out_channels: usize, kernel: usize, stride: usize, padding: usize) -> LayerSpec {
+    LayerSpec::Conv2d { in_channels, out_channels, kernel: [kernel, kernel], stride, padding }
+}
+
+fn act(function: Activation) -> LayerSpec {
+    LayerSpec::Activation { function }
+}
+
+/// `mnist-cnn-relu`: two strided convolutions and two dense layers with ReLU (242k multiply-adds). ReLU
+/// uses the 2x2 structure on ciphertexts.
+pub fn mnist_cnn_relu() -> Vec<LayerSpec> {
+    vec![
+        conv(1, 16, 5, 2, 2), // 16x14x14
+        act(Activation::Relu),
+        conv(16, 16, 3, 2, 1), // 16x7x7
+        act(Activation::Relu),
+        LayerSpec::Flatten,
+        LayerSpec::Dense { inputs: 16 * 7 * 7, outputs: 64 },
+        act(Activation::Relu),
+        LayerSpec::Dense { inputs: 64, outputs: 10 },
+    ]
+}
+
+/// `mnist-cnn-square`: the CryptoNets-style network, one strided convolution and two dense layers with
+/// square activations (197k multiply-adds). Ring-only on ciphertexts.
+pub fn mnist_cnn_square() -> Vec<LayerSpec> {
+    vec![
+        conv(1, 8, 5, 2, 2), // 8x14x14
+        act(Activation::Square),
+        LayerSpec::Flatten,
+        LayerSpec::Dense { inputs: 8 * 14 * 14, outputs: 100 },
+        act(Activation::Square),
+        LayerSpec::Dense { inputs: 100, outputs: 10 },
+    ]
+}
+
+/// `angio-cnn`: LCA vs RCA view of a 128x128 angiogram — conv 5x5/2, ReLU, average pool, conv 3x3/2, ReLU,
+/// average pool, dense to 2 logits (3,426 parameters). ReLU uses the 2x2 structure; the rest is ring-only.
+pub fn angio_cnn() -> Vec<LayerSpec> {
+    vec![
+        conv(1, 8, 5, 2, 2), // 8x64x64
+        act(Activation::Relu),
+        LayerSpec::AvgPool { size: 2, stride: 2 }, // 8x32x32
+        conv(8, 16, 3, 2, 1),                      // 16x16x16
+        act(Activation::Relu),
+        LayerSpec::AvgPool { size: 2, stride: 2 }, // 16x8x8
+        LayerSpec::Flatten,
+        LayerSpec::Dense { inputs: 16 * 8 * 8, outputs: 2 },
+    ]
+}
+
+/// `wbc-mlp`: the whole-body circulation surrogate, `inputs → hidden → hidden → outputs` with tanh (the 2x2
+/// structure on ciphertexts). The bundled model has 7 inputs, 64 hidden units and 6 outputs.
+pub fn wbc_mlp(inputs: usize, hidden: usize, outputs: usize) -> Vec<LayerSpec> {
+    vec![
+        LayerSpec::Dense { inputs, outputs: hidden },
+        act(Activation::Tanh),
+        LayerSpec::Dense { inputs: hidden, outputs: hidden },
+        act(Activation::Tanh),
+        LayerSpec::Dense { inputs: hidden, outputs },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    use super::*;
+    use crate::Plain;
+    use crate::model::Model;
+    use crate::train::Net;
+
+    fn output_len(input: &[usize], specs: &[LayerSpec]) -> usize {
+        let net = Net::new(&Plain, input, specs, &mut ChaCha8Rng::seed_from_u64(1)).expect("the layers fit");
+        net.to_model(&Plain, crate::ModelMeta::new("t", "t")).expect("a model").output_len()
+    }
+
+    #[test]
+    fn every_network_builds_for_its_input() {
+        assert_eq!(output_len(&MNIST_INPUT, &mnist_cnn_relu()), 10);
+        assert_eq!(output_len(&MNIST_INPUT, &mnist_cnn_square()), 10);
+        assert_eq!(output_len(&ANGIO_INPUT, &angio_cnn()), 2);
+        assert_eq!(output_len(&[7], &wbc_mlp(7, 16, 6)), 6);
+    }
+
+    /// The bundled models were trained from these definitions: their layers are exactly these.
+    #[test]
+    fn bundled_models_have_these_layers() {
+        let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+        for (file, specs) in [
+            ("mnist-cnn-relu", mnist_cnn_relu()),
+            ("mnist-cnn-square", mnist_cnn_square()),
+            ("angio-cnn", angio_cnn()),
+            ("wbc-mlp", wbc_mlp(7, 64, 6)),
+        ] {
+            let model = Model::load(models.join(format!("{file}.morenn"))).expect(file);
+            let layers: Vec<LayerSpec> = model.layers().iter().map(|l| l.spec()).collect();
+            assert_eq!(layers, specs, "{file}");
+        }
+    }
+}
