@@ -609,8 +609,8 @@ mod tests {
     #[test]
     fn recovers_every_image_of_both_data_sets() {
         let args = AttackArgs {
-            json: true,
-            data: None,
+            json: JsonArgs { json: true },
+            data: DataArgs { data: None },
             n: Some(20),
             model: None,
             encrypted_model: None,
