@@ -1,6 +1,6 @@
 //! The argument groups of the `more` command, each defined once and flattened into the commands that take
 //! it (`#[command(flatten)]`). Options whose default depends on the task are `Option`s here; the task
-//! fills them in ([`crate::tasks::Defaults`]).
+//! fills them in (its `tasks::Defaults`).
 
 use std::path::PathBuf;
 

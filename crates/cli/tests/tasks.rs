@@ -26,7 +26,7 @@ fn help_lists_the_tasks_of_every_task_command() {
         assert!(out.status.success());
         let help = String::from_utf8_lossy(&out.stdout);
         for task in tasks {
-            assert!(help.contains(&format!("  {task}:")), "`more {command} --help` does not list {task}: {help}");
+            assert!(help.contains(&format!("- {task}:")), "`more {command} --help` does not list {task}: {help}");
         }
     }
 }
