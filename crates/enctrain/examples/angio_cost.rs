@@ -12,7 +12,7 @@ use more_core::{KeyOptions, SecretKey};
 use more_enctrain::task::{Task, balanced_class_weights, class_counts, compare, mean_epoch_seconds, predict_plain};
 use more_enctrain::train::{EncryptionSetup, PlainData};
 use more_nn::train::{OptimizerConfig, TrainConfig, correct};
-use more_nn::{Activation, LayerSpec, ModelMeta};
+use more_nn::{ElementFunction, LayerSpec, ModelMeta};
 
 fn frames(n: usize, seed: u64) -> PlainData {
     let mut rng = ChaCha20Rng::seed_from_u64(seed);
@@ -30,7 +30,7 @@ fn main() {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let n = args.first().copied().unwrap_or(256);
     let epochs = args.get(1).copied().unwrap_or(2);
-    let relu = LayerSpec::Activation { function: Activation::Relu };
+    let relu = LayerSpec::Activation { function: ElementFunction::Relu };
     let specs = vec![
         LayerSpec::Conv2d { in_channels: 1, out_channels: 8, kernel: [5, 5], stride: 2, padding: 2 },
         relu.clone(),

@@ -12,10 +12,10 @@ use more_enctrain::algebra::Encrypted;
 use more_enctrain::owner::KeyOwner;
 use more_enctrain::{Basis, CoeffTensor};
 use more_nn::train::Net;
-use more_nn::{Activation, LayerSpec, Plain};
+use more_nn::{ElementFunction, LayerSpec, Plain};
 
 fn main() {
-    let act = LayerSpec::Activation { function: Activation::Relu };
+    let act = LayerSpec::Activation { function: ElementFunction::Relu };
     let conv = |i, o, k, stride, padding| LayerSpec::Conv2d {
         in_channels: i,
         out_channels: o,

@@ -7,10 +7,10 @@ use rand_chacha::ChaCha8Rng;
 
 use more_core::{KeyOptions, SecretKey};
 use more_nn::train::Net;
-use more_nn::{Activation, LayerSpec, ModelMeta, Plain};
+use more_nn::{ElementFunction, LayerSpec, ModelMeta, Plain};
 
 fn model() -> more_nn::Model {
-    let relu = LayerSpec::Activation { function: Activation::Relu };
+    let relu = LayerSpec::Activation { function: ElementFunction::Relu };
     let specs = [
         LayerSpec::Conv2d { in_channels: 1, out_channels: 16, kernel: [5, 5], stride: 2, padding: 2 },
         relu.clone(),
