@@ -106,7 +106,7 @@ pub trait LayerKind {
 /// The serialisable description of a layer, as stored in model files (its parameters are stored
 /// separately, in [`LayerSpec::param_shapes`] order). Each variant is one layer family, implemented in
 /// the file of the same name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[allow(missing_docs)]
 pub enum LayerSpec {
@@ -177,7 +177,7 @@ impl LayerSpec {
 
     /// Builds the layer from its parameters (in [`Self::param_shapes`] order).
     pub fn build(&self, params: Vec<ArrayD<f32>>) -> Result<Layer> {
-        Layer::new(*self, params)
+        Layer::new(self.clone(), params)
     }
 
     /// The operation's name (`"dense"`, `"conv2d"`, `"relu"`, ...).
@@ -270,7 +270,7 @@ impl Layer {
 
     /// Its serialisable description.
     pub fn spec(&self) -> LayerSpec {
-        self.spec
+        self.spec.clone()
     }
 
     /// The parameter tensors (weight, bias), in file order.
@@ -329,7 +329,7 @@ impl Batch {
     /// them for plaintext, the `c00` and `c11` blocks for stacked planes.
     pub fn bias_ranges(&self, n: usize) -> Vec<std::ops::Range<usize>> {
         if self.planes == 1 {
-            vec![0..n]
+            std::iter::once(0..n).collect()
         } else {
             let q = n / 4;
             vec![0..q, 3 * q..n]

@@ -68,7 +68,7 @@ impl<A: Algebra> Net<A> {
                     alg.parameter(p)
                 })
                 .collect::<Result<Vec<_>>>()?;
-            units.push(Unit { spec: *spec, params });
+            units.push(Unit { spec: spec.clone(), params });
         }
         Ok(Net { units, specs: specs.to_vec(), input_shape: input_shape.to_vec() })
     }
