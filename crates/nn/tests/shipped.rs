@@ -1,7 +1,8 @@
 //! The shipped models (`models/*.morenn`) give the same outputs, bit for bit, as the recorded ones in
 //! `tests/data/shipped-outputs.json`: plaintext logits and the raw ciphertext planes of an encrypted
 //! forward pass under a seeded key and seeded encryption randomness. Any change to a layer's arithmetic
-//! (order of sums, fused operations, another formula) shows up here.
+//! (order of sums, fused operations, another formula) shows up here, and every file re-serialises to
+//! the same bytes (the layer specs' JSON names never change).
 //!
 //! To record new reference outputs on purpose (e.g. after retraining a model), run with
 //! `MORE_NN_BLESS=1`; the file is rewritten and the test passes.
@@ -61,6 +62,8 @@ fn shipped_models_give_the_recorded_outputs_bit_for_bit() {
     let mut got = BTreeMap::new();
     for (i, path) in files.iter().enumerate() {
         let model = Model::load(path).unwrap();
+        // Saving a loaded model writes the same bytes: layer specs, names and metadata serialise unchanged.
+        assert!(model.to_bytes() == std::fs::read(path).unwrap(), "{} does not re-serialise to itself", path.display());
         got.insert(model.meta().id.clone(), outputs(&model, 100 + i as u64));
     }
     let path = reference_path();
