@@ -81,7 +81,7 @@ mod tests {
     use more_enctrain::train::EncryptionSetup;
     use more_enctrain::train::decrypt_model;
     use more_nn::train::TrainConfig;
-    use more_nn::{Activation, LayerSpec, Model};
+    use more_nn::{ElementFunction, LayerSpec, Model};
     use ndarray::{ArrayD, IxDyn};
 
     /// 10x10 one-channel "frames", class = which half is brighter (deterministic).
@@ -105,7 +105,7 @@ mod tests {
             input_shape: vec![1, 10, 10],
             specs: vec![
                 LayerSpec::Conv2d { in_channels: 1, out_channels: 2, kernel: [3, 3], stride: 2, padding: 1 },
-                LayerSpec::Activation { function: Activation::Square },
+                LayerSpec::Activation { function: ElementFunction::Square },
                 LayerSpec::AvgPool { size: 2, stride: 1 },
                 LayerSpec::Flatten,
                 LayerSpec::Dense { inputs: 32, outputs: 2 },

@@ -2,7 +2,7 @@
 //! wire format. Run with `cargo bench -p more-core`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use more_core::{KeyOptions, MatrixFunction, SecretKey, codec};
+use more_core::{ElementFunction, KeyOptions, SecretKey, codec};
 use ndarray::{ArrayD, IxDyn};
 use std::hint::black_box;
 
@@ -32,7 +32,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| ct.mul(black_box(&ct2)).unwrap())
         });
         g.bench_with_input(BenchmarkId::new("relu (spectral)", n), &ct, |b, ct| {
-            b.iter(|| ct.apply(black_box(MatrixFunction::Relu)).unwrap())
+            b.iter(|| ct.apply(black_box(ElementFunction::Relu)).unwrap())
         });
         g.bench_with_input(BenchmarkId::new("wire encode", n), &ct, |b, ct| b.iter(|| codec::encode(black_box(ct))));
         g.bench_with_input(BenchmarkId::new("wire decode", n), &bytes, |b, bytes| {

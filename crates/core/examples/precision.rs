@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release -p more-core --example precision`
 
-use more_core::{EncryptedTensor, MatrixFunction, NoiseRange, Real, SecretKey};
+use more_core::{ElementFunction, EncryptedTensor, NoiseRange, Real, SecretKey};
 use ndarray::{ArrayD, IxDyn};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
@@ -22,7 +22,7 @@ fn measure<F: Real>(kappa: f64) -> [f64; 3] {
         let cy = key.encrypt_tensor_with(&y.view(), &mut rng).unwrap();
         let d = key.decrypt_tensor(&cx);
         let p = key.decrypt_tensor(&cx.mul(&cy).unwrap());
-        let r = key.decrypt_tensor(&cx.apply(MatrixFunction::Relu).unwrap());
+        let r = key.decrypt_tensor(&cx.apply(ElementFunction::Relu).unwrap());
         for i in 0..n {
             let (a, b) = (x[i].as_f64(), y[i].as_f64());
             // relative to the value range (max |m|, |r| = 1)

@@ -5,9 +5,10 @@ use std::ops::{Add, Mul, Neg, Sub};
 use rand::Rng;
 
 use crate::error::{Error, Result};
+use crate::function::ElementFunction;
 use crate::key::SecretKey;
 use crate::mat2::{self, Mat2};
-use crate::spectral::{self, MatrixFunction};
+use crate::spectral;
 
 /// A determinant below `SINGULAR_RTOL · ε · ‖C‖²_F` is rounding noise around zero: the ciphertext has a zero
 /// lane and no inverse.
@@ -56,8 +57,8 @@ impl Ciphertext {
     }
 
     /// `f(C)`, decrypting to `f(m)`. All functions but `Square` use the 2x2 structure.
-    pub fn apply(&self, f: MatrixFunction) -> Result<Self> {
-        if f == MatrixFunction::Square {
+    pub fn apply(&self, f: ElementFunction) -> Result<Self> {
+        if f == ElementFunction::Square {
             return Ok(*self * *self);
         }
         let c = self.0;

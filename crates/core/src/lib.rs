@@ -11,11 +11,11 @@
 //! can read `{m, r}` from `trace` and `det` (see the `attack` module and `docs/`).
 //!
 //! ```
-//! use more_core::{KeyOptions, MatrixFunction, SecretKey};
+//! use more_core::{KeyOptions, ElementFunction, SecretKey};
 //! let key = SecretKey::from_seed(7, KeyOptions::default()).unwrap();
 //! let (a, b) = (key.encrypt(1.5).unwrap(), key.encrypt(-2.0).unwrap());
 //! assert!((key.decrypt(&(a * b)) + 3.0).abs() < 1e-12);
-//! let s = a.apply(MatrixFunction::Sigmoid).unwrap();
+//! let s = a.apply(ElementFunction::Sigmoid).unwrap();
 //! assert!((key.decrypt(&s) - 1.0 / (1.0 + (-1.5f64).exp())).abs() < 1e-12);
 //! ```
 #![deny(missing_docs)]
@@ -25,6 +25,7 @@ pub mod attack;
 pub mod cipher;
 pub mod codec;
 pub mod error;
+pub mod function;
 pub mod key;
 pub mod mat2;
 pub mod real;
@@ -34,7 +35,7 @@ pub mod tensor;
 pub use cipher::Ciphertext;
 pub use codec::{AnyTensor, DType, decode, decode_any, encode};
 pub use error::{Error, Result};
+pub use function::ElementFunction;
 pub use key::{KeyOptions, NoiseRange, SecretKey};
 pub use real::Real;
-pub use spectral::MatrixFunction;
 pub use tensor::EncryptedTensor;

@@ -3,9 +3,9 @@
 //! A ciphertext `C = S·diag(m, r)·S⁻¹` has eigenvalues `{m, r}`, so for any function `f`
 //! `f(C) = S·diag(f(m), f(r))·S⁻¹ = α·I + β·C` with `β = (f(m) − f(r))/(m − r)` and
 //! `α = f(m) − β·m`. Computing `α, β` needs `m` and `r` — which the evaluator obtains from
-//! `trace(C)` and `det(C)`. **Every function here except [`MatrixFunction::Square`] therefore uses the
-//! 2x2 structure and reads the plaintext on the way**: that is exactly attack 1 of the security
-//! walkthrough, and why these functions are cheap.
+//! `trace(C)` and `det(C)`. **Every function here except [`ElementFunction::Square`] therefore uses the
+//! 2x2 structure and reads the plaintext on the way**: that is exactly the trace/determinant attack of the
+//! security walkthrough (`web/walkthrough.html`, `docs/attacks.md`), and why these functions are cheap.
 //!
 //! Numerics: with `c = (m + r)/2` and `δ = |m − r|/2` (from `((c₀₀ − c₁₁)/2)² + c₀₁c₁₀`), `β` is a
 //! divided difference that cancels when `δ → 0`; below `δ < 1e-4·max(1, |c|)` it is replaced by its
@@ -13,78 +13,7 @@
 //! only perturbs the result at second order, so nearly equal lanes keep full accuracy.
 
 use crate::error::{Error, Result};
-
-/// An elementwise function evaluated on ciphertexts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum MatrixFunction {
-    /// `x²` — computed as `C·C`: **ring-only** (valid in any homomorphic scheme).
-    Square,
-    /// `eˣ` — uses the 2x2 structure.
-    Exp,
-    /// `1/(1 + e⁻ˣ)` — uses the 2x2 structure.
-    Sigmoid,
-    /// `tanh x` — uses the 2x2 structure.
-    Tanh,
-    /// `|x|` — non-analytic: uses the 2x2 structure (the eigen-decomposition).
-    Abs,
-    /// `max(x, 0) = (x + |x|)/2` — uses the 2x2 structure.
-    Relu,
-}
-
-impl MatrixFunction {
-    /// Whether it is computed with ring operations only (`+`, `·`) and so would also run in a scheme
-    /// that hides the plaintext.
-    pub fn is_ring_only(self) -> bool {
-        matches!(self, Self::Square)
-    }
-
-    /// A short name (`"relu"`, `"exp"`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Square => "square",
-            Self::Exp => "exp",
-            Self::Sigmoid => "sigmoid",
-            Self::Tanh => "tanh",
-            Self::Abs => "abs",
-            Self::Relu => "relu",
-        }
-    }
-
-    /// The function on a plain real number.
-    pub fn eval(self, x: f64) -> f64 {
-        match self {
-            Self::Square => x * x,
-            Self::Exp => x.exp(),
-            Self::Sigmoid => sigmoid(x),
-            Self::Tanh => x.tanh(),
-            Self::Abs => x.abs(),
-            Self::Relu => x.max(0.0),
-        }
-    }
-
-    /// `(f′(x), f‴(x))` for the smooth functions.
-    fn derivatives_1_3(self, x: f64) -> (f64, f64) {
-        match self {
-            Self::Square => (2.0 * x, 0.0),
-            Self::Exp => {
-                let e = x.exp();
-                (e, e)
-            }
-            Self::Sigmoid => {
-                let s = sigmoid(x);
-                let d1 = s * (1.0 - s);
-                (d1, d1 * (1.0 - 6.0 * s + 6.0 * s * s))
-            }
-            Self::Tanh => {
-                let t = x.tanh();
-                let d1 = 1.0 - t * t;
-                (d1, -2.0 * d1 * (1.0 - 3.0 * t * t))
-            }
-            Self::Abs | Self::Relu => unreachable!("non-smooth functions use the sign formula"),
-        }
-    }
-}
+use crate::function::ElementFunction;
 
 /// The logistic function, evaluated without overflow.
 pub fn sigmoid(x: f64) -> f64 {
@@ -106,7 +35,7 @@ const TAYLOR_SWITCH: f64 = 1e-4;
 /// `index` only labels errors. Fails with [`Error::NotACiphertext`] when the eigenvalues are complex
 /// beyond rounding.
 #[inline]
-pub fn coefficients(f: MatrixFunction, c: [f64; 4], index: usize) -> Result<(f64, f64)> {
+pub fn coefficients(f: ElementFunction, c: [f64; 4], index: usize) -> Result<(f64, f64)> {
     let [c00, c01, c10, c11] = c;
     let mid = 0.5 * (c00 + c11);
     let half_diff = 0.5 * (c00 - c11);
@@ -121,12 +50,13 @@ pub fn coefficients(f: MatrixFunction, c: [f64; 4], index: usize) -> Result<(f64
     }
     let delta = disc.sqrt();
     Ok(match f {
-        MatrixFunction::Abs => abs_coefficients(mid, delta),
-        MatrixFunction::Relu => {
+        ElementFunction::Abs => abs_coefficients(mid, delta),
+        ElementFunction::Relu => {
             let (a, b) = abs_coefficients(mid, delta);
             (0.5 * a, 0.5 * (1.0 + b))
         }
-        MatrixFunction::Square => {
+        ElementFunction::Step => step_coefficients(mid, delta),
+        ElementFunction::Square => {
             // (αI + βC) with β = m + r = 2c, α = −m·r = −(c² − δ²).
             (delta * delta - mid * mid, 2.0 * mid)
         }
@@ -135,7 +65,7 @@ pub fn coefficients(f: MatrixFunction, c: [f64; 4], index: usize) -> Result<(f64
             let beta = if delta > TAYLOR_SWITCH * mid.abs().max(1.0) {
                 (hi - lo) / (2.0 * delta)
             } else {
-                let (d1, d3) = f.derivatives_1_3(mid);
+                let (d1, d3) = f.derivatives_1_3(mid).expect("the non-smooth functions are handled above");
                 d1 + d3 * delta * delta / 6.0
             };
             (0.5 * (hi + lo) - beta * mid, beta)
@@ -154,5 +84,20 @@ fn abs_coefficients(mid: f64, delta: f64) -> (f64, f64) {
     } else {
         // Opposite signs, so δ > |c| > ... and δ > 0: β = c/δ, α = −λ₁λ₂/δ = (δ² − c²)/δ.
         (hi * -lo / delta, mid / delta)
+    }
+}
+
+/// `step(C) = α·I + β·C` from the eigenvalues `c ± δ` (`step(x) = 1` for `x > 0`, else 0).
+#[inline]
+fn step_coefficients(mid: f64, delta: f64) -> (f64, f64) {
+    let (hi, lo) = (mid + delta, mid - delta);
+    if lo > 0.0 {
+        (1.0, 0.0)
+    } else if hi <= 0.0 {
+        (0.0, 0.0)
+    } else {
+        // Opposite signs, so δ > 0: β = (1 − 0)/(hi − lo), α = 1 − β·hi.
+        let beta = 0.5 / delta;
+        (1.0 - beta * hi, beta)
     }
 }

@@ -5,9 +5,10 @@ use rand::Rng;
 
 use crate::cipher::Ciphertext;
 use crate::error::{Error, Result};
+use crate::function::ElementFunction;
 use crate::key::SecretKey;
 use crate::real::Real;
-use crate::spectral::{self, MatrixFunction};
+use crate::spectral;
 
 /// Most dimensions a tensor may have.
 pub const MAX_DIMS: usize = 8;
@@ -15,7 +16,7 @@ pub const MAX_DIMS: usize = 8;
 /// An encrypted tensor: element `i` is the ciphertext `[[c00[i], c01[i]], [c10[i], c11[i]]]`.
 ///
 /// Stored as one array of shape `[4, ...shape]` (plane-major, standard layout), so the four planes can be
-/// fed to a plaintext linear layer as a batch four times as large (DESIGN §5): a layer with plaintext
+/// fed to a plaintext linear layer as a batch four times as large (`more-nn`'s layers): a layer with plaintext
 /// weights is linear and acts on each plane independently.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncryptedTensor<F: Real> {
@@ -273,8 +274,8 @@ impl<F: Real> EncryptedTensor<F> {
 
     /// Elementwise matrix function `f(C)`, decrypting to `f(m)`. `Square` is ring-only (`C·C`); all the
     /// others use the 2x2 structure (see [`crate::spectral`]).
-    pub fn apply(&self, f: MatrixFunction) -> Result<Self> {
-        if f == MatrixFunction::Square {
+    pub fn apply(&self, f: ElementFunction) -> Result<Self> {
+        if f == ElementFunction::Square {
             return self.mul(self);
         }
         let mut out = self.clone();

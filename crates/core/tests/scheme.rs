@@ -5,7 +5,7 @@
 //! by `ε·κ·s` and decryption multiplies by another `κ`, so every bound below has the form
 //! `c · ε · κ² · s` (products: `s = s₁·s₂`), with `ε = 2⁻⁵³` (f64) or `2⁻²⁴` (f32).
 
-use more_core::{Ciphertext, KeyOptions, MatrixFunction, NoiseRange, SecretKey};
+use more_core::{Ciphertext, ElementFunction, KeyOptions, NoiseRange, SecretKey};
 use ndarray::{ArrayD, IxDyn};
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -73,12 +73,30 @@ proptest! {
     fn scalar_functions(seed in any::<u64>(), k in 1.0..100.0f64, m in -10.0..10.0f64, dr in prop_oneof![Just(0.0), -1e-12..1e-12f64, -1e-6..1e-6f64, -5.0..5.0f64]) {
         let key = key(seed, k, NoiseRange::default());
         let c = key.encrypt_lanes(m, m + dr);
-        for f in [MatrixFunction::Exp, MatrixFunction::Sigmoid, MatrixFunction::Tanh, MatrixFunction::Relu, MatrixFunction::Abs, MatrixFunction::Square] {
+        for f in [ElementFunction::Exp, ElementFunction::Sigmoid, ElementFunction::Tanh, ElementFunction::Relu, ElementFunction::Abs, ElementFunction::Square] {
             let want = f.eval(m);
             let scale = f.eval(m).abs().max(f.eval(m + dr).abs()).max(1.0);
             let got = key.decrypt(&c.apply(f).unwrap());
             prop_assert!((got - want).abs() <= 1e-10 * k * k * scale * (1.0 + m.abs()), "{f:?} m={m} dr={dr} κ={k}: {got} vs {want}");
         }
+    }
+
+    /// The functions training uses on ciphertexts: `ln`, `√x`, `1/x` on positive lanes and `step` on lanes
+    /// at least 0.1 from zero decrypt to the function of the message.
+    #[test]
+    fn scalar_training_functions(seed in any::<u64>(), k in 1.0..10.0f64, m in 0.5..10.0f64, r in 0.5..10.0f64, s in 0.1..10.0f64, neg in any::<bool>()) {
+        let key = key(seed, k, NoiseRange::default());
+        let c = key.encrypt_lanes(m, r);
+        for f in [ElementFunction::Ln, ElementFunction::Sqrt, ElementFunction::Recip] {
+            let want = f.eval(m);
+            let got = key.decrypt(&c.apply(f).unwrap());
+            prop_assert!((got - want).abs() <= 1e-10 * k * k * (1.0 + want.abs()) * (m + r), "{f:?} m={m} r={r}: {got} vs {want}");
+        }
+        let s = if neg { -s } else { s };
+        let c = key.encrypt_lanes(s, r - 5.0);
+        let got = key.decrypt(&c.apply(ElementFunction::Step).unwrap());
+        let want = ElementFunction::Step.eval(s);
+        prop_assert!((got - want).abs() <= 1e-10 * k * k * 100.0, "step s={s} r={r}: {got} vs {want}");
     }
 
     /// f32 tensors: round trip within `4·ε₃₂·κ²·s`; elementwise product within `16·ε₃₂·κ⁴·s₁s₂`; functions
@@ -103,7 +121,7 @@ proptest! {
             prop_assert!(((sum[i] - (x[i] + y[i])) as f64).abs() <= 8.0 * EPS32 * k * k * s);
             prop_assert!(((prod[i] - x[i] * y[i]) as f64).abs() <= 16.0 * EPS32 * k.powi(4) * s * s);
         }
-        for f in [MatrixFunction::Relu, MatrixFunction::Sigmoid, MatrixFunction::Tanh, MatrixFunction::Exp] {
+        for f in [ElementFunction::Relu, ElementFunction::Sigmoid, ElementFunction::Tanh, ElementFunction::Exp] {
             let fx = key.decrypt_tensor(&cx.apply(f).unwrap());
             for i in 0..n {
                 let want = f.eval(x[i] as f64);
@@ -124,7 +142,7 @@ proptest! {
             ArrayD::from_elem(IxDyn(&[1]), c.0[1][0]),
             ArrayD::from_elem(IxDyn(&[1]), c.0[1][1]),
         ]).unwrap();
-        for f in [MatrixFunction::Exp, MatrixFunction::Sigmoid, MatrixFunction::Tanh, MatrixFunction::Relu] {
+        for f in [ElementFunction::Exp, ElementFunction::Sigmoid, ElementFunction::Tanh, ElementFunction::Relu] {
             let got = key.decrypt_tensor(&t.apply(f).unwrap())[0];
             prop_assert!((got - f.eval(m)).abs() <= 1e-11 * k * k * (1.0 + f.eval(m).abs()), "{f:?} {got} vs {}", f.eval(m));
         }
@@ -135,10 +153,10 @@ proptest! {
 fn non_finite_results_are_errors() {
     let key = SecretKey::from_seed(1, KeyOptions::default()).unwrap();
     let c = key.encrypt_lanes(800.0, 0.5);
-    assert!(c.apply(MatrixFunction::Exp).is_err());
+    assert!(c.apply(ElementFunction::Exp).is_err());
     let x = ArrayD::from_elem(IxDyn(&[3]), 800.0f64);
     let t = key.encrypt_tensor(&x.view()).unwrap();
-    assert!(matches!(t.apply(MatrixFunction::Exp), Err(more_core::Error::NonFinite { .. })));
+    assert!(matches!(t.apply(ElementFunction::Exp), Err(more_core::Error::NonFinite { .. })));
     assert!(key.encrypt(f64::NAN).is_err());
     let bad = ArrayD::from_elem(IxDyn(&[2]), f32::INFINITY);
     assert!(matches!(key.encrypt_tensor(&bad.view()), Err(more_core::Error::NonFinitePlaintext { .. })));
@@ -146,7 +164,7 @@ fn non_finite_results_are_errors() {
     assert!(key.encrypt_lanes(0.0, 0.7).inverse().is_err());
     // a rotation has complex eigenvalues: not a ciphertext
     let rot = Ciphertext([[0.0, -1.0], [1.0, 0.0]]);
-    assert!(matches!(rot.apply(MatrixFunction::Relu), Err(more_core::Error::NotACiphertext { .. })));
+    assert!(matches!(rot.apply(ElementFunction::Relu), Err(more_core::Error::NotACiphertext { .. })));
 }
 
 #[test]

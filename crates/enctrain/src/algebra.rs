@@ -3,7 +3,7 @@
 //!
 //! Ring-only here: `add`, `sub`, `mul`, `scale`, `shift`, `matmul` (Karatsuba), `gather`/`scatter_add`
 //! (public index maps: im2col, col2im, transposes, pooling windows), bias broadcasts and sums, `Square`.
-//! Using the 2x2 structure (the eigenvalue lanes `α ± √q·β`, i.e. `{m, r}`): every other [`Lanewise`]
+//! Using the 2x2 structure (the eigenvalue lanes `α ± √q·β`, i.e. `{m, r}`): every other [`ElementFunction`]
 //! function — ReLU and its step derivative, abs (max pooling), sigmoid, tanh, exp and ln (softmax and
 //! the cross-entropy value), sqrt (with a precision floor, see [`SQRT_FLOOR`]) and the reciprocal (Adam)
 //! — and the row softmax, which is evaluated
@@ -11,7 +11,8 @@
 
 use ndarray::{ArrayD, ArrayView2, Axis, Ix2, Ix4, IxDyn};
 
-use more_nn::algebra::{Algebra, Lanewise, PAD, Reveal};
+use more_core::ElementFunction;
+use more_nn::algebra::{Algebra, PAD, Reveal};
 use more_nn::kernels::{self, Window};
 
 use crate::basis::Basis;
@@ -89,7 +90,7 @@ fn op(x: ArrayView2<'_, f32>, transpose: bool) -> ArrayView2<'_, f32> {
     if transpose { x.reversed_axes() } else { x }
 }
 
-/// Relative precision floor of [`Lanewise::Sqrt`]: a lane below `SQRT_FLOOR × max(|λ₊|, |λ₋|)` is
+/// Relative precision floor of [`ElementFunction::Sqrt`]: a lane below `SQRT_FLOOR × max(|λ₊|, |λ₋|)` is
 /// taken as that floor.
 ///
 /// Why: a lane is stored as `α ± √q·β`, so its absolute rounding error is `~ε·κ(S)²·max(|λ₊|, |λ₋|)`.
@@ -115,12 +116,7 @@ fn sqrt_with_floor(a: &CoeffTensor<f32>) -> CoeffTensor<f32> {
 
 fn softmax_lane(l: &ArrayD<f32>) -> ArrayD<f32> {
     let mut out = l.clone();
-    for mut row in out.rows_mut() {
-        let m = row.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        row.mapv_inplace(|v| (v - m).exp());
-        let s = row.sum();
-        row.mapv_inplace(|v| v / s);
-    }
+    more_nn::layers::softmax::softmax_rows_inplace(&mut out);
     out
 }
 
@@ -190,19 +186,11 @@ impl Algebra for Encrypted {
         CoeffTensor::from_parts(alpha.into_dyn(), beta.into_dyn(), self.basis).map_err(to_nn)
     }
 
-    fn map(&self, a: &CoeffTensor<f32>, f: Lanewise) -> NnResult<CoeffTensor<f32>> {
+    fn map(&self, a: &CoeffTensor<f32>, f: ElementFunction) -> NnResult<CoeffTensor<f32>> {
         Ok(match f {
-            Lanewise::Square => a.mul(a).map_err(to_nn)?,
-            Lanewise::Relu => a.map_lanes(|x| x.max(0.0)),
-            Lanewise::Step => a.map_lanes(|x| if x > 0.0 { 1.0 } else { 0.0 }),
-            Lanewise::Abs => a.map_lanes(f32::abs),
-            Lanewise::Sigmoid => a.map_lanes(|x| 1.0 / (1.0 + (-x).exp())),
-            Lanewise::Tanh => a.map_lanes(f32::tanh),
-            Lanewise::Exp => a.map_lanes(f32::exp),
-            Lanewise::Ln => a.map_lanes(f32::ln),
-            Lanewise::Sqrt => sqrt_with_floor(a),
-            Lanewise::Recip => a.map_lanes(|x| 1.0 / x),
-            other => a.map_lanes(|x| other.eval(f64::from(x)) as f32),
+            ElementFunction::Square => a.mul(a).map_err(to_nn)?,
+            ElementFunction::Sqrt => sqrt_with_floor(a),
+            f => a.map_lanes(|x| f.eval_f32(x)),
         })
     }
 

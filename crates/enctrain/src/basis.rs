@@ -4,7 +4,8 @@
 //! `X̂ ∝ S·diag(1, −1)·S⁻¹`. Any single ciphertext with `m ≠ r` gives `X̂` **without the key**: its
 //! traceless part `C − (tr C / 2)·I`, normalised. This is a key-free change of basis — and it uses the 2x2
 //! structure: it is the same shared-eigenbasis structure that the ciphertext-only attack exploits
-//! (DESIGN §3, attack 2). Everything computed in this basis is computed from ciphertexts alone.
+//! (the shared-eigenbasis attack of `more_core::attack`, `docs/attacks.md`). Everything computed in this
+//! basis is computed from ciphertexts alone.
 
 use more_core::mat2::Mat2;
 use more_core::{EncryptedTensor, Real};

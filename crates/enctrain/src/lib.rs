@@ -1,6 +1,7 @@
 //! # more-enctrain
 //!
-//! Training neural networks on MORE-encrypted data (DESIGN §2, issue 4).
+//! Training neural networks on MORE-encrypted data, with the same layers, losses, optimizers and loop as
+//! plaintext training (`more_nn::train`); measurements and design in `docs/encrypted-training.md`.
 //!
 //! - [`basis`]: the public reference `X̂` chosen key-free from the data's ciphertexts.
 //! - [`coeff`]: encrypted tensors in coefficient form `α·I + β·X̂` and their algebra, each operation

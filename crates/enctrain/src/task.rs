@@ -22,6 +22,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use more_core::SecretKey;
+use more_nn::metrics::argmax;
 use more_nn::train::{Dataset, History, Net, TrainConfig, fit};
 use more_nn::{LayerSpec, Model, ModelMeta, Plain};
 
@@ -38,13 +39,9 @@ pub fn class_counts(targets: &ArrayD<f32>) -> Result<Vec<usize>> {
     }
     let mut counts = vec![0usize; targets.shape()[1]];
     for row in targets.axis_iter(Axis(0)) {
-        counts[argmax(row.iter().copied())] += 1;
+        counts[argmax(row.iter())] += 1;
     }
     Ok(counts)
-}
-
-fn argmax(it: impl Iterator<Item = f32>) -> usize {
-    it.enumerate().fold((0, f32::NEG_INFINITY), |b, (i, v)| if v > b.1 { (i, v) } else { b }).0
 }
 
 /// The usual "balanced" class weights `N / (K·n_c)` (classes without rows get weight 0). For the
@@ -84,7 +81,7 @@ impl PlainData {
         }
         let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); counts.len()];
         for (i, row) in self.targets.axis_iter(Axis(0)).enumerate() {
-            by_class[argmax(row.iter().copied())].push(i);
+            by_class[argmax(row.iter())].push(i);
         }
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut rows = Vec::new();

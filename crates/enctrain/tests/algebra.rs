@@ -9,7 +9,7 @@ use more_core::{KeyOptions, SecretKey};
 use more_enctrain::algebra::Encrypted;
 use more_enctrain::owner::KeyOwner;
 use more_enctrain::{Basis, CoeffTensor};
-use more_nn::{Algebra, Lanewise, PAD, Plain};
+use more_nn::{Algebra, ElementFunction, PAD, Plain};
 
 const TOL: f32 = 1e-4;
 
@@ -98,17 +98,17 @@ fn lanewise_functions() {
     let (a, ea) = f.pair(&[40], -3.0, 3.0);
     let (pos, epos) = f.pair(&[40], 0.2, 3.0);
     for func in [
-        Lanewise::Square,
-        Lanewise::Relu,
-        Lanewise::Step,
-        Lanewise::Abs,
-        Lanewise::Sigmoid,
-        Lanewise::Tanh,
-        Lanewise::Exp,
+        ElementFunction::Square,
+        ElementFunction::Relu,
+        ElementFunction::Step,
+        ElementFunction::Abs,
+        ElementFunction::Sigmoid,
+        ElementFunction::Tanh,
+        ElementFunction::Exp,
     ] {
         f.check(func.name(), &p.map(&a, func).unwrap(), &e.map(&ea, func).unwrap());
     }
-    for func in [Lanewise::Ln, Lanewise::Sqrt, Lanewise::Recip] {
+    for func in [ElementFunction::Ln, ElementFunction::Sqrt, ElementFunction::Recip] {
         f.check(func.name(), &p.map(&pos, func).unwrap(), &e.map(&epos, func).unwrap());
     }
 }

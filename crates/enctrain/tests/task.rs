@@ -13,7 +13,7 @@ use more_enctrain::task::{
 };
 use more_enctrain::train::{EncryptionSetup, PlainData};
 use more_nn::train::{Loss, OptimizerConfig, TrainConfig, correct};
-use more_nn::{Activation, LayerSpec, ModelMeta};
+use more_nn::{ElementFunction, LayerSpec, ModelMeta};
 
 fn one_hot(labels: &[usize], k: usize) -> ArrayD<f32> {
     ArrayD::from_shape_fn(IxDyn(&[labels.len(), k]), |i| f32::from(u8::from(labels[i[0]] == i[1])))
@@ -53,7 +53,7 @@ fn angio_shaped_task_trains_the_same_on_plaintext_and_encrypted_frames() {
     let val = frames(10, 10, 4);
     let specs = vec![
         LayerSpec::Conv2d { in_channels: 1, out_channels: 4, kernel: [3, 3], stride: 2, padding: 1 },
-        LayerSpec::Activation { function: Activation::Relu },
+        LayerSpec::Activation { function: ElementFunction::Relu },
         LayerSpec::AvgPool { size: 2, stride: 2 },
         LayerSpec::Flatten,
         LayerSpec::Dense { inputs: 64, outputs: 2 },

@@ -12,13 +12,13 @@ use more_enctrain::algebra::Encrypted;
 use more_enctrain::owner::KeyOwner;
 use more_enctrain::train::{EncryptionSetup, PlainData, TargetNoise, decrypt_model, encrypt_data, train_encrypted};
 use more_nn::train::{Loss, Net, Optimizer, OptimizerConfig, TrainConfig, train_step};
-use more_nn::{Activation, LayerSpec, ModelMeta, Plain};
+use more_nn::{ElementFunction, LayerSpec, ModelMeta, Plain};
 
 /// Largest |decrypted encrypted-run weight − plaintext-run weight| accepted after two steps (f32 planes,
 /// key condition number ≤ 10, weights of order 0.1–1; measured: at most 1.4e-6).
 const STEP_TOL: f32 = 2e-5;
 
-fn act(function: Activation) -> LayerSpec {
+fn act(function: ElementFunction) -> LayerSpec {
     LayerSpec::Activation { function }
 }
 
@@ -34,7 +34,7 @@ fn networks() -> Vec<(&'static str, Vec<usize>, Vec<LayerSpec>, Loss)> {
             vec![12],
             vec![
                 LayerSpec::Dense { inputs: 12, outputs: 8 },
-                act(Activation::Relu),
+                act(ElementFunction::Relu),
                 LayerSpec::Dense { inputs: 8, outputs: 4 },
             ],
             Loss::CrossEntropy,
@@ -44,7 +44,7 @@ fn networks() -> Vec<(&'static str, Vec<usize>, Vec<LayerSpec>, Loss)> {
             vec![1, 8, 8],
             vec![
                 conv(1, 3, 3, 1, 1),
-                act(Activation::Relu),
+                act(ElementFunction::Relu),
                 LayerSpec::MaxPool { size: 2, stride: 2 },
                 LayerSpec::Flatten,
                 LayerSpec::Dense { inputs: 48, outputs: 4 },
@@ -56,17 +56,28 @@ fn networks() -> Vec<(&'static str, Vec<usize>, Vec<LayerSpec>, Loss)> {
             vec![2, 7, 7],
             vec![
                 conv(2, 3, 3, 2, 1),
-                act(Activation::Square),
+                act(ElementFunction::Square),
                 LayerSpec::AvgPool { size: 2, stride: 1 },
                 LayerSpec::Flatten,
                 LayerSpec::Dense { inputs: 27, outputs: 6 },
-                act(Activation::Sigmoid),
+                act(ElementFunction::Sigmoid),
                 LayerSpec::Dense { inputs: 6, outputs: 5 },
-                act(Activation::Tanh),
+                act(ElementFunction::Tanh),
                 LayerSpec::Dense { inputs: 5, outputs: 4 },
                 LayerSpec::Softmax,
             ],
             Loss::Mse,
+        ),
+        (
+            "conv-relu-global-avgpool",
+            vec![1, 6, 6],
+            vec![
+                conv(1, 4, 3, 1, 1),
+                act(ElementFunction::Relu),
+                LayerSpec::GlobalAvgPool,
+                LayerSpec::Dense { inputs: 4, outputs: 4 },
+            ],
+            Loss::CrossEntropy,
         ),
     ]
 }
@@ -144,7 +155,7 @@ fn blobs(n: usize, seed: u64) -> PlainData {
 fn end_to_end_training_decrypted_and_encrypted_models() {
     let specs = vec![
         LayerSpec::Dense { inputs: 16, outputs: 12 },
-        act(Activation::Relu),
+        act(ElementFunction::Relu),
         LayerSpec::Dense { inputs: 12, outputs: 3 },
     ];
     let train = blobs(300, 1);
@@ -245,7 +256,7 @@ fn regression_training_matches_plaintext_training() {
     let train = make(256, &mut rng);
     let specs = vec![
         LayerSpec::Dense { inputs: 6, outputs: 8 },
-        act(Activation::Tanh),
+        act(ElementFunction::Tanh),
         LayerSpec::Dense { inputs: 8, outputs: 2 },
     ];
     let cfg = TrainConfig {

@@ -3,7 +3,9 @@
 use crate::{Error, Result};
 
 /// Normalisation parameters from the model metadata (`preprocessing.scale`, `.mean`, `.std`). `mean` and
-/// `std` have length 1 (broadcast) or one entry per input value; empty means 0 and 1.
+/// `std` have length 1 (broadcast) or one entry per value of a sample; empty means 0 and 1. This is the
+/// project's one normalisation: the browser (through `more-wasm`), the CLI, the server and `more-nn`'s
+/// `Preprocessing::normalize` all call [`Normalization::apply`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Normalization {
     /// Multiplier applied first (e.g. 1/255).
@@ -33,13 +35,14 @@ impl Normalization {
         Ok(n)
     }
 
-    /// Normalises `x` in place.
+    /// Normalises `x` in place: `(x·scale − mean)/std`. `x` holds one or more whole samples, so a `mean` or
+    /// `std` of `n > 1` values needs `x.len()` to be a multiple of `n` (value `i` uses entry `i mod n`).
     pub fn apply(&self, x: &mut [f32]) -> Result<()> {
         let len = x.len();
         let pick = |v: &[f32], default: f32, i: usize| match v.len() {
             0 => Ok(default),
             1 => Ok(v[0]),
-            n if n == len => Ok(v[i]),
+            n if len % n == 0 => Ok(v[i % n]),
             n => Err(Error::BadNormalization(format!("{n} mean/std values for an input of {len} values"))),
         };
         pick(&self.mean, 0.0, 0)?;
@@ -74,6 +77,9 @@ mod tests {
         let mut x = [3.0, 6.0];
         n.apply(&mut x).unwrap();
         assert_eq!(x, [1.0, 1.0]);
+        let mut batch = [3.0, 6.0, 5.0, 10.0];
+        n.apply(&mut batch).unwrap();
+        assert_eq!(batch, [1.0, 1.0, 2.0, 2.0]);
         assert!(n.apply(&mut [1.0, 2.0, 3.0]).is_err());
         assert!(Normalization::new(1.0, vec![0.0], vec![0.0]).is_err());
         assert!(Normalization::new(f32::NAN, vec![], vec![]).is_err());

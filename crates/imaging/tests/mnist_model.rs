@@ -23,19 +23,7 @@ fn gunzip(path: PathBuf) -> Vec<u8> {
 
 fn accuracy(model: &more_nn::Model, xs: Vec<f32>, labels: &[u8]) -> f64 {
     let x = ArrayD::from_shape_vec(IxDyn(&[labels.len(), 1, 28, 28]), xs).unwrap();
-    let y = model.forward_plain(x.view()).unwrap();
-    let k = y.shape()[1];
-    let flat = y.as_slice().unwrap();
-    let right = labels
-        .iter()
-        .enumerate()
-        .filter(|&(i, &l)| {
-            let row = &flat[i * k..(i + 1) * k];
-            let best = (0..k).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
-            best == l as usize
-        })
-        .count();
-    right as f64 / labels.len() as f64
+    more_nn::metrics::label_accuracy(&model.forward_plain(x.view()).unwrap(), labels)
 }
 
 #[test]

@@ -14,84 +14,13 @@
 
 use ndarray::ArrayD;
 
+use more_core::ElementFunction;
+
 use crate::error::Result;
 use crate::kernels::Window;
 
 /// Index meaning "no source element: zero" in [`Algebra::gather`], "drop" in [`Algebra::scatter_add`].
 pub const PAD: usize = usize::MAX;
-
-/// An elementwise (lanewise) function applied by [`Algebra::map`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Lanewise {
-    /// `x²` — ring-only (`C·C`).
-    Square,
-    /// `max(x, 0)` — 2x2 (spectral).
-    Relu,
-    /// ReLU's derivative: `1` if `x > 0` else `0` — 2x2 (spectral step function; not analytic).
-    Step,
-    /// `|x|` — 2x2 (spectral; used by max pooling: `max(a, b) = (a + b + |a − b|)/2`).
-    Abs,
-    /// `1/(1 + e⁻ˣ)` — 2x2. (Its derivative `s(1 − s)` is then ring-only.)
-    Sigmoid,
-    /// `tanh x` — 2x2. (Its derivative `1 − t²` is then ring-only.)
-    Tanh,
-    /// `eˣ` — 2x2 (softmax).
-    Exp,
-    /// `ln x` (x > 0) — 2x2 (cross-entropy loss value).
-    Ln,
-    /// `√x` (x ≥ 0) — 2x2 (Adam).
-    Sqrt,
-    /// `1/x` — on ciphertexts the inverse matrix `C⁻¹` (adjugate over determinant: ring-only given the
-    /// public-looking determinant; here classed as 2x2 because `det C = m·r` leaks).
-    Recip,
-}
-
-impl Lanewise {
-    /// Whether it is computed with ring operations only.
-    pub fn is_ring_only(self) -> bool {
-        matches!(self, Self::Square)
-    }
-
-    /// Its name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Square => "square",
-            Self::Relu => "relu",
-            Self::Step => "step",
-            Self::Abs => "abs",
-            Self::Sigmoid => "sigmoid",
-            Self::Tanh => "tanh",
-            Self::Exp => "exp",
-            Self::Ln => "ln",
-            Self::Sqrt => "sqrt",
-            Self::Recip => "recip",
-        }
-    }
-
-    /// The function on a plain number (`f64`; the reference for every implementation).
-    #[inline]
-    pub fn eval(self, x: f64) -> f64 {
-        match self {
-            Self::Square => x * x,
-            Self::Relu => x.max(0.0),
-            Self::Step => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Self::Abs => x.abs(),
-            Self::Sigmoid => more_core::spectral::sigmoid(x),
-            Self::Tanh => x.tanh(),
-            Self::Exp => x.exp(),
-            Self::Ln => x.ln(),
-            Self::Sqrt => x.max(0.0).sqrt(),
-            Self::Recip => 1.0 / x,
-        }
-    }
-}
 
 /// A tensor algebra for training: plaintext ([`crate::Plain`]) or ciphertexts (`more-enctrain`).
 ///
@@ -145,8 +74,8 @@ pub trait Algebra: Send + Sync {
     /// 2-D matrix product `op(a)·op(b)` where `op` transposes when the flag is set — ring-only.
     fn matmul(&self, a: &Self::Tensor, transpose_a: bool, b: &Self::Tensor, transpose_b: bool) -> Result<Self::Tensor>;
 
-    /// A lanewise function (see [`Lanewise`] for which are ring-only).
-    fn map(&self, a: &Self::Tensor, f: Lanewise) -> Result<Self::Tensor>;
+    /// An elementwise function (see [`ElementFunction`] for which are ring-only).
+    fn map(&self, a: &Self::Tensor, f: ElementFunction) -> Result<Self::Tensor>;
 
     /// `a[n, m] + b[m]` broadcast over rows (bias) — ring-only. Default: `a + ones[n,1]·b[1,m]`.
     fn add_row(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor> {
@@ -208,9 +137,9 @@ pub trait Algebra: Send + Sync {
     /// Row-wise softmax of `[n, m]` logits: `exp` (2x2), row sums (ring), `Recip` (2x2), product (ring).
     /// [`crate::Plain`] overrides it with the max-subtracted form (same value, no overflow).
     fn softmax_rows(&self, logits: &Self::Tensor) -> Result<Self::Tensor> {
-        let e = self.map(logits, Lanewise::Exp)?;
+        let e = self.map(logits, ElementFunction::Exp)?;
         let s = self.row_sums(&e)?;
-        let inv = self.map(&s, Lanewise::Recip)?;
+        let inv = self.map(&s, ElementFunction::Recip)?;
         self.mul_col(&e, &inv)
     }
 }

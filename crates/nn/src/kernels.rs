@@ -1,6 +1,6 @@
 //! Plaintext array kernels shared by inference and plaintext training: im2col/col2im for convolutions and
 //! the window loops of pooling. They act on ordinary `f32` arrays; an encrypted tensor's four planes go
-//! through them as one batch four times as large (DESIGN §5).
+//! through them as one batch four times as large.
 
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
 

@@ -1,14 +1,16 @@
 //! # more-nn
 //!
-//! Neural networks that run unchanged on plaintext and on MORE ciphertexts (DESIGN §5).
+//! Neural networks that run unchanged on plaintext and on MORE ciphertexts.
 //!
 //! - [`Model`]: layers with plaintext weights plus [`ModelMeta`]; [`Model::forward_plain`] and
 //!   [`Model::forward_encrypted`] run the same layer code — a linear layer runs one GEMM on the four
 //!   ciphertext planes stacked as a batch four times as large. Model files: see [`model`].
-//! - [`layer`]: dense, conv2d, average and max pooling, flatten, activations, softmax — each documented as
-//!   ring-only or as using the 2x2 structure.
+//! - [`layers`]: one file per layer family (dense, conv2d, average/max/global pooling, flatten,
+//!   activations, softmax), each giving its spec, inference forward pass, training forward and backward
+//!   passes, and whether it is ring-only or uses the 2x2 structure.
 //! - [`algebra`]: the [`Algebra`] trait training is generic over; [`Plain`] implements it on `f32` arrays,
-//!   `more-enctrain` on ciphertexts.
+//!   `more-enctrain` on ciphertexts. [`train`]: the network, losses, optimizers and training loop.
+//! - [`metrics`]: argmax and accuracy, the one implementation for every crate.
 //! - [`idx`]: the gzip IDX loader for MNIST and the angiography frames.
 #![deny(missing_docs)]
 
@@ -16,14 +18,19 @@ pub mod algebra;
 pub mod error;
 pub mod idx;
 pub mod kernels;
-pub mod layer;
+pub mod layers;
+pub mod metrics;
 pub mod model;
 pub mod networks;
 pub mod plain;
 pub mod train;
 
-pub use algebra::{Algebra, Lanewise, PAD, Reveal};
+pub use algebra::{Algebra, PAD, Reveal};
 pub use error::{Error, Result};
-pub use layer::{Activation, Conv2d, Dense, Layer, LayerSpec, Pool};
+pub use layers::{Layer, LayerKind, LayerSpec};
 pub use model::{Model, ModelMeta, OperationInfo, OutputKind, Preprocessing};
+/// The function of an activation layer (`LayerSpec::Activation { function: Activation::Relu }`): the
+/// project's one [`ElementFunction`] under the name network definitions use.
+pub use more_core::ElementFunction as Activation;
+pub use more_core::ElementFunction;
 pub use plain::Plain;

@@ -21,9 +21,10 @@ use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn};
 use serde::{Deserialize, Serialize};
 
 use more_core::{DType, EncryptedTensor};
+use more_imaging::Normalization;
 
 use crate::error::{Error, Result};
-use crate::layer::{Batch, Layer, LayerSpec};
+use crate::layers::{Batch, Layer, LayerSpec};
 
 /// File magic and version.
 pub const MAGIC: &[u8; 8] = b"MORENN01";
@@ -66,13 +67,18 @@ pub struct Preprocessing {
 }
 
 impl Preprocessing {
-    /// Normalises raw values in place: `(x·scale − mean)/std` (mean/std broadcast if of length 1).
-    pub fn normalize(&self, x: &mut [f32]) {
-        let pick =
-            |v: &[f32], i: usize, d: f32| if v.is_empty() { d } else { v[if v.len() == 1 { 0 } else { i % v.len() }] };
-        for (i, v) in x.iter_mut().enumerate() {
-            *v = (*v * self.scale - pick(&self.mean, i, 0.0)) / pick(&self.std, i, 1.0);
-        }
+    /// The input normalisation `x·scale`, then `(x − mean)/std` — `more_imaging`'s [`Normalization`], the
+    /// one used by the browser (through wasm), the CLI and the server. Fails on non-finite values or a
+    /// zero `std`.
+    pub fn normalization(&self) -> Result<Normalization> {
+        Normalization::new(self.scale, self.mean.clone(), self.std.clone())
+            .map_err(|e| Error::InvalidModel(format!("preprocessing: {e}")))
+    }
+
+    /// Normalises raw values in place with [`Self::normalization`]. `x` holds whole samples: `mean` and
+    /// `std` have length 1 (broadcast), or one entry per value of a sample.
+    pub fn normalize(&self, x: &mut [f32]) -> Result<()> {
+        self.normalization()?.apply(x).map_err(|e| Error::InvalidModel(format!("preprocessing: {e}")))
     }
 }
 
@@ -231,11 +237,7 @@ impl Model {
         let mut total = 0;
         for l in &self.layers {
             let out = l.output_shape(&shape).expect("checked in new");
-            total += match l {
-                Layer::Dense(d) => d.weight.len(),
-                Layer::Conv2d(c) => out.iter().product::<usize>() * c.weight.len() / c.weight.shape()[0],
-                _ => 0,
-            };
+            total += l.spec().multiply_adds(&out);
             shape = out;
         }
         total
@@ -255,7 +257,7 @@ impl Model {
 
     fn run(&self, mut batch: Batch) -> Result<Batch> {
         for layer in &self.layers {
-            batch = layer.forward(batch)?;
+            batch = layer.infer(batch)?;
         }
         Ok(batch)
     }

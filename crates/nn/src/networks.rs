@@ -5,7 +5,7 @@
 //! ciphertexts, dense and convolution layers, average pooling, flatten and square are ring-only; ReLU and
 //! tanh use the spectral formula (the 2x2 structure).
 
-use crate::layer::{Activation, LayerSpec};
+use crate::{ElementFunction, LayerSpec};
 
 /// Input shape of the MNIST networks: one 28x28 channel.
 pub const MNIST_INPUT: [usize; 3] = [1, 28, 28];
@@ -16,7 +16,7 @@ fn conv(in_channels: usize, out_channels: usize, kernel: usize, stride: usize, p
     LayerSpec::Conv2d { in_channels, out_channels, kernel: [kernel, kernel], stride, padding }
 }
 
-fn act(function: Activation) -> LayerSpec {
+fn act(function: ElementFunction) -> LayerSpec {
     LayerSpec::Activation { function }
 }
 
@@ -25,12 +25,12 @@ fn act(function: Activation) -> LayerSpec {
 pub fn mnist_cnn_relu() -> Vec<LayerSpec> {
     vec![
         conv(1, 16, 5, 2, 2), // 16x14x14
-        act(Activation::Relu),
+        act(ElementFunction::Relu),
         conv(16, 16, 3, 2, 1), // 16x7x7
-        act(Activation::Relu),
+        act(ElementFunction::Relu),
         LayerSpec::Flatten,
         LayerSpec::Dense { inputs: 16 * 7 * 7, outputs: 64 },
-        act(Activation::Relu),
+        act(ElementFunction::Relu),
         LayerSpec::Dense { inputs: 64, outputs: 10 },
     ]
 }
@@ -40,10 +40,10 @@ pub fn mnist_cnn_relu() -> Vec<LayerSpec> {
 pub fn mnist_cnn_square() -> Vec<LayerSpec> {
     vec![
         conv(1, 8, 5, 2, 2), // 8x14x14
-        act(Activation::Square),
+        act(ElementFunction::Square),
         LayerSpec::Flatten,
         LayerSpec::Dense { inputs: 8 * 14 * 14, outputs: 100 },
-        act(Activation::Square),
+        act(ElementFunction::Square),
         LayerSpec::Dense { inputs: 100, outputs: 10 },
     ]
 }
@@ -53,10 +53,10 @@ pub fn mnist_cnn_square() -> Vec<LayerSpec> {
 pub fn angio_cnn() -> Vec<LayerSpec> {
     vec![
         conv(1, 8, 5, 2, 2), // 8x64x64
-        act(Activation::Relu),
+        act(ElementFunction::Relu),
         LayerSpec::AvgPool { size: 2, stride: 2 }, // 8x32x32
         conv(8, 16, 3, 2, 1),                      // 16x16x16
-        act(Activation::Relu),
+        act(ElementFunction::Relu),
         LayerSpec::AvgPool { size: 2, stride: 2 }, // 16x8x8
         LayerSpec::Flatten,
         LayerSpec::Dense { inputs: 16 * 8 * 8, outputs: 2 },
@@ -68,9 +68,9 @@ pub fn angio_cnn() -> Vec<LayerSpec> {
 pub fn wbc_mlp(inputs: usize, hidden: usize, outputs: usize) -> Vec<LayerSpec> {
     vec![
         LayerSpec::Dense { inputs, outputs: hidden },
-        act(Activation::Tanh),
+        act(ElementFunction::Tanh),
         LayerSpec::Dense { inputs: hidden, outputs: hidden },
-        act(Activation::Tanh),
+        act(ElementFunction::Tanh),
         LayerSpec::Dense { inputs: hidden, outputs },
     ]
 }

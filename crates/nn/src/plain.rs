@@ -2,7 +2,9 @@
 
 use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn};
 
-use crate::algebra::{Algebra, Lanewise, PAD, Reveal};
+use more_core::ElementFunction;
+
+use crate::algebra::{Algebra, PAD, Reveal};
 use crate::error::{Error, Result};
 use crate::kernels::{self, Window};
 
@@ -116,19 +118,8 @@ impl Algebra for Plain {
         Ok(a2.dot(&b2).into_dyn())
     }
 
-    fn map(&self, a: &ArrayD<f32>, f: Lanewise) -> Result<ArrayD<f32>> {
-        Ok(match f {
-            Lanewise::Square => a.mapv(|x| x * x),
-            Lanewise::Relu => a.mapv(|x| x.max(0.0)),
-            Lanewise::Step => a.mapv(|x| if x > 0.0 { 1.0 } else { 0.0 }),
-            Lanewise::Abs => a.mapv(f32::abs),
-            Lanewise::Sigmoid => a.mapv(|x| 1.0 / (1.0 + (-x).exp())),
-            Lanewise::Tanh => a.mapv(f32::tanh),
-            Lanewise::Exp => a.mapv(f32::exp),
-            Lanewise::Ln => a.mapv(f32::ln),
-            Lanewise::Sqrt => a.mapv(|x| x.max(0.0).sqrt()),
-            Lanewise::Recip => a.mapv(|x| 1.0 / x),
-        })
+    fn map(&self, a: &ArrayD<f32>, f: ElementFunction) -> Result<ArrayD<f32>> {
+        Ok(a.mapv(|x| f.eval_f32(x)))
     }
 
     fn add_row(&self, a: &ArrayD<f32>, b: &ArrayD<f32>) -> Result<ArrayD<f32>> {
@@ -188,12 +179,7 @@ impl Algebra for Plain {
 
     fn softmax_rows(&self, logits: &ArrayD<f32>) -> Result<ArrayD<f32>> {
         let mut d = as2("softmax_rows", logits)?.to_owned();
-        for mut row in d.rows_mut() {
-            let m = row.fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-            row.mapv_inplace(|v| (v - m).exp());
-            let s = row.sum();
-            row.mapv_inplace(|v| v / s);
-        }
+        crate::layers::softmax::softmax_rows_inplace(&mut d);
         Ok(d.into_dyn())
     }
 }

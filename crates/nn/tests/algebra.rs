@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use more_nn::train::{Loss, Net, Optimizer, OptimizerConfig, train_step};
-use more_nn::{Activation, Algebra, Lanewise, LayerSpec, Plain, Result};
+use more_nn::{Algebra, ElementFunction, LayerSpec, Plain, Result};
 
 /// Only the required methods, delegated to `Plain`: every provided method runs its default.
 struct Minimal;
@@ -49,7 +49,7 @@ impl Algebra for Minimal {
     fn matmul(&self, a: &ArrayD<f32>, ta: bool, b: &ArrayD<f32>, tb: bool) -> Result<ArrayD<f32>> {
         Plain.matmul(a, ta, b, tb)
     }
-    fn map(&self, a: &ArrayD<f32>, f: Lanewise) -> Result<ArrayD<f32>> {
+    fn map(&self, a: &ArrayD<f32>, f: ElementFunction) -> Result<ArrayD<f32>> {
         Plain.map(a, f)
     }
 }
@@ -62,16 +62,16 @@ fn random(shape: &[usize], rng: &mut ChaCha8Rng, scale: f32) -> ArrayD<f32> {
 fn default_methods_train_like_plain() {
     let specs = [
         LayerSpec::Conv2d { in_channels: 1, out_channels: 3, kernel: [3, 3], stride: 1, padding: 1 },
-        LayerSpec::Activation { function: Activation::Relu },
+        LayerSpec::Activation { function: ElementFunction::Relu },
         LayerSpec::MaxPool { size: 2, stride: 2 },
         LayerSpec::Conv2d { in_channels: 3, out_channels: 2, kernel: [2, 2], stride: 1, padding: 0 },
-        LayerSpec::Activation { function: Activation::Tanh },
+        LayerSpec::Activation { function: ElementFunction::Tanh },
         LayerSpec::AvgPool { size: 2, stride: 1 },
         LayerSpec::Flatten,
         LayerSpec::Dense { inputs: 2 * 2 * 2, outputs: 6 },
-        LayerSpec::Activation { function: Activation::Sigmoid },
+        LayerSpec::Activation { function: ElementFunction::Sigmoid },
         LayerSpec::Dense { inputs: 6, outputs: 4 },
-        LayerSpec::Activation { function: Activation::Square },
+        LayerSpec::Activation { function: ElementFunction::Square },
         LayerSpec::Softmax,
     ];
     for opt in [OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9 }, OptimizerConfig::adam(0.01)] {

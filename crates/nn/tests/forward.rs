@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use more_core::{KeyOptions, SecretKey};
-use more_nn::{Activation, Conv2d, Dense, Layer, Model, ModelMeta, Pool};
+use more_nn::{ElementFunction, Layer, LayerSpec, Model, ModelMeta};
 
 fn random(shape: &[usize], rng: &mut ChaCha8Rng, scale: f32) -> ArrayD<f32> {
     Array::from_shape_fn(IxDyn(shape), |_| rng.random_range(-scale..scale))
@@ -15,20 +15,13 @@ fn random(shape: &[usize], rng: &mut ChaCha8Rng, scale: f32) -> ArrayD<f32> {
 
 fn conv(i: usize, o: usize, k: usize, stride: usize, padding: usize, rng: &mut ChaCha8Rng) -> Layer {
     let s = 1.0 / ((i * k * k) as f32).sqrt();
-    Layer::Conv2d(Conv2d {
-        weight: random(&[o, i, k, k], rng, s).into_dimensionality().unwrap(),
-        bias: random(&[o], rng, 0.1).into_dimensionality().unwrap(),
-        stride,
-        padding,
-    })
+    let spec = LayerSpec::Conv2d { in_channels: i, out_channels: o, kernel: [k, k], stride, padding };
+    spec.build(vec![random(&[o, i, k, k], rng, s), random(&[o], rng, 0.1)]).unwrap()
 }
 
 fn dense(i: usize, o: usize, rng: &mut ChaCha8Rng) -> Layer {
     let s = 1.0 / (i as f32).sqrt();
-    Layer::Dense(Dense {
-        weight: random(&[i, o], rng, s).into_dimensionality().unwrap(),
-        bias: random(&[o], rng, 0.1).into_dimensionality().unwrap(),
-    })
+    LayerSpec::Dense { inputs: i, outputs: o }.build(vec![random(&[i, o], rng, s), random(&[o], rng, 0.1)]).unwrap()
 }
 
 /// Runs both paths and returns the largest absolute difference after decryption.
@@ -41,8 +34,15 @@ fn max_diff(model: &Model, x: &ArrayD<f32>, key_seed: u64) -> f32 {
     dec.iter().zip(plain.iter()).map(|(a, b)| (a - b).abs() / b.abs().max(1.0)).fold(0.0, f32::max)
 }
 
-fn act(a: usize) -> Activation {
-    [Activation::Square, Activation::Relu, Activation::Sigmoid, Activation::Tanh][a % 4]
+/// A parameter-free layer.
+fn layer(spec: LayerSpec) -> Layer {
+    Layer::parameter_free(spec).unwrap()
+}
+
+fn act(a: usize) -> Layer {
+    let function =
+        [ElementFunction::Square, ElementFunction::Relu, ElementFunction::Sigmoid, ElementFunction::Tanh][a % 4];
+    layer(LayerSpec::Activation { function })
 }
 
 proptest! {
@@ -57,17 +57,20 @@ proptest! {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let c1 = conv(c, o, k, stride, padding, &mut rng);
         let shape1 = c1.output_shape(&[c, hw, hw]).unwrap();
-        let pool = Pool { size: 2, stride: 2 };
-        let mut layers = vec![c1, Layer::Activation(act(a))];
+        let mut layers = vec![c1, act(a)];
         let mut shape = shape1.clone();
         if shape1[1] >= 2 {
-            layers.push(if maxpool { Layer::MaxPool(pool) } else { Layer::AvgPool(pool) });
+            layers.push(layer(if maxpool {
+                LayerSpec::MaxPool { size: 2, stride: 2 }
+            } else {
+                LayerSpec::AvgPool { size: 2, stride: 2 }
+            }));
             shape = layers.last().unwrap().output_shape(&shape1).unwrap();
         }
-        layers.push(Layer::Flatten);
+        layers.push(layer(LayerSpec::Flatten));
         layers.push(dense(shape.iter().product(), 3, &mut rng));
         if softmax {
-            layers.push(Layer::Softmax);
+            layers.push(layer(LayerSpec::Softmax));
         }
         let model = Model::new(ModelMeta::new("t", "test"), &[c, hw, hw], layers).unwrap();
         let x = random(&[n, c, hw, hw], &mut rng, 1.0);
@@ -78,7 +81,7 @@ proptest! {
     #[test]
     fn each_activation_agrees(seed in 0u64..1000, n in 1usize..5, f in 1usize..20, a in 0usize..4) {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let model = Model::new(ModelMeta::new("t", "test"), &[f], vec![Layer::Activation(act(a))]).unwrap();
+        let model = Model::new(ModelMeta::new("t", "test"), &[f], vec![act(a)]).unwrap();
         let x = random(&[n, f], &mut rng, 3.0);
         let d = max_diff(&model, &x, seed);
         prop_assert!(d < 1e-4, "max relative diff {d}");
@@ -88,9 +91,12 @@ proptest! {
 #[test]
 fn wrong_input_shapes_are_errors() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let model =
-        Model::new(ModelMeta::new("t", "test"), &[1, 8, 8], vec![conv(1, 2, 3, 1, 0, &mut rng), Layer::Flatten])
-            .unwrap();
+    let model = Model::new(
+        ModelMeta::new("t", "test"),
+        &[1, 8, 8],
+        vec![conv(1, 2, 3, 1, 0, &mut rng), layer(LayerSpec::Flatten)],
+    )
+    .unwrap();
     for shape in [vec![1, 8, 8], vec![2, 1, 8, 9], vec![2, 2, 8, 8], vec![1, 1, 1, 8, 8]] {
         let x = ArrayD::<f32>::zeros(IxDyn(&shape));
         assert!(model.forward_plain(x.view()).is_err(), "{shape:?}");
@@ -106,7 +112,12 @@ fn invalid_models_are_rejected() {
     // Dense on a 3-D input, conv kernel larger than the input.
     assert!(Model::new(ModelMeta::new("t", "t"), &[1, 4, 4], vec![dense(16, 2, &mut rng)]).is_err());
     assert!(
-        Model::new(ModelMeta::new("t", "t"), &[1, 2, 2], vec![conv(1, 1, 3, 1, 0, &mut rng), Layer::Flatten]).is_err()
+        Model::new(
+            ModelMeta::new("t", "t"),
+            &[1, 2, 2],
+            vec![conv(1, 1, 3, 1, 0, &mut rng), layer(LayerSpec::Flatten)]
+        )
+        .is_err()
     );
     assert!(Model::new(ModelMeta::new("t", "t"), &[1, 4, 4], vec![conv(1, 1, 3, 1, 0, &mut rng)]).is_err());
 }
@@ -116,11 +127,11 @@ fn model_files_round_trip_and_corruption_is_detected() {
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let layers = vec![
         conv(1, 3, 3, 2, 1, &mut rng),
-        Layer::Activation(Activation::Relu),
-        Layer::MaxPool(Pool { size: 2, stride: 2 }),
-        Layer::Flatten,
+        layer(LayerSpec::Activation { function: ElementFunction::Relu }),
+        layer(LayerSpec::MaxPool { size: 2, stride: 2 }),
+        layer(LayerSpec::Flatten),
         dense(12, 4, &mut rng),
-        Layer::Softmax,
+        layer(LayerSpec::Softmax),
     ];
     let mut meta = ModelMeta::new("roundtrip", "test");
     meta.metrics.insert("test_accuracy".into(), 0.5);

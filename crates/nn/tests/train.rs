@@ -6,7 +6,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use more_nn::train::{Dataset, Loss, Net, OptimizerConfig, TrainConfig, evaluate, fit};
-use more_nn::{Activation, Algebra, LayerSpec, Plain};
+use more_nn::{Algebra, ElementFunction, LayerSpec, Plain};
 
 fn random(shape: &[usize], rng: &mut ChaCha8Rng, scale: f32) -> ArrayD<f32> {
     Array::from_shape_fn(IxDyn(shape), |_| rng.random_range(-scale..scale))
@@ -61,7 +61,9 @@ fn conv(i: usize, o: usize, k: usize, stride: usize, padding: usize) -> LayerSpe
 #[test]
 fn gradients_dense_and_activations() {
     for (s, function) in
-        [Activation::Square, Activation::Relu, Activation::Sigmoid, Activation::Tanh].into_iter().enumerate()
+        [ElementFunction::Square, ElementFunction::Relu, ElementFunction::Sigmoid, ElementFunction::Tanh]
+            .into_iter()
+            .enumerate()
     {
         let specs = [
             LayerSpec::Dense { inputs: 5, outputs: 7 },
@@ -163,7 +165,7 @@ fn short_mnist_training_reaches_a_sanity_accuracy() {
     let (train, test) = (to_data(&train), to_data(&test));
     let specs = [
         conv(1, 4, 5, 2, 2),
-        LayerSpec::Activation { function: Activation::Relu },
+        LayerSpec::Activation { function: ElementFunction::Relu },
         LayerSpec::Flatten,
         LayerSpec::Dense { inputs: 4 * 14 * 14, outputs: 10 },
     ];
@@ -189,7 +191,7 @@ fn fit_plain_trains_a_regression_model_with_early_stopping() {
     let split = |a: &ArrayD<f32>, r: std::ops::Range<usize>| a.slice_axis(ndarray::Axis(0), r.into()).to_owned();
     let specs = [
         LayerSpec::Dense { inputs: 3, outputs: 16 },
-        LayerSpec::Activation { function: Activation::Tanh },
+        LayerSpec::Activation { function: ElementFunction::Tanh },
         LayerSpec::Dense { inputs: 16, outputs: 1 },
     ];
     let cfg = TrainConfig {

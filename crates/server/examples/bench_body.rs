@@ -12,6 +12,7 @@
 use anyhow::{Context, bail};
 use more_core::{KeyOptions, SecretKey};
 use more_nn::Model;
+use more_nn::metrics::argmax;
 use ndarray::{ArrayD, Axis, IxDyn};
 
 const SEED: u64 = 0x5eed;
@@ -38,7 +39,7 @@ fn main() -> anyhow::Result<()> {
         bail!("INDEX {index} is out of range ({} images)", labels.len());
     }
     let mut x: Vec<f32> = images.index_axis(Axis(0), index).iter().map(|&p| f32::from(p)).collect();
-    model.meta().preprocessing.normalize(&mut x);
+    model.meta().preprocessing.normalize(&mut x)?;
     let x = ArrayD::from_shape_vec(IxDyn(model.input_shape()), x)?;
     let key = SecretKey::from_seed(SEED, KeyOptions::default())?;
     let label = labels[[index]];
@@ -53,12 +54,9 @@ fn main() -> anyhow::Result<()> {
             let answer = key.decrypt_tensor(&more_core::decode::<f32>(&bytes, 1 << 20)?);
             let plain = model.forward_plain(x.insert_axis(Axis(0)).view())?;
             let diff = answer.iter().zip(plain.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            let argmax = |v: &mut dyn Iterator<Item = f32>| {
-                v.enumerate().fold((0, f32::MIN), |m, (i, x)| if x > m.1 { (i, x) } else { m }).0
-            };
-            let predicted = argmax(&mut answer.iter().copied());
+            let predicted = argmax(answer.iter());
             println!("decrypted answer: class {predicted} (label {label}), max |encrypted - plaintext| = {diff:.2e}");
-            if diff > 1e-3 || predicted != argmax(&mut plain.iter().copied()) {
+            if diff > 1e-3 || predicted != argmax(plain.iter()) {
                 bail!("the decrypted answer does not match the plaintext model");
             }
         }

@@ -312,15 +312,15 @@ fn run_group(group: Vec<Job>) {
 mod tests {
     use super::*;
     use more_core::{KeyOptions, SecretKey};
-    use more_nn::layer::{Activation, Dense, Layer};
-    use more_nn::{Model, ModelMeta};
+    use more_nn::{ElementFunction, Layer, LayerSpec, Model, ModelMeta};
     use ndarray::{Array1, Array2, ArrayD, IxDyn};
 
     fn model() -> Arc<Model> {
         let w = Array2::from_shape_fn((4, 3), |(i, j)| (i as f32 - 1.5) * 0.3 + j as f32 * 0.1);
+        let b = Array1::from(vec![0.1, -0.2, 0.05]);
         let layers = vec![
-            Layer::Dense(Dense { weight: w, bias: Array1::from(vec![0.1, -0.2, 0.05]) }),
-            Layer::Activation(Activation::Relu),
+            LayerSpec::Dense { inputs: 4, outputs: 3 }.build(vec![w.into_dyn(), b.into_dyn()]).unwrap(),
+            Layer::parameter_free(LayerSpec::Activation { function: ElementFunction::Relu }).unwrap(),
         ];
         Arc::new(Model::new(ModelMeta::new("unit", "test"), &[4], layers).unwrap())
     }

@@ -8,6 +8,7 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
 use more_core::codec::MEDIA_TYPE;
 use more_core::{KeyOptions, SecretKey};
+use more_nn::metrics::argmax;
 use more_server::{AppState, EngineConfig, Limits, Registry, app};
 use ndarray::{ArrayD, Axis, IxDyn};
 use tower::ServiceExt;
@@ -31,7 +32,7 @@ async fn shipped_mnist_models_answer_encrypted_test_images() {
     for model in mnist {
         let id = model.meta().id.clone();
         let mut x: Vec<f32> = images.slice_axis(Axis(0), (0..n).into()).iter().map(|&p| f32::from(p)).collect();
-        model.meta().preprocessing.normalize(&mut x);
+        model.meta().preprocessing.normalize(&mut x).unwrap();
         let mut shape = vec![n];
         shape.extend_from_slice(model.input_shape());
         let x = ArrayD::from_shape_vec(IxDyn(&shape), x).unwrap();
@@ -47,16 +48,13 @@ async fn shipped_mnist_models_answer_encrypted_test_images() {
         let got = key.decrypt_tensor(&more_core::decode::<f32>(&bytes, 1 << 20).unwrap());
         let want = model.forward_plain(x.view()).unwrap();
         assert_eq!(got.shape(), &[n, 10]);
-        let argmax = |row: ndarray::ArrayViewD<f32>| {
-            row.iter().enumerate().fold((0, f32::MIN), |m, (i, &v)| if v > m.1 { (i, v) } else { m }).0
-        };
         let mut correct = 0;
         for i in 0..n {
             let (g, w) = (got.index_axis(Axis(0), i), want.index_axis(Axis(0), i));
             let diff = g.iter().zip(w.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(diff < 1e-3, "{id} image {i}: max logit diff {diff}");
-            assert_eq!(argmax(g.view()), argmax(w.view()), "{id} image {i}");
-            correct += usize::from(argmax(g) == usize::from(labels[[i]]));
+            assert_eq!(argmax(g.iter()), argmax(w.iter()), "{id} image {i}");
+            correct += usize::from(argmax(g.iter()) == usize::from(labels[[i]]));
         }
         assert!(correct >= n - 1, "{id}: {correct}/{n} correct");
     }
@@ -79,7 +77,7 @@ async fn every_shipped_model_round_trips_a_batch() {
         if pre.scale > 0.0 && pre.scale < 1.0 {
             x.iter_mut().for_each(|v| *v /= pre.scale);
         }
-        pre.normalize(&mut x);
+        pre.normalize(&mut x).unwrap();
         let x = ArrayD::from_shape_vec(IxDyn(&shape), x).unwrap();
         let key = SecretKey::from_seed(k as u64 + 1, KeyOptions::default()).unwrap();
         let req = Request::post(format!("/api/v1/models/{id}/infer"))

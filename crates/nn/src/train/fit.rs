@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::algebra::{Algebra, PAD, Reveal};
 use crate::error::{Error, Result};
+use crate::metrics::correct;
 use crate::model::ModelMeta;
-use crate::train::loss::{Loss, correct};
+use crate::train::loss::Loss;
 use crate::train::net::Net;
 use crate::train::optim::{Optimizer, OptimizerConfig};
 

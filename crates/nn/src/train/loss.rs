@@ -4,7 +4,9 @@
 use ndarray::{ArrayD, Axis, Ix2};
 use serde::{Deserialize, Serialize};
 
-use crate::algebra::{Algebra, Lanewise};
+use more_core::ElementFunction;
+
+use crate::algebra::Algebra;
 use crate::error::{Error, Result};
 
 /// A training loss over `[N, K]` outputs and targets.
@@ -41,7 +43,7 @@ impl Loss {
         match self {
             Loss::CrossEntropy => {
                 let p = alg.softmax_rows(outputs)?;
-                let lp = alg.map(&alg.shift(&p, 1e-7)?, Lanewise::Ln)?;
+                let lp = alg.map(&alg.shift(&p, 1e-7)?, ElementFunction::Ln)?;
                 alg.scale(&alg.sum_all(&alg.mul(targets, &lp)?)?, -1.0 / s[0] as f32)
             }
             Loss::Mse => {
@@ -77,16 +79,4 @@ impl Loss {
             }
         })
     }
-}
-
-/// Number of rows whose argmax agrees between outputs and (one-hot) targets.
-pub fn correct(outputs: &ArrayD<f32>, targets: &ArrayD<f32>) -> usize {
-    let argmax = |r: ndarray::ArrayViewD<'_, f32>| {
-        r.iter().enumerate().fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best }).0
-    };
-    outputs
-        .axis_iter(Axis(0))
-        .zip(targets.axis_iter(Axis(0)))
-        .filter(|(o, t)| argmax(o.view()) == argmax(t.view()))
-        .count()
 }

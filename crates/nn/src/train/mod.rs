@@ -6,9 +6,10 @@ pub mod loss;
 pub mod net;
 pub mod optim;
 
+pub use crate::metrics::correct;
 pub use fit::{
     Checkpoint, Dataset, EpochStats, History, TrainConfig, evaluate, fit, fit_plain, split_rows, take_rows, train_step,
 };
-pub use loss::{Loss, correct};
+pub use loss::Loss;
 pub use net::{Net, Tape};
 pub use optim::{Optimizer, OptimizerConfig};

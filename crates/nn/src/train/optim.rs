@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::algebra::{Algebra, Lanewise};
+use more_core::ElementFunction;
+
+use crate::algebra::Algebra;
 use crate::error::{Error, Result};
 
 /// Optimizer settings.
@@ -115,8 +117,8 @@ impl<A: Algebra> Optimizer<A> {
                     let c1 = 1.0 - beta1.powi(t);
                     let c2 = 1.0 - beta2.powi(t);
                     // w ← w − (η/c1)·m ⊙ 1/(√(v/c2) + ε)
-                    let denom = alg.shift(&alg.map(&alg.scale(&v, 1.0 / c2)?, Lanewise::Sqrt)?, eps)?;
-                    let upd = alg.mul(&m, &alg.map(&denom, Lanewise::Recip)?)?;
+                    let denom = alg.shift(&alg.map(&alg.scale(&v, 1.0 / c2)?, ElementFunction::Sqrt)?, eps)?;
+                    let upd = alg.mul(&m, &alg.map(&denom, ElementFunction::Recip)?)?;
                     *w = alg.sub(w, &alg.scale(&upd, lr / c1)?)?;
                     self.first[i] = Some(m);
                     self.second[i] = Some(v);

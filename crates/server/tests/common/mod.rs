@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::Router;
-use more_nn::layer::{Activation, Conv2d, Dense, Layer, Pool};
-use more_nn::{Model, ModelMeta};
+use more_nn::{ElementFunction, Layer, LayerSpec, Model, ModelMeta};
 use more_server::{AppState, EngineConfig, Limits, Registry, Samples, app};
 use ndarray::{Array1, Array2, Array4, ArrayD, IxDyn};
 use rand::{Rng, SeedableRng};
@@ -22,13 +21,13 @@ pub const ID: &str = "test-cnn-relu";
 pub fn test_model(seed: u64) -> Model {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut r = |n: usize| (0..n).map(|_| rng.random_range(-0.5f32..0.5)).collect::<Vec<_>>();
-    let conv = Conv2d {
-        weight: Array4::from_shape_vec((2, 1, 3, 3), r(18)).unwrap(),
-        bias: Array1::from(r(2)),
-        stride: 1,
-        padding: 1,
-    };
-    let dense = Dense { weight: Array2::from_shape_vec((32, 3), r(96)).unwrap(), bias: Array1::from(r(3)) };
+    let conv = LayerSpec::Conv2d { in_channels: 1, out_channels: 2, kernel: [3, 3], stride: 1, padding: 1 }
+        .build(vec![Array4::from_shape_vec((2, 1, 3, 3), r(18)).unwrap().into_dyn(), Array1::from(r(2)).into_dyn()])
+        .unwrap();
+    let dense = LayerSpec::Dense { inputs: 32, outputs: 3 }
+        .build(vec![Array2::from_shape_vec((32, 3), r(96)).unwrap().into_dyn(), Array1::from(r(3)).into_dyn()])
+        .unwrap();
+    let layer = |spec| Layer::parameter_free(spec).unwrap();
     let mut meta = ModelMeta::new(ID, "test");
     meta.description = "random weights for the server tests".into();
     meta.labels = vec!["a".into(), "b".into(), "c".into()];
@@ -36,11 +35,11 @@ pub fn test_model(seed: u64) -> Model {
         meta,
         &INPUT,
         vec![
-            Layer::Conv2d(conv),
-            Layer::Activation(Activation::Relu),
-            Layer::AvgPool(Pool { size: 2, stride: 2 }),
-            Layer::Flatten,
-            Layer::Dense(dense),
+            conv,
+            layer(LayerSpec::Activation { function: ElementFunction::Relu }),
+            layer(LayerSpec::AvgPool { size: 2, stride: 2 }),
+            layer(LayerSpec::Flatten),
+            dense,
         ],
     )
     .unwrap()

@@ -1,0 +1,73 @@
+//! Elementwise functions on stacked ciphertext planes `[c00 | c01 | c10 | c11]` (`data.len() = 4n`), the
+//! layout of an encrypted [`super::Batch`]: shared by the activation and max-pooling layers.
+
+use more_core::ElementFunction;
+
+use crate::error::{Error, Result};
+
+/// Applies `f` in place to stacked planes. `Square` is the ring product `C·C` (ring-only); every other
+/// function uses the 2x2 structure (the spectral formula, `more_core::spectral::coefficients`).
+pub fn spectral_inplace(data: &mut [f32], f: ElementFunction) -> Result<()> {
+    let n = data.len() / 4;
+    let (p0, rest) = data.split_at_mut(n);
+    let (p1, rest) = rest.split_at_mut(n);
+    let (p2, p3) = rest.split_at_mut(n);
+    for i in 0..n {
+        let (a, b, c, d) = (p0[i], p1[i], p2[i], p3[i]);
+        if f == ElementFunction::Square {
+            p0[i] = a * a + b * c;
+            p1[i] = a * b + b * d;
+            p2[i] = c * a + d * c;
+            p3[i] = c * b + d * d;
+            continue;
+        }
+        let cf = [f64::from(a), f64::from(b), f64::from(c), f64::from(d)];
+        let (alpha, beta) = more_core::spectral::coefficients(f, cf, i)?;
+        p0[i] = (alpha + beta * cf[0]) as f32;
+        p1[i] = (beta * cf[1]) as f32;
+        p2[i] = (beta * cf[2]) as f32;
+        p3[i] = (alpha + beta * cf[3]) as f32;
+    }
+    Ok(())
+}
+
+/// ReLU on stacked planes by the spectral formula (uses the 2x2 structure), specialised and branch-free so
+/// it vectorises: with eigenvalues `c ± δ`, `relu(C) = C` if both are ≥ 0, `0` if both are ≤ 0, else
+/// `α·I + β·C` with `α = (c + δ)(δ − c)/(2δ)`, `β = (1 + c/δ)/2` — the coefficients of
+/// `more_core::spectral::coefficients(Relu, ..)`, here in `f32` (the planes' precision; the eval command
+/// measures the end-to-end logit error).
+pub fn relu_planes(data: &mut [f32]) -> Result<()> {
+    let n = data.len() / 4;
+    let (p0, rest) = data.split_at_mut(n);
+    let (p1, rest) = rest.split_at_mut(n);
+    let (p2, p3) = rest.split_at_mut(n);
+    let mut bad = 0u32;
+    for (((x0, x1), x2), x3) in p0.iter_mut().zip(p1.iter_mut()).zip(p2.iter_mut()).zip(p3.iter_mut()) {
+        let (a, b, c, d) = (*x0, *x1, *x2, *x3);
+        let mid = 0.5 * (a + d);
+        let half = 0.5 * (a - d);
+        let disc = half * half + b * c;
+        let scale = a.abs() + b.abs() + c.abs() + d.abs();
+        bad |= u32::from(disc < -1e-4 * scale * scale);
+        let delta = disc.max(0.0).sqrt();
+        let (hi, lo) = (mid + delta, mid - delta);
+        let inv = 1.0 / delta.max(f32::MIN_POSITIVE);
+        let mixed = lo < 0.0 && hi > 0.0;
+        let alpha = if mixed { 0.5 * hi * -lo * inv } else { 0.0 };
+        let beta = if mixed {
+            0.5 + 0.5 * mid * inv
+        } else if lo >= 0.0 {
+            1.0
+        } else {
+            0.0
+        };
+        *x0 = alpha + beta * a;
+        *x1 = beta * b;
+        *x2 = beta * c;
+        *x3 = alpha + beta * d;
+    }
+    if bad != 0 {
+        return Err(Error::NotACiphertext("relu"));
+    }
+    Ok(())
+}
