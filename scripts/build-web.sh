@@ -24,7 +24,7 @@ cargo build --release -p more-wasm --target wasm32-unknown-unknown
 out=web/pkg
 rm -rf "$out.tmp" && mkdir -p "$out.tmp"
 wasm-bindgen --target web --no-typescript --out-dir "$out.tmp" --out-name more_wasm \
-  target/wasm32-unknown-unknown/release/more_wasm.wasm
+  "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/more_wasm.wasm"
 log "wasm-opt -Oz"
 "$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-mutable-globals --strip-debug --strip-producers \

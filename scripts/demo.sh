@@ -20,4 +20,4 @@ if [ -d "$SAMPLES" ]; then ARGS+=(--samples "$SAMPLES"); fi
 echo
 echo "  Open http://$ADDR/  (Ctrl-C stops the server)"
 echo
-exec target/release/more-server "${ARGS[@]}" "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/more-server" "${ARGS[@]}" "$@"

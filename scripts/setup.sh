@@ -29,7 +29,7 @@ setup_wasm() {
     log "installing wasm-bindgen-cli $v (a few minutes, once)"
     cargo install wasm-bindgen-cli --version "$v" --locked || cargo install wasm-bindgen-cli --version "$v"
   fi
-  # binaryen from npm: Debian's wasm-opt 108 produces broken modules (see TOOLCHAIN notes).
+  # binaryen from npm: Debian's wasm-opt 108 produces broken modules (it fails to load in the browser).
   if [ ! -x tools/node_modules/.bin/wasm-opt ]; then
     log "installing npm binaryen (wasm-opt) and playwright-core into tools/"
     (cd tools && npm ci --no-audit --no-fund --loglevel=error)

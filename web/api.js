@@ -1,7 +1,13 @@
 // The server's HTTP API (docs/api.md): model list, samples, encrypted inference. Errors become
-// `ApiError`s whose message is meant for the user, in plain words.
+// `ApiError`s whose message is meant for the user, in plain words. URLs are resolved against the site root
+// (the directory above web/), so every page can use this module whatever its own location.
 
 export const MEDIA_TYPE = 'application/x-more-tensor';
+
+const ROOT = new URL('../', import.meta.url);
+
+/** The absolute URL of an API path such as `models` or `samples/x.png`. */
+export const apiUrl = (path) => new URL(`api/v1/${path}`, ROOT).href;
 
 /** An error to show to the user. */
 export class ApiError extends Error {
@@ -41,7 +47,7 @@ async function request(url, init) {
 
 /** `GET /api/v1/models` → array of model descriptions. */
 export async function listModels() {
-  const res = await request('api/v1/models', { headers: { accept: 'application/json' } });
+  const res = await request(apiUrl('models'), { headers: { accept: 'application/json' } });
   if (!res.ok) throw await errorFrom(res);
   const body = await res.json();
   const list = Array.isArray(body) ? body : (body.models || []);
@@ -67,6 +73,8 @@ function normalizeModel(m) {
       scale: pre.scale ?? 1,
       mean: pre.mean || [],
       std: pre.std || [],
+      output_scale: pre.output_scale || [],
+      output_offset: pre.output_offset || [],
     },
   };
 }
@@ -74,14 +82,15 @@ function normalizeModel(m) {
 /** `GET /api/v1/samples` → [{ url, name, label }], or [] if the server offers none. */
 export async function listSamples() {
   let res;
-  try { res = await request('api/v1/samples'); } catch { return []; }
+  try { res = await request(apiUrl('samples')); } catch { return []; }
   if (!res.ok) return [];
   const body = await res.json().catch(() => null);
   const list = Array.isArray(body) ? body : (body && body.samples) || [];
   return list.map((s) => {
-    if (typeof s === 'string') return { url: `api/v1/samples/${encodeURIComponent(s)}`, name: s, label: '' };
+    if (typeof s === 'string') return { url: apiUrl(`samples/${encodeURIComponent(s)}`), name: s, label: '' };
     const name = s.name || s.file || s.id || '';
-    const url = (s.url || s.href || `api/v1/samples/${encodeURIComponent(name)}`).replace(/^\//, '');
+    const given = s.url || s.href;
+    const url = given ? new URL(given.replace(/^\//, ''), ROOT).href : apiUrl(`samples/${encodeURIComponent(name)}`);
     return { url, name, label: s.label || s.view || '' };
   });
 }
@@ -106,7 +115,7 @@ export function parseServerTiming(header) {
  * The split uses the request's Resource Timing entry; without one, `upload` is the whole round trip.
  */
 export async function infer(modelId, wire) {
-  const url = new URL(`api/v1/models/${encodeURIComponent(modelId)}/infer`, document.baseURI).href;
+  const url = apiUrl(`models/${encodeURIComponent(modelId)}/infer`);
   const t0 = performance.now();
   const res = await request(url, {
     method: 'POST',

@@ -10,18 +10,10 @@ import init, * as wasm from './pkg/more_wasm.js';
 import { ApiError, infer, listModels, listSamples } from './api.js';
 import { DrawingPad } from './draw.js';
 import { drawGray, formatBytes, showBars, showPlanes, showTiming, softmax } from './render.js';
+import { $, FALLBACK, setStatus, setupDropZone, showError } from './ui.js';
 
-const $ = (id) => document.getElementById(id);
 const MAX_SIDE = 8192;
 const MAX_FILE_BYTES = 64 << 20;
-
-// Used for the local steps when the server is not reachable (MNIST's usual normalisation).
-const FALLBACK = {
-  mnist: { id: null, task: 'mnist', input_shape: [1, 28, 28], labels: [...'0123456789'], output_kind: 'logits',
-    preprocessing: { kind: 'mnist-digit', resize: null, scale: 1 / 255, mean: [0.1307], std: [0.3081] } },
-  angio: { id: null, task: 'angio', input_shape: [1, 128, 128], labels: ['LCA', 'RCA'], output_kind: 'logits',
-    preprocessing: { kind: 'angio-frame', resize: [128, 128], scale: 1 / 255, mean: [0.5], std: [0.25] } },
-};
 
 const app = {
   wasm,
@@ -33,18 +25,6 @@ const app = {
   keyBytes: () => app.key.toBytes(),
 };
 window.moreApp = app;
-
-function setStatus(text, bad = false) {
-  const el = $('status');
-  el.textContent = text;
-  el.classList.toggle('bad', bad);
-}
-
-function showError(el, err) {
-  const msg = err instanceof ApiError || err instanceof Error ? err.message : String(err);
-  el.textContent = msg;
-  el.hidden = false;
-}
 
 // ---------------------------------------------------------------- key panel
 function setKey(key) {
@@ -353,22 +333,7 @@ async function classifyImageBlob(blob, name, t0 = performance.now()) {
 app.classifyImageBlob = classifyImageBlob;
 
 async function setupAngio() {
-  const drop = $('angio-drop');
-  const file = $('angio-file');
-  file.addEventListener('change', () => {
-    const f = file.files[0];
-    if (f) classifyImageBlob(f, f.name);
-    file.value = '';
-  });
-  drop.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') file.click(); });
-  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
-  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-  drop.addEventListener('drop', (e) => {
-    e.preventDefault();
-    drop.classList.remove('over');
-    const f = e.dataTransfer.files[0];
-    if (f) classifyImageBlob(f, f.name);
-  });
+  setupDropZone($('angio-drop'), $('angio-file'), (f) => classifyImageBlob(f, f.name));
   const samples = await listSamples();
   const box = $('angio-samples');
   for (const s of samples) {

@@ -10,14 +10,7 @@ import init, * as wasm from './pkg/more_wasm.js';
 import { infer, listModels } from './api.js';
 import { DrawingPad } from './draw.js';
 import { drawGray, formatBytes, showBars, showPlanes, softmax } from './render.js';
-
-const $ = (id) => document.getElementById(id);
-const FALLBACK = {
-  mnist: { id: null, input_shape: [1, 28, 28], labels: [...'0123456789'],
-    preprocessing: { kind: 'mnist-digit', resize: null, scale: 1 / 255, mean: [0.1307], std: [0.3081] } },
-  angio: { id: null, input_shape: [1, 128, 128], labels: ['LCA', 'RCA'],
-    preprocessing: { kind: 'angio-frame', resize: [128, 128], scale: 1 / 255, mean: [0.5], std: [0.25] } },
-};
+import { $, FALLBACK, setStatus, setupDropZone, showError, withFallback } from './ui.js';
 
 const wt = { ready: null, results: {}, state: {}, run: () => runAll() };
 window.walkthrough = wt;
@@ -30,16 +23,7 @@ const st = {
 // ------------------------------------------------------------------ small helpers
 const fmt = (v, p = 5) => (Number.isFinite(v) ? (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(2) : v.toPrecision(p)) : String(v));
 
-function setStatus(text, bad = false) {
-  $('status').textContent = text;
-  $('status').classList.toggle('bad', bad);
-}
-
-function showError(err) {
-  const el = $('wt-error');
-  el.textContent = err && err.message ? err.message : String(err);
-  el.hidden = false;
-}
+const fail = (err) => showError($('wt-error'), err);
 
 function matrix(table, m) {
   table.replaceChildren();
@@ -410,7 +394,7 @@ async function runOnce() {
     document.body.dataset.done = String((Number(document.body.dataset.done) || 0) + 1);
     setStatus(`All steps ran on your ${st.task === 'mnist' ? 'digit' : 'frame'}.`);
   } catch (err) {
-    showError(err);
+    fail(err);
   }
   return wt.results;
 }
@@ -423,20 +407,20 @@ async function setup() {
     const models = await listModels();
     for (const task of ['mnist', 'angio']) {
       const m = models.find((x) => x.task === task);
-      if (m) st.models[task] = { ...FALLBACK[task], ...m, preprocessing: { ...FALLBACK[task].preprocessing, ...m.preprocessing } };
+      if (m) st.models[task] = withFallback(task, m);
     }
   } catch { /* server not reachable: local steps still run */ }
   pad = new DrawingPad($('wt-draw'), {
     lineWidth: 20,
     onStrokeEnd: () => {
       if (!$('wt-auto').checked) return;
-      try { fromDrawing(); runAll(); } catch (err) { showError(err); }
+      try { fromDrawing(); runAll(); } catch (err) { fail(err); }
     },
   });
   wt.pad = pad;
   $('wt-clear').addEventListener('click', () => pad.clear());
   $('wt-run').addEventListener('click', () => {
-    try { fromDrawing(); } catch (err) { if (!st.raw) { showError(err); return; } }
+    try { fromDrawing(); } catch (err) { if (!st.raw) { fail(err); return; } }
     runAll();
   });
   $('wt-newkey').addEventListener('click', () => { st.key = wasm.Key.generate(10); if (st.raw) runAll(); });
@@ -448,19 +432,8 @@ async function setup() {
     st.pixelA = Math.min(st.w * st.h - 1, y * st.w + x);
     runAll();
   });
-  const file = $('wt-file');
-  const drop = $('wt-drop');
-  const load = async (f) => {
-    try { await fromFile(f); await runAll(); } catch (err) { showError(err); }
-  };
-  file.addEventListener('change', () => file.files[0] && load(file.files[0]));
-  drop.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') file.click(); });
-  drop.addEventListener('dragover', (e) => { e.preventDefault(); drop.classList.add('over'); });
-  drop.addEventListener('dragleave', () => drop.classList.remove('over'));
-  drop.addEventListener('drop', (e) => {
-    e.preventDefault();
-    drop.classList.remove('over');
-    if (e.dataTransfer.files[0]) load(e.dataTransfer.files[0]);
+  setupDropZone($('wt-drop'), $('wt-file'), async (f) => {
+    try { await fromFile(f); await runAll(); } catch (err) { fail(err); }
   });
   let last = null;
   try { last = JSON.parse(sessionStorage.getItem('more.lastDigit') || 'null'); } catch { /* none */ }

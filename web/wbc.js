@@ -1,27 +1,24 @@
 // Whole-body circulation panel: sliders → (a) the real 0D model simulated live in wasm (more-hemo) and
-// (b) the parameters normalised, MORE-encrypted in wasm, sent to the server's wbc-mlp surrogate, and the
-// encrypted answer decrypted and un-scaled here. The key never leaves the page.
+// (b) the parameters normalised (more-imaging's rule, through wasm), MORE-encrypted in wasm, sent to the
+// server's wbc-mlp surrogate, and the encrypted answer decrypted and un-scaled here. The key never leaves
+// the page.
 import init, {
-  Key, wbcParameterNames, wbcParameterLabels, wbcParameterRanges, wbcOutputNames, wbcOutputUnits, wbcSimulate,
+  Key, normalize, wbcParameterNames, wbcParameterLabels, wbcParameterRanges, wbcOutputNames, wbcOutputUnits,
+  wbcSimulate,
 } from './pkg/more_wasm.js';
+import { infer, listModels } from './api.js';
+import { $, setStatus } from './ui.js';
 
-const MEDIA_TYPE = 'application/x-more-tensor';
 const MODEL_ID = 'wbc-mlp';
-const api = (path) => new URL(`../api/v1/${path}`, import.meta.url);
-const $ = (id) => document.getElementById(id);
 
 const OUTPUT_LABELS = {
   systolic_pressure: 'Systolic pressure', diastolic_pressure: 'Diastolic pressure', mean_pressure: 'Mean pressure',
   stroke_volume: 'Stroke volume', cardiac_output: 'Cardiac output', ejection_fraction: 'Ejection fraction',
 };
 
-const state = { key: null, model: null, names: [], outputs: [], units: [], sliders: [], seq: 0, timer: 0 };
+const state = { key: null, model: null, modelError: '', names: [], outputs: [], units: [], sliders: [], seq: 0, timer: 0 };
 
-function status(text, bad = false) {
-  const el = $('wbc-status');
-  el.textContent = text;
-  el.classList.toggle('bad', bad);
-}
+const status = (text, bad = false) => setStatus(text, bad, 'wbc-status');
 
 function fmt(v, digits = 1) { return Number.isFinite(v) ? v.toFixed(digits) : '–'; }
 
@@ -140,46 +137,33 @@ function runSimulation(v) {
   return { ms, beats };
 }
 
+/** The wbc-mlp model's description, or null (with the reason in `state.modelError`) if there is none. */
 async function loadModel() {
+  let list;
   try {
-    const res = await fetch(api('models'), { headers: { accept: 'application/json' } });
-    if (!res.ok) return null;
-    const body = await res.json();
-    const list = Array.isArray(body) ? body : (body.models || []);
-    const m = list.map((x) => (x.meta ? { ...x.meta, ...x } : x)).find((x) => x.id === MODEL_ID);
-    if (!m) return null;
-    const pre = m.preprocessing || {};
-    return {
-      id: m.id, mean: pre.mean || [], std: pre.std || [], scale: pre.scale ?? 1,
-      outScale: pre.output_scale || [], outOffset: pre.output_offset || [], labels: m.labels || [],
-    };
-  } catch {
+    list = await listModels();
+  } catch (e) {
+    state.modelError = e.message;
     return null;
   }
+  const m = list.find((x) => x.id === MODEL_ID);
+  if (!m) return null;
+  const pre = m.preprocessing;
+  return {
+    id: m.id, mean: pre.mean, std: pre.std, scale: pre.scale,
+    outScale: pre.output_scale, outOffset: pre.output_offset, labels: m.labels,
+  };
 }
 
 async function runEncrypted(v, seq) {
   const m = state.model;
   if (!m) return null;
   const n = v.length;
-  const x = new Float32Array(n);
-  for (let i = 0; i < n; i += 1) {
-    const mean = m.mean.length === n ? m.mean[i] : (m.mean[0] ?? 0);
-    const std = m.std.length === n ? m.std[i] : (m.std[0] ?? 1);
-    x[i] = (v[i] * m.scale - mean) / std;
-  }
+  const x = normalize(new Float32Array(v), m.scale, new Float32Array(m.mean), new Float32Array(m.std));
   const t0 = performance.now();
   const wire = state.key.encrypt(x, new Uint32Array([1, n]));
   const t1 = performance.now();
-  const res = await fetch(api(`models/${encodeURIComponent(m.id)}/infer`), {
-    method: 'POST', headers: { 'content-type': MEDIA_TYPE, accept: MEDIA_TYPE }, body: wire,
-  });
-  if (!res.ok) {
-    let msg = `${res.status} ${res.statusText}`;
-    try { const b = await res.json(); if (b.message) msg += ` (${b.message})`; } catch { /* not JSON */ }
-    throw new Error(`the server answered ${msg}`);
-  }
-  const answer = new Uint8Array(await res.arrayBuffer());
+  const { answer } = await infer(m.id, wire);
   const t2 = performance.now();
   const y = state.key.decrypt(answer);
   const t3 = performance.now();
@@ -207,7 +191,7 @@ async function update() {
   } catch (e) {
     state.outputs.forEach((_, i) => { row(i).cells[2].textContent = 'error'; });
     document.body.dataset.wbcEnc = 'error';
-    status(`Encrypted prediction failed: ${e.message}.`, true);
+    status(`Encrypted prediction failed: ${e.message}`, true);
   }
   if (seq !== state.seq) return;
   updateDiffs();
@@ -215,8 +199,12 @@ async function update() {
   if (sim) parts.push(`live simulation ${fmt(sim.ms, 0)} ms (${sim.beats} beats to periodic steady state)`);
   if (enc) parts.push(`encrypt ${fmt(enc.encrypt, 1)} ms, server round trip ${fmt(enc.roundTrip, 0)} ms, decrypt ${fmt(enc.decrypt, 1)} ms`);
   $('wbc-timing').textContent = parts.join(' · ');
-  if (!state.model) status(`The server offers no ${MODEL_ID} model: showing the live simulation only.`, true);
-  else if (enc) status(`Key κ(S) = ${state.key.conditionNumber().toFixed(2)}. Prediction from ${MODEL_ID}, decrypted in this page.`);
+  if (!state.model) {
+    status(state.modelError ? `${state.modelError} Showing the live simulation only.`
+      : `The server offers no ${MODEL_ID} model: showing the live simulation only.`, true);
+  } else if (enc) {
+    status(`Key κ(S) = ${state.key.conditionNumber().toFixed(2)}. Prediction from ${MODEL_ID}, decrypted in this page.`);
+  }
 }
 
 function schedule() {

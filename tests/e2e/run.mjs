@@ -25,7 +25,8 @@
 //   ctx.root, ctx.dataDir  repo root and ../shared/data (absolute paths)
 //   await ctx.models()     GET /api/v1/models as parsed JSON (array of models)
 // Each test has a 180 s limit. Environment: CHROMIUM (browser path, default /usr/bin/chromium),
-// MORE_SERVER (server binary, default target/release/more-server), E2E_HEADED=1 to watch.
+// MORE_SERVER (server binary, default $CARGO_TARGET_DIR/release/more-server, or target/release/more-server),
+// E2E_HEADED=1 to watch.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -63,7 +64,8 @@ function freePort() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function startServer() {
-  const bin = process.env.MORE_SERVER || path.join(root, 'target/release/more-server');
+  const target = path.resolve(root, process.env.CARGO_TARGET_DIR || 'target');
+  const bin = process.env.MORE_SERVER || path.join(target, 'release/more-server');
   if (!process.env.MORE_SERVER) {
     // Always let cargo decide (fast when up to date), so a stale binary is never tested.
     console.log('building the server: cargo build --release -p more-server');

@@ -90,58 +90,76 @@ impl Header {
         8 + 4 * self.shape.len()
     }
 
-    /// Number of values per plane.
-    pub fn elements(&self) -> usize {
-        self.shape.iter().product()
+    /// Number of values per plane, saturated at `u64::MAX` (a declared shape may be absurdly large).
+    pub fn elements(&self) -> u64 {
+        self.shape.iter().fold(1u64, |acc, &d| acc.saturating_mul(d as u64))
     }
 
-    /// Total encoded size in bytes (header and planes).
+    /// Total encoded size in bytes (header and planes), saturated at `u64::MAX`, so that no declared shape
+    /// can overflow it.
     pub fn total_len(&self) -> u64 {
-        self.header_len() as u64 + 4 * self.elements() as u64 * self.dtype.size() as u64
+        (self.header_len() as u64).saturating_add(self.elements().saturating_mul(4 * self.dtype.size() as u64))
     }
 }
 
-/// Reads and checks the header, including that the input length matches the shape and the limit.
+/// Parses the header at the start of `prefix`, which may be only the first bytes of a message (a body
+/// still streaming in). `Ok(None)`: more bytes are needed. Checks magic, version, dtype tag, ndim, the
+/// reserved byte and that no dimension is zero — not the length, which the caller compares with
+/// [`Header::total_len`] once it knows it.
+pub fn parse_header(prefix: &[u8]) -> Result<Option<Header>> {
+    if prefix.len() < 8 {
+        return Ok(None);
+    }
+    if prefix[..4] != MAGIC {
+        return Err(Error::Malformed("missing magic \"MORE\"".into()));
+    }
+    if prefix[4] != VERSION {
+        return Err(Error::UnsupportedVersion(prefix[4]));
+    }
+    let dtype = DType::from_tag(prefix[5])?;
+    let ndim = prefix[6] as usize;
+    if ndim == 0 || ndim > MAX_DIMS {
+        return Err(Error::Malformed(format!("ndim {ndim} is outside 1..={MAX_DIMS}")));
+    }
+    if prefix[7] != 0 {
+        return Err(Error::Malformed("reserved byte 7 must be 0".into()));
+    }
+    if prefix.len() < 8 + 4 * ndim {
+        return Ok(None);
+    }
+    let shape: Vec<usize> = prefix[8..8 + 4 * ndim]
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    if shape.contains(&0) {
+        return Err(Error::Malformed(format!("shape {shape:?} has a zero dimension")));
+    }
+    Ok(Some(Header { dtype, shape }))
+}
+
+/// Reads and checks the header of a complete message, including that its length matches the shape and
+/// the limit.
 pub fn read_header(bytes: &[u8], max_bytes: usize) -> Result<Header> {
     if bytes.len() > max_bytes {
         return Err(Error::TooLarge { size: bytes.len() as u64, limit: max_bytes as u64 });
     }
-    if bytes.len() < 8 {
-        return Err(Error::Malformed(format!("{} bytes is shorter than the 8-byte header", bytes.len())));
+    let Some(header) = parse_header(bytes)? else {
+        return Err(Error::Malformed(if bytes.len() < 8 {
+            format!("{} bytes is shorter than the 8-byte header", bytes.len())
+        } else {
+            "truncated shape".into()
+        }));
+    };
+    let total = header.total_len();
+    if total > max_bytes as u64 {
+        return Err(Error::TooLarge { size: total, limit: max_bytes as u64 });
     }
-    if bytes[..4] != MAGIC {
-        return Err(Error::Malformed("missing magic \"MORE\"".into()));
-    }
-    if bytes[4] != VERSION {
-        return Err(Error::UnsupportedVersion(bytes[4]));
-    }
-    let dtype = DType::from_tag(bytes[5])?;
-    let ndim = bytes[6] as usize;
-    if ndim == 0 || ndim > MAX_DIMS {
-        return Err(Error::Malformed(format!("ndim {ndim} is outside 1..={MAX_DIMS}")));
-    }
-    if bytes[7] != 0 {
-        return Err(Error::Malformed("reserved byte 7 must be 0".into()));
-    }
-    if bytes.len() < 8 + 4 * ndim {
-        return Err(Error::Malformed("truncated shape".into()));
-    }
-    let shape: Vec<usize> =
-        bytes[8..8 + 4 * ndim].chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
-    if shape.contains(&0) {
-        return Err(Error::Malformed(format!("shape {shape:?} has a zero dimension")));
-    }
-    // Announced size, saturating so that no declared shape can overflow it.
-    let elements = shape.iter().fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
-    let total = ((8 + 4 * ndim) as u128).saturating_add(elements.saturating_mul(4 * dtype.size() as u128));
-    if total > max_bytes as u128 {
-        return Err(Error::TooLarge { size: total.min(u64::MAX as u128) as u64, limit: max_bytes as u64 });
-    }
-    if total != bytes.len() as u128 {
+    if total != bytes.len() as u64 {
+        let (shape, dtype) = (&header.shape, header.dtype);
         return Err(Error::Malformed(format!("shape {shape:?} as {dtype} needs {total} bytes, got {}", bytes.len())));
     }
-    check_shape(&shape).map_err(|e| Error::Malformed(e.to_string()))?;
-    Ok(Header { dtype, shape })
+    check_shape(&header.shape).map_err(|e| Error::Malformed(e.to_string()))?;
+    Ok(header)
 }
 
 /// Encodes a tensor.
@@ -163,10 +181,22 @@ pub fn encode<F: Real>(t: &EncryptedTensor<F>) -> Vec<u8> {
 /// inconsistent length, or with non-finite values.
 pub fn decode<F: Real>(bytes: &[u8], max_bytes: usize) -> Result<EncryptedTensor<F>> {
     let header = read_header(bytes, max_bytes)?;
+    decode_with_header(&header, bytes)
+}
+
+/// Decodes the planes of a complete message whose header was already parsed (by [`parse_header`] while
+/// the message streamed in, or by [`read_header`]): checks the dtype, that the length is exactly what the
+/// header declares, and that every value is finite. The header is not parsed again.
+pub fn decode_with_header<F: Real>(header: &Header, bytes: &[u8]) -> Result<EncryptedTensor<F>> {
     if header.dtype != F::DTYPE {
         return Err(Error::WrongDType { expected: F::DTYPE, found: header.dtype });
     }
-    let n = header.elements();
+    if header.total_len() != bytes.len() as u64 {
+        let (shape, dtype, total) = (&header.shape, header.dtype, header.total_len());
+        return Err(Error::Malformed(format!("shape {shape:?} as {dtype} needs {total} bytes, got {}", bytes.len())));
+    }
+    check_shape(&header.shape).map_err(|e| Error::Malformed(e.to_string()))?;
+    let n = header.shape.iter().product::<usize>();
     let body = &bytes[header.header_len()..];
     let mut values = Vec::with_capacity(4 * n);
     for (i, chunk) in body.chunks_exact(F::BYTES).enumerate() {
@@ -193,8 +223,9 @@ pub enum AnyTensor {
 
 /// Decodes a tensor of whichever dtype the header names.
 pub fn decode_any(bytes: &[u8], max_bytes: usize) -> Result<AnyTensor> {
-    match read_header(bytes, max_bytes)?.dtype {
-        DType::F32 => decode(bytes, max_bytes).map(AnyTensor::F32),
-        DType::F64 => decode(bytes, max_bytes).map(AnyTensor::F64),
+    let header = read_header(bytes, max_bytes)?;
+    match header.dtype {
+        DType::F32 => decode_with_header(&header, bytes).map(AnyTensor::F32),
+        DType::F64 => decode_with_header(&header, bytes).map(AnyTensor::F64),
     }
 }

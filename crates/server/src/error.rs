@@ -1,9 +1,19 @@
 //! [`ApiError`]: every failure as JSON `{ "error": code, "message": text }` with its HTTP status.
+//!
+//! Two kinds of failure reach a client. A client's mistake (a malformed body, an unknown model, a full
+//! queue, …) is answered with a 4xx or 503 status and a message that tells the client what to change.
+//! An internal failure (a bug: a model that panicked, a tensor that cannot be reshaped) is logged in full
+//! — in the request's span, so the line carries its `x-request-id` — and answered 500 with a generic
+//! message: the client learns that it is not its fault and which id to report, nothing about the server.
+//! Handlers return `Result<_, ApiError>` and use `?`: [`From`] conversions map the engine's
+//! [`JobError`](crate::engine::JobError) to its status.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+
+use crate::engine::JobError;
 
 /// An error answered to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,7 +24,13 @@ pub struct ApiError {
     pub code: &'static str,
     /// Human-readable text (never contains payload bytes).
     pub message: String,
+    /// For internal errors: the full cause, logged when the answer is made and never sent.
+    cause: Option<String>,
 }
+
+/// What a client is told about an internal error.
+pub const INTERNAL_MESSAGE: &str =
+    "internal server error; the server log has the details under this response's x-request-id";
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -25,7 +41,7 @@ struct Body<'a> {
 impl ApiError {
     /// An error with the given status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into() }
+        ApiError { status, code, message: message.into(), cause: None }
     }
 
     /// 400: bytes that are not a valid wire-format tensor.
@@ -84,9 +100,17 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
-    /// 500: a bug.
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    /// 500: a bug. `context` says what the server was doing; it and `cause` are logged with the request
+    /// id, and the client gets [`INTERNAL_MESSAGE`].
+    pub fn internal(context: &str, cause: impl std::fmt::Display) -> Self {
+        let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", INTERNAL_MESSAGE);
+        e.cause = Some(format!("{context}: {cause}"));
+        e
+    }
+
+    /// The logged cause of an internal error (`None` for a client's mistake).
+    pub fn cause(&self) -> Option<&str> {
+        self.cause.as_deref()
     }
 
     /// Maps a wire-format decoding error to its status (400 malformed, 413 too large, 422 dtype/non-finite).
@@ -111,8 +135,23 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        match e {
+            JobError::QueueFull => Self::queue_full(),
+            JobError::ShuttingDown => Self::unavailable("shutting_down", e.to_string()),
+            JobError::Rejected(message) => Self::unprocessable("invalid_ciphertext", message),
+            JobError::Panicked => Self::internal("inference", e),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let Some(cause) = &self.cause {
+            // Runs inside the request's span: the log line carries the request id.
+            tracing::error!(cause = %cause, "internal error");
+        }
         let mut res = (self.status, Json(Body { error: self.code, message: &self.message })).into_response();
         let h = res.headers_mut();
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -120,5 +159,44 @@ impl IntoResponse for ApiError {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(e: ApiError) -> (StatusCode, String) {
+        let res = e.into_response();
+        let status = res.status();
+        let bytes = res.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn job_errors_map_to_their_status_and_internal_causes_stay_in_the_log() {
+        let cases = [
+            (JobError::QueueFull, StatusCode::TOO_MANY_REQUESTS, "queue_full"),
+            (JobError::ShuttingDown, StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
+            (JobError::Rejected("complex eigenvalues".into()), StatusCode::UNPROCESSABLE_ENTITY, "invalid_ciphertext"),
+            (JobError::Panicked, StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        ];
+        for (job, status, code) in cases {
+            let e = ApiError::from(job);
+            assert_eq!((e.status, e.code), (status, code));
+        }
+        // A client's mistake keeps its explanation.
+        let (_, text) = body_of(ApiError::from(JobError::Rejected("complex eigenvalues".into()))).await;
+        assert!(text.contains("complex eigenvalues"), "{text}");
+        // An internal error is answered with the generic message; its cause is only logged.
+        let e = ApiError::internal("reshaping the answer", "incompatible shape [4, 3]");
+        assert_eq!(e.cause(), Some("reshaping the answer: incompatible shape [4, 3]"));
+        let (status, text) = body_of(e).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!text.contains("incompatible") && !text.contains("reshaping"), "{text}");
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["error"], "internal");
+        assert_eq!(json["message"], INTERNAL_MESSAGE);
     }
 }

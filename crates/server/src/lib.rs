@@ -4,14 +4,20 @@
 //! directory on MORE ciphertexts. It never receives a key, logs no payloads and keeps no ciphertext after
 //! answering. The API is documented in `docs/api.md`:
 //!
-//! - `GET /api/v1/health`, `GET /api/v1/models`, `GET /api/v1/samples` (+ `GET /api/v1/samples/{file}`),
+//! - `GET /api/v1/health`, `GET /api/v1/models` (+ `GET /api/v1/models/{id}`), `GET /api/v1/samples`
+//!   (+ `GET /api/v1/samples/{file}`), `GET /api/v1/openapi.yaml`,
 //! - `POST /api/v1/models/{id}/infer` with an `application/x-more-tensor` body.
 //!
-//! [`app`] builds the router from an [`AppState`]; `main.rs` only parses flags and serves.
+//! [`app`] builds the router from an [`AppState`]; `main.rs` only parses flags and serves. An inference
+//! request goes: route → model lookup and media type → `Content-Length` against the model's limit →
+//! admission (requests in flight, memory budget) → [`wire::read_input`] (the header parsed once, as it
+//! arrives, and checked against the model; then the planes) → [`Engine::infer`] (a bounded queue, worker
+//! threads merging concurrent requests) → the encoded answer. Failures are [`ApiError`]s.
 
 pub mod conn;
 pub mod engine;
 pub mod error;
+pub mod openapi;
 pub mod samples;
 pub mod wire;
 
@@ -26,7 +32,6 @@ use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use more_core::AnyTensor;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tower_http::compression::CompressionLayer;
@@ -160,6 +165,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/models/{id}/infer", post(infer))
         .route("/api/v1/samples", get(samples::list))
         .route("/api/v1/samples/{file}", get(samples::file))
+        .route("/api/v1/openapi.yaml", get(openapi::document))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
@@ -315,63 +321,27 @@ async fn infer(
     };
     let timeout = s.inner.limits.request_timeout;
     let t0 = Instant::now();
-    let tensor = tokio::time::timeout(timeout, wire::read_tensor(body, content_length, limit))
-        .await
-        .map_err(|_| ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request body took too long"))??;
-    let mut input = match tensor {
-        AnyTensor::F32(t) => t,
-        AnyTensor::F64(_) => {
-            return Err(ApiError::unprocessable(
-                "wrong_dtype",
-                "this model takes f32 planes (dtype 1), the body has f64",
-            ));
-        }
-    };
-    let want = model.input_shape();
-    let shape = input.shape().to_vec();
-    let batched = if shape == want {
-        false
-    } else if shape.len() == want.len() + 1 && shape[1..] == *want {
-        true
-    } else {
-        return Err(ApiError::unprocessable(
-            "wrong_shape",
-            format!("model {id} takes shape {want:?} or [N, ...{want:?}], the body has {shape:?}"),
-        ));
-    };
-    if batched && shape[0] > s.inner.limits.max_batch {
-        return Err(ApiError::unprocessable(
-            "wrong_shape",
-            format!("batch of {} exceeds the limit of {}", shape[0], s.inner.limits.max_batch),
-        ));
-    }
-    if !batched {
-        let mut with_batch = vec![1];
-        with_batch.extend_from_slice(&shape);
-        input = input.reshape(&with_batch).map_err(|e| ApiError::internal(e.to_string()))?;
-    }
+    let expected = wire::Expected { input_shape: model.input_shape(), max_batch: s.inner.limits.max_batch, limit };
+    let wire::Input { tensor, samples, batched } =
+        tokio::time::timeout(timeout, wire::read_input(body, content_length, expected))
+            .await
+            .map_err(|_| ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request body took too long"))??;
     let decode = t0.elapsed();
 
-    let computed = tokio::time::timeout(timeout.saturating_sub(decode), s.inner.engine.infer(model.clone(), input))
+    let computed = tokio::time::timeout(timeout.saturating_sub(decode), s.inner.engine.infer(model.clone(), tensor))
         .await
-        .map_err(|_| ApiError::unavailable("timeout", "the inference did not finish in time; retry shortly"))?
-        .map_err(|e| match e {
-            engine::JobError::QueueFull => ApiError::queue_full(),
-            engine::JobError::ShuttingDown => ApiError::unavailable("shutting_down", e.to_string()),
-            engine::JobError::Rejected(m) => ApiError::unprocessable("invalid_ciphertext", m),
-            engine::JobError::Panicked => ApiError::internal(e.to_string()),
-        })?;
+        .map_err(|_| ApiError::unavailable("timeout", "the inference did not finish in time; retry shortly"))??;
 
     let t2 = Instant::now();
     let mut output = computed.output;
     if !batched {
-        output = output.reshape(&[model.output_len()]).map_err(|e| ApiError::internal(e.to_string()))?;
+        output = output.reshape(&[model.output_len()]).map_err(|e| ApiError::internal("removing the batch axis", e))?;
     }
     let bytes = more_core::encode(&output);
     let encode = t2.elapsed();
     tracing::info!(
         model = %id,
-        samples = if batched { shape[0] } else { 1 },
+        samples,
         batch = computed.batch_samples,
         decode_us = decode.as_micros() as u64,
         queue_us = computed.queue.as_micros() as u64,

@@ -1,138 +1,159 @@
-//! Reading a wire-format request body (docs/wire-format.md) without trusting it.
+//! Reading an inference request body (docs/wire-format.md) without trusting it.
 //!
-//! The body is streamed. As soon as the fixed header and the dimensions have arrived, the declared size is
-//! computed (saturating, so no shape can overflow it) and checked against the limit and the
-//! `Content-Length`: a body announcing a huge tensor is answered 413 before it is read, and the buffer is
-//! allocated once, at the declared size. The complete bytes are then checked and decoded by
-//! [`more_core::decode_any`] (magic, version, dtype, ndim, reserved byte, zero dimensions, exact length,
-//! NaN/±infinity).
+//! The body is streamed and its header is parsed once, as soon as it has arrived
+//! ([`more_core::codec::parse_header`]). Everything the header alone decides is checked at that moment,
+//! before the rest of the body is read: the declared size against the model's limit (413) and the
+//! `Content-Length` (400), the dtype (422 `wrong_dtype`) and the shape against the model's input and the
+//! batch limit (422 `wrong_shape`). The declared size is saturating, so no shape can overflow it, and the
+//! buffer is then allocated once, at that size. When the body is complete its planes are decoded with the
+//! same header ([`more_core::codec::decode_with_header`]: exact length, no NaN/±∞).
 
 use axum::body::Body;
 use http_body_util::BodyExt;
-use more_core::{AnyTensor, DType};
+use more_core::codec::{self, Header};
+use more_core::{DType, EncryptedTensor};
 
 use crate::error::ApiError;
 
-/// Size of the fixed part of the header.
-const FIXED: usize = 8;
-
-/// What the header announces, from a prefix of the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Declared {
-    /// Element type.
-    pub dtype: DType,
-    /// Shape.
-    pub shape: Vec<usize>,
-    /// Total encoded length (header and planes), saturated at `u64::MAX`.
-    pub total: u64,
+/// What an inference request may carry for one model.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    /// The model's input shape, without the batch axis.
+    pub input_shape: &'a [usize],
+    /// Largest leading batch dimension.
+    pub max_batch: usize,
+    /// Largest body, in bytes.
+    pub limit: usize,
 }
 
-/// Parses the header from a prefix of the body. `Ok(None)`: more bytes are needed.
-pub fn peek_header(prefix: &[u8]) -> Result<Option<Declared>, more_core::Error> {
-    use more_core::Error as E;
-    if prefix.len() < FIXED {
-        return Ok(None);
-    }
-    if prefix[..4] != more_core::codec::MAGIC {
-        return Err(E::Malformed("missing magic \"MORE\"".into()));
-    }
-    if prefix[4] != more_core::codec::VERSION {
-        return Err(E::UnsupportedVersion(prefix[4]));
-    }
-    let dtype = match prefix[5] {
-        1 => DType::F32,
-        2 => DType::F64,
-        t => return Err(E::Malformed(format!("unknown dtype tag {t}"))),
-    };
-    let ndim = prefix[6] as usize;
-    if ndim == 0 || ndim > 8 {
-        return Err(E::Malformed(format!("ndim {ndim} is outside 1..=8")));
-    }
-    if prefix[7] != 0 {
-        return Err(E::Malformed("reserved byte 7 must be 0".into()));
-    }
-    if prefix.len() < FIXED + 4 * ndim {
-        return Ok(None);
-    }
-    let shape: Vec<usize> = prefix[FIXED..FIXED + 4 * ndim]
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize)
-        .collect();
-    let elements = shape.iter().fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
-    let total = ((FIXED + 4 * ndim) as u128).saturating_add(elements.saturating_mul(4 * dtype.size() as u128));
-    Ok(Some(Declared { dtype, shape, total: total.min(u64::MAX as u128) as u64 }))
+/// A request body read and decoded.
+#[derive(Debug)]
+pub struct Input {
+    /// The ciphertext planes, always with a batch axis: `[4, N, ...input_shape]`.
+    pub tensor: EncryptedTensor<f32>,
+    /// Samples in the request.
+    pub samples: usize,
+    /// Whether the request had the batch axis (the answer keeps the client's form).
+    pub batched: bool,
 }
 
-/// Reads and decodes a body of at most `limit` bytes. `content_length` is the request's header, if any.
-pub async fn read_tensor(body: Body, content_length: Option<u64>, limit: usize) -> Result<AnyTensor, ApiError> {
-    if let Some(len) = content_length
-        && len > limit as u64
-    {
-        return Err(ApiError::too_large(len, limit));
+impl Expected<'_> {
+    /// Checks a header against the model the moment it arrives. Returns whether the shape has a batch axis.
+    pub fn check(&self, header: &Header, content_length: Option<u64>) -> Result<bool, ApiError> {
+        let total = header.total_len();
+        if total > self.limit as u64 {
+            return Err(ApiError::too_large(total, self.limit));
+        }
+        if let Some(len) = content_length
+            && len != total
+        {
+            return Err(ApiError::malformed(format!("the header declares {total} bytes but Content-Length is {len}")));
+        }
+        if header.dtype != DType::F32 {
+            return Err(ApiError::unprocessable(
+                "wrong_dtype",
+                format!("this model takes f32 planes (dtype 1), the body has {}", header.dtype),
+            ));
+        }
+        let (shape, want) = (&header.shape, self.input_shape);
+        let batched = if shape.as_slice() == want {
+            false
+        } else if shape.len() == want.len() + 1 && shape[1..] == *want {
+            true
+        } else {
+            return Err(ApiError::unprocessable(
+                "wrong_shape",
+                format!("the model takes shape {want:?} or [N, ...{want:?}], the body has {shape:?}"),
+            ));
+        };
+        if batched && shape[0] > self.max_batch {
+            return Err(ApiError::unprocessable(
+                "wrong_shape",
+                format!("batch of {} exceeds the limit of {}", shape[0], self.max_batch),
+            ));
+        }
+        Ok(batched)
     }
+}
+
+/// Reads and decodes a body for `expected`. `content_length` is the request's header, if any; it has
+/// already been compared with the limit by the handler.
+pub async fn read_input(body: Body, content_length: Option<u64>, expected: Expected<'_>) -> Result<Input, ApiError> {
+    let limit = expected.limit;
     let mut body = body;
     let mut buf: Vec<u8> = Vec::with_capacity(64);
-    let mut declared: Option<u64> = None;
+    // The header and what it declares, once it has arrived.
+    let mut parsed: Option<(Header, u64, bool)> = None;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::malformed(format!("could not read the request body: {e}")))?;
         let Ok(data) = frame.into_data() else { continue };
-        let room = declared.unwrap_or(limit as u64) as usize;
-        if buf.len() + data.len() > room {
-            let size = (buf.len() + data.len()) as u64;
-            return Err(match declared {
-                Some(total) if total <= limit as u64 => {
+        let room = parsed.as_ref().map_or(limit as u64, |p| p.1);
+        if (buf.len() + data.len()) as u64 > room {
+            return Err(match parsed {
+                Some((_, total, _)) => {
                     ApiError::malformed(format!("body is longer than the {total} bytes its header declares"))
                 }
-                _ => ApiError::too_large(size, limit),
+                None => ApiError::too_large((buf.len() + data.len()) as u64, limit),
             });
         }
         buf.extend_from_slice(&data);
-        if declared.is_none()
-            && let Some(d) = peek_header(&buf).map_err(|e| ApiError::from_decode(&e, limit))?
+        if parsed.is_none()
+            && let Some(header) = codec::parse_header(&buf).map_err(|e| ApiError::from_decode(&e, limit))?
         {
-            if d.total > limit as u64 {
-                return Err(ApiError::too_large(d.total, limit));
+            let batched = expected.check(&header, content_length)?;
+            let total = header.total_len();
+            if buf.len() as u64 > total {
+                return Err(ApiError::malformed(format!("body is longer than the {total} bytes its header declares")));
             }
-            if let Some(len) = content_length
-                && len != d.total
-            {
-                return Err(ApiError::malformed(format!(
-                    "the header declares {} bytes but Content-Length is {len}",
-                    d.total
-                )));
-            }
-            if buf.len() as u64 > d.total {
-                return Err(ApiError::malformed(format!(
-                    "body is longer than the {} bytes its header declares",
-                    d.total
-                )));
-            }
-            declared = Some(d.total);
-            buf.reserve_exact(d.total as usize - buf.len());
+            buf.reserve_exact(total as usize - buf.len());
+            parsed = Some((header, total, batched));
         }
     }
-    more_core::decode_any(&buf, limit).map_err(|e| ApiError::from_decode(&e, limit))
+    let Some((header, _, batched)) = parsed else {
+        return Err(ApiError::malformed(format!("the body ended after {} bytes, inside the header", buf.len())));
+    };
+    let tensor = codec::decode_with_header::<f32>(&header, &buf).map_err(|e| ApiError::from_decode(&e, limit))?;
+    let samples = if batched { header.shape[0] } else { 1 };
+    let tensor = if batched {
+        tensor
+    } else {
+        let mut with_batch = vec![1];
+        with_batch.extend_from_slice(&header.shape);
+        tensor.reshape(&with_batch).map_err(|e| ApiError::internal("adding the batch axis", e))?
+    };
+    Ok(Input { tensor, samples, batched })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn header(dtype: u8, dims: &[u32]) -> Vec<u8> {
+        let mut h = vec![b'M', b'O', b'R', b'E', 1, dtype, dims.len() as u8, 0];
+        for d in dims {
+            h.extend_from_slice(&d.to_le_bytes());
+        }
+        h
+    }
+
     #[test]
-    fn peek_needs_dims_then_saturates() {
-        let mut h = b"MORE\x01\x01\x02\x00".to_vec();
-        assert_eq!(peek_header(&h[..5]).unwrap(), None);
-        assert_eq!(peek_header(&h).unwrap(), None);
-        h.extend_from_slice(&u32::MAX.to_le_bytes());
-        h.extend_from_slice(&u32::MAX.to_le_bytes());
-        let d = peek_header(&h).unwrap().unwrap();
-        assert_eq!(d.shape, vec![u32::MAX as usize; 2]);
-        assert!(d.total > 1 << 60);
-        h[7] = 1;
-        assert!(peek_header(&h).is_err());
-        assert!(peek_header(b"MORX\x01\x01\x01\x00").is_err());
-        assert!(peek_header(b"MORE\x02\x01\x01\x00").is_err());
-        assert!(peek_header(b"MORE\x01\x03\x01\x00").is_err());
-        assert!(peek_header(b"MORE\x01\x01\x09\x00").is_err());
+    fn the_header_alone_decides_size_dtype_and_shape() {
+        let want = [1, 8, 8];
+        let expected = Expected { input_shape: &want, max_batch: 4, limit: 1 << 16 };
+        let check = |bytes: &[u8], len: Option<u64>| {
+            let h = codec::parse_header(bytes).unwrap().unwrap();
+            expected.check(&h, len).map_err(|e| e.code)
+        };
+        let one = header(1, &[1, 8, 8]);
+        let total = 8 + 12 + 4 * 64 * 4;
+        assert_eq!(check(&one, Some(total)), Ok(false));
+        assert_eq!(check(&header(1, &[3, 1, 8, 8]), None), Ok(true));
+        assert_eq!(check(&one, Some(total + 1)), Err("malformed"));
+        assert_eq!(check(&header(2, &[1, 8, 8]), None), Err("wrong_dtype"));
+        assert_eq!(check(&header(1, &[1, 9, 8]), None), Err("wrong_shape"));
+        assert_eq!(check(&header(1, &[5, 1, 8, 8]), None), Err("wrong_shape"));
+        assert_eq!(check(&header(1, &[u32::MAX, u32::MAX, 8, 8]), None), Err("too_large"));
+        // A prefix without all its dimensions is not a header yet.
+        assert_eq!(codec::parse_header(&one[..15]).unwrap(), None);
     }
 }

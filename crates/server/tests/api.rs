@@ -439,3 +439,59 @@ async fn invalid_ciphertext_is_422_and_does_not_fail_batched_neighbours() {
         t.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn openapi_document_is_served_and_every_path_in_it_is_routed() {
+    let router = router();
+    let r = send(&router, get("/api/v1/openapi.yaml")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "application/yaml");
+    let served = std::str::from_utf8(&r.body).unwrap();
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.yaml")).unwrap();
+    assert_eq!(served, file, "the binary serves docs/openapi.yaml as it is in the repository");
+
+    // Every path the document lists is a route of the server, and docs/api.md describes it.
+    let api_md = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
+    let paths: Vec<&str> = served
+        .lines()
+        .filter_map(|l| l.strip_prefix("  /api/")?.strip_suffix(':'))
+        .map(|p| p.trim_end_matches(':'))
+        .collect();
+    assert!(paths.len() >= 7, "{paths:?}");
+    for path in paths {
+        let uri = format!("/api/{path}").replace("{id}", ID).replace("{name}", "nope.png");
+        let method = if path.ends_with("/infer") { "POST" } else { "GET" };
+        let req = Request::builder().method(method).uri(&uri).body(Body::empty()).unwrap();
+        let r = send(&router, req).await;
+        let unrouted =
+            r.status == StatusCode::NOT_FOUND && r.json()["message"].as_str().unwrap().contains("no API route");
+        assert!(!unrouted && r.status != StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}: {}", r.status);
+        let heading = format!("/api/{path}`");
+        assert!(api_md.contains(&heading), "docs/api.md does not describe /api/{path}");
+    }
+}
+
+#[tokio::test]
+async fn dtype_and_shape_are_refused_as_soon_as_the_header_arrives() {
+    let router = router();
+    for (dtype, dims, status, code) in [
+        (2u8, vec![1u32, 8, 8], StatusCode::UNPROCESSABLE_ENTITY, "wrong_dtype"),
+        (1, vec![1, 9, 8], StatusCode::UNPROCESSABLE_ENTITY, "wrong_shape"),
+        (1, vec![u32::MAX, 1, 8, 8], StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+    ] {
+        // Only the header is sent and the body never ends: the answer can only come from the header.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+        tx.send(Ok(Bytes::from(header_only(dtype, &dims)))).await.unwrap();
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
+        let req = Request::post(format!("/api/v1/models/{ID}/infer"))
+            .header(header::CONTENT_TYPE, MEDIA_TYPE)
+            .body(Body::from_stream(stream))
+            .unwrap();
+        let r = tokio::time::timeout(Duration::from_secs(5), send(&router, req))
+            .await
+            .unwrap_or_else(|_| panic!("{code}: no answer before the body ended"));
+        assert_eq!(r.status, status, "{code}: {:?}", r.body);
+        assert_eq!(r.error(), code);
+        drop(tx);
+    }
+}

@@ -11,10 +11,10 @@
 //! crate is a faithful demo of the scheme, not a privacy guarantee.
 #![deny(missing_docs)]
 
-pub mod attack; // owned by the attacks helper (crates/wasm/src/attack.rs)
+pub mod attack;
 pub mod image;
 pub mod keys;
-pub mod wbc; // owned by the WBC helper (crates/wasm/src/wbc.rs)
+pub mod wbc;
 pub mod wire;
 
 pub use image::{normalize, preprocess_image, preprocess_image_raw};
