@@ -172,9 +172,20 @@ pub struct ComparisonArgs {
     /// Also write the JSON object to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Also draw both runs' training curves (training loss, validation accuracy per epoch) as an SVG file.
+    /// Also draw both runs' training curves (training loss, validation accuracy per epoch) as an SVG file;
+    /// with `--runs`, both sides' distributions and the weight drift.
     #[arg(long)]
     pub svg: Option<PathBuf>,
+    /// Encrypt under a fresh key with exactly this condition number `κ(S)` (default: `κ` uniform in
+    /// [1, 10]).
+    #[arg(long, value_name = "KAPPA")]
+    pub key_condition: Option<f64>,
+    /// Per-epoch parameter snapshots of both runs, `plain/` and `encrypted/` below it (set by a study).
+    #[arg(skip)]
+    pub snapshots: Option<PathBuf>,
+    /// One run of a study: write the report file only, print nothing on stdout.
+    #[arg(skip)]
+    pub in_study: bool,
 }
 
 /// The options of `more reproduce <task>` (and of `more wbc reproduce`).
@@ -188,6 +199,8 @@ pub struct ReproduceOptions {
     pub comparison: ComparisonArgs,
     #[command(flatten)]
     pub surrogate: SurrogateArgs,
+    #[command(flatten)]
+    pub study: crate::study::StudyArgs,
     #[command(flatten)]
     pub json: JsonArgs,
     #[command(flatten)]

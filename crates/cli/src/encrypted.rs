@@ -14,6 +14,18 @@ use more_nn::train::correct;
 
 use crate::files::{create_parent, write_private};
 
+/// The key of an encrypted run: from the OS CSPRNG, with condition number `kappa` if given (else `κ`
+/// uniform in [1, 10]).
+pub fn fresh_key(kappa: Option<f64>) -> Result<SecretKey> {
+    use rand_chacha::rand_core::SeedableRng;
+    Ok(match kappa {
+        Some(k) => {
+            SecretKey::with_condition_rng(k, KeyOptions::default().noise, &mut rand_chacha::ChaCha20Rng::from_os_rng())?
+        }
+        None => SecretKey::generate(KeyOptions::default())?,
+    })
+}
+
 /// What a task hands to [`train_encrypted_task`] besides its [`Task`].
 #[derive(Debug, Clone)]
 pub struct EncryptedTaskOutput {

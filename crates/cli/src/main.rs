@@ -14,6 +14,8 @@ mod encrypted;
 mod files;
 mod metrics;
 mod plot;
+mod stats;
+mod study;
 mod tasks;
 
 use commands::{attack, bench, classify, eval, reproduce, train, wbc};

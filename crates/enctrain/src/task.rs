@@ -122,6 +122,12 @@ pub struct Task {
     pub setup: EncryptionSetup,
 }
 
+/// `cfg` for one side of a comparison: parameter snapshots (if any) go to the subdirectory `side`
+/// (`plain` or `encrypted`), so both runs of one task can be compared epoch by epoch.
+fn side_config(cfg: &TrainConfig, side: &str) -> TrainConfig {
+    TrainConfig { snapshots: cfg.snapshots.as_ref().map(|d| d.join(side)), ..cfg.clone() }
+}
+
 /// The encrypted side of a task: [`train_encrypted`] plus process CPU time per epoch.
 #[derive(Debug)]
 pub struct TimedRun {
@@ -135,6 +141,7 @@ pub struct TimedRun {
 /// Trains `task` on data encrypted under `key` (`more train <task> --encrypted`); `meta` is the
 /// decrypted model's metadata.
 pub fn train_task(task: &Task, key: &SecretKey, meta: ModelMeta) -> Result<TimedRun> {
+    let cfg = side_config(&task.cfg, "encrypted");
     let cpu = ProcessTime::now();
     let run = train_encrypted(
         key,
@@ -143,7 +150,7 @@ pub fn train_task(task: &Task, key: &SecretKey, meta: ModelMeta) -> Result<Timed
         &task.input_shape,
         &task.specs,
         task.init_seed,
-        &task.cfg,
+        &cfg,
         meta,
         &task.setup,
     )?;
@@ -172,7 +179,8 @@ pub fn train_plain(task: &Task, meta: ModelMeta) -> Result<PlainRun> {
     let mut net =
         Net::new(&Plain, &task.input_shape, &task.specs, &mut ChaCha8Rng::seed_from_u64(task.init_seed)).map_err(nn)?;
     let cpu = ProcessTime::now();
-    let history = fit(&Plain, &Plain, &mut net, &train, val.as_ref(), &task.cfg).map_err(nn)?;
+    let cfg = side_config(&task.cfg, "plain");
+    let history = fit(&Plain, &Plain, &mut net, &train, val.as_ref(), &cfg).map_err(nn)?;
     let cpu_seconds_per_epoch = cpu.elapsed().as_secs_f64() / history.epochs.len().max(1) as f64;
     Ok(PlainRun { model: net.to_model(&Plain, meta).map_err(nn)?, history, cpu_seconds_per_epoch })
 }

@@ -1,7 +1,7 @@
 //! `more reproduce <task>`: the papers' table — the same network, seed, data and hyper-parameters trained
 //! on plaintext and on encrypted data in one run, compared.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 
 use crate::args::ReproduceOptions;
@@ -22,8 +22,61 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     reproduce(args.task, &args.options)
 }
 
-/// Runs `task`'s comparison with `options` (the task's defaults for the hyper-parameters left unset).
+/// Runs `task`'s comparison with `options` (the task's defaults for the hyper-parameters left unset); with
+/// `--runs`, `--resume` or `--drift-kappas` the repeated study of [`crate::study`].
 pub fn reproduce(task: TaskRef, options: &ReproduceOptions) -> Result<()> {
     let hyper = Hyper::new(&options.run, task.reproduce_defaults());
+    if options.study.is_study() {
+        return study(task, options, &hyper);
+    }
     task.reproduce(options, &hyper)
+}
+
+/// The study: each run is one [`Task::reproduce`](crate::tasks::Task::reproduce) with its seed, key
+/// condition and snapshot directory, writing its report file only.
+fn study(task: TaskRef, options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
+    let report = crate::study::run(task.name(), hyper.seed, &options.study, study_settings(), |req| {
+        let mut one = options.clone();
+        one.run.seed = req.seed;
+        one.comparison.key_condition = req.key_condition;
+        one.comparison.snapshots = Some(req.snapshots.clone());
+        one.comparison.report = Some(req.report.clone());
+        one.comparison.svg = None;
+        one.comparison.in_study = true;
+        one.json.json = false;
+        one.quiet.quiet = true;
+        task.reproduce(&one, &Hyper { seed: req.seed, ..*hyper })
+    })?;
+    let cmp = &options.comparison;
+    if let Some(path) = &cmp.svg {
+        crate::files::write_svg(path, &crate::study::svg(&report))?;
+    }
+    let json = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = &cmp.report {
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if options.json.json {
+        println!("{json}");
+    } else {
+        crate::study::print_table(&report);
+    }
+    Ok(())
+}
+
+/// The command-line arguments a study must keep when it is resumed: all but where and how it reports.
+fn study_settings() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut args = std::env::args().skip(2);
+    while let Some(a) = args.next() {
+        match a.split('=').next().unwrap_or("") {
+            "--resume" | "--svg" | "--report" => {
+                if !a.contains('=') {
+                    args.next();
+                }
+            }
+            "--json" | "--quiet" => {}
+            _ => out.push(a),
+        }
+    }
+    out
 }

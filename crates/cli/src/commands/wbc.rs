@@ -122,6 +122,7 @@ pub fn run(args: WbcArgs) -> anyhow::Result<()> {
                 images: defaults(),
                 comparison: defaults(),
                 surrogate: a.surrogate,
+                study: defaults(),
                 json: a.json,
                 quiet: a.quiet,
             };

@@ -408,10 +408,11 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
         data: images.data.dir(),
         progress: !options.quiet.quiet && !json,
     };
-    let (task, labels) = task(&s)?;
+    let (mut task, labels) = task(&s)?;
+    task.cfg.snapshots = options.comparison.snapshots.clone();
     let val = task.val.clone().context("val split")?;
     let n = labels.len();
-    let key = SecretKey::generate(KeyOptions::default())?;
+    let key = crate::encrypted::fresh_key(options.comparison.key_condition)?;
     let c = compare(&task, &key, meta("angio-cnn-plain"), meta("angio-cnn-enctrain"))?;
     let (plain_model, enc_run) = (&c.plain.model, &c.encrypted.run);
 
@@ -479,6 +480,9 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
     });
     if let Some(p) = &options.comparison.report {
         std::fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if options.comparison.in_study {
+        return Ok(());
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

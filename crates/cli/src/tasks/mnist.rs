@@ -11,7 +11,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use more_core::{KeyOptions, SecretKey};
 use more_enctrain::owner::KeyOwner;
 use more_enctrain::task::{Task as TrainingTask, lane_maxima, mean_epoch_seconds, predict_encrypted, predict_plain, train_plain, train_task};
 use more_enctrain::train::{EncryptionSetup, PlainData, TargetNoise};
@@ -125,6 +124,7 @@ fn config(images: &ImageArgs, hyper: &Hyper, progress: bool) -> TrainConfig {
         progress,
         eval_batch: 500,
         checkpoint: None,
+        snapshots: None,
     }
 }
 
@@ -253,6 +253,7 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
         "sgd" => cfg.optimizer = OptimizerConfig::Sgd { lr: hyper.lr.unwrap_or(0.05), momentum: 0.9 },
         other => bail!("unknown optimizer {other:?} (sgd or adam)"),
     }
+    cfg.snapshots = cmp.snapshots.clone();
     let splits = splits(images, cmp.test_limit, hyper.seed)?;
     let id = format!("mnist-cnn-{}", images.arch.name());
     let say = |s: String| {
@@ -287,7 +288,7 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
     say(format!("plaintext: test accuracy {:.2}%", 100.0 * plain_acc));
 
     // Encrypted: a fresh key from the OS CSPRNG.
-    let key = SecretKey::generate(KeyOptions::default())?;
+    let key = crate::encrypted::fresh_key(cmp.key_condition)?;
     say(format!("encrypted training under a fresh key (κ = {:.2})", key.condition_number()));
     let enc = train_task(&task, &key, meta(&format!("{id}-encrypted"), images.arch))?;
     let run = &enc.run;
@@ -362,6 +363,9 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(path) = &cmp.report {
         std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if cmp.in_study {
+        return Ok(());
     }
     if json {
         println!("{text}");

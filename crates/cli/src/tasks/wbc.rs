@@ -3,6 +3,8 @@
 //! on encrypted inputs and targets — and scored by its errors on held-out samples. `more wbc` has the
 //! simulator's own commands.
 
+use std::path::PathBuf;
+
 use anyhow::Context as _;
 use more_hemo::{OUTPUT_NAMES, OUTPUT_UNITS};
 
@@ -54,12 +56,23 @@ pub struct Settings {
     pub model_id: Option<String>,
     /// No progress bars.
     pub quiet: bool,
+    /// Per-epoch parameter snapshots (`plain/` or `encrypted/` below it).
+    pub snapshots: Option<PathBuf>,
+    /// Condition number of the training key (default: a fresh key with `κ` uniform in [1, 10]).
+    pub key_condition: Option<f64>,
 }
 
 impl Settings {
     /// The settings of one run.
     pub fn new(surrogate: &SurrogateArgs, hyper: &Hyper, model_id: Option<String>, quiet: bool) -> Settings {
-        Settings { surrogate: surrogate.clone(), hyper: *hyper, model_id, quiet }
+        Settings {
+            surrogate: surrogate.clone(),
+            hyper: *hyper,
+            model_id,
+            quiet,
+            snapshots: None,
+            key_condition: None,
+        }
     }
 
     /// The learning rate.
@@ -103,6 +116,8 @@ pub struct Trained {
     pub max_encrypted_diff: f64,
     /// Encrypted training only: largest |weight| of the message lane and of the noise (shadow) lane.
     pub lanes: Option<(f64, f64)>,
+    /// Encrypted training only: the training key's condition number.
+    pub key_condition: Option<f64>,
 }
 
 fn load_or_generate(
@@ -194,6 +209,7 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
         progress: !a.quiet,
         eval_batch: 1000,
         checkpoint: None,
+        snapshots: a.snapshots.as_ref().map(|d| d.join(if encrypted { "encrypted" } else { "plain" })),
     };
     let specs = specs(a.surrogate.hidden);
     let (mut model, history, kappa, lanes) = if encrypted {
@@ -202,7 +218,7 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
         // The data owner's key encrypts inputs AND targets (noise lanes uniform in the standardised data
         // ranges); more-enctrain's task-generic trainer runs more-nn's `fit` on the ciphertexts, then the
         // owner checks its canaries and decrypts the weights.
-        let key = more_core::SecretKey::generate(more_core::KeyOptions::default())?;
+        let key = crate::encrypted::fresh_key(a.key_condition)?;
         let setup = EncryptionSetup {
             input_noise: (-2.0, 2.0),
             targets: TargetNoise::Uniform { lo: -1.0, hi: 1.0 },
@@ -281,6 +297,7 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
     }
     Ok(Trained {
         model,
+        key_condition: kappa,
         test: errs,
         train_seconds,
         epochs: history.epochs.len(),
@@ -333,7 +350,9 @@ fn train(options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
 /// data; per output, mean absolute and relative errors of both on the held-out samples, and the times.
 fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
     let json = options.json.json;
-    let a = Settings::new(&options.surrogate, hyper, None, options.quiet.quiet || json);
+    let mut a = Settings::new(&options.surrogate, hyper, None, options.quiet.quiet || json);
+    a.snapshots = options.comparison.snapshots.clone();
+    a.key_condition = options.comparison.key_condition;
     let data = load_data(&a)?;
     let plain = fit_surrogate(&a, &data, false)?;
     let enc = fit_surrogate(&a, &data, true)?;
@@ -342,29 +361,36 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
         (0..no).map(|k| (enc.test.mean_rel[k] - plain.test.mean_rel[k]).abs() / plain.test.mean_rel[k]).collect();
     let pass_mre = (0..no).all(|k| plain.test.mean_rel[k] < 0.03 && enc.test.mean_rel[k] < 0.03);
     let pass_close = rel_diff.iter().all(|d| *d < 0.05);
-    if json {
-        let per_output: Vec<_> = (0..no)
-            .map(|k| {
-                serde_json::json!({
-                    "output": OUTPUT_NAMES[k], "unit": OUTPUT_UNITS[k],
-                    "plain_mae": plain.test.mean_abs[k], "plain_mre": plain.test.mean_rel[k],
-                    "encrypted_mae": enc.test.mean_abs[k], "encrypted_mre": enc.test.mean_rel[k],
-                    "mre_relative_difference": rel_diff[k],
-                })
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let per_output: Vec<_> = (0..no)
+        .map(|k| {
+            serde_json::json!({
+                "output": OUTPUT_NAMES[k], "unit": OUTPUT_UNITS[k],
+                "plain_mae": plain.test.mean_abs[k], "plain_mre": plain.test.mean_rel[k],
+                "encrypted_mae": enc.test.mean_abs[k], "encrypted_mre": enc.test.mean_rel[k],
+                "mre_relative_difference": rel_diff[k],
             })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "train_samples": data.train.len(), "test_samples": data.test.len(), "epochs": hyper.epochs,
-                "simulate_seconds": data.simulate_seconds,
-                "plain_train_seconds": plain.train_seconds, "encrypted_train_seconds": enc.train_seconds,
-                "training_overhead": enc.train_seconds / plain.train_seconds,
-                "plain_infer_us": plain.infer_plain_us, "encrypted_infer_us": plain.infer_encrypted_us,
-                "max_weight_noise_lane": enc.lanes.map(|l| l.1),
-                "outputs": per_output, "pass_mre_below_3pct": pass_mre, "pass_encrypted_within_5pct": pass_close,
-            }))?
-        );
+        })
+        .collect();
+    let report = serde_json::json!({
+        "task": "wbc", "seed": hyper.seed, "key_condition": enc.key_condition,
+        "train_samples": data.train.len(), "test_samples": data.test.len(), "epochs": hyper.epochs,
+        "simulate_seconds": data.simulate_seconds,
+        "plain_train_seconds": plain.train_seconds, "encrypted_train_seconds": enc.train_seconds,
+        "training_overhead": enc.train_seconds / plain.train_seconds,
+        "plain_infer_us": plain.infer_plain_us, "encrypted_infer_us": plain.infer_encrypted_us,
+        "max_weight_noise_lane": enc.lanes.map(|l| l.1),
+        "plain_mean_mre": mean(&plain.test.mean_rel), "encrypted_mean_mre": mean(&enc.test.mean_rel),
+        "outputs": per_output, "pass_mre_below_3pct": pass_mre, "pass_encrypted_within_5pct": pass_close,
+    });
+    if let Some(p) = &options.comparison.report {
+        std::fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
+    }
+    if options.comparison.in_study {
+        return Ok(());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     println!(

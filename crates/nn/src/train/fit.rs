@@ -1,7 +1,7 @@
 //! The training loop: mini-batches, shuffling with a fixed seed, augmentation, per-epoch metrics, early
 //! stopping on a validation split, checkpoints — the same code for every [`Algebra`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ndarray::{ArrayD, Axis};
 use rand::SeedableRng;
@@ -85,6 +85,9 @@ pub struct TrainConfig {
     pub eval_batch: usize,
     /// Save the best model here after each improving epoch.
     pub checkpoint: Option<Checkpoint>,
+    /// Write the parameters as the key owner sees them (revealed) after every epoch into this directory,
+    /// as `epoch-NNN.f32` (all parameter tensors in order, little-endian `f32`): how two runs drift apart.
+    pub snapshots: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -102,6 +105,7 @@ impl Default for TrainConfig {
             progress: false,
             eval_batch: 500,
             checkpoint: None,
+            snapshots: None,
         }
     }
 }
@@ -362,6 +366,9 @@ pub fn fit<A: Algebra, R: Reveal<A> + ?Sized>(
         line.push_str(&format!(" ({:.1} s)", stats.seconds));
         bar_finish(bar, line);
         // Higher is better: validation accuracy, else minus validation loss, else minus training loss.
+        if let Some(dir) = &cfg.snapshots {
+            write_snapshot(reveal, net, &dir.join(format!("epoch-{epoch:03}.f32")))?;
+        }
         let score = stats.val_accuracy.or(stats.val_loss.map(|l| -l)).unwrap_or(-stats.train_loss);
         history.epochs.push(stats);
         if best.as_ref().is_none_or(|(s, _)| score > *s) {
@@ -393,6 +400,21 @@ pub fn fit<A: Algebra, R: Reveal<A> + ?Sized>(
         }
     }
     Ok(history)
+}
+
+/// Writes `net`'s revealed parameters to `path` (see [`TrainConfig::snapshots`]).
+fn write_snapshot<A: Algebra, R: Reveal<A> + ?Sized>(reveal: &R, net: &Net<A>, path: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    for p in net.params() {
+        for v in reveal.reveal(p)?.iter() {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    let io = |source| Error::Io { path: path.display().to_string(), source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    std::fs::write(path, bytes).map_err(io)
 }
 
 /// Splits plaintext `(inputs, targets)` rows into `(train, validation)` after a seeded shuffle, with
