@@ -1,9 +1,6 @@
 //! Scores of classifiers: predicted class, accuracy, balanced accuracy, confusion matrix.
 
-/// Index of the largest value (the first on ties; 0 when empty): the predicted class of one output row.
-pub fn argmax<'a>(values: impl IntoIterator<Item = &'a f32>) -> usize {
-    values.into_iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0
-}
+pub use more_nn::metrics::argmax;
 
 /// Predictions equal to their labels.
 pub fn hits(pred: &[usize], labels: &[u8]) -> usize {
@@ -48,11 +45,5 @@ mod tests {
         assert!((b - 0.5).abs() < 1e-12);
         assert_eq!(confusion(&[0, 1, 1], &[0, 0, 1], 2), vec![vec![1, 1], vec![0, 1]]);
         assert_eq!(hits(&[0, 1, 1], &[0, 0, 1]), 2);
-    }
-
-    #[test]
-    fn argmax_takes_the_first_largest() {
-        assert_eq!(argmax(&[0.1, 0.7, 0.7, -1.0]), 1);
-        assert_eq!(argmax(&[] as &[f32]), 0);
     }
 }

@@ -415,7 +415,7 @@ fn attack_model(path: &Path, test: &ImageSet, opts: KeyOptions, rng: &mut ChaCha
     let plain = model.forward_plain(inputs.view())?;
     let rec = attack::ciphertext_only(&[&x], &DataPrior::image_8bit(lo, hi, h, w))?;
     let leak = attack::leak_outputs(&rec.basis, Lane::First, &y)?;
-    let truth = argmax_rows(&plain.mapv(f64::from));
+    let truth = more_nn::metrics::predictions(&plain);
     let answer_leak_rate =
         leak.argmax.iter().zip(&truth).filter(|(a, b)| a == b).count() as f64 / truth.len().max(1) as f64;
     let logits_max_error = max_abs_diff(&leak.values.into_dyn(), &plain.mapv(f64::from));
@@ -520,14 +520,8 @@ fn rebuild(
     Ok(Model::new(model.meta().clone(), model.input_shape(), layers)?)
 }
 
-fn argmax_rows(y: &ArrayD<f64>) -> Vec<usize> {
-    y.outer_iter().map(|row| row.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(i, _)| i)).collect()
-}
-
 fn accuracy(model: &Model, inputs: &ArrayD<f32>, labels: &[u8]) -> Result<f64> {
-    let y = model.forward_plain(inputs.view())?;
-    let pred = argmax_rows(&y.mapv(f64::from));
-    Ok(pred.iter().zip(labels).filter(|&(&p, &l)| p == usize::from(l)).count() as f64 / labels.len().max(1) as f64)
+    Ok(more_nn::metrics::label_accuracy(&model.forward_plain(inputs.view())?, labels))
 }
 
 fn print_tables(r: &AttackReport) {

@@ -123,7 +123,7 @@ pub fn run(args: ClassifyArgs) -> Result<()> {
             pre.kind
         );
     }
-    let norm = Normalization::new(pre.scale, pre.mean.clone(), pre.std.clone()).context("the model's normalisation")?;
+    let norm = pre.normalization().context("the model's normalisation")?;
     let mut answers = Vec::new();
     let mut failed = 0;
     for path in &args.images {

@@ -6,7 +6,6 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use ndarray::ArrayD;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -15,6 +14,7 @@ use more_enctrain::owner::KeyOwner;
 use more_enctrain::task::{Task as TrainingTask, lane_maxima, mean_epoch_seconds, predict_encrypted, predict_plain, train_plain, train_task};
 use more_enctrain::train::{EncryptionSetup, PlainData, TargetNoise};
 use more_nn::idx;
+use more_nn::metrics::accuracy;
 use more_nn::networks::{self, MNIST_INPUT};
 use more_nn::train::{
     Checkpoint, Dataset, Loss, Net, OptimizerConfig, TrainConfig, correct, evaluate, fit, split_rows, take_rows,
@@ -239,9 +239,6 @@ fn train_encrypted(options: &TrainOptions, hyper: &Hyper) -> Result<()> {
     Ok(())
 }
 
-fn accuracy(out: &ArrayD<f32>, targets: &ArrayD<f32>) -> f64 {
-    correct(out, targets) as f64 / out.shape()[0] as f64
-}
 
 /// `more reproduce mnist`.
 fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
