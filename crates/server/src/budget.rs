@@ -1,0 +1,218 @@
+//! The memory budget: what one inference request may hold while it is admitted, and the bound on the
+//! whole process's memory that follows from it.
+//!
+//! An admitted request reserves, until its job is dropped (answered, or skipped because the client went):
+//!
+//! - [`BODY_COPIES`] times its body size: the body buffer, the decoded tensor, its copy in a merged batch
+//!   and the copy of the chunk the forward pass works on;
+//! - the **compute memory** of its samples: the largest set of arrays any one layer holds at once while
+//!   running on those samples' four ciphertext planes ([`ComputeCost`], from the model's layer shapes:
+//!   im2col column matrices, activations, pooling index tables, output copies).
+//!
+//! A worker runs a merged batch in chunks of at most [`CHUNK_SAMPLES`] samples, one chunk after another,
+//! so the compute memory of a merged pass is at most that of `min(total, CHUNK_SAMPLES)` samples, which is
+//! at most the sum of what its jobs reserved (each reserving for `min(own samples, CHUNK_SAMPLES)`).
+//! Whatever the worker count, the memory of all passes in progress is therefore inside the budget, and the
+//! process stays below [`Bound::total`]: the models, a fixed runtime allowance, a per-thread and a
+//! per-connection allowance, and the budget.
+
+use std::sync::Arc;
+
+use more_nn::{Layer, Model};
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Copies of a request body held at once over its life (see the module docs).
+pub const BODY_COPIES: usize = 4;
+
+/// Most samples a forward pass runs through the layers at once (four plane rows each).
+pub const CHUNK_SAMPLES: usize = more_nn::model::CHUNK_ROWS / 4;
+
+/// Bytes of one `f32` element on the four planes of a ciphertext.
+const PLANE_BYTES: usize = 4 * 4;
+
+/// Allowance for the runtime: the executable's code and data, the allocator's bookkeeping, the async
+/// runtime, logging and the router (the idle process measures 7–8 MB with the bundled models).
+pub const RUNTIME_BYTES: usize = 16 << 20;
+
+/// Allowance per thread (inference worker or async runtime thread): the touched part of its stack and its
+/// allocator arena's free-list slack for small allocations.
+pub const PER_THREAD_BYTES: usize = 2 << 20;
+
+/// Allowance per open connection: the HTTP/1 read and write buffers and the connection's task.
+pub const PER_CONNECTION_BYTES: usize = 64 << 10;
+
+/// Open connections assumed by [`Bound`] when the caller does not say (`more-server --max-connections`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// The compute memory of one model, per sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ComputeCost {
+    /// Peak bytes the forward pass holds per encrypted sample, beyond the input it was given.
+    pub per_sample: usize,
+    /// Bytes of one encrypted input sample (four `f32` planes).
+    pub input_per_sample: usize,
+}
+
+impl ComputeCost {
+    /// The cost of `model`'s encrypted forward pass, from its layer shapes. The estimate follows the
+    /// arrays each layer keeps alive at once, per plane row, in `f32` elements (indices count as two):
+    ///
+    /// | layer | live elements |
+    /// |---|---|
+    /// | conv2d | input + im2col columns `C·kh·kw·oh·ow` + 3 × output (the product and two layout copies) |
+    /// | avg pool `k` | input + 2·k² × output (index table) + output |
+    /// | max pool `k` | input + 2·k² × output + 3 × output (accumulator, next window, difference) |
+    /// | dense | input + output |
+    /// | activation, flatten | 2 × input (a layout copy) |
+    /// | softmax | input + 5 × output |
+    ///
+    /// plus the output rows the pass collects. Any other layer counts `3 × (input + output)`.
+    pub fn of(model: &Model) -> ComputeCost {
+        let mut shape = model.input_shape().to_vec();
+        let input: usize = shape.iter().product();
+        let mut peak = 0usize;
+        for layer in model.layers() {
+            // The model checked its layer chain when it was built; a shape error cannot happen here, and
+            // counting the input again keeps the estimate conservative if it ever did.
+            let out = layer.output_shape(&shape).unwrap_or_else(|_| shape.clone());
+            let i: usize = shape.iter().product();
+            let o: usize = out.iter().product();
+            let live = match layer {
+                Layer::Conv2d(c) => {
+                    let (_, ci, kh, kw) = c.weight.dim();
+                    let positions: usize = out.iter().skip(1).product();
+                    i + ci * kh * kw * positions + 3 * o
+                }
+                Layer::AvgPool(p) => i + (2 * p.size * p.size + 1) * o,
+                Layer::MaxPool(p) => i + (2 * p.size * p.size + 3) * o,
+                Layer::Dense(_) => i + o,
+                Layer::Activation(_) | Layer::Flatten => 2 * i,
+                Layer::Softmax => i + 5 * o,
+                _ => 3 * (i + o),
+            };
+            peak = peak.max(live);
+            shape = out;
+        }
+        ComputeCost { per_sample: (peak + model.output_len()) * PLANE_BYTES, input_per_sample: input * PLANE_BYTES }
+    }
+
+    /// Bytes an admitted request of `body_bytes` carrying `samples` samples reserves.
+    pub fn reservation(&self, body_bytes: usize, samples: usize) -> usize {
+        body_bytes
+            .saturating_mul(BODY_COPIES)
+            .saturating_add(self.per_sample.saturating_mul(samples.clamp(1, CHUNK_SAMPLES)))
+    }
+
+    /// Samples a body of `body_bytes` can carry (its header is small next to one sample), at least one.
+    pub fn samples_in(&self, body_bytes: usize) -> usize {
+        body_bytes.div_ceil(self.input_per_sample.max(1)).max(1)
+    }
+}
+
+/// The shared memory budget, counted in KiB permits.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    permits: Arc<Semaphore>,
+    kib: usize,
+}
+
+/// A reservation, released when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Budget {
+    /// A budget of `bytes` (rounded down to KiB, at least 1 KiB).
+    pub fn new(bytes: usize) -> Budget {
+        let kib = (bytes >> 10).clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        Budget { permits: Arc::new(Semaphore::new(kib)), kib }
+    }
+
+    /// The budget in bytes.
+    pub fn total(&self) -> usize {
+        self.kib << 10
+    }
+
+    /// Bytes currently reserved.
+    pub fn in_use(&self) -> usize {
+        self.kib.saturating_sub(self.permits.available_permits()) << 10
+    }
+
+    /// Reserves `bytes` (rounded up to KiB) if they fit now.
+    pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
+        if !self.could_fit(bytes) {
+            return None;
+        }
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).ok()?;
+        Arc::clone(&self.permits).try_acquire_many_owned(kib).ok().map(|p| Reservation { _permit: p })
+    }
+
+    /// Whether `bytes` fit in the whole budget (when nothing else is reserved).
+    pub fn could_fit(&self, bytes: usize) -> bool {
+        bytes.div_ceil(1024).max(1) <= self.kib
+    }
+}
+
+/// The bound on the process's resident memory, and its parts (bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Bound {
+    /// The loaded models' weights.
+    pub models: usize,
+    /// [`RUNTIME_BYTES`].
+    pub runtime: usize,
+    /// Threads (inference workers and async runtime threads) × [`PER_THREAD_BYTES`].
+    pub threads: usize,
+    /// Open connections at most × [`PER_CONNECTION_BYTES`].
+    pub connections: usize,
+    /// The memory budget for admitted requests.
+    pub budget: usize,
+}
+
+impl Bound {
+    /// The bound for these models and sizes.
+    pub fn new<'a>(
+        models: impl IntoIterator<Item = &'a Model>,
+        threads: usize,
+        max_connections: usize,
+        budget: usize,
+    ) -> Bound {
+        let models = models
+            .into_iter()
+            .map(|m| m.layers().iter().flat_map(Layer::params).map(|p| 4 * p.len()).sum::<usize>())
+            .sum();
+        Bound {
+            models,
+            runtime: RUNTIME_BYTES,
+            threads: threads.saturating_mul(PER_THREAD_BYTES),
+            connections: max_connections.saturating_mul(PER_CONNECTION_BYTES),
+            budget,
+        }
+    }
+
+    /// The sum of the parts.
+    pub fn total(&self) -> usize {
+        self.models
+            .saturating_add(self.runtime)
+            .saturating_add(self.threads)
+            .saturating_add(self.connections)
+            .saturating_add(self.budget)
+    }
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: usize| b as f64 / (1 << 20) as f64;
+        write!(
+            f,
+            "{:.1} MiB = models {:.1} + runtime {:.1} + threads {:.1} + connections {:.1} + budget {:.1}",
+            mib(self.total()),
+            mib(self.models),
+            mib(self.runtime),
+            mib(self.threads),
+            mib(self.connections),
+            mib(self.budget)
+        )
+    }
+}
