@@ -216,3 +216,54 @@ impl std::fmt::Display for Bound {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use more_nn::layer::{Activation, Conv2d, Dense, Pool};
+    use more_nn::{Model, ModelMeta};
+    use ndarray::{Array1, Array2, Array4};
+
+    #[test]
+    fn cost_follows_the_largest_layer() {
+        // [1, 8, 8] -> conv 2x3x3 pad 1 -> [2, 8, 8] -> relu -> avgpool 2 -> [2, 4, 4] -> flatten -> dense 32->3
+        let conv = Conv2d { weight: Array4::zeros((2, 1, 3, 3)), bias: Array1::zeros(2), stride: 1, padding: 1 };
+        let layers = vec![
+            Layer::Conv2d(conv),
+            Layer::Activation(Activation::Relu),
+            Layer::AvgPool(Pool { size: 2, stride: 2 }),
+            Layer::Flatten,
+            Layer::Dense(Dense { weight: Array2::zeros((32, 3)), bias: Array1::zeros(3) }),
+        ];
+        let m = Model::new(ModelMeta::new("t", "t"), &[1, 8, 8], layers).unwrap();
+        let cost = ComputeCost::of(&m);
+        // conv: input 64 + columns 9·64 + 3 × output 128 = 1024 elements; relu 256; pool 128 + 9·32 = 416.
+        assert_eq!(cost.per_sample, (1024 + 3) * 16);
+        assert_eq!(cost.input_per_sample, 64 * 16);
+        assert_eq!(cost.samples_in(4 * 64 * 16 + 24), 5, "a header rounds up, never down");
+        // A request reserves 4 bodies plus the compute of its samples, capped at one chunk.
+        assert_eq!(cost.reservation(1000, 2), 4000 + 2 * cost.per_sample);
+        assert_eq!(cost.reservation(1000, 1000), 4000 + CHUNK_SAMPLES * cost.per_sample);
+    }
+
+    #[test]
+    fn budget_counts_reservations_until_dropped() {
+        let b = Budget::new(10 << 10);
+        let r1 = b.try_reserve(4000).unwrap();
+        assert_eq!(b.in_use(), 4 << 10);
+        let r2 = b.try_reserve(6 << 10).unwrap();
+        assert!(b.try_reserve(1).is_none(), "full");
+        assert!(!b.could_fit(11 << 10) && b.could_fit(10 << 10));
+        drop(r1);
+        assert_eq!(b.in_use(), 6 << 10);
+        drop(r2);
+        assert_eq!(b.in_use(), 0);
+    }
+
+    #[test]
+    fn bound_adds_its_parts() {
+        let b = Bound { models: 1, runtime: 2, threads: 3, connections: 4, budget: 5 };
+        assert_eq!(b.total(), 15);
+        assert!(b.to_string().starts_with("0.0 MiB = models"));
+    }
+}

@@ -103,7 +103,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let registry = Registry::load_dir(&args.models).context("loading models")?;
     for m in registry.iter() {
-        tracing::info!(id = %m.meta().id, input = ?m.input_shape(), ring_only = m.is_ring_only(), "model loaded");
+        let cost = more_server::budget::ComputeCost::of(m);
+        tracing::info!(
+            id = %m.meta().id,
+            input = ?m.input_shape(),
+            ring_only = m.is_ring_only(),
+            input_bytes_per_sample = cost.input_per_sample,
+            compute_bytes_per_sample = cost.per_sample,
+            "model loaded"
+        );
     }
     let mut engine =
         EngineConfig { queue: args.queue, max_batch_samples: args.max_batch_samples, ..EngineConfig::default() };
@@ -135,7 +143,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     println!("more-server listening on http://{addr}/");
     let bound = state.memory_bound();
     tracing::info!(bound_bytes = bound.total(), %bound, "memory bound (resident set)");
-    println!("more-server memory bound: {bound}");
+    {
+        // Not println!: a closed stdout (a supervisor that read the first line) must not stop the server.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "more-server memory bound: {bound}");
+    }
     if !more_server::allocator::is_tuned() {
         tracing::warn!("the allocator runs without its fixed mmap threshold: the resident set may exceed the bound");
     }

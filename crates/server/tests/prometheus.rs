@@ -109,7 +109,7 @@ async fn prometheus_scrapes_the_metrics() {
     for name in [
         "more_http_requests_total{",
         "more_http_request_duration_seconds_bucket{",
-        "more_inference_batch_samples_bucket{model=\"test-cnn-relu\"",
+        "more_inference_batch_samples_count{model=\"test-cnn-relu\"} 1",
         "more_inference_queue_depth ",
         "more_inference_requests_in_flight ",
         "more_memory_budget_in_use_bytes ",
