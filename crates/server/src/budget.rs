@@ -52,6 +52,9 @@ pub struct ComputeCost {
     pub per_sample: usize,
     /// Bytes of one encrypted input sample (four `f32` planes).
     pub input_per_sample: usize,
+    /// Wire-format header bytes of a request without a batch axis (`[4, ...input_shape]`); a batched
+    /// request's header is 4 bytes longer.
+    pub header: usize,
 }
 
 impl ComputeCost {
@@ -94,7 +97,11 @@ impl ComputeCost {
             peak = peak.max(live);
             shape = out;
         }
-        ComputeCost { per_sample: (peak + model.output_len()) * PLANE_BYTES, input_per_sample: input * PLANE_BYTES }
+        ComputeCost {
+            per_sample: (peak + model.output_len()) * PLANE_BYTES,
+            input_per_sample: input * PLANE_BYTES,
+            header: 8 + 4 * (model.input_shape().len() + 1),
+        }
     }
 
     /// Bytes an admitted request of `body_bytes` carrying `samples` samples reserves.
@@ -104,9 +111,10 @@ impl ComputeCost {
             .saturating_add(self.per_sample.saturating_mul(samples.clamp(1, CHUNK_SAMPLES)))
     }
 
-    /// Samples a body of `body_bytes` can carry (its header is small next to one sample), at least one.
+    /// Samples in a valid body of `body_bytes` (header, then whole samples), at least one. A body of any
+    /// other length is refused when decoded, before any forward pass.
     pub fn samples_in(&self, body_bytes: usize) -> usize {
-        body_bytes.div_ceil(self.input_per_sample.max(1)).max(1)
+        (body_bytes.saturating_sub(self.header) / self.input_per_sample.max(1)).max(1)
     }
 }
 
@@ -240,7 +248,10 @@ mod tests {
         // conv: input 64 + columns 9·64 + 3 × output 128 = 1024 elements; relu 256; pool 128 + 9·32 = 416.
         assert_eq!(cost.per_sample, (1024 + 3) * 16);
         assert_eq!(cost.input_per_sample, 64 * 16);
-        assert_eq!(cost.samples_in(4 * 64 * 16 + 24), 5, "a header rounds up, never down");
+        assert_eq!(cost.header, 8 + 4 * 4);
+        assert_eq!(cost.samples_in(64 * 16 + 24), 1, "one sample without a batch axis");
+        assert_eq!(cost.samples_in(5 * 64 * 16 + 28), 5, "five with one");
+        assert_eq!(cost.samples_in(3), 1);
         // A request reserves 4 bodies plus the compute of its samples, capped at one chunk.
         assert_eq!(cost.reservation(1000, 2), 4000 + 2 * cost.per_sample);
         assert_eq!(cost.reservation(1000, 1000), 4000 + CHUNK_SAMPLES * cost.per_sample);
