@@ -6,6 +6,7 @@
 # timeout).
 #
 #   bench/scale.sh          # DURATION=24 CONNECTIONS=16 MODEL=mnist-cnn-relu PORT=18280 by default
+#   NGINX_CONF=my.conf bench/scale.sh   # another config with the same listen/server lines
 #
 # Needs nginx and wrk (scripts/setup.sh ops installs both).
 set -euo pipefail
@@ -16,6 +17,7 @@ THREADS=${THREADS:-2}
 PORT=${PORT:-18280}
 MODEL=${MODEL:-mnist-cnn-relu}
 WORKERS=${WORKERS:-1}
+NGINX_CONF=${NGINX_CONF:-deploy/nginx.conf}
 OUT=${OUT:-/tmp/more-scale}
 REPLICAS=(127.0.0.1:$((PORT + 1)) 127.0.0.1:$((PORT + 2)))
 for tool in nginx wrk curl; do
@@ -46,7 +48,7 @@ for r in "${REPLICAS[@]}"; do start_replica "$r"; done
 # The reference config with this run's ports.
 sed -e "s/listen 127.0.0.1:8080;/listen 127.0.0.1:$PORT;/" \
     -e "s/server 127.0.0.1:8081 /server ${REPLICAS[0]} /" \
-    -e "s/server 127.0.0.1:8082 /server ${REPLICAS[1]} /" deploy/nginx.conf >"$OUT/lb/nginx.conf"
+    -e "s/server 127.0.0.1:8082 /server ${REPLICAS[1]} /" "$NGINX_CONF" >"$OUT/lb/nginx.conf"
 nginx -t -q -p "$OUT/lb/" -c "$OUT/lb/nginx.conf"
 nginx -p "$OUT/lb/" -c "$OUT/lb/nginx.conf"
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$PORT/api/v1/health" >/dev/null && break; sleep 0.1; done

@@ -149,7 +149,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let _ = writeln!(std::io::stdout(), "more-server memory bound: {bound}");
     }
     if !more_server::allocator::is_tuned() {
-        tracing::warn!("the allocator runs without its fixed mmap threshold: the resident set may exceed the bound");
+        tracing::warn!("the allocator runs with one arena per thread: the resident set may exceed the bound");
     }
     let listener = BoundedListener::new(listener, args.max_connections, Duration::from_secs(args.idle_timeout_s));
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
