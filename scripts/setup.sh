@@ -56,10 +56,14 @@ setup_ops() {
     log "installing Debian ${missing[*]}"
     as_root apt-get update -qq
     # policy-rc.d 101: the packages' services are not started (the tests start their own instances).
-    printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
-    as_root chmod +x /usr/sbin/policy-rc.d
+    local own_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+      as_root chmod +x /usr/sbin/policy-rc.d
+      own_policy=1
+    fi
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
-    as_root rm -f /usr/sbin/policy-rc.d
+    [ "$own_policy" = 0 ] || as_root rm -f /usr/sbin/policy-rc.d
   fi
 }
 
