@@ -19,6 +19,7 @@ pub mod budget;
 pub mod conn;
 pub mod engine;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod samples;
 pub mod wire;
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -48,6 +49,7 @@ use tower_http::trace::TraceLayer;
 
 pub use engine::{Engine, EngineConfig, Registry};
 pub use error::ApiError;
+use extract::ApiPath;
 pub use samples::Samples;
 
 /// Request limits.
@@ -349,7 +351,7 @@ async fn models(State(s): State<AppState>) -> impl IntoResponse {
     axum::Json(serde_json::json!({ "models": list }))
 }
 
-async fn model_one(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn model_one(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     let m = s.registry().get(&id).ok_or_else(|| ApiError::unknown_model(&id))?;
     Ok(axum::Json(model_info(&s, m)).into_response())
 }
@@ -385,7 +387,7 @@ fn ms(d: Duration) -> f64 {
 
 async fn infer(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {

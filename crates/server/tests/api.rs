@@ -444,3 +444,18 @@ async fn invalid_ciphertext_is_422_and_does_not_fail_batched_neighbours() {
         t.await.unwrap();
     }
 }
+
+/// Found by fuzzing the request path: a model id whose percent-encoding is not UTF-8 was answered by the
+/// router's plain-text 400; every API error is JSON.
+#[tokio::test]
+async fn undecodable_path_segment_is_a_json_400() {
+    let router = router();
+    for uri in ["/api/v1/models/fuz%f2%22", "/api/v1/models/%ff/infer", "/api/v1/samples/%c3%28.png"] {
+        let method = if uri.ends_with("/infer") { "POST" } else { "GET" };
+        let req = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+        let r = send(&router, req).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(r.error(), "bad_path", "{uri}");
+        assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"), "{uri}");
+    }
+}
