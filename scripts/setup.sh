@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks for building, testing and running the demo; fast when all is present.
-# Usage: scripts/setup.sh [rust|wasm|browser|all]   (default: all)
+# Usage: scripts/setup.sh [rust|wasm|browser|ops|fuzz|all]   (default: all)
+#   ops:  Debian's prometheus (the /metrics scrape test), nginx and wrk (bench/scale.sh, bench/load.sh)
+#   fuzz: nightly Rust and cargo-fuzz (scripts/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -45,10 +47,39 @@ setup_browser() {
   [ -d tools/node_modules/playwright-core ] || (cd tools && npm ci --no-audit --no-fund --loglevel=error)
 }
 
+setup_ops() {
+  local missing=()
+  command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  command -v wrk >/dev/null || missing+=(wrk)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian ${missing[*]}"
+    as_root apt-get update -qq
+    # policy-rc.d 101: the packages' services are not started (the tests start their own instances).
+    local own_policy=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' | as_root tee /usr/sbin/policy-rc.d >/dev/null
+      as_root chmod +x /usr/sbin/policy-rc.d
+      own_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+    [ "$own_policy" = 0 ] || as_root rm -f /usr/sbin/policy-rc.d
+  fi
+}
+
+setup_fuzz() {
+  rustup toolchain list | grep -q '^nightly' || {
+    log "installing the nightly toolchain (minimal profile)"; rustup toolchain install nightly --profile minimal; }
+  cargo fuzz --version >/dev/null 2>&1 || {
+    log "installing cargo-fuzz (a few minutes, once)"; cargo install cargo-fuzz --locked || cargo install cargo-fuzz; }
+}
+
 case "$want" in
   rust) setup_rust ;;
   wasm) setup_rust; setup_wasm ;;
   browser) setup_rust; setup_wasm; setup_browser ;;
-  all) setup_rust; setup_wasm; setup_browser ;;
-  *) echo "usage: $0 [rust|wasm|browser|all]" >&2; exit 2 ;;
+  ops) setup_ops ;;
+  fuzz) setup_rust; setup_fuzz ;;
+  all) setup_rust; setup_wasm; setup_browser; setup_ops; setup_fuzz ;;
+  *) echo "usage: $0 [rust|wasm|browser|ops|fuzz|all]" >&2; exit 2 ;;
 esac

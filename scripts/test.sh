@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command (README "Getting started"; CI runs it through .ci/run).
-# Installs what is missing, then: format check, clippy, native tests, wasm tests, browser end-to-end tests.
+# Installs what is missing, then: format check, clippy, native tests, wasm tests, browser end-to-end tests,
+# and a short run of every fuzz target (FUZZ_SECONDS each, default 10; FUZZ_SECONDS=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
@@ -13,6 +14,7 @@ stage "setup"
 if [ "$have_e2e" = 1 ]; then scripts/setup.sh browser
 elif [ "$have_wasm" = 1 ]; then scripts/setup.sh wasm
 else scripts/setup.sh rust; fi
+scripts/setup.sh ops
 
 stage "cargo fmt --check"
 cargo fmt --all --check
@@ -31,5 +33,10 @@ if [ "$have_e2e" = 1 ]; then
   stage "browser end-to-end (Playwright, real server, optimised wasm)"
   scripts/build-web.sh
   node tests/e2e/run.mjs
+fi
+if [ "${FUZZ_SECONDS:-10}" != 0 ]; then
+  stage "fuzz smoke run (cargo-fuzz, ${FUZZ_SECONDS:-10}s per target)"
+  scripts/setup.sh fuzz
+  scripts/fuzz.sh --smoke "${FUZZ_SECONDS:-10}"
 fi
 stage "all tests passed"

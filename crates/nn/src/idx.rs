@@ -52,7 +52,9 @@ pub fn parse_idx(bytes: &[u8]) -> std::result::Result<ArrayD<u8>, String> {
     if payload.len() != n {
         return Err(format!("IDX declares {dims:?} ({n} bytes) but holds {} bytes", payload.len()));
     }
-    Ok(ArrayD::from_shape_vec(IxDyn(&dims), payload.to_vec()).expect("size checked"))
+    // A zero dimension makes the element count 0 whatever the others are, but ndarray still refuses a
+    // shape whose other dimensions overflow `isize`: an error, not a panic.
+    ArrayD::from_shape_vec(IxDyn(&dims), payload.to_vec()).map_err(|e| format!("IDX shape {dims:?}: {e}"))
 }
 
 /// A labelled image set: `images[N, H, W]` (raw bytes) and `labels[N]`.
@@ -153,6 +155,14 @@ pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing: a zero dimension next to huge ones declares 0 bytes, which passed the size check,
+    /// and ndarray's shape check then panicked.
+    #[test]
+    fn zero_dimension_with_huge_ones_is_an_error() {
+        let bytes = [0, 0, 8, 3, 0, 0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert!(parse_idx(&bytes).unwrap_err().contains("IDX shape"));
+    }
 
     #[test]
     fn parses_a_small_file_and_rejects_bad_ones() {

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -170,6 +171,17 @@ struct Job {
     input: EncryptedTensor<f32>,
     enqueued: Instant,
     reply: oneshot::Sender<Result<Computed, JobError>>,
+    /// Held until the job is dropped (answered or skipped): the request's memory reservation.
+    _hold: Option<Box<dyn Send>>,
+}
+
+/// Called after each forward pass with the model's id, the samples in the pass and its duration.
+pub type PassObserver = Arc<dyn Fn(&str, usize, Duration) + Send + Sync>;
+
+/// What every worker shares besides the queue.
+struct Shared {
+    queued: Arc<AtomicUsize>,
+    observer: Option<PassObserver>,
 }
 
 /// The queue and its workers. Dropping the engine closes the queue; workers finish their jobs and exit.
@@ -177,6 +189,7 @@ struct Job {
 pub struct Engine {
     tx: SyncSender<Job>,
     config: EngineConfig,
+    queued: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Job {
@@ -188,6 +201,11 @@ impl std::fmt::Debug for Job {
 impl Engine {
     /// Starts `config.workers` threads.
     pub fn start(config: EngineConfig) -> Self {
+        Self::start_observed(config, None)
+    }
+
+    /// Starts `config.workers` threads, calling `observer` after each forward pass.
+    pub fn start_observed(config: EngineConfig, observer: Option<PassObserver>) -> Self {
         let config = EngineConfig {
             workers: config.workers.max(1),
             queue: config.queue.max(1),
@@ -195,14 +213,17 @@ impl Engine {
         };
         let (tx, rx) = sync_channel::<Job>(config.queue);
         let rx = Arc::new(Mutex::new(rx));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let shared = Arc::new(Shared { queued: Arc::clone(&queued), observer });
         for i in 0..config.workers {
             let rx = Arc::clone(&rx);
+            let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name(format!("more-infer-{i}"))
-                .spawn(move || worker(&rx, config.max_batch_samples))
+                .spawn(move || worker(&rx, config.max_batch_samples, &shared))
                 .expect("spawn inference worker");
         }
-        Engine { tx, config }
+        Engine { tx, config, queued }
     }
 
     /// The configuration in use.
@@ -210,19 +231,40 @@ impl Engine {
         self.config
     }
 
+    /// Jobs waiting for a worker.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// Queues `input` (`[4, N, ...input_shape]`) for `model` and waits for the answer.
     pub async fn infer(&self, model: Arc<Model>, input: EncryptedTensor<f32>) -> Result<Computed, JobError> {
+        self.infer_holding(model, input, None).await
+    }
+
+    /// [`Engine::infer`], keeping `hold` (e.g. a memory reservation) alive with the job: until the job is
+    /// answered or, if its client has gone, skipped — not merely until the caller stops waiting.
+    pub async fn infer_holding(
+        &self,
+        model: Arc<Model>,
+        input: EncryptedTensor<f32>,
+        hold: Option<Box<dyn Send>>,
+    ) -> Result<Computed, JobError> {
         let (reply, rx) = oneshot::channel();
-        let job = Job { model, input, enqueued: Instant::now(), reply };
-        self.tx.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => JobError::QueueFull,
-            TrySendError::Disconnected(_) => JobError::ShuttingDown,
-        })?;
+        let job = Job { model, input, enqueued: Instant::now(), reply, _hold: hold };
+        // Counted before sending so a worker's decrement never precedes it.
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self.tx.try_send(job) {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(match e {
+                TrySendError::Full(_) => JobError::QueueFull,
+                TrySendError::Disconnected(_) => JobError::ShuttingDown,
+            });
+        }
         rx.await.unwrap_or(Err(JobError::ShuttingDown))
     }
 }
 
-fn worker(rx: &Mutex<Receiver<Job>>, max_samples: usize) {
+fn worker(rx: &Mutex<Receiver<Job>>, max_samples: usize, shared: &Shared) {
     loop {
         let jobs = {
             // A poisoned lock only means another worker panicked while holding it: the queue is intact.
@@ -239,6 +281,7 @@ fn worker(rx: &Mutex<Receiver<Job>>, max_samples: usize) {
                     Err(_) => break,
                 }
             }
+            shared.queued.fetch_sub(jobs.len(), Ordering::Relaxed);
             jobs
         };
         // Group by model, keeping arrival order; skip jobs whose client has gone.
@@ -253,7 +296,13 @@ fn worker(rx: &Mutex<Receiver<Job>>, max_samples: usize) {
             }
         }
         for group in groups {
+            let model = Arc::clone(&group[0].model);
+            let samples: usize = group.iter().map(|j| j.input.shape()[0]).sum();
+            let start = Instant::now();
             run_group(group);
+            if let Some(observe) = &shared.observer {
+                observe(&model.meta().id, samples, start.elapsed());
+            }
         }
     }
 }
@@ -327,7 +376,7 @@ mod tests {
 
     fn job(model: &Arc<Model>, input: EncryptedTensor<f32>) -> (Job, oneshot::Receiver<Result<Computed, JobError>>) {
         let (reply, rx) = oneshot::channel();
-        (Job { model: Arc::clone(model), input, enqueued: Instant::now(), reply }, rx)
+        (Job { model: Arc::clone(model), input, enqueued: Instant::now(), reply, _hold: None }, rx)
     }
 
     #[test]

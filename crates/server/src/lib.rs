@@ -6,7 +6,12 @@
 //!
 //! - `GET /api/v1/health`, `GET /api/v1/models` (+ `GET /api/v1/models/{id}`), `GET /api/v1/samples`
 //!   (+ `GET /api/v1/samples/{file}`), `GET /api/v1/openapi.yaml`,
-//! - `POST /api/v1/models/{id}/infer` with an `application/x-more-tensor` body.
+//! - `POST /api/v1/models/{id}/infer` with an `application/x-more-tensor` body,
+//! - `GET /metrics` (Prometheus text format, [`metrics`]).
+//!
+//! Memory: every admitted inference request reserves its bodies' and its forward pass's memory from one
+//! budget ([`budget`]), so the process stays below the bound [`AppState::memory_bound`] whatever the worker
+//! count.
 //!
 //! [`app`] builds the router from an [`AppState`]; `main.rs` only parses flags and serves. An inference
 //! request goes: route → model lookup and media type → `Content-Length` against the model's limit →
@@ -14,13 +19,18 @@
 //! arrives, and checked against the model; then the planes) → [`Engine::infer`] (a bounded queue, worker
 //! threads merging concurrent requests) → the encoded answer. Failures are [`ApiError`]s.
 
+pub mod allocator;
+pub mod budget;
 pub mod conn;
 pub mod engine;
 pub mod error;
+pub mod extract;
+pub mod metrics;
 pub mod openapi;
 pub mod samples;
 pub mod wire;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,10 +38,12 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use budget::{Bound, Budget, ComputeCost};
+use metrics::Metrics;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tower_http::compression::CompressionLayer;
@@ -42,6 +54,7 @@ use tower_http::trace::TraceLayer;
 
 pub use engine::{Engine, EngineConfig, Registry};
 pub use error::ApiError;
+use extract::ApiPath;
 pub use samples::Samples;
 
 /// Request limits.
@@ -57,13 +70,14 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Memory (bytes) that admitted inference requests may hold together: each reserves
     /// [`MEMORY_PER_BODY_BYTE`] times its body size (or its model's body limit when the length is not
-    /// announced) until it is answered; a request that does not fit is answered 503.
+    /// announced) plus its samples' compute memory ([`budget::ComputeCost`]) until its job is done; a
+    /// request that does not fit is answered 503.
     pub memory_budget: usize,
 }
 
 /// Bytes reserved per body byte: the body buffer, the decoded tensor, its copy in a merged batch and the
-/// activations of the forward pass.
-pub const MEMORY_PER_BODY_BYTE: usize = 4;
+/// copy of the chunk the forward pass works on.
+pub const MEMORY_PER_BODY_BYTE: usize = budget::BODY_COPIES;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -91,26 +105,88 @@ struct Inner {
     web: Option<PathBuf>,
     samples: Samples,
     inflight: Arc<Semaphore>,
-    /// Memory budget in KiB permits.
-    memory: Arc<Semaphore>,
+    budget: Budget,
+    /// Compute memory of each model, by id.
+    costs: BTreeMap<String, ComputeCost>,
+    bound: Bound,
+    metrics: Arc<Metrics>,
     started: Instant,
 }
 
 impl AppState {
     /// State over loaded models, starting the engine's workers.
+    /// The memory bound assumes [`budget::DEFAULT_MAX_CONNECTIONS`] connections and as many async
+    /// runtime threads as CPUs; [`AppState::with_bound_for`] sets the real figures.
     pub fn new(registry: Registry, engine: EngineConfig, limits: Limits) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let observer = Arc::clone(&metrics);
+        let engine = Engine::start_observed(
+            engine,
+            Some(Arc::new(move |model: &str, samples, took| observer.observe_pass(model, samples, took))),
+        );
+        let costs = registry.iter().map(|m| (m.meta().id.clone(), ComputeCost::of(m))).collect();
+        let budget = Budget::new(limits.memory_budget);
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let bound = Bound::new(
+            registry.iter().map(|m| &**m),
+            engine.config().workers + cpus,
+            budget::DEFAULT_MAX_CONNECTIONS,
+            budget.total(),
+        );
         AppState {
             inner: Arc::new(Inner {
                 registry,
-                engine: Engine::start(engine),
+                engine,
                 limits,
                 web: None,
                 samples: Samples::default(),
                 inflight: Arc::new(Semaphore::new(limits.max_inflight.max(1))),
-                memory: Arc::new(Semaphore::new((limits.memory_budget >> 10).clamp(1, Semaphore::MAX_PERMITS))),
+                budget,
+                costs,
+                bound,
+                metrics,
                 started: Instant::now(),
             }),
         }
+    }
+
+    /// Recomputes the memory bound for `runtime_threads` async runtime threads and at most
+    /// `max_connections` open connections.
+    pub fn with_bound_for(mut self, runtime_threads: usize, max_connections: usize) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("configure before use");
+        inner.bound = Bound::new(
+            inner.registry.iter().map(|m| &**m),
+            inner.engine.config().workers + runtime_threads,
+            max_connections,
+            inner.budget.total(),
+        );
+        self
+    }
+
+    /// The bound on the process's resident memory.
+    pub fn memory_bound(&self) -> Bound {
+        self.inner.bound
+    }
+
+    /// The memory budget.
+    pub fn budget(&self) -> &Budget {
+        &self.inner.budget
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// Bytes an inference request on `model` with a body of `body_bytes` reserves from the budget.
+    pub fn reservation(&self, model: &more_nn::Model, body_bytes: usize) -> usize {
+        let cost = self.inner.costs.get(&model.meta().id).copied().unwrap_or_else(|| ComputeCost::of(model));
+        cost.reservation(body_bytes, cost.samples_in(body_bytes))
     }
 
     /// Also serve `index.html` and `web/` from this directory.
@@ -166,6 +242,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/samples", get(samples::list))
         .route("/api/v1/samples/{file}", get(samples::file))
         .route("/api/v1/openapi.yaml", get(openapi::document))
+        .route("/metrics", get(metrics::handler))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
@@ -192,6 +269,7 @@ pub fn app(state: AppState) -> Router {
             HeaderName::from_static("referrer-policy"),
             HeaderValue::from_static("no-referrer"),
         ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(
             TraceLayer::new_for_http()
@@ -221,6 +299,16 @@ struct Health {
     version: &'static str,
     models: usize,
     uptime_s: u64,
+    workers: usize,
+    memory: HealthMemory,
+}
+
+#[derive(Serialize)]
+struct HealthMemory {
+    bound_bytes: usize,
+    budget_bytes: usize,
+    budget_in_use_bytes: usize,
+    bound: Bound,
 }
 
 async fn health(State(s): State<AppState>) -> impl IntoResponse {
@@ -229,6 +317,13 @@ async fn health(State(s): State<AppState>) -> impl IntoResponse {
         version: env!("CARGO_PKG_VERSION"),
         models: s.registry().len(),
         uptime_s: s.inner.started.elapsed().as_secs(),
+        workers: s.engine().config().workers,
+        memory: HealthMemory {
+            bound_bytes: s.memory_bound().total(),
+            budget_bytes: s.budget().total(),
+            budget_in_use_bytes: s.budget().in_use(),
+            bound: s.memory_bound(),
+        },
     })
 }
 
@@ -262,7 +357,7 @@ async fn models(State(s): State<AppState>) -> impl IntoResponse {
     axum::Json(serde_json::json!({ "models": list }))
 }
 
-async fn model_one(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn model_one(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     let m = s.registry().get(&id).ok_or_else(|| ApiError::unknown_model(&id))?;
     Ok(axum::Json(model_info(&s, m)).into_response())
 }
@@ -298,7 +393,7 @@ fn ms(d: Duration) -> f64 {
 
 async fn infer(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -314,9 +409,19 @@ async fn infer(
     let Ok(_permit) = s.inner.inflight.clone().try_acquire_owned() else {
         return Err(ApiError::unavailable("overloaded", "too many inference requests in flight; retry shortly"));
     };
-    let reserve = content_length.map_or(limit, |l| l as usize).max(1) * MEMORY_PER_BODY_BYTE;
-    let kib = u32::try_from(reserve.div_ceil(1024)).unwrap_or(u32::MAX);
-    let Ok(_memory) = s.inner.memory.clone().try_acquire_many_owned(kib) else {
+    let _counted = s.metrics().inference_started();
+    let reserve = s.reservation(&model, content_length.map_or(limit, |l| l as usize).max(1));
+    let Some(memory) = s.budget().try_reserve(reserve) else {
+        if !s.budget().could_fit(reserve) {
+            return Err(ApiError::unavailable(
+                "overloaded",
+                format!(
+                    "this request needs {} KiB of the server's memory budget of {} KiB: send fewer samples per request",
+                    reserve.div_ceil(1024),
+                    s.budget().total() >> 10
+                ),
+            ));
+        }
         return Err(ApiError::unavailable("overloaded", "the server's memory budget is in use; retry shortly"));
     };
     let timeout = s.inner.limits.request_timeout;
@@ -328,9 +433,12 @@ async fn infer(
             .map_err(|_| ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request body took too long"))??;
     let decode = t0.elapsed();
 
-    let computed = tokio::time::timeout(timeout.saturating_sub(decode), s.inner.engine.infer(model.clone(), tensor))
-        .await
-        .map_err(|_| ApiError::unavailable("timeout", "the inference did not finish in time; retry shortly"))??;
+    let computed = tokio::time::timeout(
+        timeout.saturating_sub(decode),
+        s.inner.engine.infer_holding(model.clone(), tensor, Some(Box::new(memory))),
+    )
+    .await
+    .map_err(|_| ApiError::unavailable("timeout", "the inference did not finish in time; retry shortly"))??;
 
     let t2 = Instant::now();
     let mut output = computed.output;

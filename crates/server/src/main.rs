@@ -43,7 +43,9 @@ struct Args {
     /// Inference requests admitted at once; more are answered 503.
     #[arg(long, default_value_t = 256)]
     max_inflight: usize,
-    /// Memory admitted inference requests may hold together, MiB (4x each body); more are answered 503.
+    /// Memory admitted inference requests may hold together, MiB (4x each body plus the forward pass's
+    /// memory for its samples); more are answered 503. The resident set stays below the bound printed at
+    /// start: models + runtime + threads + connections + this budget.
     #[arg(long, default_value_t = 256)]
     memory_budget_mb: usize,
     /// Request timeout, milliseconds.
@@ -60,10 +62,19 @@ struct Args {
     log_json: bool,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // Before any thread starts: may re-execute the program with the allocator setting that keeps the
+    // resident set within the memory bound.
+    more_server::allocator::ensure_tuned();
     let args = Args::parse();
-    match run(args).await {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("more-server: error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line, no backtrace (even with RUST_BACKTRACE set): a bad flag or directory, not a bug.
@@ -92,7 +103,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
 
     let registry = Registry::load_dir(&args.models).context("loading models")?;
     for m in registry.iter() {
-        tracing::info!(id = %m.meta().id, input = ?m.input_shape(), ring_only = m.is_ring_only(), "model loaded");
+        let cost = more_server::budget::ComputeCost::of(m);
+        tracing::info!(
+            id = %m.meta().id,
+            input = ?m.input_shape(),
+            ring_only = m.is_ring_only(),
+            input_bytes_per_sample = cost.input_per_sample,
+            compute_bytes_per_sample = cost.per_sample,
+            "model loaded"
+        );
     }
     let mut engine =
         EngineConfig { queue: args.queue, max_batch_samples: args.max_batch_samples, ..EngineConfig::default() };
@@ -106,7 +125,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         request_timeout: Duration::from_millis(args.timeout_ms),
         memory_budget: args.memory_budget_mb << 20,
     };
-    let mut state = AppState::new(registry, engine, limits);
+    let runtime_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut state = AppState::new(registry, engine, limits).with_bound_for(runtime_threads, args.max_connections);
     if args.web.join("index.html").is_file() {
         state = state.with_web(&args.web);
     } else {
@@ -121,6 +141,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, workers = engine.workers, "listening");
     println!("more-server listening on http://{addr}/");
+    let bound = state.memory_bound();
+    tracing::info!(bound_bytes = bound.total(), %bound, "memory bound (resident set)");
+    {
+        // Not println!: a closed stdout (a supervisor that read the first line) must not stop the server.
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "more-server memory bound: {bound}");
+    }
+    if !more_server::allocator::is_tuned() {
+        tracing::warn!("the allocator runs with one arena per thread: the resident set may exceed the bound");
+    }
     let listener = BoundedListener::new(listener, args.max_connections, Duration::from_secs(args.idle_timeout_s));
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
     tracing::info!("stopped");

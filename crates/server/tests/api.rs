@@ -390,9 +390,14 @@ async fn static_site_mime_compression_cache_and_no_cors() {
 
 #[tokio::test]
 async fn memory_budget_refuses_what_does_not_fit() {
-    // 16 KiB budget: one sample (1,040 bytes, reserving 4x) fits, a batch of 8 (8,216 bytes) does not.
-    let limits = Limits { memory_budget: 16 << 10, ..Limits::default() };
-    let router = app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, limits));
+    // 64 KiB budget: one sample (1,040 bytes, reserving 4x plus its forward pass, about 20 KiB) fits, a batch
+    // of 8 (8,216 bytes: about 160 KiB) does not.
+    let limits = Limits { memory_budget: 64 << 10, ..Limits::default() };
+    let state = state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, limits);
+    let model = state.registry().get(ID).unwrap().clone();
+    assert!(state.reservation(&model, 1040) < 64 << 10);
+    assert!(state.reservation(&model, 8216) > 64 << 10);
+    let router = app(state);
     let r = send(&router, post(ID, Some(MEDIA_TYPE), body(&[8, 1, 8, 8], 1))).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.error(), "overloaded");
@@ -493,5 +498,20 @@ async fn dtype_and_shape_are_refused_as_soon_as_the_header_arrives() {
         assert_eq!(r.status, status, "{code}: {:?}", r.body);
         assert_eq!(r.error(), code);
         drop(tx);
+    }
+}
+
+/// Found by fuzzing the request path: a model id whose percent-encoding is not UTF-8 was answered by the
+/// router's plain-text 400; every API error is JSON.
+#[tokio::test]
+async fn undecodable_path_segment_is_a_json_400() {
+    let router = router();
+    for uri in ["/api/v1/models/fuz%f2%22", "/api/v1/models/%ff/infer", "/api/v1/samples/%c3%28.png"] {
+        let method = if uri.ends_with("/infer") { "POST" } else { "GET" };
+        let req = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
+        let r = send(&router, req).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert_eq!(r.error(), "bad_path", "{uri}");
+        assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"), "{uri}");
     }
 }

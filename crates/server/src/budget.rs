@@ -1,0 +1,279 @@
+//! The memory budget: what one inference request may hold while it is admitted, and the bound on the
+//! whole process's memory that follows from it.
+//!
+//! An admitted request reserves, until its job is dropped (answered, or skipped because the client went):
+//!
+//! - [`BODY_COPIES`] times its body size: the body buffer, the decoded tensor, its copy in a merged batch
+//!   and the copy of the chunk the forward pass works on;
+//! - the **compute memory** of its samples: the largest set of arrays any one layer holds at once while
+//!   running on those samples' four ciphertext planes ([`ComputeCost`], from the model's layer shapes:
+//!   im2col column matrices, activations, pooling index tables, output copies).
+//!
+//! A worker runs a merged batch in chunks of at most [`CHUNK_SAMPLES`] samples, one chunk after another,
+//! so the compute memory of a merged pass is at most that of `min(total, CHUNK_SAMPLES)` samples, which is
+//! at most the sum of what its jobs reserved (each reserving for `min(own samples, CHUNK_SAMPLES)`).
+//! Whatever the worker count, the memory of all passes in progress is therefore inside the budget, and the
+//! process stays below [`Bound::total`]: the models, a fixed runtime allowance, a per-thread and a
+//! per-connection allowance, and the budget.
+
+use std::sync::Arc;
+
+use more_nn::{LayerSpec, Model};
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Copies of a request body held at once over its life (see the module docs).
+pub const BODY_COPIES: usize = 4;
+
+/// Most samples a forward pass runs through the layers at once (four plane rows each).
+pub const CHUNK_SAMPLES: usize = more_nn::model::CHUNK_ROWS / 4;
+
+/// Bytes of one `f32` element on the four planes of a ciphertext.
+const PLANE_BYTES: usize = 4 * 4;
+
+/// Allowance for the runtime: the executable's code and data, the allocator's bookkeeping, the async
+/// runtime, logging and the router (the idle process measures 7–8 MB with the bundled models).
+pub const RUNTIME_BYTES: usize = 16 << 20;
+
+/// Allowance per thread (inference worker or async runtime thread): the touched part of its stack and its
+/// allocator arena's free-list slack for small allocations.
+pub const PER_THREAD_BYTES: usize = 2 << 20;
+
+/// Allowance per open connection: the HTTP/1 read and write buffers and the connection's task.
+pub const PER_CONNECTION_BYTES: usize = 64 << 10;
+
+/// Open connections assumed by [`Bound`] when the caller does not say (`more-server --max-connections`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// The compute memory of one model, per sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ComputeCost {
+    /// Peak bytes the forward pass holds per encrypted sample, beyond the input it was given.
+    pub per_sample: usize,
+    /// Bytes of one encrypted input sample (four `f32` planes).
+    pub input_per_sample: usize,
+    /// Wire-format header bytes of a request without a batch axis (`[4, ...input_shape]`); a batched
+    /// request's header is 4 bytes longer.
+    pub header: usize,
+}
+
+impl ComputeCost {
+    /// The cost of `model`'s encrypted forward pass, from its layer shapes. The estimate follows the
+    /// arrays each layer keeps alive at once, per plane row, in `f32` elements (indices count as two):
+    ///
+    /// | layer | live elements |
+    /// |---|---|
+    /// | conv2d | input + im2col columns `C·kh·kw·oh·ow` + 3 × output (the product and two layout copies) |
+    /// | avg pool `k` | input + 2·k² × output (index table) + output |
+    /// | max pool `k` | input + 2·k² × output + 3 × output (accumulator, next window, difference) |
+    /// | dense | input + output |
+    /// | activation, flatten | 2 × input (a layout copy) |
+    /// | softmax | input + 5 × output |
+    ///
+    /// plus the output rows the pass collects. Any other layer counts `3 × (input + output)`.
+    pub fn of(model: &Model) -> ComputeCost {
+        let mut shape = model.input_shape().to_vec();
+        let input: usize = shape.iter().product();
+        let mut peak = 0usize;
+        for layer in model.layers() {
+            // The model checked its layer chain when it was built; a shape error cannot happen here, and
+            // counting the input again keeps the estimate conservative if it ever did.
+            let out = layer.output_shape(&shape).unwrap_or_else(|_| shape.clone());
+            let i: usize = shape.iter().product();
+            let o: usize = out.iter().product();
+            let live = match layer.spec() {
+                LayerSpec::Conv2d { in_channels, kernel: [kh, kw], .. } => {
+                    let positions: usize = out.iter().skip(1).product();
+                    i + in_channels * kh * kw * positions + 3 * o
+                }
+                LayerSpec::AvgPool { size, .. } => i + (2 * size * size + 1) * o,
+                LayerSpec::MaxPool { size, .. } => i + (2 * size * size + 3) * o,
+                LayerSpec::Dense { .. } => i + o,
+                LayerSpec::Activation { .. } | LayerSpec::Flatten => 2 * i,
+                LayerSpec::Softmax => i + 5 * o,
+                _ => 3 * (i + o),
+            };
+            peak = peak.max(live);
+            shape = out;
+        }
+        ComputeCost {
+            per_sample: (peak + model.output_len()) * PLANE_BYTES,
+            input_per_sample: input * PLANE_BYTES,
+            header: 8 + 4 * (model.input_shape().len() + 1),
+        }
+    }
+
+    /// Bytes an admitted request of `body_bytes` carrying `samples` samples reserves.
+    pub fn reservation(&self, body_bytes: usize, samples: usize) -> usize {
+        body_bytes
+            .saturating_mul(BODY_COPIES)
+            .saturating_add(self.per_sample.saturating_mul(samples.clamp(1, CHUNK_SAMPLES)))
+    }
+
+    /// Samples in a valid body of `body_bytes` (header, then whole samples), at least one. A body of any
+    /// other length is refused when decoded, before any forward pass.
+    pub fn samples_in(&self, body_bytes: usize) -> usize {
+        (body_bytes.saturating_sub(self.header) / self.input_per_sample.max(1)).max(1)
+    }
+}
+
+/// The shared memory budget, counted in KiB permits.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    permits: Arc<Semaphore>,
+    kib: usize,
+}
+
+/// A reservation, released when dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Budget {
+    /// A budget of `bytes` (rounded down to KiB, at least 1 KiB).
+    pub fn new(bytes: usize) -> Budget {
+        let kib = (bytes >> 10).clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        Budget { permits: Arc::new(Semaphore::new(kib)), kib }
+    }
+
+    /// The budget in bytes.
+    pub fn total(&self) -> usize {
+        self.kib << 10
+    }
+
+    /// Bytes currently reserved.
+    pub fn in_use(&self) -> usize {
+        self.kib.saturating_sub(self.permits.available_permits()) << 10
+    }
+
+    /// Reserves `bytes` (rounded up to KiB) if they fit now.
+    pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
+        if !self.could_fit(bytes) {
+            return None;
+        }
+        let kib = u32::try_from(bytes.div_ceil(1024).max(1)).ok()?;
+        Arc::clone(&self.permits).try_acquire_many_owned(kib).ok().map(|p| Reservation { _permit: p })
+    }
+
+    /// Whether `bytes` fit in the whole budget (when nothing else is reserved).
+    pub fn could_fit(&self, bytes: usize) -> bool {
+        bytes.div_ceil(1024).max(1) <= self.kib
+    }
+}
+
+/// The bound on the process's resident memory, and its parts (bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Bound {
+    /// The loaded models' weights.
+    pub models: usize,
+    /// [`RUNTIME_BYTES`].
+    pub runtime: usize,
+    /// Threads (inference workers and async runtime threads) × [`PER_THREAD_BYTES`].
+    pub threads: usize,
+    /// Open connections at most × [`PER_CONNECTION_BYTES`].
+    pub connections: usize,
+    /// The memory budget for admitted requests.
+    pub budget: usize,
+}
+
+impl Bound {
+    /// The bound for these models and sizes.
+    pub fn new<'a>(
+        models: impl IntoIterator<Item = &'a Model>,
+        threads: usize,
+        max_connections: usize,
+        budget: usize,
+    ) -> Bound {
+        let models = models
+            .into_iter()
+            .map(|m| m.layers().iter().flat_map(|l| l.weights()).map(|p| 4 * p.len()).sum::<usize>())
+            .sum();
+        Bound {
+            models,
+            runtime: RUNTIME_BYTES,
+            threads: threads.saturating_mul(PER_THREAD_BYTES),
+            connections: max_connections.saturating_mul(PER_CONNECTION_BYTES),
+            budget,
+        }
+    }
+
+    /// The sum of the parts.
+    pub fn total(&self) -> usize {
+        self.models
+            .saturating_add(self.runtime)
+            .saturating_add(self.threads)
+            .saturating_add(self.connections)
+            .saturating_add(self.budget)
+    }
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |b: usize| b as f64 / (1 << 20) as f64;
+        write!(
+            f,
+            "{:.1} MiB = models {:.1} + runtime {:.1} + threads {:.1} + connections {:.1} + budget {:.1}",
+            mib(self.total()),
+            mib(self.models),
+            mib(self.runtime),
+            mib(self.threads),
+            mib(self.connections),
+            mib(self.budget)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use more_nn::{ElementFunction, Layer, Model, ModelMeta};
+    use ndarray::ArrayD;
+
+    #[test]
+    fn cost_follows_the_largest_layer() {
+        // [1, 8, 8] -> conv 2x3x3 pad 1 -> [2, 8, 8] -> relu -> avgpool 2 -> [2, 4, 4] -> flatten -> dense 32->3
+        let zeros = |shape: &[usize]| ArrayD::<f32>::zeros(shape);
+        let conv = LayerSpec::Conv2d { in_channels: 1, out_channels: 2, kernel: [3, 3], stride: 1, padding: 1 };
+        let layers = vec![
+            Layer::new(conv, vec![zeros(&[2, 1, 3, 3]), zeros(&[2])]).unwrap(),
+            Layer::parameter_free(LayerSpec::Activation { function: ElementFunction::Relu }).unwrap(),
+            Layer::parameter_free(LayerSpec::AvgPool { size: 2, stride: 2 }).unwrap(),
+            Layer::parameter_free(LayerSpec::Flatten).unwrap(),
+            Layer::new(LayerSpec::Dense { inputs: 32, outputs: 3 }, vec![zeros(&[32, 3]), zeros(&[3])]).unwrap(),
+        ];
+        let m = Model::new(ModelMeta::new("t", "t"), &[1, 8, 8], layers).unwrap();
+        let cost = ComputeCost::of(&m);
+        // conv: input 64 + columns 9·64 + 3 × output 128 = 1024 elements; relu 256; pool 128 + 9·32 = 416.
+        assert_eq!(cost.per_sample, (1024 + 3) * 16);
+        assert_eq!(cost.input_per_sample, 64 * 16);
+        assert_eq!(cost.header, 8 + 4 * 4);
+        assert_eq!(cost.samples_in(64 * 16 + 24), 1, "one sample without a batch axis");
+        assert_eq!(cost.samples_in(5 * 64 * 16 + 28), 5, "five with one");
+        assert_eq!(cost.samples_in(3), 1);
+        // A request reserves 4 bodies plus the compute of its samples, capped at one chunk.
+        assert_eq!(cost.reservation(1000, 2), 4000 + 2 * cost.per_sample);
+        assert_eq!(cost.reservation(1000, 1000), 4000 + CHUNK_SAMPLES * cost.per_sample);
+    }
+
+    #[test]
+    fn budget_counts_reservations_until_dropped() {
+        let b = Budget::new(10 << 10);
+        let r1 = b.try_reserve(4000).unwrap();
+        assert_eq!(b.in_use(), 4 << 10);
+        let r2 = b.try_reserve(6 << 10).unwrap();
+        assert!(b.try_reserve(1).is_none(), "full");
+        assert!(!b.could_fit(11 << 10) && b.could_fit(10 << 10));
+        drop(r1);
+        assert_eq!(b.in_use(), 6 << 10);
+        drop(r2);
+        assert_eq!(b.in_use(), 0);
+    }
+
+    #[test]
+    fn bound_adds_its_parts() {
+        let b = Bound { models: 1, runtime: 2, threads: 3, connections: 4, budget: 5 };
+        assert_eq!(b.total(), 15);
+        assert!(b.to_string().starts_with("0.0 MiB = models"));
+    }
+}
