@@ -6,7 +6,9 @@
 //!
 //! - `GET /api/v1/health`, `GET /api/v1/models` (+ `GET /api/v1/models/{id}`), `GET /api/v1/samples`
 //!   (+ `GET /api/v1/samples/{file}`), `GET /api/v1/openapi.yaml`,
-//! - `POST /api/v1/models/{id}/infer` with an `application/x-more-tensor` body.
+//! - `POST /api/v1/models/{id}/infer` with an `application/x-more-tensor` body,
+//! - the class challenges under `/api/v1/challenges` (see [`challenge`]; the teacher's routes need the
+//!   [`TeacherToken`]).
 //!
 //! [`app`] builds the router from an [`AppState`]; `main.rs` only parses flags and serves. An inference
 //! request goes: route → model lookup and media type → `Content-Length` against the model's limit →
@@ -14,11 +16,14 @@
 //! arrives, and checked against the model; then the planes) → [`Engine::infer`] (a bounded queue, worker
 //! threads merging concurrent requests) → the encoded answer. Failures are [`ApiError`]s.
 
+pub mod challenge;
 pub mod conn;
 pub mod engine;
 pub mod error;
+pub mod glyphs;
 pub mod openapi;
 pub mod samples;
+pub mod teacher;
 pub mod wire;
 
 use std::path::PathBuf;
@@ -40,9 +45,11 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+pub use challenge::ChallengeLimits;
 pub use engine::{Engine, EngineConfig, Registry};
 pub use error::ApiError;
 pub use samples::Samples;
+pub use teacher::TeacherToken;
 
 /// Request limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +97,7 @@ struct Inner {
     limits: Limits,
     web: Option<PathBuf>,
     samples: Samples,
+    challenges: challenge::Store,
     inflight: Arc<Semaphore>,
     /// Memory budget in KiB permits.
     memory: Arc<Semaphore>,
@@ -106,6 +114,7 @@ impl AppState {
                 limits,
                 web: None,
                 samples: Samples::default(),
+                challenges: challenge::Store::default(),
                 inflight: Arc::new(Semaphore::new(limits.max_inflight.max(1))),
                 memory: Arc::new(Semaphore::new((limits.memory_budget >> 10).clamp(1, Semaphore::MAX_PERMITS))),
                 started: Instant::now(),
@@ -123,6 +132,18 @@ impl AppState {
     pub fn with_samples(mut self, samples: Samples) -> Self {
         Arc::get_mut(&mut self.inner).expect("configure before use").samples = samples;
         self
+    }
+
+    /// Also host class challenges, created by the holder of this token, within these limits.
+    pub fn with_challenges(mut self, token: TeacherToken, limits: ChallengeLimits) -> Self {
+        Arc::get_mut(&mut self.inner).expect("configure before use").challenges =
+            challenge::Store::new(Some(token), limits);
+        self
+    }
+
+    /// The class challenges.
+    pub fn challenges(&self) -> &challenge::Store {
+        &self.inner.challenges
     }
 
     /// The loaded models.
@@ -166,6 +187,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/samples", get(samples::list))
         .route("/api/v1/samples/{file}", get(samples::file))
         .route("/api/v1/openapi.yaml", get(openapi::document))
+        .route("/api/v1/challenges", post(challenge::create))
+        .route("/api/v1/challenges/{id}", get(challenge::info))
+        .route("/api/v1/challenges/{id}/ciphertext", get(challenge::ciphertext))
+        .route("/api/v1/challenges/{id}/answers", post(challenge::answer).get(challenge::answers))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
