@@ -1,5 +1,7 @@
 -- wrk script: POST a full-size challenge answer (18x62 values, ~2.3 KB of JSON) under 500 rotating names to
--- $CHALLENGE_PATH; prints how many answers got each status (200 recorded, 409 past the answer bounds).
+-- $CHALLENGE_PATH. The first 2000
+-- answers are recorded, the rest answered 409 (the per-challenge bound) after the same parsing and check;
+-- wrk reports those as non-2xx.
 local vals = {}
 for i = 1, 18 * 62 do vals[i] = (i % 7 == 0) and "1" or "0" end
 local n = 0
@@ -11,6 +13,3 @@ request = function()
   local body = '{"name":"student ' .. (n % 500) .. '","answer":[' .. table.concat(vals, ",") .. ']}'
   return wrk.format(nil, wrk.path, nil, body)
 end
-local statuses = {}
-response = function(status) statuses[status] = (statuses[status] or 0) + 1 end
-done = function() for s, c in pairs(statuses) do io.write(string.format("status %d: %d\n", s, c)) end end
