@@ -338,6 +338,12 @@ const STEPS = [
           el('button', { type: 'button', id: 'ch-load', onclick: () => loadChallenge().catch(challengeError) }, 'Download and attack')),
         el('figure', { class: 'figs' }, el('canvas', { id: 'ch-img', class: 'pixels', width: 62, height: 18, role: 'img', 'aria-label': 'the recovered challenge image' })),
         output('ch-out'),
+        el('details', { id: 'teacher' }, el('summary', {}, 'For the teacher: create a challenge, see who solved it'),
+          el('div', { class: 'row' },
+            el('label', { for: 't-token' }, 'Teacher token', el('input', { type: 'password', id: 't-token', autocomplete: 'off' })),
+            el('button', { type: 'button', id: 't-new', onclick: () => teacherNew().catch(teacherError) }, 'Create a challenge'),
+            el('button', { type: 'button', id: 't-list', onclick: () => teacherList().catch(teacherError) }, 'Who solved it?')),
+          output('t-out')),
       );
     },
     exercise: {
@@ -386,6 +392,30 @@ async function loadChallenge() {
   drawGray($('ch-img'), values, w, h, 0, 1);
   challenge = { id, info, values };
   $('ch-out').textContent = `Recovered a ${h}×${w} image from the ciphertext alone. Read the phrase and submit it below.`;
+}
+
+// The teacher's panel: the token stays in this page (sent only as Authorization: Bearer to this server).
+function teacherError(e) {
+  $('t-out').textContent = `The server refused: ${e.message || e}`;
+}
+async function teacherFetch(path, method = 'GET') {
+  const r = await fetch(path, { method, headers: { authorization: `Bearer ${$('t-token').value.trim()}` } });
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.message || r.status);
+  return body;
+}
+async function teacherNew() {
+  const { id } = await teacherFetch('api/v1/challenges', 'POST');
+  $('ch-id').value = id;
+  const link = new URL(`web/learn.html#challenge=${id}`, document.baseURI).href;
+  $('t-out').textContent = `Challenge ${id} created. Give the students the id, or the link ${link}`;
+}
+async function teacherList() {
+  const id = $('ch-id').value.trim();
+  if (!/^[0-9a-f]{1,32}$/.test(id)) throw new Error('enter or create a challenge id first');
+  const list = await teacherFetch(`api/v1/challenges/${id}/answers`);
+  const rows = list.solved.map((x) => `${x.name} — ${x.at} (${x.seconds} s)`);
+  $('t-out').textContent = `Phrase ${list.phrase}: ${list.solved.length} solved, ${list.answers.length} answers.${rows.length ? `\n${rows.join('\n')}` : ''}`;
 }
 
 async function submitChallenge(name, phrase) {
