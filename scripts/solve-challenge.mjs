@@ -8,7 +8,8 @@
 // one key has the same eigenvectors — the columns of S. One ciphertext with two distinct eigenvalues gives
 // both eigenvectors; for any other ciphertext C and eigenvector v, C·v = λ·v, so its value on that lane is
 // (C·v)_k / v_k. One lane holds the image, the other the random noise r; the image is the lane whose values
-// are all in [0, 1] and on the 8-bit grid k/255. The script prints the recovered image, submits it, and
+// are all in [0, 1] and on the 8-bit grid k/255. The attack uses the 2x2 structure (eigenvectors of each
+// ciphertext matrix), not ring operations. The script prints the recovered image, submits it, and
 // with --token prints the teacher's list of answers. Needs Node 18 or newer (global fetch); no packages.
 
 const args = Object.fromEntries(

@@ -222,8 +222,7 @@ pub async fn answer(
     if !s.challenges().lock()?.contains_key(&id) {
         return Err(unknown(&id));
     }
-    let ct = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("<not text>"));
-    if !ct.is_some_and(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json")) {
+    if crate::has_media_type(&headers, "application/json").is_err() {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",

@@ -308,13 +308,19 @@ async fn not_found() -> ApiError {
     ApiError::not_found("not found")
 }
 
-fn media_type_ok(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Whether the request's `Content-Type` is `wanted` (parameters such as `; charset=utf-8` ignored). `Err`
+/// carries the header as sent (`None` if absent), for the 415 message.
+pub(crate) fn has_media_type<'h>(headers: &'h HeaderMap, wanted: &str) -> Result<(), Option<&'h str>> {
     let ct = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("<not text>"));
     let essence = ct.map(|c| c.split(';').next().unwrap_or("").trim());
     match essence {
-        Some(e) if e.eq_ignore_ascii_case(more_core::codec::MEDIA_TYPE) => Ok(()),
-        _ => Err(ApiError::unsupported_media_type(ct)),
+        Some(e) if e.eq_ignore_ascii_case(wanted) => Ok(()),
+        _ => Err(ct),
     }
+}
+
+fn media_type_ok(headers: &HeaderMap) -> Result<(), ApiError> {
+    has_media_type(headers, more_core::codec::MEDIA_TYPE).map_err(ApiError::unsupported_media_type)
 }
 
 fn ms(d: Duration) -> f64 {
