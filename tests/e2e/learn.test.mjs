@@ -2,8 +2,9 @@
 // answered wrong first (the page says so) and then right (the page says so and marks the step done); the
 // hidden letter is read off the attack's output canvas; the class challenge is created by the teacher in the
 // page's teacher panel (a wrong token refused, then the right one), downloaded and attacked in the page, its
-// recovered image verified by the server and its phrase submitted; progress survives a reload. Then
-// keyboard-only use, and a 390x844 phone screen (no sideways scrolling). Screenshots: learn-*.png.
+// recovered image verified by the server and its phrase submitted; progress survives a reload. Steps 1-8 with the
+// API unreachable; keyboard-only use, and a 390x844 phone screen (no sideways scrolling).
+// Screenshots: learn-*.png.
 
 import { checkAxe } from './axe.mjs';
 
@@ -151,6 +152,26 @@ export default [
       // The one expected error: the browser logs the 401 answer to the wrong teacher token.
       const errors = page.errors.filter((e) => !/status of 401/.test(e));
       assert(errors.length === 0, `page errors: ${page.errors.join('; ')}`);
+    },
+  },
+  {
+    name: 'offline: with every API request failing, steps 1-8 still run and check',
+    async run(ctx) {
+      const { assert } = ctx;
+      const page = await ctx.newPage();
+      const blocked = [];
+      await page.route('**/api/**', (route) => { blocked.push(route.request().url()); return route.abort(); });
+      await openLesson(ctx, page);
+      for (const id of ['w1', 'w2', 'w3', 'w4', 'w6', 'w7', 'w8']) {
+        await page.click(`#${id}-go`);
+        assert((await page.textContent(`#${id}-out`)).trim().length > 10, `${id} runs offline`);
+      }
+      assert((await answer(page, 'known-value', 'numbers', [7])).good, 'an exercise is checked offline');
+      assert(blocked.length === 0, `steps 1-8 made no API request: ${blocked.join(', ')}`);
+      await page.fill('#ch-id', 'abc123');
+      await page.click('#ch-load');
+      await page.waitForFunction(() => /Could not load/.test(document.getElementById('ch-out').textContent));
+      assert(blocked.length > 0, 'the challenge step is the one that needs the server, and says so when it fails');
     },
   },
   {
