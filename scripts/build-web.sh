@@ -34,3 +34,4 @@ rm -rf "$out" && mv "$out.tmp" "$out"
 raw=$(stat -c %s "$out/more_wasm_bg.wasm")
 gz=$(gzip -9 -c "$out/more_wasm_bg.wasm" | wc -c)
 log "web/pkg/more_wasm_bg.wasm: $raw bytes raw, $gz bytes gzipped (-9)"
+scripts/vendor-katex.sh

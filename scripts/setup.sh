@@ -32,8 +32,8 @@ setup_wasm() {
     cargo install wasm-bindgen-cli --version "$v" --locked || cargo install wasm-bindgen-cli --version "$v"
   fi
   # binaryen from npm: Debian's wasm-opt 108 produces broken modules (it fails to load in the browser).
-  if [ ! -x tools/node_modules/.bin/wasm-opt ]; then
-    log "installing npm binaryen (wasm-opt) and playwright-core into tools/"
+  if [ ! -x tools/node_modules/.bin/wasm-opt ] || [ ! -d tools/node_modules/katex ]; then
+    log "installing npm binaryen (wasm-opt), playwright-core, axe-core and katex into tools/"
     (cd tools && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
@@ -44,7 +44,7 @@ setup_browser() {
     as_root apt-get update -qq
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq chromium chromium-driver >/dev/null
   fi
-  [ -d tools/node_modules/playwright-core ] || (cd tools && npm ci --no-audit --no-fund --loglevel=error)
+  [ -d tools/node_modules/playwright-core ] && [ -d tools/node_modules/axe-core ] || (cd tools && npm ci --no-audit --no-fund --loglevel=error)
 }
 
 setup_ops() {

@@ -24,6 +24,7 @@
 //                          tests/e2e/screenshots/figures.json
 //   ctx.root, ctx.dataDir  repo root and ../shared/data (absolute paths)
 //   await ctx.models()     GET /api/v1/models as parsed JSON (array of models)
+//   ctx.teacherToken       the server's teacher token (for the class-challenge routes)
 // Each test has a 180 s limit. Environment: CHROMIUM (browser path, default /usr/bin/chromium),
 // MORE_SERVER (server binary, default $CARGO_TARGET_DIR/release/more-server, or target/release/more-server),
 // E2E_HEADED=1 to watch.
@@ -47,6 +48,8 @@ const CHROMIUM_FLAGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
 ];
 const TEST_TIMEOUT_MS = 180_000;
+// The teacher token the test server runs with (a fresh one per run).
+const TEACHER_TOKEN = `e2e-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 
 class Skip extends Error {}
 
@@ -77,7 +80,8 @@ async function startServer() {
   }
   const port = await freePort();
   const args = ['--addr', `127.0.0.1:${port}`, '--models', 'models', '--web', '.', '--samples', path.join(dataDir, 'angio/samples')];
-  const proc = spawn(bin, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info' } });
+  const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', MORE_TEACHER_TOKEN: TEACHER_TOKEN };
+  const proc = spawn(bin, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env });
   const log = [];
   const keep = (d) => { log.push(d.toString()); if (log.length > 2000) log.shift(); };
   proc.stdout.on('data', keep);
@@ -131,6 +135,7 @@ async function main() {
           browser,
           root,
           dataDir,
+          teacherToken: TEACHER_TOKEN,
           async newPage() {
             const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
             const page = await context.newPage();

@@ -18,7 +18,7 @@ mod stats;
 mod study;
 mod tasks;
 
-use commands::{attack, bench, classify, eval, reproduce, train, wbc};
+use commands::{attack, bench, challenge, classify, eval, reproduce, train, wbc};
 
 /// Privacy-preserving deep learning on MORE-encrypted data.
 #[derive(Debug, Parser)]
@@ -44,6 +44,8 @@ enum Command {
     Attack(attack::AttackArgs),
     /// Classify PNG/JPEG files on ciphertexts, as the browser does (fresh key per image).
     Classify(classify::ClassifyArgs),
+    /// Class challenges on a more-server: create one, read who solved it.
+    Challenge(challenge::ChallengeArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
         Command::Reproduce(args) => reproduce::run(args),
         Command::Attack(args) => attack::run(args),
         Command::Classify(args) => classify::run(args),
+        Command::Challenge(args) => challenge::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

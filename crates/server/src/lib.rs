@@ -7,7 +7,9 @@
 //! - `GET /api/v1/health`, `GET /api/v1/models` (+ `GET /api/v1/models/{id}`), `GET /api/v1/samples`
 //!   (+ `GET /api/v1/samples/{file}`), `GET /api/v1/openapi.yaml`,
 //! - `POST /api/v1/models/{id}/infer` with an `application/x-more-tensor` body,
-//! - `GET /metrics` (Prometheus text format, [`metrics`]).
+//! - `GET /metrics` (Prometheus text format, [`metrics`]),
+//! - the class challenges under `/api/v1/challenges` (see [`challenge`]; the teacher's routes need the
+//!   [`TeacherToken`]).
 //!
 //! Memory: every admitted inference request reserves its bodies' and its forward pass's memory from one
 //! budget ([`budget`]), so the process stays below the bound [`AppState::memory_bound`] whatever the worker
@@ -21,13 +23,16 @@
 
 pub mod allocator;
 pub mod budget;
+pub mod challenge;
 pub mod conn;
 pub mod engine;
 pub mod error;
 pub mod extract;
+pub mod glyphs;
 pub mod metrics;
 pub mod openapi;
 pub mod samples;
+pub mod teacher;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -52,10 +57,12 @@ use tower_http::services::{ServeDir, ServeFile};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
+pub use challenge::ChallengeLimits;
 pub use engine::{Engine, EngineConfig, Registry};
 pub use error::ApiError;
 use extract::ApiPath;
 pub use samples::Samples;
+pub use teacher::TeacherToken;
 
 /// Request limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +111,7 @@ struct Inner {
     limits: Limits,
     web: Option<PathBuf>,
     samples: Samples,
+    challenges: challenge::Store,
     inflight: Arc<Semaphore>,
     budget: Budget,
     /// Compute memory of each model, by id.
@@ -140,6 +148,7 @@ impl AppState {
                 limits,
                 web: None,
                 samples: Samples::default(),
+                challenges: challenge::Store::default(),
                 inflight: Arc::new(Semaphore::new(limits.max_inflight.max(1))),
                 budget,
                 costs,
@@ -201,6 +210,18 @@ impl AppState {
         self
     }
 
+    /// Also host class challenges, created by the holder of this token, within these limits.
+    pub fn with_challenges(mut self, token: TeacherToken, limits: ChallengeLimits) -> Self {
+        Arc::get_mut(&mut self.inner).expect("configure before use").challenges =
+            challenge::Store::new(Some(token), limits);
+        self
+    }
+
+    /// The class challenges.
+    pub fn challenges(&self) -> &challenge::Store {
+        &self.inner.challenges
+    }
+
     /// The loaded models.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
@@ -243,6 +264,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/samples/{file}", get(samples::file))
         .route("/api/v1/openapi.yaml", get(openapi::document))
         .route("/metrics", get(metrics::handler))
+        .route("/api/v1/challenges", post(challenge::create))
+        .route("/api/v1/challenges/{id}", get(challenge::info))
+        .route("/api/v1/challenges/{id}/ciphertext", get(challenge::ciphertext))
+        .route("/api/v1/challenges/{id}/answers", post(challenge::answer).get(challenge::answers))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
@@ -378,13 +403,19 @@ async fn not_found() -> ApiError {
     ApiError::not_found("not found")
 }
 
-fn media_type_ok(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Whether the request's `Content-Type` is `wanted` (parameters such as `; charset=utf-8` ignored). `Err`
+/// carries the header as sent (`None` if absent), for the 415 message.
+pub(crate) fn has_media_type<'h>(headers: &'h HeaderMap, wanted: &str) -> Result<(), Option<&'h str>> {
     let ct = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("<not text>"));
     let essence = ct.map(|c| c.split(';').next().unwrap_or("").trim());
     match essence {
-        Some(e) if e.eq_ignore_ascii_case(more_core::codec::MEDIA_TYPE) => Ok(()),
-        _ => Err(ApiError::unsupported_media_type(ct)),
+        Some(e) if e.eq_ignore_ascii_case(wanted) => Ok(()),
+        _ => Err(ct),
     }
+}
+
+fn media_type_ok(headers: &HeaderMap) -> Result<(), ApiError> {
+    has_media_type(headers, more_core::codec::MEDIA_TYPE).map_err(ApiError::unsupported_media_type)
 }
 
 fn ms(d: Duration) -> f64 {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use more_server::conn::BoundedListener;
-use more_server::{AppState, EngineConfig, Limits, Registry, Samples, app};
+use more_server::{AppState, ChallengeLimits, EngineConfig, Limits, Registry, Samples, TeacherToken, app};
 
 /// The MORE encrypted-inference server.
 #[derive(Debug, Parser)]
@@ -57,6 +57,13 @@ struct Args {
     /// Close a connection after this many seconds without receiving a byte.
     #[arg(long, default_value_t = 60)]
     idle_timeout_s: u64,
+    /// The teacher's token for creating class challenges and reading their answers (at least 16
+    /// characters). Without it the server draws one from the OS CSPRNG and prints it at start.
+    #[arg(long, env = "MORE_TEACHER_TOKEN", hide_env_values = true)]
+    teacher_token: Option<String>,
+    /// Class challenges held at once.
+    #[arg(long, default_value_t = 100)]
+    max_challenges: usize,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -137,20 +144,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(count = samples.list().len(), dir = %dir.display(), "samples");
         state = state.with_samples(samples);
     }
+    let token = match &args.teacher_token {
+        Some(t) => TeacherToken::new(t).map_err(anyhow::Error::msg).context("--teacher-token")?,
+        None => TeacherToken::generate(),
+    };
+    state = state.with_challenges(
+        token.clone(),
+        ChallengeLimits { max_challenges: args.max_challenges, ..ChallengeLimits::default() },
+    );
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, workers = engine.workers, "listening");
-    println!("more-server listening on http://{addr}/");
     let bound = state.memory_bound();
     tracing::info!(bound_bytes = bound.total(), %bound, "memory bound (resident set)");
-    {
-        // Not println!: a closed stdout (a supervisor that read the first line) must not stop the server.
-        use std::io::Write;
-        let _ = writeln!(std::io::stdout(), "more-server memory bound: {bound}");
-    }
     if !more_server::allocator::is_tuned() {
         tracing::warn!("the allocator runs with one arena per thread: the resident set may exceed the bound");
     }
+    // One write, so a reader of the first line gets the others with it; a closed stdout (a supervisor that
+    // read the first line) is no error and must not stop the server.
+    let mut banner = format!("more-server listening on http://{addr}/\nmore-server memory bound: {bound}\n");
+    if args.teacher_token.is_none() {
+        banner.push_str(&format!("teacher token (for `more challenge new --token`): {}\n", token.reveal()));
+    }
+    let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), banner.as_bytes());
     let listener = BoundedListener::new(listener, args.max_connections, Duration::from_secs(args.idle_timeout_s));
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
     tracing::info!("stopped");

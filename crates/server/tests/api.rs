@@ -465,7 +465,7 @@ async fn openapi_document_is_served_and_every_path_in_it_is_routed() {
     assert!(paths.len() >= 7, "{paths:?}");
     for path in paths {
         let uri = format!("/api/{path}").replace("{id}", ID).replace("{name}", "nope.png");
-        let method = if path.ends_with("/infer") { "POST" } else { "GET" };
+        let method = if path.ends_with("/infer") || path == "v1/challenges" { "POST" } else { "GET" };
         let req = Request::builder().method(method).uri(&uri).body(Body::empty()).unwrap();
         let r = send(&router, req).await;
         let unrouted =
@@ -514,4 +514,48 @@ async fn undecodable_path_segment_is_a_json_400() {
         assert_eq!(r.error(), "bad_path", "{uri}");
         assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"), "{uri}");
     }
+}
+
+/// The challenge routes through the router: the published ciphertext is the phrase the teacher's list names,
+/// rendered by `glyphs`, under a key nobody holds — more-core's ciphertext-only attack reads it back, and
+/// what it reads is accepted as the answer.
+#[tokio::test]
+async fn a_challenge_publishes_its_rendered_phrase_as_a_ciphertext_only() {
+    use more_core::attack::{DataPrior, ciphertext_only};
+    use more_server::{ChallengeLimits, TeacherToken, glyphs};
+    let token = "router-test-teacher-token-42";
+    let bearer = format!("Bearer {token}");
+    let state = state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, Limits::default())
+        .with_challenges(TeacherToken::new(token).unwrap(), ChallengeLimits::default());
+    let router = app(state);
+    let create = Request::post("/api/v1/challenges").header(header::AUTHORIZATION, &bearer).body(Body::empty());
+    let r = send(&router, create.unwrap()).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(r.headers[header::LOCATION], format!("/api/v1/challenges/{id}"));
+
+    let info = send(&router, get(&format!("/api/v1/challenges/{id}"))).await.json();
+    let (h, w) = (info["shape"][0].as_u64().unwrap() as usize, info["shape"][1].as_u64().unwrap() as usize);
+    let ct = send(&router, get(info["ciphertext_url"].as_str().unwrap())).await;
+    assert_eq!((ct.status, &ct.headers[header::CONTENT_TYPE]), (StatusCode::OK, &MEDIA_TYPE.parse().unwrap()));
+    assert_eq!(ct.headers[header::CACHE_CONTROL], "no-store");
+    let t: more_core::EncryptedTensor<f64> = more_core::decode(&ct.body, 1 << 20).unwrap();
+    assert_eq!(t.shape(), [h, w]);
+    let prior = DataPrior::image_8bit(0.0, 1.0, h, w);
+    let recovered = ciphertext_only(&[&t], &prior).unwrap().decrypt_snapped(&t, &prior);
+
+    let list = Request::get(format!("/api/v1/challenges/{id}/answers")).header(header::AUTHORIZATION, &bearer);
+    let phrase = send(&router, list.body(Body::empty()).unwrap()).await.json()["phrase"].as_str().unwrap().to_string();
+    let pixels = glyphs::render(&phrase).unwrap();
+    assert_eq!(pixels.len(), h * w);
+    for (r, &p) in recovered.iter().zip(&pixels) {
+        assert!((r - f64::from(p) / 255.0).abs() < 1e-9, "recovered {r}, secret {p}");
+    }
+    let answer = serde_json::json!({ "name": "router", "answer": recovered.iter().collect::<Vec<_>>() });
+    let post = Request::post(format!("/api/v1/challenges/{id}/answers"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::to_vec(&answer).unwrap()))
+        .unwrap();
+    let r = send(&router, post).await;
+    assert_eq!((r.status, r.json()["correct"].as_bool()), (StatusCode::OK, Some(true)));
 }
