@@ -104,7 +104,7 @@ pub fn mnist_config(
 ) -> TrainConfig {
     let lr = lr.unwrap_or(match arch {
         Arch::Relu => 2e-3,
-        Arch::Square => 1e-3,
+        Arch::Square | Arch::Bfv => 1e-3,
     });
     TrainConfig {
         epochs,

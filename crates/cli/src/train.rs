@@ -21,6 +21,8 @@ pub enum Arch {
     Relu,
     /// CryptoNets-style CNN with square activations (ring-only).
     Square,
+    /// One convolution, square, one dense layer: the network quantized for BFV (`more-bfv`).
+    Bfv,
 }
 
 /// Arguments of `more train`.
@@ -109,6 +111,12 @@ pub fn mnist_specs(arch: Arch) -> Vec<LayerSpec> {
                 LayerSpec::Dense { inputs: 100, outputs: 10 },
             ]
         }
+        Arch::Bfv => vec![
+            conv(1, 10, 5, 2, 2), // 10x14x14
+            LayerSpec::Activation { function: Activation::Square },
+            LayerSpec::Flatten,
+            LayerSpec::Dense { inputs: 10 * 14 * 14, outputs: 10 },
+        ],
     }
 }
 
@@ -120,6 +128,7 @@ pub fn mnist_meta(id: &str, arch: Arch) -> ModelMeta {
                        formula, which uses the 2x2 structure)"
             .into(),
         Arch::Square => "CryptoNets-style MNIST CNN with square activations: ring operations only".into(),
+        Arch::Bfv => "MNIST CNN of depth one (convolution, square, dense) for BFV: ring operations only".into(),
     };
     meta.preprocessing.kind = "mnist-digit".into();
     meta.preprocessing.scale = 1.0 / 255.0;
@@ -146,6 +155,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let arch_name = match args.arch {
         Arch::Relu => "relu",
         Arch::Square => "square",
+        Arch::Bfv => "bfv-float",
     };
     let id = args.model_id.clone().unwrap_or_else(|| format!("mnist-cnn-{arch_name}"));
     let out =
@@ -168,7 +178,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let mut net = Net::new(&alg, &[1, 28, 28], &specs, &mut ChaCha8Rng::seed_from_u64(args.seed))?;
     let lr = args.lr.unwrap_or(match args.arch {
         Arch::Relu => 2e-3,
-        Arch::Square => 1e-3,
+        Arch::Square | Arch::Bfv => 1e-3,
     });
     let mut meta = mnist_meta(&id, args.arch);
     let command = crate::data::command_line();
