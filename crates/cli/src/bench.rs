@@ -17,7 +17,7 @@ use crate::data;
 /// Arguments of `more bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The task: `mnist` or `angio`.
+    /// The task: `mnist`, `angio`, or `bfv` (MNIST under BFV, end to end).
     pub task: String,
     /// The model file (default `models/mnist-cnn-relu.morenn`, `models/angio-cnn.morenn` for `angio`).
     #[arg(long)]
@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// `bfv` only: the number of test images (default 200).
+    #[arg(long)]
+    pub limit: Option<usize>,
 }
 
 /// Microseconds per call of `f`: `(thread CPU time, wall time)`, each the mean over at least `seconds`
@@ -51,11 +54,14 @@ fn time_us(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)
 
 /// Runs `more bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.task == "bfv" {
+        return crate::bfv::bench(args.model.as_deref(), args.data.as_deref(), args.limit, args.json);
+    }
     let dir = data::data_dir(args.data.as_deref());
     let (default_model, input): (&str, &[usize]) = match args.task.as_str() {
         "mnist" => ("models/mnist-cnn-relu.morenn", &[1, 28, 28]),
         "angio" => ("models/angio-cnn.morenn", &[1, crate::angio::SIZE, crate::angio::SIZE]),
-        other => bail!("unknown task {other:?} (available: mnist, angio)"),
+        other => bail!("unknown task {other:?} (available: mnist, angio, bfv)"),
     };
     let path = args.model.clone().unwrap_or_else(|| PathBuf::from(default_model));
     let model = data::model_for_task(&path, &args.task, input)?;

@@ -41,12 +41,21 @@ pub struct EvalArgs {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// `more` (the default) or `bfv` (a `.bfv.json` model from `more bfv quantize`).
+    #[arg(long, default_value = "more")]
+    pub scheme: String,
 }
 
 /// Runs `more eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     if args.record && args.limit.is_some() {
         bail!("--record stores metrics of the whole evaluation set: drop --limit");
+    }
+    match (args.scheme.as_str(), args.task.as_str()) {
+        ("more", _) => {}
+        ("bfv", "mnist") => return crate::bfv::eval(&args.model, args.data.as_deref(), args.limit, args.json),
+        ("bfv", task) => bail!("--scheme bfv has a model for mnist only, not {task:?}"),
+        (scheme, _) => bail!("unknown scheme {scheme:?} (available: more, bfv)"),
     }
     if args.task == "angio" {
         return crate::angio::eval(&args);

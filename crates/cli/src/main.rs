@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod angio;
 mod attack;
 mod bench;
+mod bfv;
 mod classify;
 mod data;
 mod eval;
@@ -41,6 +42,8 @@ enum Command {
     Attack(attack::AttackArgs),
     /// Classify PNG/JPEG files on ciphertexts, as the browser does (fresh key per image).
     Classify(classify::ClassifyArgs),
+    /// BFV (lattice-based, 128-bit) beside MORE: quantize a model for it.
+    Bfv(bfv::BfvArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
         Command::Reproduce(args) => reproduce::run(args),
         Command::Attack(args) => attack::run(args),
         Command::Classify(args) => classify::run(args),
+        Command::Bfv(args) => bfv::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
