@@ -5,10 +5,12 @@
 //! answering. The API is documented in `docs/api.md`:
 //!
 //! - `GET /api/v1/health`, `GET /api/v1/models`, `GET /api/v1/samples` (+ `GET /api/v1/samples/{file}`),
-//! - `POST /api/v1/models/{id}/infer` with an `application/x-more-tensor` body.
+//! - `POST /api/v1/models/{id}/infer` with an `application/x-more-tensor` body,
+//! - BFV: `POST /api/v1/bfv/keys`, `POST /api/v1/bfv/models/{id}/infer?key_id=` ([`bfv`]).
 //!
 //! [`app`] builds the router from an [`AppState`]; `main.rs` only parses flags and serves.
 
+pub mod bfv;
 pub mod conn;
 pub mod engine;
 pub mod error;
@@ -85,6 +87,7 @@ struct Inner {
     limits: Limits,
     web: Option<PathBuf>,
     samples: Samples,
+    bfv: Option<Arc<bfv::BfvService>>,
     inflight: Arc<Semaphore>,
     /// Memory budget in KiB permits.
     memory: Arc<Semaphore>,
@@ -101,6 +104,7 @@ impl AppState {
                 limits,
                 web: None,
                 samples: Samples::default(),
+                bfv: None,
                 inflight: Arc::new(Semaphore::new(limits.max_inflight.max(1))),
                 memory: Arc::new(Semaphore::new((limits.memory_budget >> 10).clamp(1, Semaphore::MAX_PERMITS))),
                 started: Instant::now(),
@@ -118,6 +122,17 @@ impl AppState {
     pub fn with_samples(mut self, samples: Samples) -> Self {
         Arc::get_mut(&mut self.inner).expect("configure before use").samples = samples;
         self
+    }
+
+    /// Also serve BFV models (keys upload and BFV inference).
+    pub fn with_bfv(mut self, service: bfv::BfvService) -> Self {
+        Arc::get_mut(&mut self.inner).expect("configure before use").bfv = Some(Arc::new(service));
+        self
+    }
+
+    /// The BFV service, if any.
+    pub fn bfv(&self) -> Option<&Arc<bfv::BfvService>> {
+        self.inner.bfv.as_ref()
     }
 
     /// The loaded models.
@@ -160,6 +175,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/models/{id}/infer", post(infer))
         .route("/api/v1/samples", get(samples::list))
         .route("/api/v1/samples/{file}", get(samples::file))
+        .merge(bfv::routes())
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
@@ -237,6 +253,7 @@ struct ModelInfo<'a> {
     max_body_bytes: usize,
     infer_url: String,
     media_type: &'static str,
+    scheme: &'static str,
 }
 
 fn model_info<'a>(s: &AppState, m: &'a more_nn::Model) -> ModelInfo<'a> {
@@ -248,11 +265,16 @@ fn model_info<'a>(s: &AppState, m: &'a more_nn::Model) -> ModelInfo<'a> {
         max_body_bytes: s.body_limit(m),
         infer_url: format!("/api/v1/models/{}/infer", m.meta().id),
         media_type: more_core::codec::MEDIA_TYPE,
+        scheme: "more",
     }
 }
 
 async fn models(State(s): State<AppState>) -> impl IntoResponse {
-    let list: Vec<_> = s.registry().iter().map(|m| model_info(&s, m)).collect();
+    let mut list: Vec<serde_json::Value> =
+        s.registry().iter().map(|m| serde_json::to_value(model_info(&s, m)).unwrap_or_default()).collect();
+    if let Some(b) = s.bfv() {
+        list.extend(b.model_entries());
+    }
     axum::Json(serde_json::json!({ "models": list }))
 }
 
