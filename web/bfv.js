@@ -76,7 +76,7 @@ export async function classifyBfv(model, raw) {
     server,
     decrypt: decryptMs,
   };
-  return { label: model.labels[index] ?? String(index), index, logits, times, bytes: message.length,
+  return { label: model.labels[index] ?? String(index), index, logits, times, bytes: message.length, message,
     keyBytes: s.keyBytes, answerBytes: answer.length, parameters: s.parameters };
 }
 

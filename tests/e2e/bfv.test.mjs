@@ -9,7 +9,7 @@ function indexOf(hay, needle) {
   return needle.length && hay.length >= needle.length ? hay.indexOf(needle) : -1;
 }
 
-export default async function bfvBesideMore(ctx) {
+async function bfvBesideMore(ctx) {
   const models = await ctx.models();
   const bfv = models.find((m) => m.scheme === 'bfv');
   if (!bfv) ctx.skip('the server lists no BFV model');
@@ -49,3 +49,27 @@ export default async function bfvBesideMore(ctx) {
   }
   ctx.log(`${requests.length} requests checked against the BFV secret key (${sk.length} bytes)`);
 }
+
+async function walkthroughStep10(ctx) {
+  const models = await ctx.models();
+  if (!models.some((m) => m.scheme === 'bfv')) ctx.skip('the server lists no BFV model');
+  const page = await ctx.newPage();
+  await page.goto(`${ctx.baseUrl}web/walkthrough.html`);
+  await drawStrokes(page, '#wt-draw', SEVEN);
+  await page.waitForTimeout(500);
+  await page.click('#bfv-run');
+  await page.waitForFunction(() => window.bfvStep || /BFV:/.test(document.getElementById('bfv-verdict').textContent),
+    null, { timeout: 170_000 });
+  const r = await page.evaluate(() => window.bfvStep);
+  ctx.assert(r, `no BFV result: ${await page.locator('#bfv-verdict').innerText()}`);
+  ctx.log(`walkthrough under BFV: ${r.label}, attack correlation with the digit ${r.correlation.toFixed(3)}`);
+  ctx.assert(r.label === '7', `BFV says ${r.label}`);
+  ctx.assert(Math.abs(r.correlation) < 0.3, `the attack on BFV correlates ${r.correlation} with the digit`);
+  await page.locator('#step-compare').scrollIntoViewIfNeeded();
+  await ctx.screenshot(page, 'walkthrough-step10-bfv');
+}
+
+export default [
+  { name: 'main page: same class under MORE and BFV, no secret-key byte sent', run: bfvBesideMore },
+  { name: 'walkthrough step 10: the digit under BFV, the attack of steps 5-6 yields noise', run: walkthroughStep10 },
+];
