@@ -9,6 +9,7 @@
 import init, * as wasm from './pkg/more_wasm.js';
 import { ApiError, infer, listModels, listSamples } from './api.js';
 import { DrawingPad } from './draw.js';
+import { classifyDigitBfv } from './bfv-panel.js';
 import { drawGray, formatBytes, showBars, showPlanes, showTiming, softmax } from './render.js';
 import { $, FALLBACK, setStatus, setupDropZone, showError } from './ui.js';
 
@@ -69,7 +70,7 @@ function setupKeyPanel() {
 }
 
 // ---------------------------------------------------------------- models
-const byTask = (task) => app.models.filter((m) => m.task === task);
+const byTask = (task) => app.models.filter((m) => m.task === task && m.scheme !== 'bfv');
 
 function selected(task) {
   const id = $(`model-${task}`).value;
@@ -173,6 +174,7 @@ async function run(task, imageData, ui, t0, firstRows = []) {
   const [h, w] = task === 'mnist' ? [28, 28] : [rh, rw];
   drawGray(ui.input, raw, w, h);
   if (task === 'mnist') {
+    app.lastDigit = raw;
     try { sessionStorage.setItem('more.lastDigit', JSON.stringify(Array.from(raw))); } catch { /* private mode */ }
   }
   const x = wasm.normalize(raw, pre.scale, new Float32Array(pre.mean), new Float32Array(pre.std));
@@ -238,6 +240,7 @@ async function classifyDigit(t0 = performance.now()) {
   try {
     if (pad.empty) throw new Error('Nothing is drawn yet: draw a digit first.');
     result = await run('mnist', pad.imageData(), digitUi(), t0);
+    if ($('bfv-enable')?.checked) classifyDigitBfv(app); // in the background: MORE's answer does not wait
   } catch (err) {
     showError($('digit-error'), err);
   } finally {

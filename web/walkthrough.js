@@ -9,6 +9,7 @@
 import init, * as wasm from './pkg/more_wasm.js';
 import { infer, listModels } from './api.js';
 import { DrawingPad } from './draw.js';
+import { runBfvStep } from './bfv-walkthrough.js';
 import { drawGray, formatBytes, showBars, showPlanes, softmax } from './render.js';
 import { $, FALLBACK, setStatus, setupDropZone, showError, withFallback } from './ui.js';
 
@@ -406,10 +407,13 @@ async function setup() {
   try {
     const models = await listModels();
     for (const task of ['mnist', 'angio']) {
-      const m = models.find((x) => x.task === task);
+      const m = models.find((x) => x.task === task && x.scheme !== 'bfv');
       if (m) st.models[task] = withFallback(task, m);
     }
   } catch { /* server not reachable: local steps still run */ }
+  $('bfv-run').addEventListener('click', () => runBfvStep(wasm, st).catch((err) => {
+    $('bfv-verdict').textContent = `BFV: ${err.message}`;
+  }));
   pad = new DrawingPad($('wt-draw'), {
     lineWidth: 20,
     onStrokeEnd: () => {

@@ -44,6 +44,8 @@ pub enum Arch {
     Relu,
     /// CryptoNets-style CNN with square activations (ring-only).
     Square,
+    /// One convolution, square, one dense layer: the network quantized for BFV (`more bfv quantize`).
+    Bfv,
 }
 
 impl Arch {
@@ -52,6 +54,7 @@ impl Arch {
         match self {
             Arch::Relu => "relu",
             Arch::Square => "square",
+            Arch::Bfv => "bfv-float",
         }
     }
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod args;
+mod bfv;
 mod commands;
 mod data;
 mod encrypted;
@@ -46,6 +47,8 @@ enum Command {
     Classify(classify::ClassifyArgs),
     /// Class challenges on a more-server: create one, read who solved it.
     Challenge(challenge::ChallengeArgs),
+    /// BFV (lattice-based, 128-bit) beside MORE: quantize a model for it.
+    Bfv(bfv::BfvArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn main() -> ExitCode {
         Command::Attack(args) => attack::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Challenge(args) => challenge::run(args),
+        Command::Bfv(args) => bfv::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -48,6 +48,17 @@ pub fn mnist_cnn_square() -> Vec<LayerSpec> {
     ]
 }
 
+/// The MNIST network of depth one that BFV evaluates exactly once quantized (`more-bfv`): conv 1→10 5x5/2
+/// (28x28 → 10x14x14), square, dense 1960→10 — ring operations only.
+pub fn mnist_bfv() -> Vec<LayerSpec> {
+    vec![
+        LayerSpec::Conv2d { in_channels: 1, out_channels: 10, kernel: [5, 5], stride: 2, padding: 2 },
+        act(ElementFunction::Square),
+        LayerSpec::Flatten,
+        LayerSpec::Dense { inputs: 10 * 14 * 14, outputs: 10 },
+    ]
+}
+
 /// `angio-cnn`: LCA vs RCA view of a 128x128 angiogram — conv 5x5/2, ReLU, average pool, conv 3x3/2, ReLU,
 /// average pool, dense to 2 logits (3,426 parameters). ReLU uses the 2x2 structure; the rest is ring-only.
 pub fn angio_cnn() -> Vec<LayerSpec> {

@@ -10,6 +10,7 @@
 //! - `GET /metrics` (Prometheus text format, [`metrics`]),
 //! - the class challenges under `/api/v1/challenges` (see [`challenge`]; the teacher's routes need the
 //!   [`TeacherToken`]).
+//! - BFV: `POST /api/v1/bfv/keys`, `POST /api/v1/bfv/models/{id}/infer?key_id=` ([`bfv`]).
 //!
 //! Memory: every admitted inference request reserves its bodies' and its forward pass's memory from one
 //! budget ([`budget`]), so the process stays below the bound [`AppState::memory_bound`] whatever the worker
@@ -22,6 +23,7 @@
 //! threads merging concurrent requests) → the encoded answer. Failures are [`ApiError`]s.
 
 pub mod allocator;
+pub mod bfv;
 pub mod budget;
 pub mod challenge;
 pub mod conn;
@@ -112,6 +114,7 @@ struct Inner {
     web: Option<PathBuf>,
     samples: Samples,
     challenges: challenge::Store,
+    bfv: Option<Arc<bfv::BfvService>>,
     inflight: Arc<Semaphore>,
     budget: Budget,
     /// Compute memory of each model, by id.
@@ -149,6 +152,7 @@ impl AppState {
                 web: None,
                 samples: Samples::default(),
                 challenges: challenge::Store::default(),
+                bfv: None,
                 inflight: Arc::new(Semaphore::new(limits.max_inflight.max(1))),
                 budget,
                 costs,
@@ -222,6 +226,17 @@ impl AppState {
         &self.inner.challenges
     }
 
+    /// Also serve BFV models (keys upload and BFV inference).
+    pub fn with_bfv(mut self, service: bfv::BfvService) -> Self {
+        Arc::get_mut(&mut self.inner).expect("configure before use").bfv = Some(Arc::new(service));
+        self
+    }
+
+    /// The BFV service, if any.
+    pub fn bfv(&self) -> Option<&Arc<bfv::BfvService>> {
+        self.inner.bfv.as_ref()
+    }
+
     /// The loaded models.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
@@ -268,6 +283,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/challenges/{id}", get(challenge::info))
         .route("/api/v1/challenges/{id}/ciphertext", get(challenge::ciphertext))
         .route("/api/v1/challenges/{id}/answers", post(challenge::answer).get(challenge::answers))
+        .merge(bfv::routes())
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
@@ -363,6 +379,7 @@ struct ModelInfo<'a> {
     max_body_bytes: usize,
     infer_url: String,
     media_type: &'static str,
+    scheme: &'static str,
 }
 
 fn model_info<'a>(s: &AppState, m: &'a more_nn::Model) -> ModelInfo<'a> {
@@ -374,11 +391,16 @@ fn model_info<'a>(s: &AppState, m: &'a more_nn::Model) -> ModelInfo<'a> {
         max_body_bytes: s.body_limit(m),
         infer_url: format!("/api/v1/models/{}/infer", m.meta().id),
         media_type: more_core::codec::MEDIA_TYPE,
+        scheme: "more",
     }
 }
 
 async fn models(State(s): State<AppState>) -> impl IntoResponse {
-    let list: Vec<_> = s.registry().iter().map(|m| model_info(&s, m)).collect();
+    let mut list: Vec<serde_json::Value> =
+        s.registry().iter().map(|m| serde_json::to_value(model_info(&s, m)).unwrap_or_default()).collect();
+    if let Some(b) = s.bfv() {
+        list.extend(b.model_entries());
+    }
     axum::Json(serde_json::json!({ "models": list }))
 }
 

@@ -139,6 +139,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         tracing::warn!(dir = %args.web.display(), "no index.html there: serving the API only");
     }
+    let bfv = more_server::bfv::BfvService::load_dir(&args.models, Default::default()).context("loading BFV models")?;
+    for m in bfv.models() {
+        tracing::info!(id = %m.id, scheme = "bfv", "model loaded");
+    }
+    state = state.with_bfv(bfv);
     if let Some(dir) = &args.samples {
         let samples = Samples::load(dir).with_context(|| format!("reading samples from {}", dir.display()))?;
         tracing::info!(count = samples.list().len(), dir = %dir.display(), "samples");

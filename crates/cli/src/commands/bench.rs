@@ -19,9 +19,9 @@ use crate::tasks::{self, TaskRef};
 /// Arguments of `more bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The task (a classification task).
+    /// What to measure: a classification task's MORE inference, or `bfv` (MNIST under BFV, end to end).
     #[arg(value_enum)]
-    pub task: TaskRef,
+    pub task: BenchTarget,
     /// The model file (default: the task's bundled model, `models/mnist-cnn-relu.morenn`,
     /// `models/angio-cnn.morenn` for `angio`).
     #[arg(long)]
@@ -33,6 +33,37 @@ pub struct BenchArgs {
     pub seconds: f64,
     #[command(flatten)]
     pub json: JsonArgs,
+    /// `bfv` only: the number of test images (default 200).
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+/// What `more bench` measures: a registered task, or MNIST under BFV.
+#[derive(Debug, Clone, Copy)]
+pub enum BenchTarget {
+    /// A task's plaintext vs MORE-encrypted inference.
+    Task(TaskRef),
+    /// MNIST under BFV (`more-bfv`), one image at a time end to end.
+    Bfv,
+}
+
+impl clap::ValueEnum for BenchTarget {
+    fn value_variants<'a>() -> &'a [Self] {
+        static TARGETS: std::sync::LazyLock<Vec<BenchTarget>> = std::sync::LazyLock::new(|| {
+            tasks::ALL.iter().map(|t| BenchTarget::Task(*t)).chain([BenchTarget::Bfv]).collect()
+        });
+        &TARGETS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            BenchTarget::Task(t) => t.to_possible_value(),
+            BenchTarget::Bfv => Some(
+                clap::builder::PossibleValue::new("bfv")
+                    .help("MNIST under BFV (lattice-based, 128-bit): accuracy, time and bytes per image"),
+            ),
+        }
+    }
 }
 
 /// Microseconds per call of `f`: `(thread CPU time, wall time)`, each the mean over at least `seconds`
@@ -53,9 +84,15 @@ fn time_us(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)
 
 /// Runs `more bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
-    let classifier = tasks::classifier(args.task, "bench")?;
+    let task = match args.task {
+        BenchTarget::Bfv => {
+            return crate::bfv::bench(args.model.as_deref(), Some(&args.data.dir()), args.limit, args.json.json);
+        }
+        BenchTarget::Task(t) => t,
+    };
+    let classifier = tasks::classifier(task, "bench")?;
     let path = args.model.clone().unwrap_or_else(|| PathBuf::from(classifier.default_model));
-    let model = data::model_for_task(&path, args.task.name(), &classifier.input)?;
+    let model = data::model_for_task(&path, task.name(), &classifier.input)?;
     let inputs = (classifier.load)(&args.data.dir(), classifier.eval_split, classifier.bench_rows)?.inputs;
     let rows = inputs.shape()[0];
     let key = SecretKey::from_seed(7, KeyOptions::default())?;

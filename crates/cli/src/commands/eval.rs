@@ -43,12 +43,23 @@ pub struct EvalArgs {
     pub record: bool,
     #[command(flatten)]
     pub quiet: QuietArgs,
+    /// `more` (the default) or `bfv` (a `.bfv.json` model from `more bfv quantize`, MNIST only).
+    #[arg(long, default_value = "more")]
+    pub scheme: String,
 }
 
 /// Runs `more eval`.
 pub fn run(args: EvalArgs) -> Result<()> {
     if args.record && args.limit.is_some() {
         bail!("--record stores metrics of the whole evaluation set: drop --limit");
+    }
+    match (args.scheme.as_str(), args.task.name()) {
+        ("more", _) => {}
+        ("bfv", "mnist") => {
+            return crate::bfv::eval(&args.model, Some(&args.data.dir()), args.limit, args.json.json);
+        }
+        ("bfv", task) => bail!("--scheme bfv has a model for mnist only, not {task}"),
+        (scheme, _) => bail!("unknown scheme {scheme:?} (available: more, bfv)"),
     }
     let c = tasks::classifier(args.task, "eval")?;
     let json = args.json.json;

@@ -86,6 +86,7 @@ pub fn specs(arch: Arch) -> Vec<LayerSpec> {
     match arch {
         Arch::Relu => networks::mnist_cnn_relu(),
         Arch::Square => networks::mnist_cnn_square(),
+        Arch::Bfv => networks::mnist_bfv(),
     }
 }
 
@@ -97,6 +98,7 @@ pub fn meta(id: &str, arch: Arch) -> ModelMeta {
                        formula, which uses the 2x2 structure)"
             .into(),
         Arch::Square => "CryptoNets-style MNIST CNN with square activations: ring operations only".into(),
+        Arch::Bfv => "MNIST CNN of depth one (convolution, square, dense) for BFV: ring operations only".into(),
     };
     meta.preprocessing.kind = "mnist-digit".into();
     meta.preprocessing.scale = 1.0 / 255.0;
@@ -109,7 +111,7 @@ pub fn meta(id: &str, arch: Arch) -> ModelMeta {
 fn config(images: &ImageArgs, hyper: &Hyper, progress: bool) -> TrainConfig {
     let lr = hyper.lr.unwrap_or(match images.arch {
         Arch::Relu => 2e-3,
-        Arch::Square => 1e-3,
+        Arch::Square | Arch::Bfv => 1e-3,
     });
     TrainConfig {
         epochs: hyper.epochs,

@@ -1,0 +1,176 @@
+//! Size-limited messages for evaluation keys and ciphertexts.
+//!
+//! Both start with an 8-byte magic and the parameter [`fingerprint`](crate::params::fingerprint); every blob
+//! is length-prefixed (`u32`, little-endian) and checked against a cap before fhe.rs parses it, and fhe.rs
+//! parses inside `catch_unwind`, so hostile bytes give an error, never a panic or an allocation larger than
+//! the message.
+//!
+//! ```text
+//! keys:        "MBFVKEY1" | fingerprint u64 | 3 × (len u32 | bytes)      relinearisation, rotations at the
+//!                                                                         input level, rotations at the dense level
+//! ciphertexts: "MBFVCTX1" | fingerprint u64 | level u8 | count u16 | count × (len u32 | bytes)
+//! ```
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use fhe::bfv::{Ciphertext, EvaluationKey, RelinearizationKey};
+use fhe_traits::{DeserializeParametrized, Serialize};
+
+use crate::params::{fingerprint, parameters};
+use crate::{BfvError, Result};
+
+/// Magic of a key message.
+pub const KEYS_MAGIC: &[u8; 8] = b"MBFVKEY1";
+/// Magic of a ciphertext message.
+pub const CIPHERTEXTS_MAGIC: &[u8; 8] = b"MBFVCTX1";
+/// Largest key message accepted.
+pub const MAX_KEYS_BYTES: usize = 8 << 20;
+/// Largest single ciphertext accepted (a fresh input ciphertext is about 223 KB).
+pub const MAX_CIPHERTEXT_BYTES: usize = 512 << 10;
+/// Most ciphertexts in one message.
+pub const MAX_CIPHERTEXTS: usize = 16;
+
+/// The evaluation keys a client uploads: public, but large.
+#[derive(Debug)]
+pub struct EvalKeys {
+    /// Relinearisation key (after the square).
+    pub relin: RelinearizationKey,
+    /// Row rotation and column rotation by 2048, for ciphertexts at the input level.
+    pub input_rotations: EvaluationKey,
+    /// Column rotations by 1, 2, …, 1024 for ciphertexts at the dense level.
+    pub dense_rotations: EvaluationKey,
+}
+
+/// Runs an fhe.rs parser on untrusted bytes: its errors and panics both become [`BfvError::Wire`].
+fn parse<T>(what: &str, f: impl FnOnce() -> std::result::Result<T, fhe::Error>) -> Result<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(BfvError::Wire(format!("{what}: {e}"))),
+        Err(_) => Err(BfvError::Wire(format!("{what}: malformed"))),
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+        if self.bytes.len() < n {
+            return Err(BfvError::Wire(format!("truncated: {what} needs {n} bytes, {} left", self.bytes.len())));
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<usize> {
+        Ok(u32::from_le_bytes(self.take(4, what)?.try_into().expect("4 bytes")) as usize)
+    }
+
+    fn blob(&mut self, what: &str, cap: usize) -> Result<&'a [u8]> {
+        let n = self.u32(what)?;
+        if n > cap {
+            return Err(BfvError::Wire(format!("{what}: {n} bytes, at most {cap} accepted")));
+        }
+        self.take(n, what)
+    }
+
+    fn header(&mut self, magic: &[u8; 8], total_cap: usize) -> Result<()> {
+        if self.bytes.len() > total_cap {
+            return Err(BfvError::Wire(format!("{} bytes, at most {total_cap} accepted", self.bytes.len())));
+        }
+        if self.take(8, "magic")? != magic {
+            return Err(BfvError::Wire(format!("not a {} message", String::from_utf8_lossy(magic))));
+        }
+        let fp = u64::from_le_bytes(self.take(8, "fingerprint")?.try_into().expect("8 bytes"));
+        if fp != fingerprint() {
+            return Err(BfvError::Parameters(format!(
+                "made for parameters {fp:016x}; this server uses {:016x}",
+                fingerprint()
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn put_blob(out: &mut Vec<u8>, blob: &[u8]) {
+    out.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+    out.extend_from_slice(blob);
+}
+
+/// Encodes the evaluation keys.
+pub fn encode_keys(keys: &EvalKeys) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 << 20);
+    out.extend_from_slice(KEYS_MAGIC);
+    out.extend_from_slice(&fingerprint().to_le_bytes());
+    put_blob(&mut out, &keys.relin.to_bytes());
+    put_blob(&mut out, &keys.input_rotations.to_bytes());
+    put_blob(&mut out, &keys.dense_rotations.to_bytes());
+    out
+}
+
+/// Decodes and checks evaluation keys: size, magic, parameters, then that each key supports exactly the
+/// operations the network needs.
+pub fn decode_keys(bytes: &[u8]) -> Result<EvalKeys> {
+    let mut r = Reader { bytes };
+    r.header(KEYS_MAGIC, MAX_KEYS_BYTES)?;
+    let par = parameters();
+    let relin_bytes = r.blob("relinearisation key", MAX_KEYS_BYTES)?;
+    let input_bytes = r.blob("input-level rotation keys", MAX_KEYS_BYTES)?;
+    let dense_bytes = r.blob("dense-level rotation keys", MAX_KEYS_BYTES)?;
+    if !r.bytes.is_empty() {
+        return Err(BfvError::Wire(format!("{} trailing bytes", r.bytes.len())));
+    }
+    let relin = parse("relinearisation key", || RelinearizationKey::from_bytes(relin_bytes, &par))?;
+    let input_rotations = parse("input-level rotation keys", || EvaluationKey::from_bytes(input_bytes, &par))?;
+    let dense_rotations = parse("dense-level rotation keys", || EvaluationKey::from_bytes(dense_bytes, &par))?;
+    let keys = EvalKeys { relin, input_rotations, dense_rotations };
+    crate::scheme::check_keys(&keys)?;
+    Ok(keys)
+}
+
+/// Encodes ciphertexts that are all at `level`.
+pub fn encode_ciphertexts(cts: &[Ciphertext], level: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(cts.len() * 230_000 + 32);
+    out.extend_from_slice(CIPHERTEXTS_MAGIC);
+    out.extend_from_slice(&fingerprint().to_le_bytes());
+    out.push(level as u8);
+    out.extend_from_slice(&(cts.len() as u16).to_le_bytes());
+    for ct in cts {
+        put_blob(&mut out, &ct.to_bytes());
+    }
+    out
+}
+
+/// Decodes exactly `count` ciphertexts of two polynomials at `level`.
+pub fn decode_ciphertexts(bytes: &[u8], count: usize, level: usize) -> Result<Vec<Ciphertext>> {
+    let mut r = Reader { bytes };
+    r.header(CIPHERTEXTS_MAGIC, MAX_CIPHERTEXTS * (MAX_CIPHERTEXT_BYTES + 4) + 19)?;
+    let got_level = r.take(1, "level")?[0] as usize;
+    let got_count = u16::from_le_bytes(r.take(2, "count")?.try_into().expect("2 bytes")) as usize;
+    if got_level != level || got_count != count {
+        return Err(BfvError::Wire(format!(
+            "{got_count} ciphertexts at level {got_level}; expected {count} at level {level}"
+        )));
+    }
+    let par = parameters();
+    let blobs = (0..count).map(|_| r.blob("ciphertext", MAX_CIPHERTEXT_BYTES)).collect::<Result<Vec<_>>>()?;
+    if !r.bytes.is_empty() {
+        return Err(BfvError::Wire(format!("{} trailing bytes", r.bytes.len())));
+    }
+    blobs
+        .into_iter()
+        .map(|blob| {
+            let ct = parse("ciphertext", || Ciphertext::from_bytes(blob, &par))?;
+            if ct.len() != 2 {
+                return Err(BfvError::Wire(format!("a ciphertext of {} polynomials; expected 2", ct.len())));
+            }
+            let ct_level = parse("ciphertext", || par.level_of_context(ct[0].ctx()))?;
+            if ct_level != level {
+                return Err(BfvError::Wire(format!("a ciphertext at level {ct_level}; expected {level}")));
+            }
+            Ok(ct)
+        })
+        .collect()
+}

@@ -1,0 +1,210 @@
+//! BFV endpoints over a real TCP socket with the shipped model: key upload, encrypted inference equal to the
+//! integer network, the key store's limits (size, TTL, total memory), and 1,000 hostile requests (random,
+//! truncated, oversized, foreign-parameter and wrong-level bytes) after which the server still answers.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use more_bfv::params::{INPUT_LEVEL, OUTPUT_LEVEL};
+use more_bfv::wire::{decode_ciphertexts, encode_ciphertexts, encode_keys};
+use more_bfv::{BfvModel, Client};
+use more_server::bfv::{BfvLimits, BfvService, KEY_MEMORY_PER_BYTE};
+use more_server::{EngineConfig, Limits, app};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const OCTETS: &str = "application/octet-stream";
+
+fn model_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/mnist-bfv-square.bfv.json")
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    ct: Option<&str>,
+    body: &[u8],
+    length: Option<usize>,
+) -> Reply {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(ct) = ct {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    if method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", length.unwrap_or(body.len())));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    let _ = s.write_all(body).await;
+    if length.is_some_and(|l| l > body.len()) {
+        let _ = s.shutdown().await;
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw).await;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no response: {raw:?}"));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head[9..12].parse().unwrap();
+    Reply { status, head, body: raw[split + 4..].to_vec() }
+}
+
+async fn serve(limits: BfvLimits) -> SocketAddr {
+    let model = BfvModel::load(model_path()).unwrap();
+    let service = BfvService::new(vec![model], limits).unwrap();
+    let state = common::state_with(EngineConfig { workers: 1, queue: 8, max_batch_samples: 4 }, Limits::default())
+        .with_bfv(service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
+    addr
+}
+
+fn json(r: &Reply) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("not JSON: {} {:?}", r.head, r.body))
+}
+
+async fn upload(addr: SocketAddr, keys: &[u8]) -> Reply {
+    request(addr, "POST", "/api/v1/bfv/keys", Some(OCTETS), keys, None).await
+}
+
+fn infer_path(key_id: &str) -> String {
+    format!("/api/v1/bfv/models/mnist-bfv-square/infer?key_id={key_id}")
+}
+
+/// A client, its key message and the input message of one test-like image.
+fn client_case(seed: u64) -> (Client, Vec<u8>, Vec<i64>, Vec<u8>) {
+    let mut rng = rand::rng();
+    let client = Client::new(&mut rng);
+    let keys = encode_keys(&client.eval_keys(&mut rng).unwrap());
+    let mut img = ChaCha8Rng::seed_from_u64(seed);
+    // A bright stroke on a dark background, like a digit.
+    let x: Vec<i64> =
+        (0..784usize).map(|i| if (i % 28).abs_diff(i / 28) < 3 { img.random_range(10..=15) } else { 0 }).collect();
+    let input = encode_ciphertexts(&client.encrypt(&x, &mut rng).unwrap(), INPUT_LEVEL);
+    (client, keys, x, input)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_infer_decrypt_and_the_model_list() {
+    let addr = serve(BfvLimits::default()).await;
+    let list = json(&request(addr, "GET", "/api/v1/models", None, b"", None).await);
+    let bfv = list["models"].as_array().unwrap().iter().find(|m| m["scheme"] == "bfv").expect("a BFV model listed");
+    assert_eq!(bfv["id"], "mnist-bfv-square");
+    assert_eq!(bfv["bfv"]["ring_degree"], 8192);
+    assert!(list["models"].as_array().unwrap().iter().any(|m| m["scheme"] == "more"));
+
+    let (client, keys, x, input) = client_case(1);
+    let r = upload(addr, &keys).await;
+    assert_eq!(r.status, 201, "{}", r.head);
+    let key_id = json(&r)["key_id"].as_str().unwrap().to_string();
+    let r = request(addr, "POST", &infer_path(&key_id), Some(OCTETS), &input, None).await;
+    assert_eq!(r.status, 200, "{} {}", r.head, String::from_utf8_lossy(&r.body));
+    let out = decode_ciphertexts(&r.body, 3, OUTPUT_LEVEL).unwrap();
+    let model = BfvModel::load(model_path()).unwrap();
+    assert_eq!(client.decrypt(&out).unwrap(), model.network.forward(&x).0);
+
+    let r = request(addr, "DELETE", &format!("/api/v1/bfv/keys/{key_id}"), None, b"", None).await;
+    assert_eq!(r.status, 204);
+    let r = request(addr, "POST", &infer_path(&key_id), Some(OCTETS), &input, None).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (404, Some("unknown_key")), "{}", r.head);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_store_limits_size_ttl_and_memory() {
+    let (_, keys, _, input) = client_case(2);
+    // Room for two key sets; a TTL of two seconds.
+    let limits = BfvLimits {
+        key_memory: 2 * keys.len() * KEY_MEMORY_PER_BYTE + 1000,
+        key_ttl: Duration::from_secs(2),
+        ..BfvLimits::default()
+    };
+    let addr = serve(limits).await;
+    let first = json(&upload(addr, &keys).await)["key_id"].as_str().unwrap().to_string();
+    assert_eq!(upload(addr, &keys).await.status, 201);
+    let full = upload(addr, &keys).await;
+    assert_eq!((full.status, json(&full)["error"].as_str()), (503, Some("key_store_full")));
+    // Announced bodies over the cap are refused before reading.
+    let r = request(addr, "POST", "/api/v1/bfv/keys", Some(OCTETS), b"x", Some(limits.max_key_bytes + 1)).await;
+    assert_eq!(r.status, 413);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = request(addr, "POST", &infer_path(&first), Some(OCTETS), &input, None).await;
+    assert_eq!(r.status, 404, "expired keys are gone");
+    assert_eq!(upload(addr, &keys).await.status, 201, "expired keys free their memory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn still_answers_after_1000_hostile_requests() {
+    let addr = serve(BfvLimits::default()).await;
+    let (client, keys, x, input) = client_case(3);
+    let key_id = json(&upload(addr, &keys).await)["key_id"].as_str().unwrap().to_string();
+    let ok_path = infer_path(&key_id);
+    // Real messages that are wrong here: a result message (wrong level and count), foreign fingerprints.
+    let mut rng = rand::rng();
+    let wrong_level = encode_ciphertexts(&client.encrypt(&x, &mut rng).unwrap()[..3], INPUT_LEVEL);
+    let mut foreign_keys = keys.clone();
+    foreign_keys[9] ^= 0x40;
+    let mut foreign_input = input.clone();
+    foreign_input[12] ^= 0x01;
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    for i in 0..1000 {
+        let random = |rng: &mut ChaCha8Rng, max: usize| {
+            let n = rng.random_range(0..max.max(1));
+            (0..n).map(|_| rng.random()).collect::<Vec<u8>>()
+        };
+        let (path, ct, body, length): (String, Option<&str>, Vec<u8>, Option<usize>) = match i % 12 {
+            0 => ("/api/v1/bfv/keys".into(), Some(OCTETS), random(&mut rng, 4096), None),
+            1 => {
+                let cut = rng.random_range(0..keys.len());
+                ("/api/v1/bfv/keys".into(), Some(OCTETS), keys[..cut].to_vec(), None)
+            }
+            2 => ("/api/v1/bfv/keys".into(), Some(OCTETS), foreign_keys.clone(), None),
+            3 => ("/api/v1/bfv/keys".into(), Some(OCTETS), vec![0u8; 16], Some(64 << 20)),
+            4 => (ok_path.clone(), Some(OCTETS), random(&mut rng, 4096), None),
+            5 => {
+                let cut = rng.random_range(0..input.len());
+                (ok_path.clone(), Some(OCTETS), input[..cut].to_vec(), None)
+            }
+            6 => (ok_path.clone(), Some(OCTETS), foreign_input.clone(), None),
+            7 => (ok_path.clone(), Some(OCTETS), wrong_level.clone(), None),
+            8 => (ok_path.clone(), Some(OCTETS), vec![7u8; 64], Some(1 << 30)),
+            9 => (ok_path.clone(), Some("application/json"), input.clone(), None),
+            10 => (infer_path("0123456789abcdef"), Some(OCTETS), input.clone(), None),
+            _ if i < 240 => {
+                // A real message with a few bytes changed inside its first ciphertext's framing or data.
+                let mut body = input.clone();
+                for _ in 0..4 {
+                    let at = rng.random_range(0..200.min(body.len()));
+                    body[at] = rng.random();
+                }
+                (ok_path.clone(), Some(OCTETS), body, None)
+            }
+            _ => (ok_path.clone(), Some(OCTETS), random(&mut rng, 40), None),
+        };
+        let r = request(addr, "POST", &path, ct, &body, length).await;
+        if i % 12 == 11 && i < 240 {
+            // Changed bytes may still parse (then the answer is garbage to the client, not an error).
+            assert!(r.status == 200 || (400..500).contains(&r.status), "request {i}: {}", r.head);
+        } else {
+            assert!((400..500).contains(&r.status), "request {i}: {}", r.head);
+            let v = json(&r);
+            assert!(v["error"].is_string(), "request {i}: {v}");
+        }
+    }
+    let r = request(addr, "POST", &ok_path, Some(OCTETS), &input, None).await;
+    assert_eq!(r.status, 200, "{}", r.head);
+    let out = decode_ciphertexts(&r.body, 3, OUTPUT_LEVEL).unwrap();
+    let model = BfvModel::load(model_path()).unwrap();
+    assert_eq!(client.decrypt(&out).unwrap(), model.network.forward(&x).0);
+    assert_eq!(request(addr, "GET", "/api/v1/health", None, b"", None).await.status, 200);
+}

@@ -1,0 +1,75 @@
+// BFV beside MORE on the main page: a drawn digit gets the same class under both schemes, the BFV column
+// shows its time split and bytes, and no secret-key byte of either scheme leaves the page.
+
+import { drawStrokes } from './strokes.mjs';
+
+const SEVEN = [[[78, 62], [140, 60], [202, 60], [180, 110], [158, 160], [138, 210], [126, 240]]];
+
+function indexOf(hay, needle) {
+  return needle.length && hay.length >= needle.length ? hay.indexOf(needle) : -1;
+}
+
+async function bfvBesideMore(ctx) {
+  const models = await ctx.models();
+  const bfv = models.find((m) => m.scheme === 'bfv');
+  if (!bfv) ctx.skip('the server lists no BFV model');
+  const page = await ctx.newPage();
+  const requests = [];
+  page.on('request', (req) => requests.push({ url: req.url(), body: req.postDataBuffer() || Buffer.alloc(0) }));
+  await page.goto(ctx.baseUrl);
+  await page.evaluate(() => window.moreApp.ready);
+  await page.check('#bfv-enable');
+  await page.click('#draw-clear');
+  await drawStrokes(page, '#draw', SEVEN);
+  await page.waitForFunction(() => (window.moreApp.bfvResults || []).length > 0
+    || !document.getElementById('bfv-error').hidden, null, { timeout: 170_000 });
+  const err = await page.locator('#bfv-error').evaluate((e) => (e.hidden ? '' : e.textContent));
+  ctx.assert(!err, `BFV error: ${err}`);
+  const more = await page.evaluate(() => window.moreApp.results.at(-1));
+  const b = await page.evaluate(() => {
+    const r = window.moreApp.bfvResults.at(-1);
+    return { label: r.label, times: r.times, bytes: r.bytes, keyBytes: r.keyBytes, answerBytes: r.answerBytes };
+  });
+  ctx.log(`MORE: ${more.label}, BFV: ${b.label}; BFV times ${JSON.stringify(b.times)}`);
+  ctx.assert(more.label === '7' && b.label === '7', `MORE says ${more.label}, BFV says ${b.label}; both should say 7`);
+  for (const [k, v] of Object.entries(b.times)) ctx.figure(`bfv_browser_${k.replace(/ /g, '_')}_ms`, Math.round(v));
+  ctx.figure('bfv_ciphertext_bytes', b.bytes);
+  ctx.figure('bfv_eval_key_bytes', b.keyBytes);
+  await ctx.screenshot(page, 'bfv-beside-more');
+
+  // The secret key (fhe.rs serialisation, held by the worker): no 32-byte window of it in any request.
+  const sk = Buffer.from(await page.evaluate(async () => Array.from(await (await import('./web/bfv.js')).secretKeyBytesForTest())));
+  ctx.assert(sk.length > 1000, `secret key of ${sk.length} bytes`);
+  const keyUploads = requests.filter((r) => r.url.includes('/api/v1/bfv/keys'));
+  ctx.assert(keyUploads.length === 1, `${keyUploads.length} key uploads`);
+  for (const r of requests) {
+    for (let i = 0; i + 32 <= sk.length; i += 64) {
+      ctx.assert(indexOf(r.body, sk.subarray(i, i + 32)) === -1, `request ${r.url} contains secret-key bytes ${i}..${i + 32}`);
+    }
+  }
+  ctx.log(`${requests.length} requests checked against the BFV secret key (${sk.length} bytes)`);
+}
+
+async function walkthroughStep10(ctx) {
+  const models = await ctx.models();
+  if (!models.some((m) => m.scheme === 'bfv')) ctx.skip('the server lists no BFV model');
+  const page = await ctx.newPage();
+  await page.goto(`${ctx.baseUrl}web/walkthrough.html`);
+  await drawStrokes(page, '#wt-draw', SEVEN);
+  await page.waitForTimeout(500);
+  await page.click('#bfv-run');
+  await page.waitForFunction(() => window.bfvStep || /BFV:/.test(document.getElementById('bfv-verdict').textContent),
+    null, { timeout: 170_000 });
+  const r = await page.evaluate(() => window.bfvStep);
+  ctx.assert(r, `no BFV result: ${await page.locator('#bfv-verdict').innerText()}`);
+  ctx.log(`walkthrough under BFV: ${r.label}, attack correlation with the digit ${r.correlation.toFixed(3)}`);
+  ctx.assert(r.label === '7', `BFV says ${r.label}`);
+  ctx.assert(Math.abs(r.correlation) < 0.3, `the attack on BFV correlates ${r.correlation} with the digit`);
+  await page.locator('#step-compare').scrollIntoViewIfNeeded();
+  await ctx.screenshot(page, 'walkthrough-step10-bfv');
+}
+
+export default [
+  { name: 'main page: same class under MORE and BFV, no secret-key byte sent', run: bfvBesideMore },
+  { name: 'walkthrough step 10: the digit under BFV, the attack of steps 5-6 yields noise', run: walkthroughStep10 },
+];
