@@ -6,7 +6,10 @@
 //!
 //! - `GET /api/v1/health`, `GET /api/v1/models` (+ `GET /api/v1/models/{id}`), `GET /api/v1/samples`
 //!   (+ `GET /api/v1/samples/{file}`), `GET /api/v1/openapi.yaml`,
-//! - `POST /api/v1/models/{id}/infer` with an `application/x-more-tensor` body.
+//! - `POST /api/v1/models/{id}/infer` with an `application/x-more-tensor` body,
+//! - training jobs on encrypted data ([`jobs`]): `GET /api/v1/training`, `POST /api/v1/jobs`,
+//!   `GET|DELETE /api/v1/jobs/{id}`, `GET /api/v1/jobs/{id}/events` (Server-Sent Events),
+//!   `GET /api/v1/jobs/{id}/model`.
 //!
 //! [`app`] builds the router from an [`AppState`]; `main.rs` only parses flags and serves. An inference
 //! request goes: route → model lookup and media type → `Content-Length` against the model's limit →
@@ -17,6 +20,7 @@
 pub mod conn;
 pub mod engine;
 pub mod error;
+pub mod jobs;
 pub mod openapi;
 pub mod samples;
 pub mod wire;
@@ -94,6 +98,7 @@ struct Inner {
     /// Memory budget in KiB permits.
     memory: Arc<Semaphore>,
     started: Instant,
+    jobs: Option<Arc<jobs::Jobs>>,
 }
 
 impl AppState {
@@ -109,6 +114,7 @@ impl AppState {
                 inflight: Arc::new(Semaphore::new(limits.max_inflight.max(1))),
                 memory: Arc::new(Semaphore::new((limits.memory_budget >> 10).clamp(1, Semaphore::MAX_PERMITS))),
                 started: Instant::now(),
+                jobs: None,
             }),
         }
     }
@@ -123,6 +129,17 @@ impl AppState {
     pub fn with_samples(mut self, samples: Samples) -> Self {
         Arc::get_mut(&mut self.inner).expect("configure before use").samples = samples;
         self
+    }
+
+    /// Also run training jobs (without this, the job routes answer 404 `training_disabled`).
+    pub fn with_jobs(mut self, jobs: Arc<jobs::Jobs>) -> Self {
+        Arc::get_mut(&mut self.inner).expect("configure before use").jobs = Some(jobs);
+        self
+    }
+
+    /// The training jobs, if the server trains.
+    pub fn jobs(&self) -> Option<&Arc<jobs::Jobs>> {
+        self.inner.jobs.as_ref()
     }
 
     /// The loaded models.
@@ -166,6 +183,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/samples", get(samples::list))
         .route("/api/v1/samples/{file}", get(samples::file))
         .route("/api/v1/openapi.yaml", get(openapi::document))
+        .route("/api/v1/training", get(jobs::info))
+        .route("/api/v1/jobs", post(jobs::create))
+        .route("/api/v1/jobs/{id}", get(jobs::status).delete(jobs::delete))
+        .route("/api/v1/jobs/{id}/events", get(jobs::events))
+        .route("/api/v1/jobs/{id}/model", get(jobs::model))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
