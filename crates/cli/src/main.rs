@@ -14,6 +14,7 @@ mod encrypted;
 mod files;
 mod metrics;
 mod plot;
+mod remote;
 mod tasks;
 
 use commands::{attack, bench, classify, eval, reproduce, train, wbc};

@@ -116,7 +116,10 @@ pub fn train(
                 epoch_losses.push(loss);
                 epoch_seconds.push(secs);
                 if !quiet {
-                    eprintln!("epoch {}/{}: loss {loss:.5} (decrypted here; {secs:.2} s on the server)", data["epoch"], data["epochs"]);
+                    eprintln!(
+                        "epoch {}/{}: loss {loss:.5} (decrypted here; {secs:.2} s on the server)",
+                        data["epoch"], data["epochs"]
+                    );
                 }
             }
             "resumed" => {

@@ -86,7 +86,7 @@ fn train(job: &Arc<Job>, pool: &rayon::ThreadPool, max_wall: Duration) -> Result
         epochs: cfg.epochs,
         job: job.clone(),
         deadline: Instant::now() + max_wall,
-        progress: Mutex::new(Progress::default()),
+        progress: Mutex::new(Progress { started: Some(Instant::now()), ..Progress::default() }),
     };
     job.event(
         "started",
@@ -119,7 +119,7 @@ struct Progress {
     epoch: usize,
     /// Σ (rows of batch / rows) · batch loss over the epoch so far, encrypted.
     epoch_loss: Option<CoeffTensor<f32>>,
-    /// When the epoch started.
+    /// When the epoch started (the previous epoch's end, or the start of training).
     started: Option<Instant>,
 }
 
@@ -156,7 +156,7 @@ impl JobReveal {
             .event("step", json!({"epoch": p.epoch + 1, "step": p.step, "steps": self.steps, "loss": text(&loss)?}));
         if p.step == self.steps {
             let sum = p.epoch_loss.take().expect("at least one batch");
-            let seconds = p.started.take().map_or(0.0, |s| s.elapsed().as_secs_f64());
+            let seconds = p.started.replace(Instant::now()).map_or(0.0, |s| s.elapsed().as_secs_f64());
             self.job.event(
                 "epoch",
                 json!({"epoch": p.epoch + 1, "epochs": self.epochs, "loss": text(&sum)?, "seconds": seconds}),
@@ -178,7 +178,6 @@ impl Reveal<Encrypted> for JobReveal {
             return Err(more_nn::Error::Training("the job ran out of time".into()));
         }
         let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
-        p.started.get_or_insert_with(Instant::now);
         match p.outputs.take() {
             None => p.outputs = Some(t.clone()),
             Some(outputs) => self.batch_done(&mut p, &outputs, t)?,
