@@ -34,7 +34,8 @@ fn startup_errors_are_one_line() {
 #[test]
 fn starts_answers_and_stops_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_more-server"))
-        .args(["--addr", "127.0.0.1:0", "--models", "models"])
+        .args(["--addr", "127.0.0.1:0", "--models", "models", "--jobs-dir"])
+        .arg(std::env::temp_dir().join(format!("more-jobs-binary-{}", std::process::id())))
         .env("RUST_LOG", "off")
         .current_dir(root())
         .stdout(Stdio::piped())

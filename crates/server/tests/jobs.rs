@@ -177,11 +177,18 @@ async fn a_job_trains_on_ciphertexts_like_plaintext_training_and_is_deleted_afte
 
     // The same training on plaintext: the decrypted losses and model match it.
     let cfg = req.train_config(Loss::Mse, false);
-    let mut net = Net::new(&Plain, &[7], &more_nn::networks::wbc_mlp(7, 64, 6), &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
-    let history = fit(&Plain, &Plain, &mut net, &Dataset::new(&Plain, x.clone(), y.clone()).unwrap(), None, &cfg).unwrap();
+    let mut net =
+        Net::new(&Plain, &[7], &more_nn::networks::wbc_mlp(7, 64, 6), &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
+    let history =
+        fit(&Plain, &Plain, &mut net, &Dataset::new(&Plain, x.clone(), y.clone()).unwrap(), None, &cfg).unwrap();
     for (e, h) in epochs.iter().zip(&history.epochs) {
         let loss = loss_from_text(&k, e["loss"].as_str().unwrap()).unwrap();
-        assert!((loss - h.train_loss).abs() <= 1e-3 * h.train_loss.max(1e-3), "epoch {}: {loss} vs {}", h.epoch, h.train_loss);
+        assert!(
+            (loss - h.train_loss).abs() <= 1e-3 * h.train_loss.max(1e-3),
+            "epoch {}: {loss} vs {}",
+            h.epoch,
+            h.train_loss
+        );
     }
     // The server only saw ciphertexts: with another key the loss decrypts to something else.
     let other = loss_from_text(&key(99), epochs[0]["loss"].as_str().unwrap()).unwrap();
@@ -301,10 +308,8 @@ async fn after_a_restart_jobs_on_disk_train_again_or_are_reported_failed() {
     let (router, jobs) = router_with(&dir, small_limits());
     let (x, y) = plain_data(24, 6);
     let k = key(6);
-    let id = send(&router, post_job(body_for(&k, &request(2), &x, &y), 1)).await.json()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id =
+        send(&router, post_job(body_for(&k, &request(2), &x, &y), 1)).await.json()["id"].as_str().unwrap().to_string();
     assert_eq!(events(&router, &id).await.last().unwrap().0, "done");
     drop((router, jobs));
     // As if the server had stopped during training: the record says "running", there is no model yet; and a
@@ -350,17 +355,33 @@ async fn hostile_uploads_are_refused_without_harm() {
         ("header only", ok[..header_end].to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
         ("truncated", ok[..ok.len() - 7].to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
         ("trailing bytes", [ok.clone(), vec![0; 3]].concat(), StatusCode::UNPROCESSABLE_ENTITY),
-        ("unknown field", [b"{\"network\":\"wbc-mlp\",\"x\":1}\n".to_vec(), ok[header_end..].to_vec()].concat(), StatusCode::BAD_REQUEST),
+        (
+            "unknown field",
+            [b"{\"network\":\"wbc-mlp\",\"x\":1}\n".to_vec(), ok[header_end..].to_vec()].concat(),
+            StatusCode::BAD_REQUEST,
+        ),
     ];
     // Random bytes after a valid header.
-    cases.push(("random tensors", [ok[..header_end].to_vec(), (0..3000).map(|_| rng.random()).collect()].concat(), StatusCode::UNPROCESSABLE_ENTITY));
+    cases.push((
+        "random tensors",
+        [ok[..header_end].to_vec(), (0..3000).map(|_| rng.random()).collect()].concat(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    ));
     // Wrong shapes: MNIST-shaped network with WBC data, and targets with the wrong width.
     let mnist = JobRequest { network: "mnist-cnn-relu".into(), ..request(1) };
     cases.push(("wrong input shape", body_for(&k, &mnist, &x, &y), StatusCode::UNPROCESSABLE_ENTITY));
-    let y5 = y.slice(ndarray::s![.., 0..5]).to_owned().into_dyn();
+    let y5 = y.select(ndarray::Axis(1), &[0, 1, 2, 3, 4]);
     cases.push(("wrong target shape", body_for(&k, &request(1), &x, &y5), StatusCode::UNPROCESSABLE_ENTITY));
-    cases.push(("unknown network", body_for(&k, &JobRequest { network: "gpt".into(), ..request(1) }, &x, &y), StatusCode::UNPROCESSABLE_ENTITY));
-    cases.push(("negative lr", body_for(&k, &JobRequest { lr: -1.0, ..request(1) }, &x, &y), StatusCode::UNPROCESSABLE_ENTITY));
+    cases.push((
+        "unknown network",
+        body_for(&k, &JobRequest { network: "gpt".into(), ..request(1) }, &x, &y),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    ));
+    cases.push((
+        "negative lr",
+        body_for(&k, &JobRequest { lr: -1.0, ..request(1) }, &x, &y),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    ));
     // A NaN in the first plane of the inputs.
     let mut nan = ok.clone();
     let first = header_end + 8 + 8 + 4 * 3;
@@ -368,8 +389,13 @@ async fn hostile_uploads_are_refused_without_harm() {
     cases.push(("NaN", nan, StatusCode::UNPROCESSABLE_ENTITY));
     // Targets under another key.
     let other = body_for(&key(8), &request(1), &x, &y);
-    let split = |b: &[u8]| header_end + 8 + u64::from_le_bytes(b[header_end..header_end + 8].try_into().unwrap()) as usize;
-    cases.push(("mixed keys", [ok[..split(&ok)].to_vec(), other[split(&other)..].to_vec()].concat(), StatusCode::UNPROCESSABLE_ENTITY));
+    let split =
+        |b: &[u8]| header_end + 8 + u64::from_le_bytes(b[header_end..header_end + 8].try_into().unwrap()) as usize;
+    cases.push((
+        "mixed keys",
+        [ok[..split(&ok)].to_vec(), other[split(&other)..].to_vec()].concat(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    ));
 
     for (name, body, status) in cases {
         let r = send(&router, post_job(body, 1)).await;
