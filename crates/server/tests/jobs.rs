@@ -79,7 +79,7 @@ fn small_limits() -> TrainingLimits {
     TrainingLimits { max_epochs: 50, ttl: Duration::from_secs(600), ..TrainingLimits::default() }
 }
 
-fn router_with(dir: &PathBuf, limits: TrainingLimits) -> (Router, Arc<Jobs>) {
+fn router_with(dir: &std::path::Path, limits: TrainingLimits) -> (Router, Arc<Jobs>) {
     let jobs = Jobs::open(dir, limits).unwrap();
     let state = state_with(EngineConfig { workers: 1, queue: 8, max_batch_samples: 4 }, Limits::default())
         .with_jobs(jobs.clone());

@@ -460,8 +460,8 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyho
     );
     println!("| output | plaintext-trained MRE | encrypted-trained MRE |");
     println!("|---|---|---|");
-    for k in 0..no {
-        println!("| {} | {:.3}% | {:.3}% |", OUTPUT_NAMES[k], 100.0 * plain.mean_rel[k], 100.0 * enc.mean_rel[k]);
+    for (k, name) in OUTPUT_NAMES.iter().enumerate() {
+        println!("| {name} | {:.3}% | {:.3}% |", 100.0 * plain.mean_rel[k], 100.0 * enc.mean_rel[k]);
     }
     println!("| mean | {:.3}% | {:.3}% |", 100.0 * plain_mre, 100.0 * enc_mre);
     println!("saved the decrypted model as {}", out.display());
