@@ -422,3 +422,32 @@ async fn without_training_the_job_routes_say_so() {
     let r = send(&router, get("/api/v1/jobs/abc/events")).await;
     assert_eq!((r.status, r.error().as_str()), (StatusCode::NOT_FOUND, "training_disabled"));
 }
+
+#[tokio::test]
+async fn uploads_read_at_once_are_bounded() {
+    let dir = temp_dir("uploads");
+    let (router, _jobs) = router_with(&dir, small_limits());
+    // Bodies that never finish arriving hold their slot.
+    let mut slow = Vec::new();
+    for _ in 0..more_server::jobs::CONCURRENT_UPLOADS {
+        let never = futures_util::stream::pending::<Result<Bytes, std::io::Error>>();
+        let mut req = Request::post("/api/v1/jobs")
+            .header(header::CONTENT_TYPE, MEDIA_TYPE)
+            .body(Body::from_stream(never))
+            .unwrap();
+        req.extensions_mut().insert(ConnectInfo(ClientAddr(SocketAddr::from(([10, 0, 0, 9], 1)))));
+        let r = router.clone();
+        slow.push(tokio::spawn(async move { r.oneshot(req).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (x, y) = plain_data(16, 9);
+    let r = send(&router, post_job(body_for(&key(9), &request(1), &x, &y), 1)).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "overloaded"));
+    for t in slow {
+        t.abort();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = send(&router, post_job(body_for(&key(9), &request(1), &x, &y), 1)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "a slot is free again once the slow uploads are gone");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -187,7 +187,12 @@ pub struct Jobs {
     limits: TrainingLimits,
     map: Mutex<HashMap<String, Arc<Job>>>,
     queue: Mutex<std::sync::mpsc::Sender<Arc<Job>>>,
+    /// Uploads being read and checked at once (each holds its body in memory).
+    uploads: Arc<tokio::sync::Semaphore>,
 }
+
+/// Uploads read and checked at once; one more is answered 503 `overloaded`.
+pub const CONCURRENT_UPLOADS: usize = 2;
 
 impl Jobs {
     /// Opens `dir` (created if missing), takes up the jobs found there and starts the training thread and
@@ -195,8 +200,13 @@ impl Jobs {
     pub fn open(dir: &Path, limits: TrainingLimits) -> std::io::Result<Arc<Jobs>> {
         std::fs::create_dir_all(dir)?;
         let (tx, rx) = std::sync::mpsc::channel();
-        let jobs =
-            Arc::new(Jobs { dir: dir.to_path_buf(), limits, map: Mutex::new(HashMap::new()), queue: Mutex::new(tx) });
+        let jobs = Arc::new(Jobs {
+            dir: dir.to_path_buf(),
+            limits,
+            map: Mutex::new(HashMap::new()),
+            queue: Mutex::new(tx),
+            uploads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_UPLOADS)),
+        });
         let (threads, wall) = (limits.threads, limits.max_wall);
         std::thread::Builder::new().name("more-train".into()).spawn(move || runner::run(rx, threads, wall))?;
         jobs.recover()?;
@@ -452,6 +462,9 @@ pub async fn create(State(s): State<AppState>, req: Request) -> Result<Response,
             ));
         }
     }
+    let Ok(_reading) = jobs.uploads.clone().try_acquire_owned() else {
+        return Err(ApiError::unavailable("overloaded", "other training uploads are being read; retry shortly"));
+    };
     let body = http_body_util::Limited::new(req.into_body(), l.max_upload_bytes)
         .collect()
         .await
