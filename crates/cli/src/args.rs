@@ -143,8 +143,9 @@ pub struct TrainCommon {
     /// same network trained here on the same plaintext (same seed and hyper-parameters).
     #[arg(long, value_name = "URL", requires = "encrypted")]
     pub server: Option<String>,
-    #[command(flatten)]
-    pub json: JsonArgs,
+    /// With `--server`: print one JSON line (both models' errors, times, bytes uploaded) instead of text.
+    #[arg(long, requires = "server")]
+    pub json: bool,
     #[command(flatten)]
     pub quiet: QuietArgs,
 }

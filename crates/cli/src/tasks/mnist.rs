@@ -161,7 +161,7 @@ fn splits(images: &ImageArgs, test_limit: Option<usize>, seed: u64) -> Result<Sp
 /// reports both test accuracies.
 fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> Result<()> {
     use more_enctrain::upload::{JobRequest, OptimizerKind};
-    let (images, json) = (&options.images, options.common.json.json);
+    let (images, json) = (&options.images, options.common.json);
     let quiet = options.common.quiet.quiet || json;
     let dir = images.data.dir();
     let train_set = load(&dir, "train", images.limit)?;

@@ -363,7 +363,7 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyho
     use rand_chacha::rand_core::SeedableRng;
 
     let common = &options.common;
-    let json = common.json.json;
+    let json = common.json;
     let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet || json);
     anyhow::ensure!(a.surrogate.hidden == 64, "the server's wbc-mlp has 64 hidden units (--hidden 64)");
     let data = load_data(&a)?;
