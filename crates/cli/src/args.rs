@@ -117,6 +117,10 @@ pub struct SurrogateArgs {
     /// WBC: read the test samples from this CSV instead of simulating them.
     #[arg(long, value_name = "FILE")]
     pub test_csv: Option<PathBuf>,
+    /// WBC: simulate N patients in all, 80% for training and 20% held out (instead of `--n-train` and
+    /// `--n-test`).
+    #[arg(long, value_name = "N")]
+    pub samples: Option<usize>,
     /// WBC: hidden units per layer (two tanh layers).
     #[arg(long, default_value_t = 64)]
     pub hidden: usize,
@@ -137,6 +141,14 @@ pub struct TrainCommon {
     /// Train on encrypted inputs and labels (the data owner's key; the trainer sees only ciphertexts).
     #[arg(long)]
     pub encrypted: bool,
+    /// With `--encrypted`: train on this `more-server` (e.g. `http://127.0.0.1:8080`) as its data owner —
+    /// encrypt, upload, follow the decrypted loss, download and decrypt the model — and compare it with the
+    /// same network trained here on the same plaintext (same seed and hyper-parameters).
+    #[arg(long, value_name = "URL", requires = "encrypted")]
+    pub server: Option<String>,
+    /// With `--server`: print one JSON line (both models' errors, times, bytes uploaded) instead of text.
+    #[arg(long, requires = "server")]
+    pub json: bool,
     #[command(flatten)]
     pub quiet: QuietArgs,
 }

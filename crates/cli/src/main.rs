@@ -15,6 +15,7 @@ mod encrypted;
 mod files;
 mod metrics;
 mod plot;
+mod remote;
 mod stats;
 mod study;
 mod tasks;

@@ -9,6 +9,8 @@
 //! - [`owner`]: the key owner's side — encrypting inputs and labels, known-answer canaries, decrypting
 //!   losses, metrics and weights.
 //! - [`train`]: the trainer (no key) and [`train::train_encrypted`] (both roles in one call).
+//! - [`upload`]: a training job as one request body (a JSON header line and the wire-format data set),
+//!   and the encrypted losses a remote trainer reports, as text.
 //! - [`task`]: task-generic helpers for the CLI's tasks — plaintext vs encrypted comparison, class
 //!   weighting, timed plaintext and encrypted inference.
 #![deny(missing_docs)]
@@ -22,6 +24,7 @@ pub mod model_file;
 pub mod owner;
 pub mod task;
 pub mod train;
+pub mod upload;
 
 pub use basis::Basis;
 pub use coeff::CoeffTensor;

@@ -113,3 +113,14 @@ impl AsyncWrite for BoundedStream {
         self.io.is_write_vectored()
     }
 }
+
+/// The address of the client of a connection accepted by [`BoundedListener`], for
+/// `into_make_service_with_connect_info::<ClientAddr>()` (training jobs are limited per client address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, BoundedListener>> for ClientAddr {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, BoundedListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
+    }
+}

@@ -11,6 +11,9 @@
 //! - the class challenges under `/api/v1/challenges` (see [`challenge`]; the teacher's routes need the
 //!   [`TeacherToken`]).
 //! - BFV: `POST /api/v1/bfv/keys`, `POST /api/v1/bfv/models/{id}/infer?key_id=` ([`bfv`]).
+//! - training jobs on encrypted data ([`jobs`]): `GET /api/v1/training`, `POST /api/v1/jobs`,
+//!   `GET|DELETE /api/v1/jobs/{id}`, `GET /api/v1/jobs/{id}/events` (Server-Sent Events),
+//!   `GET /api/v1/jobs/{id}/model`.
 //!
 //! Memory: every admitted inference request reserves its bodies' and its forward pass's memory from one
 //! budget ([`budget`]), so the process stays below the bound [`AppState::memory_bound`] whatever the worker
@@ -31,6 +34,7 @@ pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod glyphs;
+pub mod jobs;
 pub mod metrics;
 pub mod openapi;
 pub mod samples;
@@ -122,6 +126,7 @@ struct Inner {
     bound: Bound,
     metrics: Arc<Metrics>,
     started: Instant,
+    jobs: Option<Arc<jobs::Jobs>>,
 }
 
 impl AppState {
@@ -159,6 +164,7 @@ impl AppState {
                 bound,
                 metrics,
                 started: Instant::now(),
+                jobs: None,
             }),
         }
     }
@@ -237,6 +243,17 @@ impl AppState {
         self.inner.bfv.as_ref()
     }
 
+    /// Also run training jobs (without this, the job routes answer 404 `training_disabled`).
+    pub fn with_jobs(mut self, jobs: Arc<jobs::Jobs>) -> Self {
+        Arc::get_mut(&mut self.inner).expect("configure before use").jobs = Some(jobs);
+        self
+    }
+
+    /// The training jobs, if the server trains.
+    pub fn jobs(&self) -> Option<&Arc<jobs::Jobs>> {
+        self.inner.jobs.as_ref()
+    }
+
     /// The loaded models.
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
@@ -284,6 +301,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/challenges/{id}/ciphertext", get(challenge::ciphertext))
         .route("/api/v1/challenges/{id}/answers", post(challenge::answer).get(challenge::answers))
         .merge(bfv::routes())
+        .route("/api/v1/training", get(jobs::info))
+        .route("/api/v1/jobs", post(jobs::create))
+        .route("/api/v1/jobs/{id}", get(jobs::status).delete(jobs::delete))
+        .route("/api/v1/jobs/{id}/events", get(jobs::events))
+        .route("/api/v1/jobs/{id}/model", get(jobs::model))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())

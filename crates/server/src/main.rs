@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use more_server::conn::BoundedListener;
+use more_server::conn::{BoundedListener, ClientAddr};
+use more_server::jobs::{Jobs, TrainingLimits};
 use more_server::{AppState, ChallengeLimits, EngineConfig, Limits, Registry, Samples, TeacherToken, app};
 
 /// The MORE encrypted-inference server.
@@ -64,6 +65,39 @@ struct Args {
     /// Class challenges held at once.
     #[arg(long, default_value_t = 100)]
     max_challenges: usize,
+    /// Do not run training jobs (the job routes answer 404 `training_disabled`).
+    #[arg(long)]
+    no_training: bool,
+    /// Directory where training jobs are kept (uploads, records, trained models).
+    #[arg(long, default_value = "jobs")]
+    jobs_dir: PathBuf,
+    /// Largest training upload, MiB.
+    #[arg(long, default_value_t = 64)]
+    max_upload_mb: usize,
+    /// Training jobs one client (address) may hold (queued, training or not yet downloaded).
+    #[arg(long, default_value_t = 2)]
+    max_jobs_per_client: usize,
+    /// Training jobs all clients may hold together.
+    #[arg(long, default_value_t = 8)]
+    max_jobs: usize,
+    /// Most epochs a training job may ask for.
+    #[arg(long, default_value_t = 200)]
+    max_epochs: usize,
+    /// Largest mini-batch of a training job.
+    #[arg(long, default_value_t = 512)]
+    max_batch_size: usize,
+    /// Training time allowed per job, seconds.
+    #[arg(long, default_value_t = 1800)]
+    max_train_seconds: u64,
+    /// A training job is deleted this many seconds after it was posted (downloaded or not).
+    #[arg(long, default_value_t = 3600)]
+    job_ttl_seconds: u64,
+    /// Memory one training job may take (estimate: twice its upload plus a mini-batch's activations), MiB.
+    #[arg(long, default_value_t = 512)]
+    max_job_memory_mb: usize,
+    /// Threads training uses (one job at a time); the inference workers keep the rest.
+    #[arg(long, default_value_t = 1)]
+    training_threads: usize,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -157,6 +191,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
         token.clone(),
         ChallengeLimits { max_challenges: args.max_challenges, ..ChallengeLimits::default() },
     );
+    if !args.no_training {
+        let limits = TrainingLimits {
+            max_upload_bytes: args.max_upload_mb << 20,
+            max_jobs_per_client: args.max_jobs_per_client,
+            max_jobs: args.max_jobs,
+            max_epochs: args.max_epochs,
+            max_batch_size: args.max_batch_size,
+            max_wall: Duration::from_secs(args.max_train_seconds),
+            ttl: Duration::from_secs(args.job_ttl_seconds),
+            max_memory_bytes: args.max_job_memory_mb << 20,
+            threads: args.training_threads.max(1),
+        };
+        let jobs = Jobs::open(&args.jobs_dir, limits)
+            .with_context(|| format!("opening the jobs directory {}", args.jobs_dir.display()))?;
+        tracing::info!(dir = %args.jobs_dir.display(), threads = limits.threads, "training jobs on");
+        state = state.with_jobs(jobs);
+    }
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, workers = engine.workers, "listening");
@@ -173,7 +224,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), banner.as_bytes());
     let listener = BoundedListener::new(listener, args.max_connections, Duration::from_secs(args.idle_timeout_s));
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<ClientAddr>())
+        .with_graceful_shutdown(shutdown())
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -465,7 +465,8 @@ async fn openapi_document_is_served_and_every_path_in_it_is_routed() {
     assert!(paths.len() >= 7, "{paths:?}");
     for path in paths {
         let uri = format!("/api/{path}").replace("{id}", ID).replace("{name}", "nope.png");
-        let method = if path.ends_with("/infer") || path == "v1/challenges" { "POST" } else { "GET" };
+        let method =
+            if path.ends_with("/infer") || path == "v1/challenges" || path == "v1/jobs" { "POST" } else { "GET" };
         let req = Request::builder().method(method).uri(&uri).body(Body::empty()).unwrap();
         let r = send(&router, req).await;
         let unrouted =

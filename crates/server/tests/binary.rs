@@ -34,7 +34,8 @@ fn startup_errors_are_one_line() {
 #[test]
 fn starts_answers_and_stops_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_more-server"))
-        .args(["--addr", "127.0.0.1:0", "--models", "models"])
+        .args(["--addr", "127.0.0.1:0", "--models", "models", "--jobs-dir"])
+        .arg(std::env::temp_dir().join(format!("more-jobs-binary-{}", std::process::id())))
         .env("RUST_LOG", "off")
         .current_dir(root())
         .stdout(Stdio::piped())
@@ -53,4 +54,104 @@ fn starts_answers_and_stops_on_sigterm() {
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     assert!(child.wait().unwrap().success(), "graceful shutdown exits 0");
+}
+
+/// Starts the binary on a free port with jobs in `jobs`: (child, address).
+fn start_with_jobs(jobs: &std::path::Path) -> (std::process::Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_more-server"))
+        .args(["--addr", "127.0.0.1:0", "--models", "models", "--jobs-dir"])
+        .arg(jobs)
+        .env("RUST_LOG", "off")
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr =
+        line.trim().strip_prefix("more-server listening on http://").expect(&line).trim_end_matches('/').to_string();
+    (child, addr)
+}
+
+/// One HTTP/1.1 exchange: (status line, body).
+fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> (String, String) {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    tcp.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    tcp.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let (head, rest) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (head.lines().next().unwrap_or("").to_string(), rest.to_string())
+}
+
+#[cfg(unix)]
+#[test]
+fn a_job_killed_with_the_server_trains_again_after_the_restart() {
+    use more_enctrain::owner::KeyOwner;
+    use more_enctrain::train::TargetNoise;
+    use more_enctrain::upload::{JobRequest, MEDIA_TYPE, OptimizerKind, encode_body};
+
+    let jobs = std::env::temp_dir().join(format!("more-jobs-restart-binary-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&jobs);
+    let (mut child, addr) = start_with_jobs(&jobs);
+    // A job long enough to be killed while it trains.
+    let n = 2000;
+    let x = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[n, 7]), |i| ((i[0] * 7 + i[1]) % 13) as f32 / 13.0);
+    let y = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[n, 6]), |i| ((i[0] + i[1]) % 5) as f32 / 5.0);
+    let key = more_core::SecretKey::from_seed(1, Default::default()).unwrap();
+    let mut owner = KeyOwner::with_seed(key, 2);
+    let cx = owner.encrypt_inputs(&x.view(), -2.0, 2.0).unwrap();
+    let cy = owner.encrypt_targets(&y, TargetNoise::Uniform { lo: -1.0, hi: 1.0 }).unwrap();
+    let c = owner.encrypt_canaries::<f32>().unwrap();
+    let request = JobRequest {
+        network: "wbc-mlp".into(),
+        epochs: 200,
+        batch_size: 8,
+        lr: 1e-3,
+        lr_decay: 1.0,
+        optimizer: OptimizerKind::Adam,
+        seed: 1,
+    };
+    let body = encode_body(&request, &cx, &cy, &c).unwrap();
+    let (status, answer) = http(&addr, "POST", "/api/v1/jobs", MEDIA_TYPE, &body);
+    assert!(status.contains("202"), "{status}: {answer}");
+    let job: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let id = job["id"].as_str().unwrap().to_string();
+    let record = jobs.join(&id).join("job.json");
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(&record).unwrap_or_default().contains("\"running\"") {
+        assert!(t.elapsed() < std::time::Duration::from_secs(60), "the job never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The restarted server knows the job and trains it again; the stream says so first.
+    let (mut child, addr) = start_with_jobs(&jobs);
+    let (status, answer) = http(&addr, "GET", &format!("/api/v1/jobs/{id}"), "text/plain", b"");
+    assert!(status.contains("200"), "{status}: {answer}");
+    let job: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert!(job["state"] == "queued" || job["state"] == "running", "{job}");
+    let mut tcp = TcpStream::connect(&addr).unwrap();
+    write!(tcp, "GET /api/v1/jobs/{id}/events HTTP/1.1\r\nhost: {addr}\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(tcp);
+    let mut first_event = String::new();
+    while !first_event.starts_with("event:") {
+        first_event.clear();
+        assert!(reader.read_line(&mut first_event).unwrap() > 0, "the stream ended");
+    }
+    assert_eq!(first_event.trim(), "event: resumed");
+    // Cancelled, it is gone with its files.
+    let (status, _) = http(&addr, "DELETE", &format!("/api/v1/jobs/{id}"), "text/plain", b"");
+    assert!(status.contains("204"), "{status}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&jobs);
 }

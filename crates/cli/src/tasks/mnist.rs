@@ -52,7 +52,13 @@ impl Task for Mnist {
     }
 
     fn train(&self, options: &TrainOptions, hyper: &Hyper) -> Result<()> {
-        if options.common.encrypted { train_encrypted(options, hyper) } else { train(options, hyper) }
+        if let Some(server) = &options.common.server {
+            train_on_server(server, options, hyper)
+        } else if options.common.encrypted {
+            train_encrypted(options, hyper)
+        } else {
+            train(options, hyper)
+        }
     }
 
     fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
@@ -147,6 +153,98 @@ fn splits(images: &ImageArgs, test_limit: Option<usize>, seed: u64) -> Result<Sp
     let part =
         |rows: &[usize]| PlainData { inputs: take_rows(&all.inputs, rows), targets: take_rows(&all.targets, rows) };
     Ok(Splits { train: part(&tr), val: part(&va), test: PlainData { inputs: test.inputs, targets: test.targets } })
+}
+
+/// `more train mnist --encrypted --server URL`: this process is the data owner. It encrypts the first
+/// `--limit` training images and their one-hot labels under a fresh key (the noise lanes of
+/// `more train mnist --encrypted`), has the server train `mnist-cnn-<arch>` on the ciphertexts (fixed
+/// epochs, no augmentation, no validation split: the server cannot select without the key), decrypts the
+/// model, trains the same network here on the same plaintext with the same seed and hyper-parameters, and
+/// reports both test accuracies.
+fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> Result<()> {
+    use more_enctrain::upload::{JobRequest, OptimizerKind};
+    let (images, json) = (&options.images, options.common.json);
+    let quiet = options.common.quiet.quiet || json;
+    let dir = images.data.dir();
+    let train_set = load(&dir, "train", images.limit)?;
+    let test = load(&dir, "test", None)?;
+    let lr = config(images, hyper, false).optimizer.lr();
+    let request = JobRequest {
+        network: format!("mnist-cnn-{}", images.arch.name()),
+        epochs: hyper.epochs,
+        batch_size: hyper.batch_size,
+        lr,
+        lr_decay: hyper.lr_decay,
+        optimizer: OptimizerKind::Adam,
+        seed: hyper.seed,
+    };
+    let key = crate::encrypted::fresh_key(None)?;
+    let remote = crate::remote::train(
+        server,
+        &key,
+        &request,
+        &train_set.inputs,
+        &train_set.targets,
+        &EncryptionSetup::default(),
+        quiet,
+    )?;
+
+    let alg = Plain;
+    let cfg = request.train_config(Loss::CrossEntropy, true);
+    let mut net =
+        Net::new(&alg, &MNIST_INPUT, &specs(images.arch), &mut ChaCha8Rng::seed_from_u64(hyper.seed))?;
+    let data = Dataset::new(&alg, train_set.inputs.clone(), train_set.targets.clone())?;
+    let history = fit(&alg, &alg, &mut net, &data, None, &cfg)?;
+    let test_set = Dataset::new(&alg, test.inputs, test.targets)?;
+    let (_, plain_acc) = evaluate(&alg, &alg, &net, &test_set, Loss::CrossEntropy, 500)?;
+    let mut model = remote.model;
+    let (_, enc_acc) =
+        evaluate(&alg, &alg, &Net::from_model(&alg, &model)?, &test_set, Loss::CrossEntropy, 500)?;
+
+    let id = options.common.model_id.clone().unwrap_or_else(|| format!("mnist-cnn-{}-enctrain", images.arch.name()));
+    let mut m = meta(&id, images.arch);
+    m.training.insert("command".into(), command_line());
+    m.training.insert("trainer".into(), format!("more-server at {server}, on encrypted images and labels"));
+    m.metrics.insert("test_accuracy".into(), enc_acc);
+    *model.meta_mut() = m;
+    let out = model_path(options.common.out.as_deref(), &id)?;
+    model.save(&out)?;
+    let plain_epoch = mean_epoch_seconds(&history);
+    let server_epoch = remote.epoch_seconds.iter().sum::<f64>() / remote.epoch_seconds.len().max(1) as f64;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "task": "mnist", "server": server, "network": request.network,
+                "train_images": train_set.labels.len(), "test_images": test_set.len(&alg),
+                "epochs": remote.epoch_losses.len(), "batch_size": hyper.batch_size, "lr": lr, "seed": hyper.seed,
+                "plaintext_accuracy": plain_acc, "encrypted_accuracy": enc_acc,
+                "seconds": remote.seconds, "encrypt_seconds": remote.encrypt_seconds,
+                "upload_bytes": remote.upload_bytes, "model_bytes": remote.model_bytes,
+                "plaintext_epoch_seconds": plain_epoch, "server_epoch_seconds": server_epoch,
+                "plaintext_losses": history.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>(),
+                "encrypted_losses": remote.epoch_losses, "model": out.display().to_string(),
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "{} trained by {server} on {} encrypted images ({} epochs): {:.1} s from encryption to the decrypted model, {} bytes uploaded",
+        request.network,
+        train_set.labels.len(),
+        remote.epoch_losses.len(),
+        remote.seconds,
+        remote.upload_bytes
+    );
+    println!("time per epoch: {plain_epoch:.2} s here on plaintext, {server_epoch:.2} s on the server on ciphertexts");
+    println!(
+        "test accuracy ({} images): plaintext-trained {:.2}%, encrypted-trained {:.2}%; saved {}",
+        test_set.len(&alg),
+        100.0 * plain_acc,
+        100.0 * enc_acc,
+        out.display()
+    );
+    Ok(())
 }
 
 /// `more train mnist`: plaintext training with a checkpoint per epoch; the test accuracy goes in the file.

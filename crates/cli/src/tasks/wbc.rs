@@ -147,7 +147,13 @@ fn load_or_generate(
 
 /// Simulates (or reads) the training and test samples.
 pub fn load_data(a: &Settings) -> anyhow::Result<WbcData> {
-    let (d, seed, quiet) = (&a.surrogate, a.hyper.seed, a.quiet);
+    let (seed, quiet) = (a.hyper.seed, a.quiet);
+    let mut d = a.surrogate.clone();
+    if let Some(n) = d.samples {
+        anyhow::ensure!(n >= 15, "--samples needs at least 15 patients (80% train, 20% held out)");
+        d.n_test = n / 5;
+        d.n_train = n - d.n_test;
+    }
     let t = std::time::Instant::now();
     let train = load_or_generate(d.train_csv.as_deref(), d.n_train, seed, "training set", quiet)?;
     let test = load_or_generate(d.test_csv.as_deref(), d.n_test, seed + 1000, "test set", quiet)?;
@@ -312,6 +318,9 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
 /// model.
 fn train(options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
     let common = &options.common;
+    if let Some(server) = &common.server {
+        return train_on_server(server, options, hyper);
+    }
     let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet);
     let encrypted = common.encrypted;
     let data = load_data(&a)?;
@@ -343,6 +352,136 @@ fn train(options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
         t.max_encrypted_diff,
         out.display()
     );
+    Ok(())
+}
+
+/// Held-out errors of `model` (plaintext inference) on `data.test`.
+fn held_out_errors(model: &more_nn::Model, data: &WbcData) -> anyhow::Result<more_hemo::surrogate::ErrorTable> {
+    let test = &data.test;
+    let x = array(test.len(), more_hemo::N_PARAMS, data.scaling.inputs(test));
+    let y = model.forward_plain(x.view())?;
+    let pred = data.scaling.outputs(y.as_slice().context("non-contiguous output")?);
+    Ok(more_hemo::surrogate::errors(&pred, &test.outputs))
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// `more train wbc --encrypted --server URL`: this process is the data owner. It simulates the patients,
+/// encrypts the training inputs and targets under a fresh key, has the server train its `wbc-mlp` on the
+/// ciphertexts (following the decrypted loss), decrypts the model it sends back, and trains the same
+/// network here on the same plaintext with the same seed and hyper-parameters (fixed epochs, no
+/// validation split: the server cannot select without the key); both are scored on the held-out patients.
+fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
+    use more_enctrain::train::{EncryptionSetup, TargetNoise};
+    use more_enctrain::upload::{JobRequest, OptimizerKind};
+    use more_nn::train::{Dataset, Loss, Net, fit};
+    use rand_chacha::rand_core::SeedableRng;
+
+    let common = &options.common;
+    let json = common.json;
+    let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet || json);
+    anyhow::ensure!(a.surrogate.hidden == 64, "the server's wbc-mlp has 64 hidden units (--hidden 64)");
+    let data = load_data(&a)?;
+    let (np, no) = (more_hemo::N_PARAMS, more_hemo::N_OUTPUTS);
+    let all = &data.train;
+    let x = array(all.len(), np, data.scaling.inputs(all));
+    let y = array(all.len(), no, data.scaling.targets(all));
+    let request = JobRequest {
+        network: "wbc-mlp".into(),
+        epochs: hyper.epochs,
+        batch_size: hyper.batch_size,
+        lr: a.lr(),
+        lr_decay: hyper.lr_decay,
+        optimizer: OptimizerKind::Adam,
+        seed: hyper.seed,
+    };
+    // The same noise lanes as `more train wbc --encrypted`.
+    let setup =
+        EncryptionSetup { input_noise: (-2.0, 2.0), targets: TargetNoise::Uniform { lo: -1.0, hi: 1.0 }, chunk: 2048 };
+    let key = more_core::SecretKey::generate(more_core::KeyOptions::default())?;
+    let remote = crate::remote::train(server, &key, &request, &x, &y, &setup, a.quiet)?;
+
+    let cfg = request.train_config(Loss::Mse, false);
+    let alg = more_nn::Plain;
+    let mut net = Net::new(&alg, &[np], &specs(64), &mut rand_chacha::ChaCha8Rng::seed_from_u64(hyper.seed))?;
+    let history = fit(&alg, &alg, &mut net, &Dataset::new(&alg, x, y)?, None, &cfg)?;
+    let mut plain_meta = more_nn::ModelMeta::new("wbc-mlp-plain", "wbc");
+    plain_meta.output_kind = more_nn::OutputKind::Values;
+    let plain_model = net.to_model(&alg, plain_meta)?;
+
+    let plain = held_out_errors(&plain_model, &data)?;
+    let enc = held_out_errors(&remote.model, &data)?;
+    let (plain_mre, enc_mre) = (mean(&plain.mean_rel), mean(&enc.mean_rel));
+    let plain_epoch: Vec<f64> = history.epochs.iter().map(|e| e.train_seconds).collect();
+    let plain_losses: Vec<f64> = history.epochs.iter().map(|e| e.train_loss).collect();
+
+    let mut model = remote.model;
+    let id = common.model_id.clone().unwrap_or_else(|| "wbc-mlp".into());
+    let m = model.meta_mut();
+    m.id = id.clone();
+    m.task = "wbc".into();
+    m.labels = OUTPUT_NAMES.iter().map(|s| s.to_string()).collect();
+    m.output_kind = more_nn::OutputKind::Values;
+    m.preprocessing.kind = "wbc-params".into();
+    m.preprocessing.scale = 1.0;
+    m.preprocessing.mean = data.scaling.input_mean.iter().map(|v| *v as f32).collect();
+    m.preprocessing.std = data.scaling.input_std.iter().map(|v| *v as f32).collect();
+    m.preprocessing.output_offset = data.scaling.output_offset.iter().map(|v| *v as f32).collect();
+    m.preprocessing.output_scale = data.scaling.output_scale.iter().map(|v| *v as f32).collect();
+    m.training.insert("command".into(), command_line());
+    m.training.insert("encrypted".into(), "true".into());
+    m.training.insert("trainer".into(), format!("more-server at {server}"));
+    m.metrics.insert("test_mre_mean".into(), enc_mre);
+    let out = model_path(common.out.as_deref(), &id)?;
+    model.save(&out)?;
+
+    if json {
+        let per_output: Vec<_> = (0..no)
+            .map(|k| {
+                serde_json::json!({
+                    "output": OUTPUT_NAMES[k], "plaintext_mre": plain.mean_rel[k], "encrypted_mre": enc.mean_rel[k],
+                    "plaintext_mae": plain.mean_abs[k], "encrypted_mae": enc.mean_abs[k],
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "task": "wbc", "server": server, "train_samples": data.train.len(), "test_samples": data.test.len(),
+                "epochs": remote.epoch_losses.len(), "batch_size": hyper.batch_size, "lr": a.lr(), "seed": hyper.seed,
+                "plaintext_mre": plain_mre, "encrypted_mre": enc_mre,
+                "mre_relative_difference": (enc_mre - plain_mre).abs() / plain_mre,
+                "seconds": remote.seconds, "encrypt_seconds": remote.encrypt_seconds,
+                "upload_bytes": remote.upload_bytes, "model_bytes": remote.model_bytes,
+                "plaintext_epoch_seconds": mean(&plain_epoch), "server_epoch_seconds": mean(&remote.epoch_seconds),
+                "plaintext_final_loss": plain_losses.last(), "encrypted_final_loss": remote.epoch_losses.last(),
+                "outputs": per_output, "model": out.display().to_string(),
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "wbc-mlp trained by {server} on encrypted data ({} patients, {} held out, {} epochs): {:.1} s from encryption to the decrypted model, {} bytes uploaded",
+        data.train.len(),
+        data.test.len(),
+        remote.epoch_losses.len(),
+        remote.seconds,
+        remote.upload_bytes
+    );
+    println!(
+        "time per epoch: {:.3} s here on plaintext, {:.3} s on the server on ciphertexts",
+        mean(&plain_epoch),
+        mean(&remote.epoch_seconds)
+    );
+    println!("| output | plaintext-trained MRE | encrypted-trained MRE |");
+    println!("|---|---|---|");
+    for (k, name) in OUTPUT_NAMES.iter().enumerate() {
+        println!("| {name} | {:.3}% | {:.3}% |", 100.0 * plain.mean_rel[k], 100.0 * enc.mean_rel[k]);
+    }
+    println!("| mean | {:.3}% | {:.3}% |", 100.0 * plain_mre, 100.0 * enc_mre);
+    println!("saved the decrypted model as {}", out.display());
     Ok(())
 }
 

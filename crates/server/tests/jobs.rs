@@ -1,0 +1,453 @@
+//! Training jobs through the real router: a job end to end (its decrypted losses and model equal plaintext
+//! training with the same seed), progress events, cancellation, every limit's error, a restart with jobs on
+//! disk, hostile uploads, and the server without training.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use ndarray::{ArrayD, IxDyn};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tower::ServiceExt;
+
+use more_core::{KeyOptions, SecretKey};
+use more_enctrain::model_file::EncryptedModel;
+use more_enctrain::owner::KeyOwner;
+use more_enctrain::train::{TargetNoise, decrypt_model};
+use more_enctrain::upload::{JobRequest, MEDIA_TYPE, OptimizerKind, encode_body, loss_from_text};
+use more_nn::Plain;
+use more_nn::train::{Dataset, Loss, Net, fit};
+use more_server::conn::ClientAddr;
+use more_server::jobs::{Jobs, TrainingLimits};
+use more_server::{EngineConfig, Limits, app};
+
+use common::*;
+
+struct Reply {
+    status: StatusCode,
+    body: Bytes,
+}
+
+impl Reply {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+    fn error(&self) -> String {
+        let j = self.json();
+        assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()), "{j}");
+        j["error"].as_str().unwrap().to_string()
+    }
+}
+
+async fn send(router: &Router, req: Request<Body>) -> Reply {
+    let res = router.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Reply { status, body }
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
+}
+
+fn post_job(body: Vec<u8>, client: u8) -> Request<Body> {
+    let mut req = Request::post("/api/v1/jobs")
+        .header(header::CONTENT_TYPE, MEDIA_TYPE)
+        .header(header::CONTENT_LENGTH, body.len())
+        .body(Body::from(body))
+        .unwrap();
+    req.extensions_mut().insert(ConnectInfo(ClientAddr(SocketAddr::from(([10, 0, 0, client], 4000)))));
+    req
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("more-jobs-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn small_limits() -> TrainingLimits {
+    TrainingLimits { max_epochs: 50, ttl: Duration::from_secs(600), ..TrainingLimits::default() }
+}
+
+fn router_with(dir: &std::path::Path, limits: TrainingLimits) -> (Router, Arc<Jobs>) {
+    let jobs = Jobs::open(dir, limits).unwrap();
+    let state = state_with(EngineConfig { workers: 1, queue: 8, max_batch_samples: 4 }, Limits::default())
+        .with_jobs(jobs.clone());
+    (app(state), jobs)
+}
+
+/// A WBC-shaped data set (7 inputs, 6 targets) the MLP can fit.
+fn plain_data(n: usize, seed: u64) -> (ArrayD<f32>, ArrayD<f32>) {
+    use rand::Rng;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let x = ArrayD::from_shape_fn(IxDyn(&[n, 7]), |_| rng.random_range(-1.5f32..1.5));
+    let y = ArrayD::from_shape_fn(IxDyn(&[n, 6]), |i| (x[[i[0], i[1]]] * 0.5 + x[[i[0], i[1] + 1]] * 0.3).tanh());
+    (x, y)
+}
+
+fn request(epochs: usize) -> JobRequest {
+    JobRequest {
+        network: "wbc-mlp".into(),
+        epochs,
+        batch_size: 8,
+        lr: 3e-3,
+        lr_decay: 0.98,
+        optimizer: OptimizerKind::Adam,
+        seed: 4,
+    }
+}
+
+fn body_for(key: &SecretKey, req: &JobRequest, x: &ArrayD<f32>, y: &ArrayD<f32>) -> Vec<u8> {
+    let mut owner = KeyOwner::with_seed(key.clone(), 11);
+    let cx = owner.encrypt_inputs(&x.view(), -2.0, 2.0).unwrap();
+    let cy = owner.encrypt_targets(y, TargetNoise::Uniform { lo: -1.0, hi: 1.0 }).unwrap();
+    let c = owner.encrypt_canaries::<f32>().unwrap();
+    encode_body(req, &cx, &cy, &c).unwrap()
+}
+
+fn key(seed: u64) -> SecretKey {
+    SecretKey::from_seed(seed, KeyOptions::default()).unwrap()
+}
+
+/// The events of a finished job's stream: (kind, data).
+async fn events(router: &Router, id: &str) -> Vec<(String, serde_json::Value)> {
+    let r = tokio::time::timeout(Duration::from_secs(120), send(router, get(&format!("/api/v1/jobs/{id}/events"))))
+        .await
+        .expect("the job ends");
+    assert_eq!(r.status, StatusCode::OK);
+    let text = String::from_utf8(r.body.to_vec()).unwrap();
+    let mut out = Vec::new();
+    let mut kind = String::new();
+    for line in text.lines() {
+        if let Some(k) = line.strip_prefix("event:") {
+            kind = k.trim().to_string();
+        } else if let Some(d) = line.strip_prefix("data:") {
+            out.push((kind.clone(), serde_json::from_str(d.trim()).unwrap()));
+        }
+    }
+    out
+}
+
+async fn wait_for(router: &Router, id: &str, state: &str) {
+    let t = Instant::now();
+    loop {
+        let r = send(router, get(&format!("/api/v1/jobs/{id}"))).await;
+        if r.json()["state"] == state {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "job {id} never reached {state}: {}", r.json());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_job_trains_on_ciphertexts_like_plaintext_training_and_is_deleted_after_download() {
+    let dir = temp_dir("e2e");
+    let (router, _jobs) = router_with(&dir, small_limits());
+    let info = send(&router, get("/api/v1/training")).await.json();
+    assert_eq!(info["enabled"], true);
+    assert!(info["networks"].as_array().unwrap().iter().any(|n| n["id"] == "wbc-mlp"));
+    assert!(info["networks"].as_array().unwrap().iter().any(|n| n["id"] == "mnist-cnn-relu"));
+
+    let (x, y) = plain_data(40, 1);
+    let k = key(3);
+    let req = request(3);
+    let r = send(&router, post_job(body_for(&k, &req, &x, &y), 1)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(r.json()["rows"], 40);
+
+    let ev = events(&router, &id).await;
+    let kinds: Vec<&str> = ev.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"queued"));
+    assert_eq!(kinds.last(), Some(&"done"), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "step").count(), 3 * 5, "40 rows in batches of 8, 3 epochs");
+    let epochs: Vec<&serde_json::Value> = ev.iter().filter(|(k, _)| k == "epoch").map(|(_, d)| d).collect();
+    assert_eq!(epochs.len(), 3);
+
+    // The same training on plaintext: the decrypted losses and model match it.
+    let cfg = req.train_config(Loss::Mse, false);
+    let mut net =
+        Net::new(&Plain, &[7], &more_nn::networks::wbc_mlp(7, 64, 6), &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
+    let history =
+        fit(&Plain, &Plain, &mut net, &Dataset::new(&Plain, x.clone(), y.clone()).unwrap(), None, &cfg).unwrap();
+    for (e, h) in epochs.iter().zip(&history.epochs) {
+        let loss = loss_from_text(&k, e["loss"].as_str().unwrap()).unwrap();
+        assert!(
+            (loss - h.train_loss).abs() <= 1e-3 * h.train_loss.max(1e-3),
+            "epoch {}: {loss} vs {}",
+            h.epoch,
+            h.train_loss
+        );
+    }
+    // The server only saw ciphertexts: with another key the loss decrypts to something else.
+    let other = loss_from_text(&key(99), epochs[0]["loss"].as_str().unwrap()).unwrap();
+    assert!((other - history.epochs[0].train_loss).abs() > 1e-3);
+
+    let r = send(&router, get(&format!("/api/v1/jobs/{id}/model"))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let enc = EncryptedModel::from_bytes(&r.body, 1 << 30).unwrap();
+    let model = decrypt_model(&KeyOwner::new(k.clone()), &enc).unwrap();
+    let plain = net.to_model(&Plain, more_nn::ModelMeta::new("p", "wbc")).unwrap();
+    let (a, b) = (model.forward_plain(x.view()).unwrap(), plain.forward_plain(x.view()).unwrap());
+    let worst = a.iter().zip(b.iter()).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-3, "decrypted model differs from plaintext training by {worst}");
+    assert!(decrypt_model(&KeyOwner::new(key(98)), &enc).is_err(), "the canaries refuse another key");
+
+    // Downloaded once: the job and its files are gone.
+    let r = send(&router, get(&format!("/api/v1/jobs/{id}/model"))).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::NOT_FOUND, "unknown_job"));
+    assert!(!dir.join(&id).exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn cancelling_a_training_job_stops_it_and_deletes_its_files() {
+    let dir = temp_dir("cancel");
+    let (router, _jobs) = router_with(&dir, small_limits());
+    let (x, y) = plain_data(400, 2);
+    let r = send(&router, post_job(body_for(&key(4), &request(50), &x, &y), 1)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    wait_for(&router, &id, "running").await;
+    let r = send(&router, Request::delete(format!("/api/v1/jobs/{id}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = send(&router, get(&format!("/api/v1/jobs/{id}"))).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::NOT_FOUND, "unknown_job"));
+    let t = Instant::now();
+    while dir.join(&id).exists() {
+        assert!(t.elapsed() < Duration::from_secs(30), "the cancelled job's files stay");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The training thread is free again: a new job trains.
+    let (x, y) = plain_data(16, 3);
+    let r = send(&router, post_job(body_for(&key(4), &request(1), &x, &y), 1)).await;
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(events(&router, &id).await.last().unwrap().0, "done");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn every_limit_is_refused_with_its_status_and_code() {
+    let (x, y) = plain_data(16, 5);
+    let k = key(5);
+    let ok = body_for(&k, &request(1), &x, &y);
+
+    // Upload size (announced and not announced).
+    let dir = temp_dir("limits-size");
+    let (router, _j) = router_with(&dir, TrainingLimits { max_upload_bytes: 1000, ..small_limits() });
+    let r = send(&router, post_job(ok.clone(), 1)).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "too_large"));
+    let mut req = post_job(ok.clone(), 1);
+    req.headers_mut().remove(header::CONTENT_LENGTH);
+    let r = send(&router, req).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "too_large"));
+
+    // Epochs, batch size, memory.
+    let dir = temp_dir("limits-params");
+    let (router, _j) =
+        router_with(&dir, TrainingLimits { max_epochs: 5, max_memory_bytes: 200 << 10, ..small_limits() });
+    let r = send(&router, post_job(body_for(&k, &request(6), &x, &y), 1)).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "too_many_epochs"));
+    let big_batch = JobRequest { batch_size: 10_000, ..request(1) };
+    let r = send(&router, post_job(body_for(&k, &big_batch, &x, &y), 1)).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_job"));
+    let wide = JobRequest { batch_size: 100, ..request(1) };
+    let r = send(&router, post_job(body_for(&k, &wide, &x, &y), 1)).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "memory_limit"));
+
+    // Jobs per client and in total (jobs that wait for their download count).
+    let dir = temp_dir("limits-jobs");
+    let (router, _j) = router_with(&dir, TrainingLimits { max_jobs_per_client: 1, max_jobs: 2, ..small_limits() });
+    assert_eq!(send(&router, post_job(ok.clone(), 1)).await.status, StatusCode::ACCEPTED);
+    let r = send(&router, post_job(ok.clone(), 1)).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::TOO_MANY_REQUESTS, "too_many_client_jobs"));
+    assert_eq!(send(&router, post_job(ok.clone(), 2)).await.status, StatusCode::ACCEPTED);
+    let r = send(&router, post_job(ok.clone(), 3)).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs"));
+
+    // Wall time: the job fails with its reason in the stream and the status; the model is refused.
+    let dir = temp_dir("limits-wall");
+    let (router, _j) = router_with(&dir, TrainingLimits { max_wall: Duration::ZERO, ..small_limits() });
+    let id = send(&router, post_job(ok.clone(), 1)).await.json()["id"].as_str().unwrap().to_string();
+    let ev = events(&router, &id).await;
+    let (kind, data) = ev.last().unwrap();
+    assert_eq!((kind.as_str(), data["error"].as_str()), ("failed", Some("wall_time")));
+    let r = send(&router, get(&format!("/api/v1/jobs/{id}/model"))).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::CONFLICT, "job_failed"));
+
+    // Time to live: the job is deleted even if never downloaded.
+    let dir = temp_dir("limits-ttl");
+    let (router, _j) = router_with(&dir, TrainingLimits { ttl: Duration::from_secs(1), ..small_limits() });
+    let id = send(&router, post_job(ok.clone(), 1)).await.json()["id"].as_str().unwrap().to_string();
+    let t = Instant::now();
+    while send(&router, get(&format!("/api/v1/jobs/{id}"))).await.status == StatusCode::OK {
+        assert!(t.elapsed() < Duration::from_secs(20), "the job outlives its time to live");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!dir.join(&id).exists());
+    for name in ["limits-size", "limits-params", "limits-jobs", "limits-wall", "limits-ttl"] {
+        let _ = std::fs::remove_dir_all(temp_dir(name));
+    }
+}
+
+#[tokio::test]
+async fn after_a_restart_jobs_on_disk_train_again_or_are_reported_failed() {
+    let dir = temp_dir("restart");
+    let (router, jobs) = router_with(&dir, small_limits());
+    let (x, y) = plain_data(24, 6);
+    let k = key(6);
+    let id =
+        send(&router, post_job(body_for(&k, &request(2), &x, &y), 1)).await.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(events(&router, &id).await.last().unwrap().0, "done");
+    drop((router, jobs));
+    // As if the server had stopped during training: the record says "running", there is no model yet; and a
+    // job whose record cannot be read.
+    let record = dir.join(&id).join("job.json");
+    let text = std::fs::read_to_string(&record).unwrap().replace("\"done\"", "\"running\"");
+    std::fs::write(&record, text).unwrap();
+    std::fs::remove_file(dir.join(&id).join("model.moreenc")).unwrap();
+    std::fs::create_dir_all(dir.join("broken")).unwrap();
+    std::fs::write(dir.join("broken/job.json"), b"{not json").unwrap();
+
+    let (router, _jobs) = router_with(&dir, small_limits());
+    let ev = events(&router, &id).await;
+    let kinds: Vec<&str> = ev.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"resumed"));
+    assert_eq!(kinds.last(), Some(&"done"));
+    let r = send(&router, get(&format!("/api/v1/jobs/{id}/model"))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    decrypt_model(&KeyOwner::new(k), &EncryptedModel::from_bytes(&r.body, 1 << 30).unwrap()).unwrap();
+
+    let r = send(&router, get("/api/v1/jobs/broken")).await;
+    assert_eq!(r.json()["state"], "failed");
+    assert_eq!(r.json()["error"]["error"], "lost");
+    let ev = events(&router, "broken").await;
+    assert_eq!(ev.last().unwrap().0, "failed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn hostile_uploads_are_refused_without_harm() {
+    use rand::Rng;
+    let dir = temp_dir("hostile");
+    let (router, _jobs) = router_with(&dir, small_limits());
+    let (x, y) = plain_data(16, 7);
+    let k = key(7);
+    let ok = body_for(&k, &request(1), &x, &y);
+    let header_end = ok.iter().position(|&b| b == b'\n').unwrap() + 1;
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+
+    let mut cases: Vec<(&str, Vec<u8>, StatusCode)> = vec![
+        ("empty", vec![], StatusCode::BAD_REQUEST),
+        ("random bytes", (0..5000).map(|_| rng.random()).collect(), StatusCode::BAD_REQUEST),
+        ("header only", ok[..header_end].to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
+        ("truncated", ok[..ok.len() - 7].to_vec(), StatusCode::UNPROCESSABLE_ENTITY),
+        ("trailing bytes", [ok.clone(), vec![0; 3]].concat(), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "unknown field",
+            [b"{\"network\":\"wbc-mlp\",\"x\":1}\n".to_vec(), ok[header_end..].to_vec()].concat(),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    // Random bytes after a valid header.
+    cases.push((
+        "random tensors",
+        [ok[..header_end].to_vec(), (0..3000).map(|_| rng.random()).collect()].concat(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    ));
+    // Wrong shapes: MNIST-shaped network with WBC data, and targets with the wrong width.
+    let mnist = JobRequest { network: "mnist-cnn-relu".into(), ..request(1) };
+    cases.push(("wrong input shape", body_for(&k, &mnist, &x, &y), StatusCode::UNPROCESSABLE_ENTITY));
+    let y5 = y.select(ndarray::Axis(1), &[0, 1, 2, 3, 4]);
+    cases.push(("wrong target shape", body_for(&k, &request(1), &x, &y5), StatusCode::UNPROCESSABLE_ENTITY));
+    cases.push((
+        "unknown network",
+        body_for(&k, &JobRequest { network: "gpt".into(), ..request(1) }, &x, &y),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    ));
+    cases.push((
+        "negative lr",
+        body_for(&k, &JobRequest { lr: -1.0, ..request(1) }, &x, &y),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    ));
+    // A NaN in the first plane of the inputs.
+    let mut nan = ok.clone();
+    let first = header_end + 8 + 8 + 4 * 3;
+    nan[first..first + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    cases.push(("NaN", nan, StatusCode::UNPROCESSABLE_ENTITY));
+    // Targets under another key.
+    let other = body_for(&key(8), &request(1), &x, &y);
+    let split =
+        |b: &[u8]| header_end + 8 + u64::from_le_bytes(b[header_end..header_end + 8].try_into().unwrap()) as usize;
+    cases.push((
+        "mixed keys",
+        [ok[..split(&ok)].to_vec(), other[split(&other)..].to_vec()].concat(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    ));
+
+    for (name, body, status) in cases {
+        let r = send(&router, post_job(body, 1)).await;
+        assert_eq!(r.status, status, "{name}: {:?}", String::from_utf8_lossy(&r.body));
+        r.error();
+    }
+    let mut req = post_job(ok.clone(), 1);
+    req.headers_mut().insert(header::CONTENT_TYPE, "application/json".parse().unwrap());
+    assert_eq!(send(&router, req).await.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // Nothing was stored, and a valid job still trains.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    let id = send(&router, post_job(ok, 1)).await.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(events(&router, &id).await.last().unwrap().0, "done");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn without_training_the_job_routes_say_so() {
+    let router = router();
+    let info = send(&router, get("/api/v1/training")).await.json();
+    assert_eq!(info["enabled"], false);
+    let r = send(&router, post_job(vec![1, 2, 3], 1)).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::NOT_FOUND, "training_disabled"));
+    let r = send(&router, get("/api/v1/jobs/abc/events")).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::NOT_FOUND, "training_disabled"));
+}
+
+#[tokio::test]
+async fn uploads_read_at_once_are_bounded() {
+    let dir = temp_dir("uploads");
+    let (router, _jobs) = router_with(&dir, small_limits());
+    // Bodies that never finish arriving hold their slot.
+    let mut slow = Vec::new();
+    for _ in 0..more_server::jobs::CONCURRENT_UPLOADS {
+        let never = futures_util::stream::pending::<Result<Bytes, std::io::Error>>();
+        let mut req = Request::post("/api/v1/jobs")
+            .header(header::CONTENT_TYPE, MEDIA_TYPE)
+            .body(Body::from_stream(never))
+            .unwrap();
+        req.extensions_mut().insert(ConnectInfo(ClientAddr(SocketAddr::from(([10, 0, 0, 9], 1)))));
+        let r = router.clone();
+        slow.push(tokio::spawn(async move { r.oneshot(req).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (x, y) = plain_data(16, 9);
+    let r = send(&router, post_job(body_for(&key(9), &request(1), &x, &y), 1)).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "overloaded"));
+    for t in slow {
+        t.abort();
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = send(&router, post_job(body_for(&key(9), &request(1), &x, &y), 1)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "a slot is free again once the slow uploads are gone");
+    let _ = std::fs::remove_dir_all(&dir);
+}
