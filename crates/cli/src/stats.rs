@@ -84,6 +84,17 @@ pub fn student_t_975(df: usize) -> f64 {
     }
 }
 
+/// `v` with a sign and three significant digits' worth of precision: fixed point from 0.01 up, scientific
+/// below (so differences of 1e-6 do not print as `+0.000`).
+pub fn signed(v: f64) -> String {
+    if v == 0.0 || v.abs() >= 0.01 { format!("{v:+.3}") } else { format!("{v:+.2e}") }
+}
+
+/// `v` as [`signed`] without the sign of positive values.
+pub fn plain(v: f64) -> String {
+    if v == 0.0 || v.abs() >= 0.01 { format!("{v:.3}") } else { format!("{v:.2e}") }
+}
+
 /// How the encrypted side compares with the plaintext side's own seed-to-seed spread.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
@@ -101,15 +112,15 @@ pub fn verdict(plain: &Summary, diff: &PairedDifference, scale: f64, unit: &str,
     let mean = diff.difference.mean;
     let within = mean.abs() <= plain.sd;
     let significant = diff.significant();
-    let f = |v: f64| format!("{:+.3}{unit}", v * scale);
+    let f = |v: f64| format!("{}{unit}", signed(v * scale));
     let worse = if higher_is_better { mean < 0.0 } else { mean > 0.0 };
     let direction = if worse { "worse" } else { "better" };
     let numbers = format!(
-        "mean difference {} (95% CI {} to {}), plaintext seed-to-seed sd {:.3}{unit}",
+        "mean difference {} (95% CI {} to {}), plaintext seed-to-seed sd {}{unit}",
         f(mean),
         f(diff.ci95_low),
         f(diff.ci95_high),
-        plain.sd * scale
+        self::plain(plain.sd * scale)
     );
     let text = match (within, significant) {
         (true, false) => format!(
@@ -163,6 +174,14 @@ mod tests {
         assert!(!p.significant());
         assert!(PairedDifference::of(&[1.0], &[2.0]).is_none());
         assert!(PairedDifference::of(&[1.0, 2.0], &[2.0]).is_none());
+    }
+
+    #[test]
+    fn small_numbers_keep_their_digits() {
+        assert_eq!(signed(0.05), "+0.050");
+        assert_eq!(signed(-2.5e-6), "-2.50e-6");
+        assert_eq!(plain(3.1e-4), "3.10e-4");
+        assert_eq!(signed(0.0), "+0.000");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::stats::{PairedDifference, Summary, Verdict, verdict};
+use crate::stats::{PairedDifference, Summary, Verdict, plain, signed, verdict};
 
 /// The study options of `more reproduce`.
 #[derive(Debug, Clone, Args)]
@@ -398,23 +398,21 @@ pub fn print_table(r: &StudyReport) {
     for m in &r.metrics {
         let s = |x: &Summary| {
             format!(
-                "{:.3} ± {:.3}{u} [{:.3}, {:.3}]",
-                x.mean * m.scale,
-                x.sd * m.scale,
-                x.min * m.scale,
-                x.max * m.scale,
+                "{} ± {}{u} [{}, {}]",
+                plain(x.mean * m.scale),
+                plain(x.sd * m.scale),
+                plain(x.min * m.scale),
+                plain(x.max * m.scale),
                 u = m.unit
             )
         };
         let d = match (&m.paired_difference, &m.ratio) {
-            (_, Some(ratio)) => {
-                format!("ratio {:.2}x ± {:.2} [{:.2}, {:.2}]", ratio.mean, ratio.sd, ratio.min, ratio.max)
-            }
+            (_, Some(ratio)) => format!("ratio {:.2}x ± {:.2} [{:.2}, {:.2}]", ratio.mean, ratio.sd, ratio.min, ratio.max),
             (Some(p), None) => format!(
-                "{:+.3} ({:+.3} to {:+.3}){}",
-                p.difference.mean * m.scale,
-                p.ci95_low * m.scale,
-                p.ci95_high * m.scale,
+                "{} ({} to {}){}",
+                signed(p.difference.mean * m.scale),
+                signed(p.ci95_low * m.scale),
+                signed(p.ci95_high * m.scale),
                 if m.unit == "%" { " pp" } else { m.unit.as_str() }
             ),
             (None, None) => "—".into(),
