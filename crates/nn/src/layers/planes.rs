@@ -1,5 +1,6 @@
-//! Elementwise functions on stacked ciphertext planes `[c00 | c01 | c10 | c11]` (`data.len() = 4n`), the
-//! layout of an encrypted [`super::Batch`]: shared by the activation and max-pooling layers.
+//! Elementwise functions on encrypted batches: stacked ciphertext planes `[c00 | c01 | c10 | c11]`
+//! (`data.len() = 4n`) and the coefficient form `[α | β]` (`data.len() = 2n`, [`crate::coefficient`]):
+//! shared by the activation and max-pooling layers.
 
 use more_core::ElementFunction;
 
@@ -70,4 +71,31 @@ pub fn relu_planes(data: &mut [f32]) -> Result<()> {
         return Err(Error::NotACiphertext("relu"));
     }
     Ok(())
+}
+
+/// Applies `f` in place to the coefficient form `[α | β]` (`C = α·I + β·J`, `J² = I`) through the
+/// eigenvalues `α ± β` — **uses the 2x2 structure** (the eigenvalues are `{m, r}`):
+/// `α' = (f(α + β) + f(α − β))/2`, `β' = (f(α + β) − f(α − β))/2`. No division, so it stays exact to
+/// rounding when `β → 0` (nearly equal lanes). `Square` is the algebra's product
+/// `(α + βJ)² = (α² + β²) + 2αβ·J` — ring arithmetic on the coefficients (the conversion to them is not).
+pub fn coefficient_map_inplace(data: &mut [f32], f: ElementFunction) {
+    let (alpha, beta) = data.split_at_mut(data.len() / 2);
+    let pairs = alpha.iter_mut().zip(beta.iter_mut());
+    match f {
+        ElementFunction::Square => pairs.for_each(|(a, b)| {
+            let (x, y) = (*a, *b);
+            *a = x * x + y * y;
+            *b = 2.0 * x * y;
+        }),
+        ElementFunction::Relu => pairs.for_each(|(a, b)| {
+            let (hi, lo) = ((*a + *b).max(0.0), (*a - *b).max(0.0));
+            *a = 0.5 * (hi + lo);
+            *b = 0.5 * (hi - lo);
+        }),
+        _ => pairs.for_each(|(a, b)| {
+            let (hi, lo) = (f.eval_f32(*a + *b), f.eval_f32(*a - *b));
+            *a = 0.5 * (hi + lo);
+            *b = 0.5 * (hi - lo);
+        }),
+    }
 }
