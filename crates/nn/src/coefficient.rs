@@ -34,8 +34,10 @@ use crate::error::{Error, Result};
 pub const SPAN_TOLERANCE: f64 = 1e-3;
 
 /// A sample whose largest traceless part is below this fraction of its largest element (Frobenius
-/// norms) is treated as plaintext-like (`J = diag(1, −1)`; the residual check still applies).
-pub const SCALAR_TOLERANCE: f64 = 1e-7;
+/// norms) is treated as plaintext-like: `J = diag(1, −1)`, so the eigenvalues of its elements move by at
+/// most this fraction of the sample's scale (such lanes are equal to `f32` rounding anyway). Residuals
+/// below this fraction of the sample's largest element are also always accepted.
+pub const SCALAR_TOLERANCE: f64 = 1e-4;
 
 /// Smallest `q = −det X̂` accepted for the unit-norm reference `X̂` (`J = X̂/√q`). A key of condition
 /// number `κ` gives `q ≥ 1/(2κ²)`, so this admits `κ` up to about 2,000; a smaller `q` means the reference
@@ -79,15 +81,17 @@ pub fn to_coefficients(x: &EncryptedTensor<f32>, samples: Range<usize>) -> Resul
     for (k, s) in samples.enumerate() {
         let r = s * per..(s + 1) * per;
         let planes = [&p0[r.clone()], &p1[r.clone()], &p2[r.clone()], &p3[r]];
-        let reference = sample_reference(planes)?;
-        project(planes, reference, &mut alpha[k * per..(k + 1) * per], &mut beta[k * per..(k + 1) * per], s)?;
+        let (reference, largest2) = sample_reference(planes)?;
+        let (a, b) = (&mut alpha[k * per..(k + 1) * per], &mut beta[k * per..(k + 1) * per]);
+        project(planes, reference, SCALAR_TOLERANCE * SCALAR_TOLERANCE * largest2, a, b, s)?;
         refs.push(reference);
     }
     Ok((out, refs))
 }
 
-/// The reference `J` of one sample: from the element with the largest traceless part.
-fn sample_reference([p0, p1, p2, p3]: [&[f32]; 4]) -> Result<Reference> {
+/// The reference `J` of one sample, from the element with the largest traceless part, and the squared
+/// Frobenius norm of its largest element.
+fn sample_reference([p0, p1, p2, p3]: [&[f32]; 4]) -> Result<(Reference, f64)> {
     let mut best = (0.0f64, 0usize);
     let mut largest = 0.0f64;
     for i in 0..p0.len() {
@@ -104,7 +108,7 @@ fn sample_reference([p0, p1, p2, p3]: [&[f32]; 4]) -> Result<Reference> {
         }
     }
     if best.0 <= SCALAR_TOLERANCE * SCALAR_TOLERANCE * largest {
-        return Ok(Reference::DIAGONAL);
+        return Ok((Reference::DIAGONAL, largest));
     }
     let i = best.1;
     let norm = best.0.sqrt();
@@ -116,13 +120,15 @@ fn sample_reference([p0, p1, p2, p3]: [&[f32]; 4]) -> Result<Reference> {
         return Err(Error::NotACiphertext("the coefficient form's reference element"));
     }
     let root = q.sqrt();
-    Ok(Reference { j00: (x00 / root) as f32, j01: (x01 / root) as f32, j10: (x10 / root) as f32 })
+    Ok((Reference { j00: (x00 / root) as f32, j01: (x01 / root) as f32, j10: (x10 / root) as f32 }, largest))
 }
 
-/// `α = tr(C)/2` and `β` the projection of the traceless part on `J`, checking the residual.
+/// `α = tr(C)/2` and `β` the projection of the traceless part on `J`, checking the residual against
+/// [`SPAN_TOLERANCE`] of the element's norm, or the absolute `floor2` (squared).
 fn project(
     [p0, p1, p2, p3]: [&[f32]; 4],
     j: Reference,
+    floor2: f64,
     alpha: &mut [f32],
     beta: &mut [f32],
     sample: usize,
@@ -138,7 +144,7 @@ fn project(
         let (r0, r1, r2) = (t - be * j00, b - be * j01, c - be * j10);
         let res2 = 2.0 * r0 * r0 + r1 * r1 + r2 * r2;
         let norm2 = a * a + b * b + c * c + d * d;
-        if res2 > tol2 * norm2 {
+        if res2 > tol2 * norm2 + floor2 {
             return Err(Error::NotOneKey { sample, index: i, residual: (res2 / norm2).sqrt() });
         }
         alpha[i] = (0.5 * (a + d)) as f32;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use more_nn::EncryptedForm;
 use more_server::conn::BoundedListener;
 use more_server::{AppState, EngineConfig, Limits, Registry, Samples, app};
 
@@ -55,6 +56,10 @@ struct Args {
     /// Close a connection after this many seconds without receiving a byte.
     #[arg(long, default_value_t = 60)]
     idle_timeout_s: u64,
+    /// Run encrypted inference on the four ciphertext planes instead of the default coefficient form (two
+    /// planes per value; its conversion reads each sample's shared eigenbasis, i.e. uses the 2x2 structure).
+    #[arg(long)]
+    four_planes: bool,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -94,8 +99,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for m in registry.iter() {
         tracing::info!(id = %m.meta().id, input = ?m.input_shape(), ring_only = m.is_ring_only(), "model loaded");
     }
+    let form = if args.four_planes { EncryptedForm::FourPlanes } else { EncryptedForm::Coefficients };
     let mut engine =
-        EngineConfig { queue: args.queue, max_batch_samples: args.max_batch_samples, ..EngineConfig::default() };
+        EngineConfig { queue: args.queue, max_batch_samples: args.max_batch_samples, form, ..EngineConfig::default() };
     if let Some(w) = args.workers {
         engine.workers = w;
     }
@@ -119,7 +125,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, workers = engine.workers, "listening");
+    tracing::info!(%addr, workers = engine.workers, form = form.name(), "listening");
     println!("more-server listening on http://{addr}/");
     let listener = BoundedListener::new(listener, args.max_connections, Duration::from_secs(args.idle_timeout_s));
     axum::serve(listener, app(state)).with_graceful_shutdown(shutdown()).await?;

@@ -26,8 +26,11 @@ async fn shipped_mnist_models_answer_encrypted_test_images() {
     let labels = more_nn::idx::read_idx(data.join("mnist/t10k-labels-idx1-ubyte.gz")).unwrap();
     let mnist: Vec<_> = registry.iter().filter(|m| m.meta().task == "mnist").cloned().collect();
     assert!(!mnist.is_empty(), "no MNIST model in models/");
-    let router =
-        app(AppState::new(registry, EngineConfig { workers: 2, queue: 16, max_batch_samples: 8 }, Limits::default()));
+    let router = app(AppState::new(
+        registry,
+        EngineConfig { workers: 2, queue: 16, max_batch_samples: 8, ..EngineConfig::default() },
+        Limits::default(),
+    ));
     let n = 8;
     for model in mnist {
         let id = model.meta().id.clone();
@@ -64,8 +67,11 @@ async fn shipped_mnist_models_answer_encrypted_test_images() {
 async fn every_shipped_model_round_trips_a_batch() {
     let registry = Registry::load_dir(repo().join("models")).expect("the bundled models in models/ load");
     let models: Vec<_> = registry.iter().cloned().collect();
-    let router =
-        app(AppState::new(registry, EngineConfig { workers: 2, queue: 16, max_batch_samples: 8 }, Limits::default()));
+    let router = app(AppState::new(
+        registry,
+        EngineConfig { workers: 2, queue: 16, max_batch_samples: 8, ..EngineConfig::default() },
+        Limits::default(),
+    ));
     for (k, model) in models.iter().enumerate() {
         let id = &model.meta().id;
         let mut shape = vec![2];

@@ -99,3 +99,47 @@ pub fn coefficient_map_inplace(data: &mut [f32], f: ElementFunction) {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `f` through the eigenvalues of the coefficient form equals the spectral formula on the four planes
+    /// of the same matrices, including nearly equal and equal lanes (`β` down to 0).
+    #[test]
+    fn coefficient_map_matches_the_spectral_formula() {
+        // J = [[j00, j01], [j10, −j00]] with J² = I (j00² + j01·j10 = 1).
+        let (j00, j01) = (0.6f32, 2.0f32);
+        let j10 = (1.0 - j00 * j00) / j01;
+        let pairs: Vec<(f32, f32)> =
+            vec![(0.3, 0.9), (-0.7, 0.2), (1.5, -0.4), (0.1, 1e-3), (-0.2, 1e-7), (0.4, 0.0), (-2.0, -1.5), (0.0, 0.0)];
+        for f in [
+            ElementFunction::Square,
+            ElementFunction::Relu,
+            ElementFunction::Abs,
+            ElementFunction::Sigmoid,
+            ElementFunction::Tanh,
+            ElementFunction::Exp,
+        ] {
+            let n = pairs.len();
+            let mut coef: Vec<f32> = pairs.iter().map(|p| p.0).chain(pairs.iter().map(|p| p.1)).collect();
+            let mut planes = vec![0.0f32; 4 * n];
+            for (i, &(a, b)) in pairs.iter().enumerate() {
+                planes[i] = a + b * j00;
+                planes[n + i] = b * j01;
+                planes[2 * n + i] = b * j10;
+                planes[3 * n + i] = a - b * j00;
+            }
+            coefficient_map_inplace(&mut coef, f);
+            spectral_inplace(&mut planes, f).unwrap();
+            for i in 0..n {
+                let (a, b) = (coef[i], coef[n + i]);
+                let want = [planes[i], planes[n + i], planes[2 * n + i], planes[3 * n + i]];
+                let got = [a + b * j00, b * j01, b * j10, a - b * j00];
+                for (g, w) in got.iter().zip(want) {
+                    assert!((g - w).abs() <= 2e-6 * (1.0 + w.abs()), "{f} at {:?}: {got:?} vs {want:?}", pairs[i]);
+                }
+            }
+        }
+    }
+}
