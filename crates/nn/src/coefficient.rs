@@ -72,7 +72,7 @@ pub fn to_coefficients(x: &EncryptedTensor<f32>, samples: Range<usize>) -> Resul
     if samples.end > n || samples.start > samples.end {
         return Err(Error::shape("coefficient form", format!("samples {samples:?} of {n}"), x.shape()));
     }
-    let per = if n == 0 { 0 } else { x.len() / n };
+    let per = x.len().checked_div(n).unwrap_or(0);
     let len = samples.len();
     let [p0, p1, p2, p3] = x.plane_slices();
     let mut out = vec![0.0f32; 2 * len * per];
@@ -116,7 +116,7 @@ fn sample_reference([p0, p1, p2, p3]: [&[f32]; 4]) -> Result<(Reference, f64)> {
     let x01 = f64::from(p1[i]) / norm;
     let x10 = f64::from(p2[i]) / norm;
     let q = x00 * x00 + x01 * x10;
-    if !(q >= MIN_REFERENCE_Q) {
+    if q.is_nan() || q < MIN_REFERENCE_Q {
         return Err(Error::NotACiphertext("the coefficient form's reference element"));
     }
     let root = q.sqrt();

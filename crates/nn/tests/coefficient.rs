@@ -156,7 +156,7 @@ fn nearly_equal_lanes_and_several_keys_in_one_batch() {
         let key = SecretKey::from_seed(5, KeyOptions::default()).unwrap();
         let other = SecretKey::from_seed(6, KeyOptions::default()).unwrap();
         let flat: Vec<f32> = x.iter().copied().collect();
-        let mut planes = vec![Vec::with_capacity(flat.len()); 4];
+        let mut planes: Vec<Vec<f32>> = (0..4).map(|_| Vec::with_capacity(flat.len())).collect();
         for (i, &m) in flat.iter().enumerate() {
             let (k, r) = match i / per {
                 0 => (&key, if i % 2 == 0 { f64::from(m) } else { f64::from(m) + 1e-6 }),

@@ -37,7 +37,7 @@ async fn mnist_in(form: EncryptedForm) {
     assert!(!mnist.is_empty(), "no MNIST model in models/");
     let router = app(AppState::new(
         registry,
-        EngineConfig { workers: 2, queue: 16, max_batch_samples: 8, form, ..EngineConfig::default() },
+        EngineConfig { workers: 2, queue: 16, max_batch_samples: 8, form },
         Limits::default(),
     ));
     let listing = router.clone().oneshot(Request::get("/api/v1/models").body(Body::empty()).unwrap()).await.unwrap();

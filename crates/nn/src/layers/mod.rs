@@ -335,8 +335,8 @@ impl Batch {
     /// them for plaintext, the `α` block in coefficient form, the `c00` and `c11` blocks for stacked planes.
     pub fn bias_ranges(&self, n: usize) -> Vec<std::ops::Range<usize>> {
         match self.planes {
-            1 => vec![0..n],
-            2 => vec![0..n / 2],
+            1 => std::iter::once(0..n).collect(),
+            2 => std::iter::once(0..n / 2).collect(),
             _ => {
                 let q = n / 4;
                 vec![0..q, 3 * q..n]
