@@ -19,10 +19,11 @@ echo "machine: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/load
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release -q -p more-server --bin more-server --example bench_body
-target/release/examples/bench_body write "$OUT/body.bin" "models/$MODEL.morenn" 0
+BIN=${CARGO_TARGET_DIR:-target}/release
+"$BIN"/examples/bench_body write "$OUT/body.bin" "models/$MODEL.morenn" 0
 head -c $((4 << 20)) /dev/zero > "$OUT/oversized.bin"   # 4 MiB: above the per-model limit
 
-target/release/more-server --addr "$ADDR" --models models --log-json \
+"$BIN"/more-server --addr "$ADDR" --models models --log-json \
   ${SERVER_ARGS:-} >"$OUT/server.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; kill $SAMPLER 2>/dev/null || true' EXIT
@@ -38,7 +39,7 @@ peak() { sort -n "$OUT/rss.txt" | tail -1; }
 curl -sf -H 'content-type: application/x-more-tensor' --data-binary @"$OUT/body.bin" \
   -D "$OUT/headers.txt" -o "$OUT/answer.bin" "http://$ADDR/api/v1/models/$MODEL/infer"
 grep -i '^server-timing' "$OUT/headers.txt"
-target/release/examples/bench_body check "$OUT/answer.bin" "models/$MODEL.morenn" 0
+"$BIN"/examples/bench_body check "$OUT/answer.bin" "models/$MODEL.morenn" 0
 echo "idle RSS: $(peak) kB"
 
 echo "== warm-up (2 s)"
@@ -73,6 +74,6 @@ echo "peak RSS during the flood: $(peak) kB"
 # Still answers correctly afterwards.
 curl -sf -H 'content-type: application/x-more-tensor' --data-binary @"$OUT/body.bin" \
   -o "$OUT/answer.bin" "http://$ADDR/api/v1/models/$MODEL/infer"
-target/release/examples/bench_body check "$OUT/answer.bin" "models/$MODEL.morenn" 0
+"$BIN"/examples/bench_body check "$OUT/answer.bin" "models/$MODEL.morenn" 0
 kill -TERM $PID; wait $PID 2>/dev/null || true
 echo "server stopped (SIGTERM)"

@@ -84,7 +84,8 @@ function fillSelect(task) {
   for (const m of list) {
     const ringOnly = m.operations.every((op) => op.ring_only);
     const acc = m.metrics.encrypted_test_accuracy ?? m.metrics.test_accuracy ?? m.metrics.val_accuracy;
-    const tag = ringOnly ? 'ring-only' : 'uses 2x2 structure';
+    // A server running the coefficient form lists its conversion (2x2 structure) before ring-only layers.
+    const tag = ringOnly ? 'ring-only' : m.layers_ring_only ? 'ring-only layers, 2x2 coefficient form' : 'uses 2x2 structure';
     const opt = new Option(`${m.id} (${tag})${acc != null ? ` — accuracy ${(100 * acc).toFixed(1)}%` : ''}`, m.id);
     sel.add(opt);
   }

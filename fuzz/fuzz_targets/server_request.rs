@@ -41,7 +41,7 @@ fn setup() -> &'static (tokio::runtime::Runtime, Router) {
             request_timeout: Duration::from_secs(5),
             memory_budget: 1 << 20,
         };
-        let state = AppState::new(registry, EngineConfig { workers: 1, queue: 8, max_batch_samples: 4 }, limits);
+        let state = AppState::new(registry, EngineConfig { workers: 1, queue: 8, max_batch_samples: 4, ..EngineConfig::default() }, limits);
         let router = rt.block_on(async { app(state) });
         (rt, router)
     })

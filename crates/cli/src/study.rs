@@ -407,7 +407,9 @@ pub fn print_table(r: &StudyReport) {
             )
         };
         let d = match (&m.paired_difference, &m.ratio) {
-            (_, Some(ratio)) => format!("ratio {:.2}x ± {:.2} [{:.2}, {:.2}]", ratio.mean, ratio.sd, ratio.min, ratio.max),
+            (_, Some(ratio)) => {
+                format!("ratio {:.2}x ± {:.2} [{:.2}, {:.2}]", ratio.mean, ratio.sd, ratio.min, ratio.max)
+            }
             (Some(p), None) => format!(
                 "{} ({} to {}){}",
                 signed(p.difference.mean * m.scale),

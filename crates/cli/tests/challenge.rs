@@ -23,8 +23,12 @@ fn more(args: &[&str]) -> Output {
 fn serve() -> String {
     use more_server::{AppState, ChallengeLimits, EngineConfig, Limits, Registry, TeacherToken, app};
     let registry = Registry::load_dir(root().join("models")).unwrap();
-    let state = AppState::new(registry, EngineConfig { workers: 1, queue: 8, max_batch_samples: 1 }, Limits::default())
-        .with_challenges(TeacherToken::new(TOKEN).unwrap(), ChallengeLimits::default());
+    let state = AppState::new(
+        registry,
+        EngineConfig { workers: 1, queue: 8, max_batch_samples: 1, ..EngineConfig::default() },
+        Limits::default(),
+    )
+    .with_challenges(TeacherToken::new(TOKEN).unwrap(), ChallengeLimits::default());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();

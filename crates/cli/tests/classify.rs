@@ -119,8 +119,11 @@ fn bad_files_and_models_get_clear_errors() {
 fn serve() -> String {
     use more_server::{AppState, EngineConfig, Limits, Registry, app};
     let registry = Registry::load_dir(root().join("models")).unwrap();
-    let state =
-        AppState::new(registry, EngineConfig { workers: 2, queue: 64, max_batch_samples: 8 }, Limits::default());
+    let state = AppState::new(
+        registry,
+        EngineConfig { workers: 2, queue: 64, max_batch_samples: 8, ..EngineConfig::default() },
+        Limits::default(),
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();

@@ -16,9 +16,12 @@ fn more(args: &[&str]) -> Output {
 fn serve(dir: &std::path::Path) -> String {
     use more_server::jobs::{Jobs, TrainingLimits};
     use more_server::{AppState, EngineConfig, Limits, Registry, app};
-    let state =
-        AppState::new(Registry::new(), EngineConfig { workers: 1, queue: 8, max_batch_samples: 4 }, Limits::default())
-            .with_jobs(Jobs::open(dir, TrainingLimits::default()).unwrap());
+    let state = AppState::new(
+        Registry::new(),
+        EngineConfig { workers: 1, queue: 8, max_batch_samples: 4, ..EngineConfig::default() },
+        Limits::default(),
+    )
+    .with_jobs(Jobs::open(dir, TrainingLimits::default()).unwrap());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let addr = listener.local_addr().unwrap();

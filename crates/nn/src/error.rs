@@ -46,6 +46,20 @@ pub enum Error {
     /// that uses the 2x2 structure.
     #[error("not a valid ciphertext: an element has complex eigenvalues (found in {0})")]
     NotACiphertext(&'static str),
+    /// An encrypted input whose planes are not ciphertexts of one key: an element lies outside the
+    /// two-dimensional algebra `span{I, J}` of its sample (found by the coefficient form).
+    #[error(
+        "not ciphertexts of one key: element {index} of sample {sample} lies outside the sample's algebra \
+         (relative residual {residual:.1e})"
+    )]
+    NotOneKey {
+        /// The sample (batch index).
+        sample: usize,
+        /// The element within the sample.
+        index: usize,
+        /// `‖C − α·I − β·J‖_F / ‖C‖_F`.
+        residual: f64,
+    },
     /// An invalid training configuration or data set.
     #[error("invalid training setup: {0}")]
     Training(String),

@@ -3,8 +3,10 @@
 //! Neural networks that run unchanged on plaintext and on MORE ciphertexts.
 //!
 //! - [`Model`]: layers with plaintext weights plus [`ModelMeta`]; [`Model::forward_plain`] and
-//!   [`Model::forward_encrypted`] run the same layer code — a linear layer runs one GEMM on the four
-//!   ciphertext planes stacked as a batch four times as large. Model files: see [`model`].
+//!   [`Model::forward_encrypted`] run the same layer code — by default on the two coefficient planes
+//!   `(α, β)` of [`coefficient`] (a conversion that uses the 2x2 structure), stacked as a batch twice as
+//!   large, or ([`EncryptedForm::FourPlanes`]) on the four ciphertext planes stacked as a batch four times
+//!   as large. Model files: see [`model`].
 //! - [`layers`]: one file per layer family (dense, conv2d, average/max/global pooling, flatten,
 //!   activations, softmax), each giving its spec, inference forward pass, training forward and backward
 //!   passes, and whether it is ring-only or uses the 2x2 structure.
@@ -15,6 +17,7 @@
 #![deny(missing_docs)]
 
 pub mod algebra;
+pub mod coefficient;
 pub mod error;
 pub mod idx;
 pub mod kernels;
@@ -28,7 +31,7 @@ pub mod train;
 pub use algebra::{Algebra, PAD, Reveal};
 pub use error::{Error, Result};
 pub use layers::{Layer, LayerKind, LayerSpec};
-pub use model::{Model, ModelMeta, OperationInfo, OutputKind, Preprocessing};
+pub use model::{EncryptedForm, Model, ModelMeta, OperationInfo, OutputKind, Preprocessing};
 /// The function of an activation layer (`LayerSpec::Activation { function: Activation::Relu }`): the
 /// project's one [`ElementFunction`] under the name network definitions use.
 pub use more_core::ElementFunction as Activation;

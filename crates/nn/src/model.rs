@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use more_core::{DType, EncryptedTensor};
 use more_imaging::Normalization;
 
+use crate::coefficient;
 use crate::error::{Error, Result};
 use crate::layers::{Batch, Layer, LayerSpec};
 
@@ -39,6 +40,49 @@ fn join(mut parts: Vec<ArrayD<f32>>, axis: Axis) -> Result<ArrayD<f32>> {
     }
     let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
     ndarray::concatenate(axis, &views).map_err(|e| Error::InvalidModel(format!("joining chunks: {e}")))
+}
+
+/// How [`Model::forward_encrypted_in`] runs an encrypted batch through the layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncryptedForm {
+    /// Two coefficient planes `(α, β)` per sample (`C = α·I + β·J`): half the arithmetic and memory of
+    /// the four planes. The conversion reads each sample's shared eigenbasis — **uses the 2x2
+    /// structure**, even for a network whose layers are all ring-only ([`crate::coefficient`]).
+    #[default]
+    Coefficients,
+    /// The four ciphertext planes `c00, c01, c10, c11`: ring-only layers stay ring-only.
+    FourPlanes,
+}
+
+impl EncryptedForm {
+    /// Planes per sample the layers run on: 2 or 4.
+    pub fn planes(self) -> usize {
+        match self {
+            Self::Coefficients => 2,
+            Self::FourPlanes => 4,
+        }
+    }
+
+    /// Whether the form itself uses the 2x2 structure (the coefficient conversion does).
+    pub fn uses_2x2_structure(self) -> bool {
+        self == Self::Coefficients
+    }
+
+    /// A short name: `"coefficients"` or `"four_planes"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Coefficients => "coefficients",
+            Self::FourPlanes => "four_planes",
+        }
+    }
+
+    /// The entry listed beside a model's operations for this form, if any: the coefficient conversion,
+    /// which uses the 2x2 structure.
+    pub fn operation(self) -> Option<OperationInfo> {
+        self.uses_2x2_structure()
+            .then(|| OperationInfo { name: "coefficient form (2x2 structure)".into(), ring_only: false })
+    }
 }
 
 /// File name extension of model files (`models/mnist-cnn-relu.morenn`).
@@ -278,29 +322,61 @@ impl Model {
         join(outs, Axis(0))
     }
 
-    /// `x.shape() == [N, ...input_shape] -> shape [N, output_len]`: the same layers on the four planes
-    /// stacked as one batch of `4n` rows (chunks of `n = CHUNK_ROWS / 4` samples, so a chunk has as many
-    /// rows as a plaintext chunk).
+    /// Encrypted inference `[4, N, ...input_shape] -> [4, N, output_len]` in the default form,
+    /// [`EncryptedForm::Coefficients`] (see [`Self::forward_encrypted_in`]).
     pub fn forward_encrypted(&self, x: &EncryptedTensor<f32>) -> Result<EncryptedTensor<f32>> {
+        self.forward_encrypted_in(x, EncryptedForm::default())
+    }
+
+    /// Encrypted inference `[4, N, ...input_shape] -> [4, N, output_len]`, the answer in the same
+    /// four-plane wire layout whichever `form` computes it:
+    ///
+    /// - [`EncryptedForm::Coefficients`]: each sample converted to its two coefficient planes `(α, β)`
+    ///   (key-free, but it **uses the 2x2 structure**: see [`crate::coefficient`]), the layers run on them
+    ///   stacked as one batch of `2n` rows (chunks of `CHUNK_ROWS / 2` samples), and the output converted
+    ///   back with each sample's own reference. Inputs that are not ciphertexts of one key per sample,
+    ///   or not finite, are refused.
+    /// - [`EncryptedForm::FourPlanes`]: the layers run on the four planes stacked as one batch of `4n`
+    ///   rows (chunks of `CHUNK_ROWS / 4` samples); only the layers that use the 2x2 structure read it.
+    pub fn forward_encrypted_in(&self, x: &EncryptedTensor<f32>, form: EncryptedForm) -> Result<EncryptedTensor<f32>> {
         self.check_input(x.shape())?;
         let n = x.shape()[0];
-        let per = (CHUNK_ROWS / 4).max(1);
+        let per = (CHUNK_ROWS / form.planes()).max(1);
+        let values = self.meta.input_shape.iter().product::<usize>();
         let mut outs = Vec::with_capacity(n.div_ceil(per));
         for start in (0..n).step_by(per) {
             let len = per.min(n - start);
-            let part = if len == n {
-                x.data().clone()
-            } else {
-                x.data().slice_axis(Axis(1), (start..start + len).into()).as_standard_layout().into_owned()
-            };
-            let mut stacked = vec![4 * len];
+            let mut stacked = vec![form.planes() * len];
             stacked.extend_from_slice(&self.meta.input_shape);
-            let data = part.into_shape_with_order(IxDyn(&stacked)).expect("standard layout");
-            let out = self.run(Batch { data, planes: 4 })?;
-            if out.data.iter().any(|v| !v.is_finite()) {
-                return Err(Error::NonFinite("forward_encrypted"));
-            }
-            outs.push(out.data.into_shape_with_order(IxDyn(&[4, len, self.output_len])).expect("sizes match"));
+            let out = match form {
+                EncryptedForm::Coefficients => {
+                    let (coefficients, refs) = coefficient::to_coefficients(x, start..start + len)?;
+                    debug_assert_eq!(coefficients.len(), 2 * len * values);
+                    let data = ArrayD::from_shape_vec(IxDyn(&stacked), coefficients).expect("sizes match");
+                    let out = self.run(Batch { data, planes: 2 })?;
+                    let out = out.data.as_standard_layout();
+                    let flat = out.as_slice().expect("standard layout");
+                    if flat.iter().any(|v| !v.is_finite()) {
+                        return Err(Error::NonFinite("forward_encrypted"));
+                    }
+                    let planes = coefficient::from_coefficients(flat, &refs, self.output_len);
+                    ArrayD::from_shape_vec(IxDyn(&[4, len, self.output_len]), planes).expect("sizes match")
+                }
+                EncryptedForm::FourPlanes => {
+                    let part = if len == n {
+                        x.data().clone()
+                    } else {
+                        x.data().slice_axis(Axis(1), (start..start + len).into()).as_standard_layout().into_owned()
+                    };
+                    let data = part.into_shape_with_order(IxDyn(&stacked)).expect("standard layout");
+                    let out = self.run(Batch { data, planes: 4 })?;
+                    if out.data.iter().any(|v| !v.is_finite()) {
+                        return Err(Error::NonFinite("forward_encrypted"));
+                    }
+                    out.data.into_shape_with_order(IxDyn(&[4, len, self.output_len])).expect("sizes match")
+                }
+            };
+            outs.push(out);
         }
         Ok(EncryptedTensor::from_data(join(outs, Axis(1))?)?)
     }

@@ -1,6 +1,7 @@
 //! The shipped models (`models/*.morenn`) give the same outputs, bit for bit, as the recorded ones in
 //! `tests/data/shipped-outputs.json`: plaintext logits and the raw ciphertext planes of an encrypted
-//! forward pass under a seeded key and seeded encryption randomness. Any change to a layer's arithmetic
+//! forward pass in both forms (four planes, coefficient form) under a seeded key and seeded encryption
+//! randomness. Any change to a layer's arithmetic
 //! (order of sums, fused operations, another formula) shows up here, and every file re-serialises to
 //! the same header and weights (the layer specs' JSON names never change).
 //!
@@ -15,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use more_core::{KeyOptions, SecretKey};
-use more_nn::Model;
+use more_nn::{EncryptedForm, Model};
 
 /// Samples per model: more than one so batching is covered, fewer than a chunk.
 const SAMPLES: usize = 3;
@@ -42,11 +43,14 @@ fn outputs(model: &Model, seed: u64) -> BTreeMap<String, Vec<String>> {
     let plain = model.forward_plain(x.view()).unwrap();
     let key = SecretKey::from_seed(seed, KeyOptions::default()).unwrap();
     let enc = key.encrypt_tensor_with(&x.view(), &mut rng).unwrap();
-    let out = model.forward_encrypted(&enc).unwrap();
+    let out = model.forward_encrypted_in(&enc, EncryptedForm::FourPlanes).unwrap();
+    let coef = model.forward_encrypted_in(&enc, EncryptedForm::Coefficients).unwrap();
     let mut m = BTreeMap::new();
     m.insert("plain".to_string(), bits(&plain));
     m.insert("encrypted_planes".to_string(), bits(out.data()));
     m.insert("decrypted".to_string(), bits(&key.decrypt_tensor(&out)));
+    m.insert("coefficient_form_planes".to_string(), bits(coef.data()));
+    m.insert("coefficient_form_decrypted".to_string(), bits(&key.decrypt_tensor(&coef)));
     m
 }
 

@@ -4,7 +4,10 @@
 //! CPU-bound work never runs on the async runtime: handlers enqueue a [`Job`] with `try_send` (a full
 //! queue is answered 429 at once) and await a oneshot reply. A worker takes one job, then every job already
 //! waiting (up to [`EngineConfig::max_batch_samples`] samples), groups them by model, concatenates each
-//! group along the batch axis, runs [`Model::forward_encrypted`] once and splits the answer. If a batched
+//! group along the batch axis, runs [`Model::forward_encrypted_in`] once in the configured
+//! [`EncryptedForm`] (by default the coefficient form, whose conversion uses the 2x2 structure; each sample
+//! is converted with its own reference, so clients with different keys share one pass) and splits the
+//! answer. If a batched
 //! pass fails (one hostile ciphertext can make a spectral function fail), each job of the group is rerun
 //! alone so one client cannot fail another's request. Jobs whose client has gone (timeout, disconnect) are
 //! skipped.
@@ -18,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use more_core::EncryptedTensor;
-use more_nn::Model;
+use more_nn::{EncryptedForm, Model};
 use ndarray::{Axis, Slice};
 use tokio::sync::oneshot;
 
@@ -126,12 +129,15 @@ pub struct EngineConfig {
     pub queue: usize,
     /// Largest number of samples a worker merges into one forward pass.
     pub max_batch_samples: usize,
+    /// How the forward pass runs on ciphertexts: two coefficient planes (default; the conversion uses the
+    /// 2x2 structure) or the four planes.
+    pub form: EncryptedForm,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
-        EngineConfig { workers, queue: 64, max_batch_samples: 8 }
+        EngineConfig { workers, queue: 64, max_batch_samples: 8, form: EncryptedForm::default() }
     }
 }
 
@@ -210,6 +216,7 @@ impl Engine {
             workers: config.workers.max(1),
             queue: config.queue.max(1),
             max_batch_samples: config.max_batch_samples.max(1),
+            form: config.form,
         };
         let (tx, rx) = sync_channel::<Job>(config.queue);
         let rx = Arc::new(Mutex::new(rx));
@@ -220,7 +227,7 @@ impl Engine {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name(format!("more-infer-{i}"))
-                .spawn(move || worker(&rx, config.max_batch_samples, &shared))
+                .spawn(move || worker(&rx, config.max_batch_samples, config.form, &shared))
                 .expect("spawn inference worker");
         }
         Engine { tx, config, queued }
@@ -264,7 +271,7 @@ impl Engine {
     }
 }
 
-fn worker(rx: &Mutex<Receiver<Job>>, max_samples: usize, shared: &Shared) {
+fn worker(rx: &Mutex<Receiver<Job>>, max_samples: usize, form: EncryptedForm, shared: &Shared) {
     loop {
         let jobs = {
             // A poisoned lock only means another worker panicked while holding it: the queue is intact.
@@ -299,7 +306,7 @@ fn worker(rx: &Mutex<Receiver<Job>>, max_samples: usize, shared: &Shared) {
             let model = Arc::clone(&group[0].model);
             let samples: usize = group.iter().map(|j| j.input.shape()[0]).sum();
             let start = Instant::now();
-            run_group(group);
+            run_group(group, form);
             if let Some(observe) = &shared.observer {
                 observe(&model.meta().id, samples, start.elapsed());
             }
@@ -307,17 +314,17 @@ fn worker(rx: &Mutex<Receiver<Job>>, max_samples: usize, shared: &Shared) {
     }
 }
 
-fn forward(model: &Model, input: &EncryptedTensor<f32>) -> Result<EncryptedTensor<f32>, JobError> {
-    match catch_unwind(AssertUnwindSafe(|| model.forward_encrypted(input))) {
+fn forward(model: &Model, input: &EncryptedTensor<f32>, form: EncryptedForm) -> Result<EncryptedTensor<f32>, JobError> {
+    match catch_unwind(AssertUnwindSafe(|| model.forward_encrypted_in(input, form))) {
         Ok(Ok(out)) => Ok(out),
         Ok(Err(e)) => Err(JobError::Rejected(e.to_string())),
         Err(_) => Err(JobError::Panicked),
     }
 }
 
-fn run_alone(job: Job) {
+fn run_alone(job: Job, form: EncryptedForm) {
     let start = Instant::now();
-    let result = forward(&job.model, &job.input).map(|output| Computed {
+    let result = forward(&job.model, &job.input, form).map(|output| Computed {
         output,
         queue: start - job.enqueued,
         compute: start.elapsed(),
@@ -326,20 +333,20 @@ fn run_alone(job: Job) {
     let _ = job.reply.send(result);
 }
 
-fn run_group(group: Vec<Job>) {
+fn run_group(group: Vec<Job>, form: EncryptedForm) {
     if group.len() == 1 {
-        return run_alone(group.into_iter().next().expect("one job"));
+        return run_alone(group.into_iter().next().expect("one job"), form);
     }
     let start = Instant::now();
     let views: Vec<_> = group.iter().map(|j| j.input.data().view()).collect();
     let merged = ndarray::concatenate(Axis(1), &views)
         .map_err(|e| JobError::Rejected(e.to_string()))
         .and_then(|d| EncryptedTensor::from_data(d).map_err(|e| JobError::Rejected(e.to_string())));
-    let output = merged.and_then(|m| forward(&group[0].model, &m));
+    let output = merged.and_then(|m| forward(&group[0].model, &m, form));
     let Ok(output) = output else {
         // One bad ciphertext fails the whole pass: rerun each job on its own.
         for job in group {
-            run_alone(job);
+            run_alone(job, form);
         }
         return;
     };
@@ -381,39 +388,48 @@ mod tests {
 
     #[test]
     fn merged_pass_splits_answers_and_isolates_a_bad_ciphertext() {
+        for form in [EncryptedForm::Coefficients, EncryptedForm::FourPlanes] {
+            merged_pass(form);
+        }
+    }
+
+    fn merged_pass(form: EncryptedForm) {
         let m = model();
+        // Two clients, two keys: the coefficient form converts each sample with its own reference.
         let key = SecretKey::from_seed(3, KeyOptions::default()).unwrap();
+        let other = SecretKey::from_seed(4, KeyOptions::default()).unwrap();
         let x1 = ArrayD::from_shape_vec(IxDyn(&[2, 4]), vec![0.1, 0.5, -0.3, 0.9, 1.0, -1.0, 0.2, 0.0]).unwrap();
         let x2 = ArrayD::from_shape_vec(IxDyn(&[1, 4]), vec![0.7, 0.1, 0.4, -0.6]).unwrap();
         let rotation = {
             let planes: Vec<f32> = [0f32, 1.0, -1.0, 0.0].iter().flat_map(|&v| [v; 4]).collect();
             EncryptedTensor::from_data(ArrayD::from_shape_vec(IxDyn(&[4, 1, 4]), planes).unwrap()).unwrap()
         };
+        let check = |c: Computed, k: &SecretKey, x: &ArrayD<f32>| {
+            let got = k.decrypt_tensor(&c.output);
+            let want = m.forward_plain(x.view()).unwrap();
+            assert!(got.iter().zip(want.iter()).all(|(g, w)| (g - w).abs() < 1e-4), "{form:?}: {got} vs {want}");
+        };
 
         // All valid: one merged pass of 3 samples, each job gets its own rows.
         let (j1, r1) = job(&m, key.encrypt_tensor(&x1.view()).unwrap());
-        let (j2, r2) = job(&m, key.encrypt_tensor(&x2.view()).unwrap());
-        run_group(vec![j1, j2]);
-        for (rx, x) in [(r1, &x1), (r2, &x2)] {
+        let (j2, r2) = job(&m, other.encrypt_tensor(&x2.view()).unwrap());
+        run_group(vec![j1, j2], form);
+        for (rx, k, x) in [(r1, &key, &x1), (r2, &other, &x2)] {
             let c = rx.blocking_recv().unwrap().unwrap();
             assert_eq!(c.batch_samples, 3);
-            let got = key.decrypt_tensor(&c.output);
-            let want = m.forward_plain(x.view()).unwrap();
-            assert!(got.iter().zip(want.iter()).all(|(g, w)| (g - w).abs() < 1e-4), "{got} vs {want}");
+            check(c, k, x);
         }
 
         // One bad ciphertext in the group: the merged pass fails, each job is rerun alone.
         let (j1, r1) = job(&m, key.encrypt_tensor(&x1.view()).unwrap());
         let (jb, rb) = job(&m, rotation);
-        let (j2, r2) = job(&m, key.encrypt_tensor(&x2.view()).unwrap());
-        run_group(vec![j1, jb, j2]);
-        assert!(matches!(rb.blocking_recv().unwrap(), Err(JobError::Rejected(_))));
-        for (rx, x) in [(r1, &x1), (r2, &x2)] {
+        let (j2, r2) = job(&m, other.encrypt_tensor(&x2.view()).unwrap());
+        run_group(vec![j1, jb, j2], form);
+        assert!(matches!(rb.blocking_recv().unwrap(), Err(JobError::Rejected(_))), "{form:?}");
+        for (rx, k, x) in [(r1, &key, &x1), (r2, &other, &x2)] {
             let c = rx.blocking_recv().unwrap().unwrap();
             assert_eq!(c.batch_samples, x.shape()[0]);
-            let got = key.decrypt_tensor(&c.output);
-            let want = m.forward_plain(x.view()).unwrap();
-            assert!(got.iter().zip(want.iter()).all(|(g, w)| (g - w).abs() < 1e-4));
+            check(c, k, x);
         }
     }
 }

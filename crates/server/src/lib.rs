@@ -67,6 +67,7 @@ pub use challenge::ChallengeLimits;
 pub use engine::{Engine, EngineConfig, Registry};
 pub use error::ApiError;
 use extract::ApiPath;
+pub use more_nn::EncryptedForm;
 pub use samples::Samples;
 pub use teacher::TeacherToken;
 
@@ -390,13 +391,18 @@ async fn health(State(s): State<AppState>) -> impl IntoResponse {
     })
 }
 
-/// One entry of `GET /api/v1/models`: the model's metadata plus what a client needs to call it.
+/// One entry of `GET /api/v1/models`: the model's metadata plus what a client needs to call it. With the
+/// coefficient form (the default), `operations` starts with its conversion, marked as using the 2x2
+/// structure, and `ring_only` is `false` for every model; `layers_ring_only` says whether the layers
+/// themselves are ring-only.
 #[derive(Serialize)]
-struct ModelInfo<'a> {
+struct ModelInfo {
     #[serde(flatten)]
-    meta: &'a more_nn::ModelMeta,
+    meta: more_nn::ModelMeta,
     output_len: usize,
     ring_only: bool,
+    layers_ring_only: bool,
+    encrypted_form: &'static str,
     max_batch: usize,
     max_body_bytes: usize,
     infer_url: String,
@@ -404,11 +410,18 @@ struct ModelInfo<'a> {
     scheme: &'static str,
 }
 
-fn model_info<'a>(s: &AppState, m: &'a more_nn::Model) -> ModelInfo<'a> {
+fn model_info(s: &AppState, m: &more_nn::Model) -> ModelInfo {
+    let form = s.inner.engine.config().form;
+    let mut meta = m.meta().clone();
+    if let Some(op) = form.operation() {
+        meta.operations.insert(0, op);
+    }
     ModelInfo {
-        meta: m.meta(),
+        meta,
         output_len: m.output_len(),
-        ring_only: m.is_ring_only(),
+        ring_only: m.is_ring_only() && !form.uses_2x2_structure(),
+        layers_ring_only: m.is_ring_only(),
+        encrypted_form: form.name(),
         max_batch: s.inner.limits.max_batch,
         max_body_bytes: s.body_limit(m),
         infer_url: format!("/api/v1/models/{}/infer", m.meta().id),
@@ -543,5 +556,9 @@ async fn infer(
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(more_core::codec::MEDIA_TYPE));
     h.insert(HeaderName::from_static("server-timing"), HeaderValue::from_str(&timing).expect("ascii"));
+    h.insert(
+        HeaderName::from_static("x-more-encrypted-form"),
+        HeaderValue::from_static(s.inner.engine.config().form.name()),
+    );
     Ok(res)
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use more_nn::EncryptedForm;
 use more_server::conn::{BoundedListener, ClientAddr};
 use more_server::jobs::{Jobs, TrainingLimits};
 use more_server::{AppState, ChallengeLimits, EngineConfig, Limits, Registry, Samples, TeacherToken, app};
@@ -98,6 +99,10 @@ struct Args {
     /// Threads training uses (one job at a time); the inference workers keep the rest.
     #[arg(long, default_value_t = 1)]
     training_threads: usize,
+    /// Run encrypted inference on the four ciphertext planes instead of the default coefficient form (two
+    /// planes per value; its conversion reads each sample's shared eigenbasis, i.e. uses the 2x2 structure).
+    #[arg(long)]
+    four_planes: bool,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -154,8 +159,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "model loaded"
         );
     }
+    let form = if args.four_planes { EncryptedForm::FourPlanes } else { EncryptedForm::Coefficients };
     let mut engine =
-        EngineConfig { queue: args.queue, max_batch_samples: args.max_batch_samples, ..EngineConfig::default() };
+        EngineConfig { queue: args.queue, max_batch_samples: args.max_batch_samples, form, ..EngineConfig::default() };
     if let Some(w) = args.workers {
         engine.workers = w;
     }
@@ -210,7 +216,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, workers = engine.workers, "listening");
+    tracing::info!(%addr, workers = engine.workers, form = form.name(), "listening");
     let bound = state.memory_bound();
     tracing::info!(bound_bytes = bound.total(), %bound, "memory bound (resident set)");
     if !more_server::allocator::is_tuned() {

@@ -241,7 +241,8 @@ async fn body_limit_follows_max_batch() {
         request_timeout: Duration::from_secs(10),
         ..Limits::default()
     };
-    let router = app(state_with(EngineConfig { workers: 1, queue: 8, max_batch_samples: 4 }, limits));
+    let router =
+        app(state_with(EngineConfig { workers: 1, queue: 8, max_batch_samples: 4, ..EngineConfig::default() }, limits));
     let r = send(&router, post(ID, Some(MEDIA_TYPE), body(&[3, 1, 8, 8], 1))).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     let r = send(&router, post(ID, Some(MEDIA_TYPE), body(&[2, 1, 8, 8], 1))).await;
@@ -258,7 +259,8 @@ async fn full_queue_is_429_and_admission_limit_is_503() {
         request_timeout: Duration::from_secs(30),
         ..Limits::default()
     };
-    let router = app(state_with(EngineConfig { workers: 1, queue: 1, max_batch_samples: 1 }, limits));
+    let router =
+        app(state_with(EngineConfig { workers: 1, queue: 1, max_batch_samples: 1, ..EngineConfig::default() }, limits));
     let mut saw_429 = false;
     for round in 0..10 {
         let tasks: Vec<_> = (0..64)
@@ -294,7 +296,8 @@ async fn full_queue_is_429_and_admission_limit_is_503() {
         request_timeout: Duration::from_secs(30),
         ..Limits::default()
     };
-    let router = app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, limits));
+    let router =
+        app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1, ..EngineConfig::default() }, limits));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tx.send(Ok(Bytes::from_static(b"MORE"))).await.unwrap();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
@@ -334,7 +337,8 @@ async fn slow_body_times_out() {
         request_timeout: Duration::from_millis(200),
         ..Limits::default()
     };
-    let router = app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, limits));
+    let router =
+        app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1, ..EngineConfig::default() }, limits));
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     tx.send(Ok(Bytes::from_static(b"MORE"))).await.unwrap();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|x| (x, rx)) });
@@ -357,7 +361,9 @@ async fn static_site_mime_compression_cache_and_no_cors() {
     std::fs::write(dir.join("web/pkg/m.wasm"), b"\0asm\x01\0\0\0".repeat(200)).unwrap();
     std::fs::write(dir.join("secret.txt"), "not served").unwrap();
     let limits = Limits::default();
-    let router = app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, limits).with_web(&dir));
+    let router =
+        app(state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1, ..EngineConfig::default() }, limits)
+            .with_web(&dir));
 
     let r = send(&router, get("/")).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -393,7 +399,8 @@ async fn memory_budget_refuses_what_does_not_fit() {
     // 64 KiB budget: one sample (1,040 bytes, reserving 4x plus its forward pass, about 20 KiB) fits, a batch
     // of 8 (8,216 bytes: about 160 KiB) does not.
     let limits = Limits { memory_budget: 64 << 10, ..Limits::default() };
-    let state = state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, limits);
+    let state =
+        state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1, ..EngineConfig::default() }, limits);
     let model = state.registry().get(ID).unwrap().clone();
     assert!(state.reservation(&model, 1040) < 64 << 10);
     assert!(state.reservation(&model, 8216) > 64 << 10);
@@ -526,8 +533,11 @@ async fn a_challenge_publishes_its_rendered_phrase_as_a_ciphertext_only() {
     use more_server::{ChallengeLimits, TeacherToken, glyphs};
     let token = "router-test-teacher-token-42";
     let bearer = format!("Bearer {token}");
-    let state = state_with(EngineConfig { workers: 1, queue: 4, max_batch_samples: 1 }, Limits::default())
-        .with_challenges(TeacherToken::new(token).unwrap(), ChallengeLimits::default());
+    let state = state_with(
+        EngineConfig { workers: 1, queue: 4, max_batch_samples: 1, ..EngineConfig::default() },
+        Limits::default(),
+    )
+    .with_challenges(TeacherToken::new(token).unwrap(), ChallengeLimits::default());
     let router = app(state);
     let create = Request::post("/api/v1/challenges").header(header::AUTHORIZATION, &bearer).body(Body::empty());
     let r = send(&router, create.unwrap()).await;

@@ -62,8 +62,11 @@ async fn request(
 async fn serve(limits: BfvLimits) -> SocketAddr {
     let model = BfvModel::load(model_path()).unwrap();
     let service = BfvService::new(vec![model], limits).unwrap();
-    let state = common::state_with(EngineConfig { workers: 1, queue: 8, max_batch_samples: 4 }, Limits::default())
-        .with_bfv(service);
+    let state = common::state_with(
+        EngineConfig { workers: 1, queue: 8, max_batch_samples: 4, ..EngineConfig::default() },
+        Limits::default(),
+    )
+    .with_bfv(service);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });

@@ -81,8 +81,11 @@ fn small_limits() -> TrainingLimits {
 
 fn router_with(dir: &std::path::Path, limits: TrainingLimits) -> (Router, Arc<Jobs>) {
     let jobs = Jobs::open(dir, limits).unwrap();
-    let state = state_with(EngineConfig { workers: 1, queue: 8, max_batch_samples: 4 }, Limits::default())
-        .with_jobs(jobs.clone());
+    let state = state_with(
+        EngineConfig { workers: 1, queue: 8, max_batch_samples: 4, ..EngineConfig::default() },
+        Limits::default(),
+    )
+    .with_jobs(jobs.clone());
     (app(state), jobs)
 }
 

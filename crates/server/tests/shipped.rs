@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use more_core::codec::MEDIA_TYPE;
 use more_core::{KeyOptions, SecretKey};
 use more_nn::metrics::argmax;
-use more_server::{AppState, EngineConfig, Limits, Registry, app};
+use more_server::{AppState, EncryptedForm, EngineConfig, Limits, Registry, app};
 use ndarray::{ArrayD, Axis, IxDyn};
 use tower::ServiceExt;
 
@@ -19,6 +19,15 @@ fn repo() -> PathBuf {
 
 #[tokio::test]
 async fn shipped_mnist_models_answer_encrypted_test_images() {
+    for form in [EncryptedForm::Coefficients, EncryptedForm::FourPlanes] {
+        mnist_in(form).await;
+    }
+}
+
+/// The shipped MNIST models on 8 encrypted test images, the server in `form`; the listing and the
+/// `x-more-encrypted-form` header say which form ran and mark the coefficient conversion as using the 2x2
+/// structure.
+async fn mnist_in(form: EncryptedForm) {
     let registry = Registry::load_dir(repo().join("models")).expect("the bundled models in models/ load");
     let data = std::env::var("MORE_DATA").map_or_else(|_| repo().join("../shared/data"), PathBuf::from);
     let images = more_nn::idx::read_idx(data.join("mnist/t10k-images-idx3-ubyte.gz"))
@@ -26,8 +35,25 @@ async fn shipped_mnist_models_answer_encrypted_test_images() {
     let labels = more_nn::idx::read_idx(data.join("mnist/t10k-labels-idx1-ubyte.gz")).unwrap();
     let mnist: Vec<_> = registry.iter().filter(|m| m.meta().task == "mnist").cloned().collect();
     assert!(!mnist.is_empty(), "no MNIST model in models/");
-    let router =
-        app(AppState::new(registry, EngineConfig { workers: 2, queue: 16, max_batch_samples: 8 }, Limits::default()));
+    let router = app(AppState::new(
+        registry,
+        EngineConfig { workers: 2, queue: 16, max_batch_samples: 8, form },
+        Limits::default(),
+    ));
+    let listing = router.clone().oneshot(Request::get("/api/v1/models").body(Body::empty()).unwrap()).await.unwrap();
+    let listing: serde_json::Value =
+        serde_json::from_slice(&listing.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    for entry in listing["models"].as_array().unwrap() {
+        let ops = entry["operations"].as_array().unwrap();
+        let conversion = ops.iter().any(|o| o["name"] == "coefficient form (2x2 structure)" && o["ring_only"] == false);
+        assert_eq!(conversion, form == EncryptedForm::Coefficients, "{entry}");
+        assert_eq!(entry["encrypted_form"], form.name());
+        let layers = entry["layers_ring_only"].as_bool().unwrap();
+        assert_eq!(entry["ring_only"], layers && form == EncryptedForm::FourPlanes, "{entry}");
+        if entry["id"] == "mnist-cnn-square" {
+            assert!(layers, "square is ring-only");
+        }
+    }
     let n = 8;
     for model in mnist {
         let id = model.meta().id.clone();
@@ -44,6 +70,7 @@ async fn shipped_mnist_models_answer_encrypted_test_images() {
             .unwrap();
         let res = router.clone().oneshot(req).await.unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{id}");
+        assert_eq!(res.headers()["x-more-encrypted-form"], form.name());
         let bytes = res.into_body().collect().await.unwrap().to_bytes();
         let got = key.decrypt_tensor(&more_core::decode::<f32>(&bytes, 1 << 20).unwrap());
         let want = model.forward_plain(x.view()).unwrap();
@@ -52,7 +79,7 @@ async fn shipped_mnist_models_answer_encrypted_test_images() {
         for i in 0..n {
             let (g, w) = (got.index_axis(Axis(0), i), want.index_axis(Axis(0), i));
             let diff = g.iter().zip(w.iter()).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            assert!(diff < 1e-3, "{id} image {i}: max logit diff {diff}");
+            assert!(diff < 1e-3, "{id} {form:?} image {i}: max logit diff {diff}");
             assert_eq!(argmax(g.iter()), argmax(w.iter()), "{id} image {i}");
             correct += usize::from(argmax(g.iter()) == usize::from(labels[[i]]));
         }
@@ -64,8 +91,11 @@ async fn shipped_mnist_models_answer_encrypted_test_images() {
 async fn every_shipped_model_round_trips_a_batch() {
     let registry = Registry::load_dir(repo().join("models")).expect("the bundled models in models/ load");
     let models: Vec<_> = registry.iter().cloned().collect();
-    let router =
-        app(AppState::new(registry, EngineConfig { workers: 2, queue: 16, max_batch_samples: 8 }, Limits::default()));
+    let router = app(AppState::new(
+        registry,
+        EngineConfig { workers: 2, queue: 16, max_batch_samples: 8, ..EngineConfig::default() },
+        Limits::default(),
+    ));
     for (k, model) in models.iter().enumerate() {
         let id = &model.meta().id;
         let mut shape = vec![2];

@@ -1,5 +1,7 @@
-//! `more bench <task> [--json]`: plaintext vs encrypted inference time per image at batch 1 and 64, and
-//! the cost of encryption, decryption and the ciphertext size — measured in one run, one thread.
+//! `more bench <task> [--json]`: plaintext vs encrypted inference time per image at batch 1 and 64 — the
+//! encrypted figures for the default coefficient form (two planes) and, under `*_four_planes`, for the four
+//! ciphertext planes — and the cost of encryption, decryption and the ciphertext size, measured in one run,
+//! one thread.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,6 +13,7 @@ use clap::Args;
 use ndarray::{ArrayD, Axis};
 
 use more_core::{EncryptedTensor, KeyOptions, SecretKey};
+use more_nn::EncryptedForm;
 
 use crate::args::{DataArgs, JsonArgs};
 use crate::data;
@@ -111,20 +114,28 @@ pub fn run(args: BenchArgs) -> Result<()> {
             i += 1;
             Ok(())
         })?;
-        let mut j = 0;
-        let (enc, enc_wall) = time_us(args.seconds, || {
-            model.forward_encrypted(&encs[j % encs.len()])?;
-            j += 1;
-            Ok(())
-        })?;
-        let (plain, enc, plain_wall, enc_wall) =
-            (plain / b as f64, enc / b as f64, plain_wall / b as f64, enc_wall / b as f64);
+        let encrypted = |form: EncryptedForm| {
+            let mut j = 0;
+            time_us(args.seconds, || {
+                model.forward_encrypted_in(&encs[j % encs.len()], form)?;
+                j += 1;
+                Ok(())
+            })
+        };
+        let (enc, enc_wall) = encrypted(EncryptedForm::Coefficients)?;
+        let (four, four_wall) = encrypted(EncryptedForm::FourPlanes)?;
+        let per = |t: f64| t / b as f64;
+        let (plain, enc, four, plain_wall, enc_wall, four_wall) =
+            (per(plain), per(enc), per(four), per(plain_wall), per(enc_wall), per(four_wall));
         figures.insert(format!("plain_wall_us_per_image_batch{b}"), serde_json::json!(plain_wall));
         figures.insert(format!("encrypted_wall_us_per_image_batch{b}"), serde_json::json!(enc_wall));
         figures.insert(format!("plain_us_per_image_batch{b}"), serde_json::json!(plain));
         figures.insert(format!("encrypted_us_per_image_batch{b}"), serde_json::json!(enc));
         figures.insert(format!("overhead_batch{b}"), serde_json::json!(enc / plain));
-        table.push((b, plain, enc));
+        figures.insert(format!("encrypted_wall_us_per_image_batch{b}_four_planes"), serde_json::json!(four_wall));
+        figures.insert(format!("encrypted_us_per_image_batch{b}_four_planes"), serde_json::json!(four));
+        figures.insert(format!("overhead_batch{b}_four_planes"), serde_json::json!(four / plain));
+        table.push((b, plain, enc, four));
     }
     let one = inputs.slice_axis(Axis(0), (0..1).into()).to_owned();
     let (encrypt_us, _) = time_us(args.seconds / 4.0, || {
@@ -150,6 +161,17 @@ pub fn run(args: BenchArgs) -> Result<()> {
         "encrypted_us_per_image".into(),
         serde_json::json!({"batch1": figures["encrypted_us_per_image_batch1"], "batch64": figures["encrypted_us_per_image_batch64"]}),
     );
+    json.insert(
+        "encrypted_us_per_image_four_planes".into(),
+        serde_json::json!({"batch1": figures["encrypted_us_per_image_batch1_four_planes"], "batch64": figures["encrypted_us_per_image_batch64_four_planes"]}),
+    );
+    json.insert("encrypted_form".into(), serde_json::json!(EncryptedForm::default().name()));
+    json.insert(
+        "encrypted_form_note".into(),
+        serde_json::json!(
+            "encrypted_* and overhead_* run the default coefficient form (two planes; the conversion uses the 2x2 structure); *_four_planes run the four ciphertext planes"
+        ),
+    );
     json.extend(figures);
     json.insert("encrypt_us".into(), serde_json::json!(encrypt_us));
     json.insert("decrypt_us".into(), serde_json::json!(decrypt_us));
@@ -165,10 +187,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
             model.meta().id,
             model.multiply_adds()
         );
-        println!("| batch | plaintext µs/image | encrypted µs/image | overhead |");
-        println!("|---|---|---|---|");
-        for (b, p, e) in table {
-            println!("| {b} | {p:.1} | {e:.1} | {:.2}x |", e / p);
+        println!(
+            "| batch | plaintext µs/image | encrypted, coefficient form µs/image | overhead | encrypted, four planes µs/image | overhead |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for (b, p, e, f) in table {
+            println!("| {b} | {p:.1} | {e:.1} | {:.2}x | {f:.1} | {:.2}x |", e / p, f / p);
         }
         println!(
             "encrypt {encrypt_us:.1} µs, decrypt {decrypt_us:.2} µs per image; ciphertext {ciphertext_bytes} bytes, result {result_bytes} bytes"

@@ -1,11 +1,12 @@
 //! Activation layers: an elementwise function ([`ElementFunction`]) — `square` is ring-only, `relu`,
-//! `sigmoid` and `tanh` use the 2x2 structure (the spectral formula).
+//! `sigmoid` and `tanh` use the 2x2 structure (the spectral formula on four planes, the eigenvalues
+//! `α ± β` in coefficient form).
 
 use ndarray::ArrayD;
 
 use more_core::ElementFunction;
 
-use super::planes::{relu_planes, spectral_inplace};
+use super::planes::{coefficient_map_inplace, relu_planes, spectral_inplace};
 use super::{Batch, LayerKind, Saved};
 use crate::algebra::Algebra;
 use crate::error::{Error, Result};
@@ -49,6 +50,7 @@ impl LayerKind for Elementwise {
     fn infer(&self, _params: &[ArrayD<f32>], x: Batch) -> Result<Batch> {
         let f = self.function;
         let encrypted = x.is_encrypted();
+        let coefficients = x.is_coefficients();
         let mut d = x.data;
         if !encrypted {
             d.mapv_inplace(|v| f.eval_f32(v));
@@ -57,7 +59,9 @@ impl LayerKind for Elementwise {
                 d = d.as_standard_layout().into_owned();
             }
             let planes = d.as_slice_mut().expect("standard layout");
-            if f == ElementFunction::Relu {
+            if coefficients {
+                coefficient_map_inplace(planes, f);
+            } else if f == ElementFunction::Relu {
                 relu_planes(planes)?;
             } else {
                 spectral_inplace(planes, f)?;

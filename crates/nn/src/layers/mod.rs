@@ -309,30 +309,38 @@ impl Layer {
     }
 }
 
-/// A batch flowing through the inference pass: plaintext rows (`planes = 1`) or the four planes of an
-/// encrypted batch stacked along axis 0 (`planes = 4`, rows `[c00 block; c01; c10; c11]`).
+/// A batch flowing through the inference pass: plaintext rows (`planes = 1`), an encrypted batch in
+/// coefficient form (`planes = 2`, rows `[α block; β block]`, see [`crate::coefficient`]), or the four
+/// planes of an encrypted batch stacked along axis 0 (`planes = 4`, rows `[c00 block; c01; c10; c11]`).
 #[derive(Debug)]
 pub struct Batch {
     /// `[rows, ...per-sample shape]`.
     pub data: ArrayD<f32>,
-    /// 1 for plaintext, 4 for stacked ciphertext planes.
+    /// 1 for plaintext, 2 for coefficient form, 4 for stacked ciphertext planes.
     pub planes: usize,
 }
 
 impl Batch {
-    /// Whether the rows are stacked ciphertext planes.
+    /// Whether the rows are encrypted (coefficient form or stacked planes).
     pub fn is_encrypted(&self) -> bool {
         self.planes != 1
     }
 
+    /// Whether the rows are the coefficient form `[α; β]` (`C = α·I + β·J`, `J² = I`).
+    pub fn is_coefficients(&self) -> bool {
+        self.planes == 2
+    }
+
     /// Ranges of `n` (rows or columns, in plane-major order) that receive a plaintext bias `b·I`: all of
-    /// them for plaintext, the `c00` and `c11` blocks for stacked planes.
+    /// them for plaintext, the `α` block in coefficient form, the `c00` and `c11` blocks for stacked planes.
     pub fn bias_ranges(&self, n: usize) -> Vec<std::ops::Range<usize>> {
-        if self.planes == 1 {
-            std::iter::once(0..n).collect()
-        } else {
-            let q = n / 4;
-            vec![0..q, 3 * q..n]
+        match self.planes {
+            1 => std::iter::once(0..n).collect(),
+            2 => std::iter::once(0..n / 2).collect(),
+            _ => {
+                let q = n / 4;
+                vec![0..q, 3 * q..n]
+            }
         }
     }
 

@@ -1,5 +1,6 @@
-//! Elementwise functions on stacked ciphertext planes `[c00 | c01 | c10 | c11]` (`data.len() = 4n`), the
-//! layout of an encrypted [`super::Batch`]: shared by the activation and max-pooling layers.
+//! Elementwise functions on encrypted batches: stacked ciphertext planes `[c00 | c01 | c10 | c11]`
+//! (`data.len() = 4n`) and the coefficient form `[α | β]` (`data.len() = 2n`, [`crate::coefficient`]):
+//! shared by the activation and max-pooling layers.
 
 use more_core::ElementFunction;
 
@@ -70,4 +71,75 @@ pub fn relu_planes(data: &mut [f32]) -> Result<()> {
         return Err(Error::NotACiphertext("relu"));
     }
     Ok(())
+}
+
+/// Applies `f` in place to the coefficient form `[α | β]` (`C = α·I + β·J`, `J² = I`) through the
+/// eigenvalues `α ± β` — **uses the 2x2 structure** (the eigenvalues are `{m, r}`):
+/// `α' = (f(α + β) + f(α − β))/2`, `β' = (f(α + β) − f(α − β))/2`. No division, so it stays exact to
+/// rounding when `β → 0` (nearly equal lanes). `Square` is the algebra's product
+/// `(α + βJ)² = (α² + β²) + 2αβ·J` — ring arithmetic on the coefficients (the conversion to them is not).
+pub fn coefficient_map_inplace(data: &mut [f32], f: ElementFunction) {
+    let (alpha, beta) = data.split_at_mut(data.len() / 2);
+    let pairs = alpha.iter_mut().zip(beta.iter_mut());
+    match f {
+        ElementFunction::Square => pairs.for_each(|(a, b)| {
+            let (x, y) = (*a, *b);
+            *a = x * x + y * y;
+            *b = 2.0 * x * y;
+        }),
+        ElementFunction::Relu => pairs.for_each(|(a, b)| {
+            let (hi, lo) = ((*a + *b).max(0.0), (*a - *b).max(0.0));
+            *a = 0.5 * (hi + lo);
+            *b = 0.5 * (hi - lo);
+        }),
+        _ => pairs.for_each(|(a, b)| {
+            let (hi, lo) = (f.eval_f32(*a + *b), f.eval_f32(*a - *b));
+            *a = 0.5 * (hi + lo);
+            *b = 0.5 * (hi - lo);
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `f` through the eigenvalues of the coefficient form equals the spectral formula on the four planes
+    /// of the same matrices, including nearly equal and equal lanes (`β` down to 0).
+    #[test]
+    fn coefficient_map_matches_the_spectral_formula() {
+        // J = [[j00, j01], [j10, −j00]] with J² = I (j00² + j01·j10 = 1).
+        let (j00, j01) = (0.6f32, 2.0f32);
+        let j10 = (1.0 - j00 * j00) / j01;
+        let pairs: Vec<(f32, f32)> =
+            vec![(0.3, 0.9), (-0.7, 0.2), (1.5, -0.4), (0.1, 1e-3), (-0.2, 1e-7), (0.4, 0.0), (-2.0, -1.5), (0.0, 0.0)];
+        for f in [
+            ElementFunction::Square,
+            ElementFunction::Relu,
+            ElementFunction::Abs,
+            ElementFunction::Sigmoid,
+            ElementFunction::Tanh,
+            ElementFunction::Exp,
+        ] {
+            let n = pairs.len();
+            let mut coef: Vec<f32> = pairs.iter().map(|p| p.0).chain(pairs.iter().map(|p| p.1)).collect();
+            let mut planes = vec![0.0f32; 4 * n];
+            for (i, &(a, b)) in pairs.iter().enumerate() {
+                planes[i] = a + b * j00;
+                planes[n + i] = b * j01;
+                planes[2 * n + i] = b * j10;
+                planes[3 * n + i] = a - b * j00;
+            }
+            coefficient_map_inplace(&mut coef, f);
+            spectral_inplace(&mut planes, f).unwrap();
+            for i in 0..n {
+                let (a, b) = (coef[i], coef[n + i]);
+                let want = [planes[i], planes[n + i], planes[2 * n + i], planes[3 * n + i]];
+                let got = [a + b * j00, b * j01, b * j10, a - b * j00];
+                for (g, w) in got.iter().zip(want) {
+                    assert!((g - w).abs() <= 2e-6 * (1.0 + w.abs()), "{f} at {:?}: {got:?} vs {want:?}", pairs[i]);
+                }
+            }
+        }
+    }
 }

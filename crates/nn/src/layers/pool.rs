@@ -5,6 +5,7 @@ use ndarray::{ArrayD, IxDyn};
 use super::planes::spectral_inplace;
 use super::{Batch, LayerKind, Saved, dims4};
 use crate::algebra::Algebra;
+use crate::coefficient;
 use crate::error::{Error, Result};
 use crate::kernels::{self, Window};
 use more_core::ElementFunction;
@@ -18,8 +19,10 @@ pub struct AvgPool {
     pub stride: usize,
 }
 
-/// Max pooling — **uses the 2x2 structure** on ciphertexts: `max(a, b) = (a + b + |a − b|)/2` with `|·|`
-/// evaluated by the spectral formula, folded over the window.
+/// Max pooling — **uses the 2x2 structure** on ciphertexts: on stacked planes,
+/// `max(a, b) = (a + b + |a − b|)/2` with `|·|` evaluated by the spectral formula, folded over the window;
+/// in coefficient form, the maximum of each eigenvalue lane `α ± β` (the same function of the
+/// eigenvalues).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MaxPool {
     /// Window side.
@@ -160,6 +163,19 @@ impl LayerKind for MaxPool {
     fn infer(&self, _params: &[ArrayD<f32>], x: Batch) -> Result<Batch> {
         let shape = dims4("pool", x.data.shape())?;
         let idx = kernels::pool_indices(shape, self.size, self.stride);
+        if x.is_coefficients() {
+            // The rows are [α; β]: to eigenvalue lanes [α + β; α − β], the plaintext maximum of each
+            // lane, and back (the pooled output keeps the two halves in order).
+            let mut lanes = x.data.as_standard_layout().into_owned();
+            coefficient::to_lanes(lanes.as_slice_mut().expect("standard layout"));
+            let src = lanes.as_slice().expect("standard layout");
+            let mut acc: Vec<f32> = idx[0].iter().map(|&i| src[i]).collect();
+            for list in &idx[1..] {
+                acc.iter_mut().zip(list).for_each(|(a, &i)| *a = a.max(src[i]));
+            }
+            coefficient::from_lanes(&mut acc);
+            return Ok(x.with(pooled(acc, shape, self.size, self.stride)));
+        }
         let src = x.data.as_standard_layout();
         let src = src.as_slice().expect("standard layout");
         let gather = |list: &Vec<usize>| list.iter().map(|&i| src[i]).collect::<Vec<f32>>();

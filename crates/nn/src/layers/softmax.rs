@@ -1,5 +1,6 @@
-//! Softmax over the last axis — **uses the 2x2 structure** on ciphertexts (`exp`); the normalisation uses
-//! a ciphertext inverse and product (ring operations).
+//! Softmax over the last axis — **uses the 2x2 structure** on ciphertexts: on stacked planes `exp` by
+//! the spectral formula, then a ciphertext inverse and product (ring operations); in coefficient form the
+//! softmax of each eigenvalue lane `α ± β` (the same function of the eigenvalues).
 
 use ndarray::{Array, ArrayD, Axis, Dimension, Ix2, IxDyn};
 
@@ -7,6 +8,7 @@ use more_core::{ElementFunction, EncryptedTensor};
 
 use super::{Batch, LayerKind, Saved};
 use crate::algebra::Algebra;
+use crate::coefficient;
 use crate::error::{Error, Result};
 
 /// Softmax over each sample's values (the input must be 1-D per sample).
@@ -58,7 +60,16 @@ impl LayerKind for Softmax {
     }
 
     fn infer(&self, _params: &[ArrayD<f32>], x: Batch) -> Result<Batch> {
-        let data = if x.is_encrypted() {
+        let data = if x.is_coefficients() {
+            // Rows [α; β] to eigenvalue lanes [α + β; α − β], a plaintext softmax of every lane's row,
+            // and back.
+            let d = x.data.into_dimensionality::<Ix2>().map_err(|_| Error::InvalidModel("softmax".into()))?;
+            let mut d = if d.is_standard_layout() { d } else { d.as_standard_layout().into_owned() };
+            coefficient::to_lanes(d.as_slice_mut().expect("standard layout"));
+            softmax_rows_inplace(&mut d);
+            coefficient::from_lanes(d.as_slice_mut().expect("standard layout"));
+            d.into_dyn()
+        } else if x.is_encrypted() {
             encrypted_softmax(x.data)?
         } else {
             let mut d = x.data.into_dimensionality::<Ix2>().map_err(|_| Error::InvalidModel("softmax".into()))?;

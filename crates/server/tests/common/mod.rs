@@ -80,7 +80,8 @@ pub fn router() -> Router {
         request_timeout: Duration::from_secs(10),
         ..Limits::default()
     };
-    let mut state = state_with(EngineConfig { workers: 2, queue: 64, max_batch_samples: 16 }, limits);
+    let mut state =
+        state_with(EngineConfig { workers: 2, queue: 64, max_batch_samples: 16, ..EngineConfig::default() }, limits);
     if samples_dir().is_dir() {
         state = state.with_samples(Samples::load(samples_dir()).unwrap());
     }
