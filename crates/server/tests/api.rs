@@ -464,17 +464,21 @@ async fn openapi_document_is_served_and_every_path_in_it_is_routed() {
 
     // Every path the document lists is a route of the server, and docs/api.md describes it.
     let api_md = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
-    let paths: Vec<&str> = served
-        .lines()
-        .filter_map(|l| l.strip_prefix("  /api/")?.strip_suffix(':'))
-        .map(|p| p.trim_end_matches(':'))
+    // Each path with the first method the document gives it (the line after the path: `    get:`).
+    let lines: Vec<&str> = served.lines().collect();
+    let paths: Vec<(&str, String)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| {
+            let path = l.strip_prefix("  /api/")?.strip_suffix(':')?;
+            let method = lines.get(i + 1)?.trim().strip_suffix(':')?.to_ascii_uppercase();
+            Some((path, method))
+        })
         .collect();
     assert!(paths.len() >= 7, "{paths:?}");
-    for path in paths {
-        let uri = format!("/api/{path}").replace("{id}", ID).replace("{name}", "nope.png");
-        let method =
-            if path.ends_with("/infer") || path == "v1/challenges" || path == "v1/jobs" { "POST" } else { "GET" };
-        let req = Request::builder().method(method).uri(&uri).body(Body::empty()).unwrap();
+    for (path, method) in paths {
+        let uri = format!("/api/{path}").replace("{id}", ID).replace("{name}", "nope.png").replace("{key_id}", "nope");
+        let req = Request::builder().method(method.as_str()).uri(&uri).body(Body::empty()).unwrap();
         let r = send(&router, req).await;
         let unrouted =
             r.status == StatusCode::NOT_FOUND && r.json()["message"].as_str().unwrap().contains("no API route");
