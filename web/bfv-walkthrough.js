@@ -47,10 +47,19 @@ export async function runBfvStep(wasm, st) {
   verdict.textContent = 'Running under BFV (key generation and key upload the first time)…';
   const r = await classifyBfv(model, st.raw);
   const wire = asMoreWire(r.message, st.h, st.w);
-  const rec = wasm.attackRecoverImage(wire, st.h, st.w, 0, 1);
-  const values = Array.from(rec.values());
+  // On random numbers the attack either yields noise or stops at once: a 2x2 block of a BFV ciphertext often
+  // has complex eigenvalues, which no MORE ciphertext has. Both outcomes are shown as they are.
+  let values;
+  let attackStopped = null;
+  try {
+    values = Array.from(wasm.attackRecoverImage(wire, st.h, st.w, 0, 1).values());
+  } catch (err) {
+    values = new Array(st.h * st.w).fill(0);
+    attackStopped = `the attack stops at once (${err.message ?? err}): these numbers are not MORE ciphertexts`;
+  }
   let lo = Infinity; let hi = -Infinity;
   for (const v of values) if (Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  if (!(hi > lo)) { lo = 0; hi = 1; }
   drawGray($('bfv-attack'), values.map((v) => (Number.isFinite(v) ? v : lo)), st.w, st.h, lo, hi);
   const corr = correlation(values.map((v) => (Number.isFinite(v) ? v : 0)), Array.from(st.raw));
   const moreBytes = st.wire ? st.wire.length : 0;
@@ -60,7 +69,7 @@ export async function runBfvStep(wasm, st) {
     ['the server receives (BFV)', `${formatBytes(r.bytes)} per image (7 ciphertexts), ${formatBytes(r.keyBytes)} of evaluation keys once`],
     ['first bytes of the BFV message', Array.from(r.message.subarray(0, 24), (b) => b.toString(16).padStart(2, '0')).join(' ')],
     ['time (BFV)', Object.entries(r.times).map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ')],
-    ['steps 5–6 on it: correlation with your digit', corr.toFixed(3)],
+    ['steps 5–6 on it: correlation with your digit', attackStopped ?? corr.toFixed(3)],
   ];
   const table = $('bfv-facts');
   table.replaceChildren();
@@ -72,7 +81,9 @@ export async function runBfvStep(wasm, st) {
   verdict.textContent = 'The attack that recovers every MORE pixel finds only noise here: a BFV ciphertext is two '
     + 'polynomials with coefficients uniformly random modulo q (ring-LWE), so its numbers have no shared eigenvectors '
     + 'and no eigenvalue equal to a pixel. Reading it needs the secret key — which never left this page.';
-  const result = { label: r.label, correlation: corr, bytes: r.bytes, keyBytes: r.keyBytes, times: r.times };
+  const result = {
+    label: r.label, correlation: corr, attackStopped, bytes: r.bytes, keyBytes: r.keyBytes, times: r.times,
+  };
   window.bfvStep = result;
   return result;
 }
