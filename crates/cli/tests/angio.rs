@@ -1,4 +1,4 @@
-//! Angiography (issue 7) on small subsets: the shipped model's metadata, the sample frames preprocessed as
+//! Angiography on small subsets: the shipped model's metadata, the sample frames preprocessed as
 //! the metadata says (what the browser and server do) equal their val rows, and plaintext vs encrypted
 //! inference agree; `more eval|bench angio` from the repository root.
 
