@@ -13,50 +13,15 @@ use more_bfv::wire::{decode_ciphertexts, encode_ciphertexts, encode_keys};
 use more_bfv::{BfvModel, Client};
 use more_server::bfv::{BfvLimits, BfvService, KEY_MEMORY_PER_BYTE};
 use more_server::{EngineConfig, Limits, app};
+
+use common::{Reply, request};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const OCTETS: &str = "application/octet-stream";
 
 fn model_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/mnist-bfv-square.bfv.json")
-}
-
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    ct: Option<&str>,
-    body: &[u8],
-    length: Option<usize>,
-) -> Reply {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(ct) = ct {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
-    }
-    if method == "POST" {
-        head.push_str(&format!("Content-Length: {}\r\n", length.unwrap_or(body.len())));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).await.unwrap();
-    let _ = s.write_all(body).await;
-    if length.is_some_and(|l| l > body.len()) {
-        let _ = s.shutdown().await;
-    }
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw).await;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no response: {raw:?}"));
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head[9..12].parse().unwrap();
-    Reply { status, head, body: raw[split + 4..].to_vec() }
 }
 
 async fn serve(limits: BfvLimits) -> SocketAddr {

@@ -14,45 +14,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::*;
 
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-}
-
-/// One HTTP/1.1 request on a fresh connection (`Connection: close`); the body is sent as given, with an
-/// honest Content-Length unless `length` overrides it.
-async fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    ct: Option<&str>,
-    body: &[u8],
-    length: Option<usize>,
-) -> Reply {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(ct) = ct {
-        head.push_str(&format!("Content-Type: {ct}\r\n"));
-    }
-    if method == "POST" {
-        head.push_str(&format!("Content-Length: {}\r\n", length.unwrap_or(body.len())));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).await.unwrap();
-    // The server may answer (and close) before reading the whole body: ignore write errors.
-    let _ = s.write_all(body).await;
-    if length.is_some_and(|l| l > body.len()) {
-        let _ = s.shutdown().await;
-    }
-    let mut raw = Vec::new();
-    let _ = s.read_to_end(&mut raw).await;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no response: {raw:?}"));
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status = head[9..12].parse().unwrap();
-    Reply { status, head, body: raw[split + 4..].to_vec() }
-}
-
 async fn serve() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -94,3 +94,44 @@ pub fn input(shape: &[usize], seed: u64) -> ArrayD<f32> {
     let n = shape.iter().product();
     ArrayD::from_shape_vec(IxDyn(shape), (0..n).map(|_| rng.random_range(0f32..1.0)).collect()).unwrap()
 }
+
+/// A raw HTTP/1.1 answer: status, header block and body.
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`); the body is sent as given, with an
+/// honest Content-Length unless `length` overrides it.
+pub async fn request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    ct: Option<&str>,
+    body: &[u8],
+    length: Option<usize>,
+) -> Reply {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(ct) = ct {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    if method == "POST" {
+        head.push_str(&format!("Content-Length: {}\r\n", length.unwrap_or(body.len())));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer (and close) before reading the whole body: ignore write errors.
+    let _ = s.write_all(body).await;
+    if length.is_some_and(|l| l > body.len()) {
+        let _ = s.shutdown().await;
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw).await;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no response: {raw:?}"));
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let status = head[9..12].parse().unwrap();
+    Reply { status, head, body: raw[split + 4..].to_vec() }
+}
