@@ -11,7 +11,7 @@
 //! - [`train`]: the trainer (no key) and [`train::train_encrypted`] (both roles in one call).
 //! - [`upload`]: a training job as one request body (a JSON header line and the wire-format data set),
 //!   and the encrypted losses a remote trainer reports, as text.
-//! - [`task`]: task-generic helpers for the CLI's tasks — plaintext vs encrypted comparison, class
+//! - `task` (not on wasm32): task-generic helpers for the CLI's tasks — plaintext vs encrypted comparison, class
 //!   weighting, timed plaintext and encrypted inference.
 #![deny(missing_docs)]
 
@@ -22,6 +22,7 @@ pub mod dataset;
 pub mod error;
 pub mod model_file;
 pub mod owner;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod task;
 pub mod train;
 pub mod upload;

@@ -72,6 +72,20 @@ impl Default for EncryptionSetup {
     }
 }
 
+impl EncryptionSetup {
+    /// Noise lanes for standardised regression data (inputs of unit variance, targets scaled into
+    /// `[-1, 1]`): uniform over the data ranges, `[-2, 2)` for inputs and `[-1, 1)` for targets.
+    pub fn standardised_regression() -> Self {
+        Self { input_noise: (-2.0, 2.0), targets: TargetNoise::Uniform { lo: -1.0, hi: 1.0 }, chunk: 2048 }
+    }
+
+    /// The noise lanes for a network offered for training jobs: the default for classification (inputs
+    /// in `[0, 1]`, one-hot targets), [`EncryptionSetup::standardised_regression`] otherwise.
+    pub fn for_network(net: &more_nn::networks::Trainable) -> Self {
+        if net.classification { Self::default() } else { Self::standardised_regression() }
+    }
+}
+
 /// The description of an encrypted model's network, stored in its file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NetSpec {

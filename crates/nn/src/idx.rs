@@ -107,6 +107,61 @@ impl ImageSet {
     }
 }
 
+/// Media type of [`ImageSet::to_bytes`].
+pub const LABELLED_IMAGES_MEDIA_TYPE: &str = "application/x-more-labelled-images";
+
+const LABELLED_MAGIC: &[u8; 8] = b"MORELBL1";
+
+impl ImageSet {
+    /// The set as one body (media type [`LABELLED_IMAGES_MEDIA_TYPE`]): magic `MORELBL1`, the count, rows
+    /// and columns as little-endian `u32`, the `count` labels (one byte each), then the pixels row-major
+    /// (one byte each).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let (n, h, w) = self.images.dim();
+        let mut out = Vec::with_capacity(20 + n * (1 + h * w));
+        out.extend_from_slice(LABELLED_MAGIC);
+        for d in [n, h, w] {
+            out.extend_from_slice(&(d as u32).to_le_bytes());
+        }
+        out.extend_from_slice(&self.labels);
+        out.extend(self.images.iter());
+        out
+    }
+
+    /// Parses [`ImageSet::to_bytes`] output; a body over `max_bytes`, a bad header or a size that does not
+    /// match the declared count and image size is an error.
+    pub fn from_bytes(bytes: &[u8], max_bytes: usize) -> std::result::Result<ImageSet, String> {
+        if bytes.len() > max_bytes {
+            return Err(format!("{} bytes, more than the limit of {max_bytes}", bytes.len()));
+        }
+        if bytes.len() < 20 || &bytes[..8] != LABELLED_MAGIC {
+            return Err("not a labelled image set (bad magic)".into());
+        }
+        let dim = |i: usize| u32::from_le_bytes(bytes[8 + 4 * i..12 + 4 * i].try_into().expect("4 bytes")) as usize;
+        let (n, h, w) = (dim(0), dim(1), dim(2));
+        let size = h.checked_mul(w).and_then(|p| p.checked_add(1)).and_then(|p| p.checked_mul(n));
+        if size != Some(bytes.len() - 20) {
+            return Err(format!(
+                "declares {n} images of {h}x{w} but holds {} bytes after the header",
+                bytes.len() - 20
+            ));
+        }
+        let labels = bytes[20..20 + n].to_vec();
+        let images = Array3::from_shape_vec((n, h, w), bytes[20 + n..].to_vec()).map_err(|e| e.to_string())?;
+        Ok(ImageSet { images, labels })
+    }
+
+    /// Images `start..start + count` (clipped to the set).
+    pub fn range(&self, start: usize, count: usize) -> ImageSet {
+        let start = start.min(self.len());
+        let end = start.saturating_add(count).min(self.len());
+        ImageSet {
+            images: self.images.slice_axis(Axis(0), (start..end).into()).to_owned(),
+            labels: self.labels[start..end].to_vec(),
+        }
+    }
+}
+
 /// Reads `{dir}/{prefix}-images-idx3-ubyte.gz` and `{dir}/{prefix}-labels-idx1-ubyte.gz`.
 pub fn load_image_set(dir: impl AsRef<Path>, prefix: &str) -> Result<ImageSet> {
     let dir = dir.as_ref();
@@ -177,6 +232,26 @@ mod tests {
         assert!(parse_idx(&[0, 0, 8, 9]).is_err());
         assert!(parse_idx(&[0, 0, 8, 2, 255, 255, 255, 255, 255, 255, 255, 255]).is_err());
         assert!(parse_idx(&[]).is_err());
+    }
+
+    #[test]
+    fn labelled_images_round_trip_and_bad_bodies_are_refused() {
+        let set = ImageSet {
+            images: Array3::from_shape_fn((3, 2, 4), |(i, y, x)| (i * 8 + y * 4 + x) as u8),
+            labels: vec![7, 0, 9],
+        };
+        let b = set.to_bytes();
+        assert_eq!(b.len(), 20 + 3 + 24);
+        let back = ImageSet::from_bytes(&b, 1 << 20).unwrap();
+        assert_eq!((back.images, back.labels), (set.images.clone(), set.labels.clone()));
+        assert_eq!(set.range(1, 5).labels, vec![0, 9]);
+        assert_eq!(set.range(9, 5).len(), 0);
+        assert!(ImageSet::from_bytes(&b[..b.len() - 1], 1 << 20).unwrap_err().contains("holds"));
+        assert!(ImageSet::from_bytes(&b, 10).unwrap_err().contains("limit"));
+        assert!(ImageSet::from_bytes(b"MORELBL2", 1 << 20).unwrap_err().contains("magic"));
+        let mut huge = b[..20].to_vec();
+        huge[8..20].copy_from_slice(&[0xff; 12]);
+        assert!(ImageSet::from_bytes(&huge, 1 << 20).is_err());
     }
 
     #[test]

@@ -127,3 +127,64 @@ mod tests {
         }
     }
 }
+
+/// A network a remote trainer offers for training jobs, with what the key owner needs to prepare its data
+/// and to train the same network on plaintext for comparison.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Trainable {
+    /// Id a training job names it by.
+    pub id: &'static str,
+    /// What it is for.
+    pub description: &'static str,
+    /// Input shape of one sample.
+    pub input_shape: Vec<usize>,
+    /// Outputs per sample (columns of the targets).
+    pub outputs: usize,
+    /// The loss trained on.
+    pub loss: crate::train::Loss,
+    /// Whether the targets are one-hot classes.
+    pub classification: bool,
+    /// The layers.
+    #[serde(skip)]
+    pub layers: Vec<LayerSpec>,
+}
+
+/// Every network offered for training jobs, in the order a trainer lists them.
+pub fn trainable() -> Vec<Trainable> {
+    use crate::train::Loss;
+    vec![
+        Trainable {
+            id: "wbc-mlp",
+            description: "whole-body circulation surrogate: 7 standardised patient parameters to 6 scaled outputs, \
+                          7-64-64-6 tanh MLP, mean squared error",
+            input_shape: vec![7],
+            outputs: 6,
+            loss: Loss::Mse,
+            classification: false,
+            layers: wbc_mlp(7, 64, 6),
+        },
+        Trainable {
+            id: "mnist-cnn-relu",
+            description: "MNIST digits: two strided convolutions and two dense layers with ReLU, cross-entropy",
+            input_shape: MNIST_INPUT.to_vec(),
+            outputs: 10,
+            loss: Loss::CrossEntropy,
+            classification: true,
+            layers: mnist_cnn_relu(),
+        },
+        Trainable {
+            id: "mnist-cnn-square",
+            description: "MNIST digits: CryptoNets-style network with square activations (ring-only), cross-entropy",
+            input_shape: MNIST_INPUT.to_vec(),
+            outputs: 10,
+            loss: Loss::CrossEntropy,
+            classification: true,
+            layers: mnist_cnn_square(),
+        },
+    ]
+}
+
+/// The offered network with this id.
+pub fn find_trainable(id: &str) -> Option<Trainable> {
+    trainable().into_iter().find(|n| n.id == id)
+}

@@ -175,6 +175,8 @@ pub struct Bound {
     pub connections: usize,
     /// The memory budget for admitted requests.
     pub budget: usize,
+    /// Sample training data held for the page (0 when none is offered).
+    pub data: usize,
 }
 
 impl Bound {
@@ -195,6 +197,7 @@ impl Bound {
             threads: threads.saturating_mul(PER_THREAD_BYTES),
             connections: max_connections.saturating_mul(PER_CONNECTION_BYTES),
             budget,
+            data: 0,
         }
     }
 
@@ -205,6 +208,7 @@ impl Bound {
             .saturating_add(self.threads)
             .saturating_add(self.connections)
             .saturating_add(self.budget)
+            .saturating_add(self.data)
     }
 }
 
@@ -220,7 +224,11 @@ impl std::fmt::Display for Bound {
             mib(self.threads),
             mib(self.connections),
             mib(self.budget)
-        )
+        )?;
+        if self.data > 0 {
+            write!(f, " + sample data {:.1}", mib(self.data))?;
+        }
+        Ok(())
     }
 }
 
@@ -272,8 +280,12 @@ mod tests {
 
     #[test]
     fn bound_adds_its_parts() {
-        let b = Bound { models: 1, runtime: 2, threads: 3, connections: 4, budget: 5 };
+        let b = Bound { models: 1, runtime: 2, threads: 3, connections: 4, budget: 5, data: 0 };
         assert_eq!(b.total(), 15);
         assert!(b.to_string().starts_with("0.0 MiB = models"));
+        assert!(!b.to_string().contains("sample data"));
+        let with_data = Bound { data: 3 << 20, ..b };
+        assert_eq!(with_data.total(), 15 + (3 << 20));
+        assert!(with_data.to_string().ends_with("+ sample data 3.0"), "{with_data}");
     }
 }

@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod samples;
 pub mod teacher;
+pub mod training_data;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -128,6 +129,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     started: Instant,
     jobs: Option<Arc<jobs::Jobs>>,
+    training_data: Option<training_data::TrainingData>,
 }
 
 impl AppState {
@@ -166,6 +168,7 @@ impl AppState {
                 metrics,
                 started: Instant::now(),
                 jobs: None,
+                training_data: None,
             }),
         }
     }
@@ -174,12 +177,14 @@ impl AppState {
     /// `max_connections` open connections.
     pub fn with_bound_for(mut self, runtime_threads: usize, max_connections: usize) -> Self {
         let inner = Arc::get_mut(&mut self.inner).expect("configure before use");
+        let data = inner.bound.data;
         inner.bound = Bound::new(
             inner.registry.iter().map(|m| &**m),
             inner.engine.config().workers + runtime_threads,
             max_connections,
             inner.budget.total(),
         );
+        inner.bound.data = data;
         self
     }
 
@@ -250,6 +255,19 @@ impl AppState {
         self
     }
 
+    /// Also offer this sample training data to the page (its bytes join the memory bound).
+    pub fn with_training_data(mut self, data: training_data::TrainingData) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("configure before use");
+        inner.bound.data = data.bytes();
+        inner.training_data = Some(data);
+        self
+    }
+
+    /// The sample training data, if offered.
+    pub fn training_data(&self) -> Option<&training_data::TrainingData> {
+        self.inner.training_data.as_ref()
+    }
+
     /// The training jobs, if the server trains.
     pub fn jobs(&self) -> Option<&Arc<jobs::Jobs>> {
         self.inner.jobs.as_ref()
@@ -303,6 +321,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/challenges/{id}/answers", post(challenge::answer).get(challenge::answers))
         .merge(bfv::routes())
         .route("/api/v1/training", get(jobs::info))
+        .route("/api/v1/training/samples/mnist", get(training_data::mnist))
         .route("/api/v1/jobs", post(jobs::create))
         .route("/api/v1/jobs/{id}", get(jobs::status).delete(jobs::delete))
         .route("/api/v1/jobs/{id}/events", get(jobs::events))

@@ -27,6 +27,10 @@ struct Args {
     /// Directory of sample images (PNG/JPEG, optional `labels.csv`) offered to the page.
     #[arg(long)]
     samples: Option<PathBuf>,
+    /// Data directory holding `mnist/` (the MNIST IDX files): its first 10,000 training and test images
+    /// are offered to the training page as sample data (15.7 MB in memory).
+    #[arg(long)]
+    training_data: Option<PathBuf>,
     /// Inference worker threads (default: number of CPUs).
     #[arg(long)]
     workers: Option<usize>,
@@ -188,6 +192,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let samples = Samples::load(dir).with_context(|| format!("reading samples from {}", dir.display()))?;
         tracing::info!(count = samples.list().len(), dir = %dir.display(), "samples");
         state = state.with_samples(samples);
+    }
+    if let Some(dir) = &args.training_data {
+        let data = more_server::training_data::TrainingData::load_mnist(dir)
+            .with_context(|| format!("reading sample training data from {}", dir.display()))?;
+        tracing::info!(bytes = data.bytes(), dir = %dir.display(), "sample training data (MNIST)");
+        state = state.with_training_data(data);
     }
     let token = match &args.teacher_token {
         Some(t) => TeacherToken::new(t).map_err(anyhow::Error::msg).context("--teacher-token")?,

@@ -220,16 +220,12 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
     let specs = specs(a.surrogate.hidden);
     let (mut model, history, kappa, lanes) = if encrypted {
         use more_enctrain::owner::KeyOwner;
-        use more_enctrain::train::{EncryptionSetup, PlainData, TargetNoise, train_encrypted};
+        use more_enctrain::train::{EncryptionSetup, PlainData, train_encrypted};
         // The data owner's key encrypts inputs AND targets (noise lanes uniform in the standardised data
         // ranges); more-enctrain's task-generic trainer runs more-nn's `fit` on the ciphertexts, then the
         // owner checks its canaries and decrypts the weights.
         let key = crate::encrypted::fresh_key(a.key_condition)?;
-        let setup = EncryptionSetup {
-            input_noise: (-2.0, 2.0),
-            targets: TargetNoise::Uniform { lo: -1.0, hi: 1.0 },
-            chunk: 2048,
-        };
+        let setup = EncryptionSetup::standardised_regression();
         let train_data = PlainData { inputs: xt, targets: yt };
         let val_data = PlainData { inputs: xv, targets: yv };
         let run = train_encrypted(&key, &train_data, Some(&val_data), &[np], &specs, seed, &cfg, meta, &setup)?;
@@ -374,7 +370,7 @@ fn mean(v: &[f64]) -> f64 {
 /// network here on the same plaintext with the same seed and hyper-parameters (fixed epochs, no
 /// validation split: the server cannot select without the key); both are scored on the held-out patients.
 fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
-    use more_enctrain::train::{EncryptionSetup, TargetNoise};
+    use more_enctrain::train::EncryptionSetup;
     use more_enctrain::upload::{JobRequest, OptimizerKind};
     use more_nn::train::{Dataset, Loss, Net, fit};
     use rand_chacha::rand_core::SeedableRng;
@@ -398,8 +394,7 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyho
         seed: hyper.seed,
     };
     // The same noise lanes as `more train wbc --encrypted`.
-    let setup =
-        EncryptionSetup { input_noise: (-2.0, 2.0), targets: TargetNoise::Uniform { lo: -1.0, hi: 1.0 }, chunk: 2048 };
+    let setup = EncryptionSetup::standardised_regression();
     let key = more_core::SecretKey::generate(more_core::KeyOptions::default())?;
     let remote = crate::remote::train(server, &key, &request, &x, &y, &setup, a.quiet)?;
 

@@ -279,7 +279,7 @@ fn bar_finish(_bar: Option<Bar>, _line: String) {}
 
 /// Trains `net` on `train`, selecting on `val` (if given), and returns the history. At the end the net
 /// holds the best parameters (by validation accuracy, or loss for regression). `reveal` only serves
-/// reporting and checkpoints.
+/// reporting and checkpoints. The same as driving a [`Fitting`] epoch by epoch.
 pub fn fit<A: Algebra, R: Reveal<A> + ?Sized>(
     alg: &A,
     reveal: &R,
@@ -288,34 +288,84 @@ pub fn fit<A: Algebra, R: Reveal<A> + ?Sized>(
     val: Option<&Dataset<A>>,
     cfg: &TrainConfig,
 ) -> Result<History> {
-    let n = train.len(alg);
-    if cfg.batch_size == 0 || cfg.epochs == 0 {
-        return Err(Error::Training("batch size and epochs must be positive".into()));
+    let mut fitting = Fitting::new(alg, train, val, cfg)?;
+    while fitting.next_epoch(alg, reveal, net, train, val, cfg)?.is_some() {}
+    Ok(fitting.finish(net, val.is_some()))
+}
+
+/// The training loop's state between epochs, for callers that act after every epoch (a page drawing
+/// its loss curve, a worker reporting progress): [`Fitting::next_epoch`] until it returns `None`, then
+/// [`Fitting::finish`]. Pass the same net, data and configuration to every call.
+#[derive(Debug)]
+pub struct Fitting<A: Algebra> {
+    rng: ChaCha8Rng,
+    optimizer: Optimizer<A>,
+    order: Vec<usize>,
+    history: History,
+    best: Option<(f64, Vec<A::Tensor>)>,
+    since_best: usize,
+    done: bool,
+}
+
+impl<A: Algebra> Fitting<A> {
+    /// Checks the configuration against the data and starts at epoch 1.
+    pub fn new(alg: &A, train: &Dataset<A>, val: Option<&Dataset<A>>, cfg: &TrainConfig) -> Result<Self> {
+        if cfg.batch_size == 0 || cfg.epochs == 0 {
+            return Err(Error::Training("batch size and epochs must be positive".into()));
+        }
+        if cfg.patience.is_some() && val.is_none() {
+            return Err(Error::Training("early stopping needs a validation set".into()));
+        }
+        if cfg.augment_shift > 0 && alg.shape(&train.inputs).len() != 4 {
+            return Err(Error::Training("shift augmentation needs [N, C, H, W] inputs".into()));
+        }
+        Ok(Fitting {
+            rng: ChaCha8Rng::seed_from_u64(cfg.seed),
+            optimizer: Optimizer::new(cfg.optimizer),
+            order: (0..train.len(alg)).collect(),
+            history: History { epochs: vec![], best_epoch: 0, stopped_early: false },
+            best: None,
+            since_best: 0,
+            done: false,
+        })
     }
-    if cfg.patience.is_some() && val.is_none() {
-        return Err(Error::Training("early stopping needs a validation set".into()));
+
+    /// The epochs run so far.
+    pub fn history(&self) -> &History {
+        &self.history
     }
-    let input_shape = alg.shape(&train.inputs);
-    if cfg.augment_shift > 0 && input_shape.len() != 4 {
-        return Err(Error::Training("shift augmentation needs [N, C, H, W] inputs".into()));
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut optimizer = Optimizer::new(cfg.optimizer);
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut history = History { epochs: vec![], best_epoch: 0, stopped_early: false };
-    let mut best: Option<(f64, Vec<A::Tensor>)> = None;
-    let mut since_best = 0;
-    let batches = n.div_ceil(cfg.batch_size);
-    for epoch in 1..=cfg.epochs {
+
+    /// Runs the next epoch and returns its metrics, or `None` once all epochs ran or early stopping ended
+    /// training.
+    pub fn next_epoch<R: Reveal<A> + ?Sized>(
+        &mut self,
+        alg: &A,
+        reveal: &R,
+        net: &mut Net<A>,
+        train: &Dataset<A>,
+        val: Option<&Dataset<A>>,
+        cfg: &TrainConfig,
+    ) -> Result<Option<EpochStats>> {
+        let epoch = self.history.epochs.len() + 1;
+        if self.done || epoch > cfg.epochs {
+            self.done = true;
+            return Ok(None);
+        }
+        if train.len(alg) != self.order.len() {
+            return Err(Error::Training("the training set changed between epochs".into()));
+        }
+        let input_shape = alg.shape(&train.inputs);
+        let batches = self.order.len().div_ceil(cfg.batch_size);
         let clock = Clock::start();
-        order.shuffle(&mut rng);
+        self.order.shuffle(&mut self.rng);
         let bar = make_bar(cfg.progress, batches, epoch, cfg.epochs);
         let (mut loss_sum, mut right, mut seen) = (0.0, 0usize, 0usize);
-        for (bi, rows) in order.chunks(cfg.batch_size).enumerate() {
+        for (bi, rows) in self.order.chunks(cfg.batch_size).enumerate() {
             let batch = train.select(alg, rows)?;
             let inputs = if cfg.augment_shift > 0 {
                 let k = cfg.augment_shift as i64;
-                let mut draw = || rand::Rng::random_range(&mut rng, -k..=k) as isize;
+                let rng = &mut self.rng;
+                let mut draw = || rand::Rng::random_range(rng, -k..=k) as isize;
                 let shifts: Vec<(isize, isize)> = (0..rows.len()).map(|_| (draw(), draw())).collect();
                 let mut shape = input_shape.clone();
                 shape[0] = rows.len();
@@ -323,7 +373,7 @@ pub fn fit<A: Algebra, R: Reveal<A> + ?Sized>(
             } else {
                 batch.inputs
             };
-            let out = train_step(alg, net, &mut optimizer, cfg.loss, &inputs, &batch.targets)?;
+            let out = train_step(alg, net, &mut self.optimizer, cfg.loss, &inputs, &batch.targets)?;
             let (o, t) = (reveal.reveal(&out)?, reveal.reveal(&batch.targets)?);
             let l = cfg.loss.value(&o, &t)?;
             if !l.is_finite() {
@@ -365,41 +415,44 @@ pub fn fit<A: Algebra, R: Reveal<A> + ?Sized>(
         }
         line.push_str(&format!(" ({:.1} s)", stats.seconds));
         bar_finish(bar, line);
-        // Higher is better: validation accuracy, else minus validation loss, else minus training loss.
         if let Some(dir) = &cfg.snapshots {
             write_snapshot(reveal, net, &dir.join(format!("epoch-{epoch:03}.f32")))?;
         }
+        // Higher is better: validation accuracy, else minus validation loss, else minus training loss.
         let score = stats.val_accuracy.or(stats.val_loss.map(|l| -l)).unwrap_or(-stats.train_loss);
-        history.epochs.push(stats);
-        if best.as_ref().is_none_or(|(s, _)| score > *s) {
-            best = Some((score, net.params().into_iter().cloned().collect()));
-            history.best_epoch = epoch;
-            since_best = 0;
+        self.history.epochs.push(stats.clone());
+        if self.best.as_ref().is_none_or(|(s, _)| score > *s) {
+            self.best = Some((score, net.params().into_iter().cloned().collect()));
+            self.history.best_epoch = epoch;
+            self.since_best = 0;
             if let Some(cp) = &cfg.checkpoint {
                 let mut meta = cp.meta.clone();
                 meta.training.insert("epochs".into(), epoch.to_string());
                 net.to_model(reveal, meta)?.save(&cp.path)?;
             }
         } else {
-            since_best += 1;
+            self.since_best += 1;
         }
-        if cfg.patience.is_some_and(|p| since_best >= p) {
-            history.stopped_early = epoch < cfg.epochs;
-            break;
+        if cfg.patience.is_some_and(|p| self.since_best >= p) {
+            self.history.stopped_early = epoch < cfg.epochs;
+            self.done = true;
         }
         if cfg.lr_decay != 1.0 {
-            let lr = optimizer.config().lr() * cfg.lr_decay;
-            optimizer.set_lr(lr);
+            let lr = self.optimizer.config().lr() * cfg.lr_decay;
+            self.optimizer.set_lr(lr);
         }
+        Ok(Some(stats))
     }
-    if val.is_some()
-        && let Some((_, params)) = best
-    {
-        for (p, b) in net.params_mut().into_iter().zip(params) {
-            *p = b;
+
+    /// Ends training: with a validation set (`selected`), the net gets the best epoch's parameters back.
+    pub fn finish(self, net: &mut Net<A>, selected: bool) -> History {
+        if selected && let Some((_, params)) = self.best {
+            for (p, b) in net.params_mut().into_iter().zip(params) {
+                *p = b;
+            }
         }
+        self.history
     }
-    Ok(history)
 }
 
 /// Writes `net`'s revealed parameters to `path` (see [`TrainConfig::snapshots`]).

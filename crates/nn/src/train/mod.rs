@@ -8,7 +8,8 @@ pub mod optim;
 
 pub use crate::metrics::correct;
 pub use fit::{
-    Checkpoint, Dataset, EpochStats, History, TrainConfig, evaluate, fit, fit_plain, split_rows, take_rows, train_step,
+    Checkpoint, Dataset, EpochStats, Fitting, History, TrainConfig, evaluate, fit, fit_plain, split_rows, take_rows,
+    train_step,
 };
 pub use loss::Loss;
 pub use net::{Net, Tape};

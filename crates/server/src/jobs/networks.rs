@@ -1,70 +1,39 @@
-//! The networks the server trains: a fixed list, each with its input shape, outputs, loss and an estimate
-//! of the memory one training sample's activations take.
+//! The networks the server trains: `more_nn::networks::trainable()` (the list the key owner's side uses
+//! too), each with an estimate of the memory one training sample's activations take here.
 
-use more_nn::LayerSpec;
-use more_nn::train::Loss;
+use more_nn::networks::Trainable;
 use serde::Serialize;
 
 /// One network a client may pick for a training job.
 #[derive(Debug, Clone, Serialize)]
 pub struct Network {
-    /// Id given in the job's header.
-    pub id: &'static str,
-    /// What it is for.
-    pub description: &'static str,
-    /// Input shape of one sample.
-    pub input_shape: Vec<usize>,
-    /// Outputs per sample (columns of the targets).
-    pub outputs: usize,
-    /// The loss trained on.
-    pub loss: Loss,
-    /// Whether the targets are one-hot classes.
-    pub classification: bool,
-    /// The layers.
-    #[serde(skip)]
-    pub layers: Vec<LayerSpec>,
+    /// The network.
+    #[serde(flatten)]
+    pub net: Trainable,
     /// Estimated bytes per training sample of a mini-batch (activations and their gradients, both
     /// coefficient arrays).
     #[serde(skip)]
     pub activation_bytes: usize,
 }
 
+impl std::ops::Deref for Network {
+    type Target = Trainable;
+    fn deref(&self) -> &Trainable {
+        &self.net
+    }
+}
+
+/// Activation memory per training sample: 4 KiB for the small MLP, 256 KiB for the MNIST CNNs.
+fn activation_bytes(net: &Trainable) -> usize {
+    if net.input_shape.len() == 1 { 4 << 10 } else { 256 << 10 }
+}
+
 /// Every network offered, in the order `GET /api/v1/training` lists them.
 pub fn offered() -> Vec<Network> {
-    use more_nn::networks::{MNIST_INPUT, mnist_cnn_relu, mnist_cnn_square, wbc_mlp};
-    vec![
-        Network {
-            id: "wbc-mlp",
-            description: "whole-body circulation surrogate: 7 standardised patient parameters to 6 scaled outputs, \
-                          7-64-64-6 tanh MLP, mean squared error",
-            input_shape: vec![7],
-            outputs: 6,
-            loss: Loss::Mse,
-            classification: false,
-            layers: wbc_mlp(7, 64, 6),
-            activation_bytes: 4 << 10,
-        },
-        Network {
-            id: "mnist-cnn-relu",
-            description: "MNIST digits: two strided convolutions and two dense layers with ReLU, cross-entropy",
-            input_shape: MNIST_INPUT.to_vec(),
-            outputs: 10,
-            loss: Loss::CrossEntropy,
-            classification: true,
-            layers: mnist_cnn_relu(),
-            activation_bytes: 256 << 10,
-        },
-        Network {
-            id: "mnist-cnn-square",
-            description: "MNIST digits: CryptoNets-style network with square activations (ring-only), cross-entropy",
-            input_shape: MNIST_INPUT.to_vec(),
-            outputs: 10,
-            loss: Loss::CrossEntropy,
-            classification: true,
-            layers: mnist_cnn_square(),
-            activation_bytes: 256 << 10,
-        },
-    ]
+    more_nn::networks::trainable()
+        .into_iter()
+        .map(|net| Network { activation_bytes: activation_bytes(&net), net })
+        .collect()
 }
 
 /// The offered network with this id.
