@@ -16,40 +16,37 @@ wasm_opt=tools/node_modules/.bin/wasm-opt
 
 # Size-tuned release profile for the wasm build only (the shared [profile.release] stays as it is):
 # opt-level s + fat LTO + 1 codegen unit: ~100 KB gzipped instead of ~122 KB with the default profile.
-export CARGO_PROFILE_RELEASE_OPT_LEVEL=${WASM_OPT_LEVEL:-s}
 export CARGO_PROFILE_RELEASE_LTO=true
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
-log "cargo build --release -p more-wasm --target wasm32-unknown-unknown (opt-level $CARGO_PROFILE_RELEASE_OPT_LEVEL, LTO)"
-cargo build --release -p more-wasm --target wasm32-unknown-unknown
-out=web/pkg
-rm -rf "$out.tmp" && mkdir -p "$out.tmp"
-wasm-bindgen --target web --no-typescript --out-dir "$out.tmp" --out-name more_wasm \
-  "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/release/more_wasm.wasm"
-log "wasm-opt -Oz"
-"$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-mutable-globals --strip-debug --strip-producers \
-  -o "$out.tmp/more_wasm_bg.opt.wasm" "$out.tmp/more_wasm_bg.wasm"
-mv "$out.tmp/more_wasm_bg.opt.wasm" "$out.tmp/more_wasm_bg.wasm"
-rm -rf "$out" && mv "$out.tmp" "$out"
-raw=$(stat -c %s "$out/more_wasm_bg.wasm")
-gz=$(gzip -9 -c "$out/more_wasm_bg.wasm" | wc -c)
-log "web/pkg/more_wasm_bg.wasm: $raw bytes raw, $gz bytes gzipped (-9)"
-# The BFV module (more-wasm-bfv), a separate file loaded by the page only when BFV is used, so the MORE
-# page's module stays small. Same size-tuned profile.
-log "cargo build --release -p more-wasm-bfv --target wasm32-unknown-unknown"
-cargo build --release -p more-wasm-bfv --target wasm32-unknown-unknown
 target_dir=${CARGO_TARGET_DIR:-target}
-bfv_out=web/pkg-bfv
-rm -rf "$bfv_out.tmp" && mkdir -p "$bfv_out.tmp"
-wasm-bindgen --target web --no-typescript --out-dir "$bfv_out.tmp" --out-name more_wasm_bfv \
-  "$target_dir/wasm32-unknown-unknown/release/more_wasm_bfv.wasm"
-"$wasm_opt" -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-mutable-globals --strip-debug --strip-producers \
-  -o "$bfv_out.tmp/more_wasm_bfv_bg.opt.wasm" "$bfv_out.tmp/more_wasm_bfv_bg.wasm"
-mv "$bfv_out.tmp/more_wasm_bfv_bg.opt.wasm" "$bfv_out.tmp/more_wasm_bfv_bg.wasm"
-rm -rf "$bfv_out" && mv "$bfv_out.tmp" "$bfv_out"
-raw=$(stat -c %s "$bfv_out/more_wasm_bfv_bg.wasm")
-gz=$(gzip -9 -c "$bfv_out/more_wasm_bfv_bg.wasm" | wc -c)
-log "web/pkg-bfv/more_wasm_bfv_bg.wasm: $raw bytes raw, $gz bytes gzipped (-9)"
+
+# build_module CRATE NAME OUT_DIR OPT_LEVEL WASM_OPT_FLAG: cargo build -> wasm-bindgen -> wasm-opt -> OUT_DIR.
+build_module() {
+  local crate=$1 name=$2 out=$3 level=$4 opt=$5
+  log "cargo build --release -p $crate --target wasm32-unknown-unknown (opt-level $level, LTO)"
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=$level cargo build --release -p "$crate" --target wasm32-unknown-unknown
+  rm -rf "$out.tmp" && mkdir -p "$out.tmp"
+  wasm-bindgen --target web --no-typescript --out-dir "$out.tmp" --out-name "$name" \
+    "$target_dir/wasm32-unknown-unknown/release/$name.wasm"
+  log "wasm-opt $opt"
+  "$wasm_opt" "$opt" --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+    --enable-mutable-globals --strip-debug --strip-producers \
+    -o "$out.tmp/${name}_bg.opt.wasm" "$out.tmp/${name}_bg.wasm"
+  mv "$out.tmp/${name}_bg.opt.wasm" "$out.tmp/${name}_bg.wasm"
+  rm -rf "$out" && mv "$out.tmp" "$out"
+  local raw gz
+  raw=$(stat -c %s "$out/${name}_bg.wasm")
+  gz=$(gzip -9 -c "$out/${name}_bg.wasm" | wc -c)
+  log "$out/${name}_bg.wasm: $raw bytes raw, $gz bytes gzipped (-9)"
+}
+
+# The main page's module: small.
+build_module more-wasm more_wasm web/pkg "${WASM_OPT_LEVEL:-s}" -Oz
+# The BFV module (more-wasm-bfv), a separate file loaded by the page only when BFV is used, so the MORE
+# page's module stays small.
+build_module more-wasm-bfv more_wasm_bfv web/pkg-bfv "${WASM_OPT_LEVEL:-s}" -Oz
+# The training page's module (more-wasm-train): it trains networks and simulates patients in the page,
+# so it is built for speed.
+build_module more-wasm-train more_wasm_train web/pkg-train 3 -O3
 
 scripts/vendor-katex.sh

@@ -29,10 +29,20 @@ const STATUS_WORDS = {
   503: 'the server is overloaded; try again in a moment',
 };
 
-async function errorFrom(res) {
+// Training jobs: the server's own message says what went wrong; these words lead it.
+const JOB_STATUS_WORDS = {
+  400: 'the server could not read the request',
+  404: 'the server has no such training job or data',
+  413: 'the encrypted data set is larger than the server accepts',
+  422: 'the server cannot train with these settings',
+  429: 'the server already holds as many training jobs as it allows',
+  503: 'the server is overloaded; try again in a moment',
+};
+
+async function errorFrom(res, statusWords = STATUS_WORDS) {
   let body = null;
   try { body = await res.json(); } catch { /* not JSON */ }
-  const words = STATUS_WORDS[res.status] || `the server answered ${res.status} ${res.statusText}`;
+  const words = statusWords[res.status] || `the server answered ${res.status} ${res.statusText}`;
   const detail = body && body.message ? ` (${body.message})` : '';
   return new ApiError(`${words[0].toUpperCase()}${words.slice(1)}${detail}.`, { status: res.status, code: body && body.error });
 }
@@ -137,4 +147,41 @@ export async function infer(modelId, wire) {
     times = { upload, server, download, browser: Math.max(0, t2 - t0 - upload - server - download) };
   }
   return { answer, serverTiming, times };
+}
+
+/** A server path such as `/api/v1/jobs/x/events` (as job answers give them) as an absolute URL. */
+export const serverUrl = (path) => new URL(path.replace(/^\//, ''), ROOT).href;
+
+/** `GET /api/v1/training` → { enabled, networks, limits, media_type }. */
+export async function trainingInfo() {
+  const res = await request(apiUrl('training'), { headers: { accept: 'application/json' } });
+  if (!res.ok) throw await errorFrom(res, JOB_STATUS_WORDS);
+  return res.json();
+}
+
+/** `GET /api/v1/training/samples/mnist` → the labelled-image body (Uint8Array). */
+export async function mnistSamples(split, count, offset = 0) {
+  const res = await request(apiUrl(`training/samples/mnist?split=${split}&offset=${offset}&count=${count}`));
+  if (!res.ok) throw await errorFrom(res, JOB_STATUS_WORDS);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** `POST /api/v1/jobs` with a training-job body → the job's status (id, events_url, model_url, ...). */
+export async function createJob(mediaType, body) {
+  const res = await request(apiUrl('jobs'), { method: 'POST', headers: { 'content-type': mediaType, accept: 'application/json' }, body });
+  if (!res.ok) throw await errorFrom(res, JOB_STATUS_WORDS);
+  return res.json();
+}
+
+/** `GET` a job's encrypted model (its `model_url`) → Uint8Array. The server deletes the job afterwards. */
+export async function jobModel(modelPath) {
+  const res = await request(serverUrl(modelPath));
+  if (!res.ok) throw await errorFrom(res, JOB_STATUS_WORDS);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** `DELETE /api/v1/jobs/{id}`: cancels a queued or running job, or deletes a finished one. */
+export async function deleteJob(id) {
+  const res = await request(apiUrl(`jobs/${encodeURIComponent(id)}`), { method: 'DELETE' });
+  if (!res.ok && res.status !== 404) throw await errorFrom(res, JOB_STATUS_WORDS);
 }

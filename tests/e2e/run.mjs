@@ -2,7 +2,8 @@
 // playwright-core. Run from the repo root after scripts/build-web.sh:   node tests/e2e/run.mjs [filter]
 //
 // What it does: builds target/release/more-server if missing (cargo build --release -p more-server), starts
-// it on a free 127.0.0.1 port with `--models models --web . --samples ../shared/data/angio/samples`, waits
+// it on a free 127.0.0.1 port with `--models models --web . --samples ../shared/data/angio/samples
+// --training-data ../shared/data --jobs-dir <a fresh temporary directory>`, waits
 // for /api/v1/health, launches Chromium (headless), runs every tests/e2e/*.test.mjs (sorted by name;
 // an optional command-line filter keeps files whose name contains it), prints "N passed, M failed"
 // (and skipped), stops the server and exits 1 on any failure.
@@ -33,6 +34,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -79,7 +81,8 @@ async function startServer() {
     throw new Error('web/pkg is missing: run scripts/build-web.sh first');
   }
   const port = await freePort();
-  const args = ['--addr', `127.0.0.1:${port}`, '--models', 'models', '--web', '.', '--samples', path.join(dataDir, 'angio/samples')];
+  const args = ['--addr', `127.0.0.1:${port}`, '--models', 'models', '--web', '.', '--samples', path.join(dataDir, 'angio/samples'),
+    '--training-data', dataDir, '--jobs-dir', fs.mkdtempSync(path.join(os.tmpdir(), 'more-e2e-jobs-'))];
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', MORE_TEACHER_TOKEN: TEACHER_TOKEN };
   const proc = spawn(bin, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env });
   const log = [];

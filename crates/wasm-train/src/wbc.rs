@@ -51,8 +51,7 @@ impl WbcData {
 
     /// The held-out rows' error table, as JSON.
     pub fn errors_value(&self, model: &TrainedModel) -> Result<serde_json::Value, Fault> {
-        let x: Vec<f32> = self.scaling.inputs(&self.test);
-        let y = model.outputs(&x)?;
+        let y = model.outputs(&self.held_out_inputs())?;
         let pred = self.scaling.outputs(y.as_slice().ok_or_else(|| Fault("non-contiguous output".into()))?);
         let t = errors(&pred, &self.test.outputs);
         let mre = t.mean_rel.iter().sum::<f64>() / N_OUTPUTS as f64;
@@ -128,6 +127,12 @@ impl WbcData {
     #[wasm_bindgen(js_name = trainTargets)]
     pub fn train_targets(&self) -> Vec<f32> {
         self.scaling.targets(&self.train)
+    }
+
+    /// Standardised held-out inputs, row-major `[held-out rows, 7]`.
+    #[wasm_bindgen(js_name = heldOutInputs)]
+    pub fn held_out_inputs(&self) -> Vec<f32> {
+        self.scaling.inputs(&self.test)
     }
 
     /// Errors of `model` on the held-out patients, in physical units, as JSON: `names`, `units`, `n`,
