@@ -1,6 +1,7 @@
 // Every page passes axe-core's WCAG 2.1 A/AA rules with zero violations, once its content has rendered:
 // the main page (models listed), the walkthrough (steps ready), the whole-body-circulation page and the
-// lesson (its first step open, and every step's hint and solution shown).
+// lesson (its first step open, and every step's hint and solution shown), the training page (ready; its
+// results are checked after a run in train.test.mjs).
 
 import { checkAxe } from './axe.mjs';
 
@@ -9,6 +10,7 @@ const PAGES = [
   { label: 'walkthrough', url: 'web/walkthrough.html', ready: () => !!window.walkthrough },
   { label: 'wbc', url: 'web/wbc.html', ready: () => document.readyState === 'complete' },
   { label: 'learn', url: 'web/learn.html', ready: () => !!(window.lesson && window.lesson.ready) },
+  { label: 'train', url: 'web/train.html', ready: () => /^(Ready|This server)/.test(document.getElementById('train-status').textContent) },
 ];
 
 export default PAGES.map((p) => ({

@@ -5,6 +5,8 @@
 // (relative) of the plaintext model's, their predictions within 1e-2 (standardised units); for digits, test
 // accuracies within 5 points and the same answer on at least 90% of the test digits.
 
+import { checkAxe } from './axe.mjs';
+
 const result = (page) => page.evaluate(() => ({ ...document.getElementById('train-result').dataset }));
 
 async function open(ctx) {
@@ -61,6 +63,7 @@ export default [
       ctx.figure('train_wbc80_plain_mre', plain);
       ctx.figure('train_wbc80_ms_to_model', Number(r.toModelMs));
       await ctx.screenshot(page, 'train-wbc');
+      await checkAxe(ctx, page, 'train (results shown)');
       ctx.assert(page.errors.length === 0, `page errors: ${page.errors.join('; ')}`);
     },
   },
