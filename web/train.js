@@ -372,7 +372,7 @@ async function train() {
   $('result-table').tBodies[0].textContent = '';
   $('result-summary').textContent = 'Training…';
   $('readout-summary').textContent = 'Runs when the model arrives.';
-  for (const k of Object.keys($('train-result').dataset)) delete $('train-result').dataset[k];
+  for (const k of Object.keys($('train-result').dataset)) if (k !== 'simulateMs') delete $('train-result').dataset[k];
 
   let inputs; let targets; let rows;
   if (state.task === 'wbc') {
