@@ -358,6 +358,15 @@ function showReadout(encrypted, decrypted) {
   readout.free();
 }
 
+/** A link to save the decrypted model as a model file (it can be loaded by the `more` command). */
+function offerDownload(model, network) {
+  const link = $('model-download');
+  if (link.href) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(new Blob([model.toBytes()], { type: 'application/octet-stream' }));
+  link.download = `${network}-trained-encrypted.morenn`;
+  link.hidden = false;
+}
+
 async function train() {
   $('train-error').hidden = true;
   let request;
@@ -372,6 +381,7 @@ async function train() {
   $('result-table').tBodies[0].textContent = '';
   $('result-summary').textContent = 'Training…';
   $('readout-summary').textContent = 'Runs when the model arrives.';
+  $('model-download').hidden = true;
   for (const k of Object.keys($('train-result').dataset)) if (k !== 'simulateMs') delete $('train-result').dataset[k];
 
   let inputs; let targets; let rows;
@@ -388,6 +398,12 @@ async function train() {
     await new Promise((r) => setTimeout(r, 0));
     const body = owner.jobBody(JSON.stringify(request), inputs, targets);
     const encryptMs = performance.now() - t0;
+    const maxUpload = state.info.limits && state.info.limits.max_upload_bytes;
+    if (maxUpload && body.length > maxUpload) {
+      const fits = Math.floor(rows * (maxUpload / body.length));
+      throw new Error(`The encrypted data set is ${kb(body.length)}; this server accepts at most ${kb(maxUpload)} `
+        + `per job. Use at most about ${fits.toLocaleString()} rows.`);
+    }
     $('encrypt-info').textContent = `${rows.toLocaleString()} rows encrypted in ${secs(encryptMs)} under a fresh key `
       + `(condition number ${owner.conditionNumber().toFixed(2)}; it stays in this page): ${kb(body.length)} to upload.`;
     const epochs = request.epochs;
@@ -445,6 +461,7 @@ async function train() {
       epochs, rows, uploadBytes: body.length, modelBytes: encrypted.length, encryptMs: encryptMs.toFixed(0),
       uploadMs: uploadMs.toFixed(0), toModelMs: toModelMs.toFixed(0), serverEpochS: serverS, pageEpochS: pageS,
     });
+    offerDownload(decrypted, request.network);
     showReadout(encrypted, decrypted);
     decrypted.free();
     plain.free();

@@ -81,8 +81,9 @@ async function startServer() {
     throw new Error('web/pkg is missing: run scripts/build-web.sh first');
   }
   const port = await freePort();
+  const jobsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'more-e2e-jobs-'));
   const args = ['--addr', `127.0.0.1:${port}`, '--models', 'models', '--web', '.', '--samples', path.join(dataDir, 'angio/samples'),
-    '--training-data', dataDir, '--jobs-dir', fs.mkdtempSync(path.join(os.tmpdir(), 'more-e2e-jobs-'))];
+    '--training-data', dataDir, '--jobs-dir', jobsDir];
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', MORE_TEACHER_TOKEN: TEACHER_TOKEN };
   const proc = spawn(bin, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env });
   const log = [];
@@ -102,7 +103,7 @@ async function startServer() {
     if (Date.now() > deadline) throw new Error(`the server did not answer /api/v1/health within 30 s:\n${log.join('')}`);
     await sleep(100);
   }
-  return { proc, baseUrl, log, exited: () => exited };
+  return { proc, baseUrl, log, jobsDir, exited: () => exited };
 }
 
 async function main() {
@@ -193,6 +194,7 @@ async function main() {
     await browser.close().catch(() => {});
     server.proc.kill('SIGTERM');
     await new Promise((r) => { if (server.exited()) r(); else server.proc.once('exit', r); setTimeout(r, 5000); });
+    fs.rmSync(server.jobsDir, { recursive: true, force: true });
   }
   if (Object.keys(figures).length) {
     fs.writeFileSync(path.join(shotDir, 'figures.json'), JSON.stringify(figures, null, 2) + '\n');

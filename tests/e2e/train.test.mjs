@@ -5,6 +5,8 @@
 // (relative) of the plaintext model's, their predictions within 1e-2 (standardised units); for digits, test
 // accuracies within 5 points and the same answer on at least 90% of the test digits.
 
+import fs from 'node:fs/promises';
+
 import { checkAxe } from './axe.mjs';
 
 const result = (page) => page.evaluate(() => ({ ...document.getElementById('train-result').dataset }));
@@ -62,6 +64,11 @@ export default [
       ctx.figure('train_wbc80_encrypted_mre', enc);
       ctx.figure('train_wbc80_plain_mre', plain);
       ctx.figure('train_wbc80_ms_to_model', Number(r.toModelMs));
+      // The decrypted model can be saved as a model file.
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#model-download')]);
+      const saved = await fs.readFile(await download.path());
+      ctx.assert(saved.subarray(0, 8).toString() === 'MORENN01' && download.suggestedFilename() === 'wbc-mlp-trained-encrypted.morenn',
+        `saved ${download.suggestedFilename()}: ${saved.subarray(0, 8)}`);
       await ctx.screenshot(page, 'train-wbc');
       await checkAxe(ctx, page, 'train (results shown)');
       ctx.assert(page.errors.length === 0, `page errors: ${page.errors.join('; ')}`);
