@@ -29,6 +29,7 @@ use more_bfv::wire::{MAX_CIPHERTEXT_BYTES, MAX_KEYS_BYTES};
 use more_bfv::{BfvError, BfvModel, EvalKeys, Evaluator};
 use tokio::sync::Semaphore;
 
+use crate::budget::Reservation;
 use crate::{ApiError, AppState};
 
 /// Media type of key and ciphertext messages.
@@ -46,6 +47,19 @@ pub struct BfvLimits {
     /// Key parses and evaluations running at once (each uses one blocking thread).
     pub workers: usize,
 }
+
+/// What one model is taken to keep resident where the resident set cannot be read (not Linux); 57 MB was
+/// measured for `mnist-bfv-square` on Linux.
+pub const UNMEASURED_MODEL_BYTES: usize = 64 << 20;
+
+/// Bytes an inference request holds per body byte: the body and its ciphertexts decoded (polynomials in
+/// NTT form take about three times their wire size).
+pub const INFER_MEMORY_PER_BYTE: usize = 4;
+
+/// Bytes one BFV evaluation holds besides its decoded inputs: the convolution's sum and rotations, the
+/// square before relinearisation (three polynomials), the dense rounds' products and rotations and the
+/// encoded answer — about 12 MiB at N = 8192 with five moduli, counted twice.
+pub const EVALUATION_BYTES: usize = 24 << 20;
 
 /// Bytes of memory a parsed key takes per uploaded byte (polynomials in NTT form, 8 bytes per coefficient
 /// and modulus, and the seeded halves expanded).
@@ -71,6 +85,7 @@ struct StoredKeys {
 /// The BFV models and the key store.
 pub struct BfvService {
     models: Vec<(BfvModel, Arc<Evaluator>)>,
+    resident: usize,
     keys: Mutex<HashMap<String, StoredKeys>>,
     limits: BfvLimits,
     workers: Arc<Semaphore>,
@@ -85,6 +100,8 @@ impl std::fmt::Debug for BfvService {
 impl BfvService {
     /// Serves these models.
     pub fn new(models: Vec<BfvModel>, limits: BfvLimits) -> Result<BfvService, BfvError> {
+        let before = crate::metrics::process_memory().map(|(rss, _)| rss);
+        let count = models.len();
         let models = models
             .into_iter()
             .map(|m| {
@@ -92,8 +109,17 @@ impl BfvService {
                 Ok((m, Arc::new(ev)))
             })
             .collect::<Result<_, BfvError>>()?;
+        // What the models keep resident (fhe.rs's parameter tables and the encoded weights), measured as the
+        // growth of the resident set while they are built.
+        let after = crate::metrics::process_memory().map(|(rss, _)| rss);
+        let resident = match (before, after) {
+            _ if count == 0 => 0,
+            (Some(b), Some(a)) => a.saturating_sub(b),
+            _ => UNMEASURED_MODEL_BYTES * count,
+        };
         Ok(BfvService {
             models,
+            resident,
             keys: Mutex::new(HashMap::new()),
             limits,
             workers: Arc::new(Semaphore::new(limits.workers.max(1))),
@@ -112,6 +138,12 @@ impl BfvService {
             }
         }
         BfvService::new(models, limits)
+    }
+
+    /// Memory the service may hold outside the request budget: what its models keep resident and the key
+    /// store's cap ([`BfvLimits::key_memory`]). Evaluations and uploads reserve from the request budget.
+    pub fn memory_bound(&self) -> usize {
+        if self.models.is_empty() { 0 } else { self.resident.saturating_add(self.limits.key_memory) }
     }
 
     /// The models served.
@@ -191,18 +223,33 @@ fn octet_stream(headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// Reads a body of at most `limit` bytes (refused upfront when the announced length is larger).
-async fn read_body(s: &AppState, headers: &HeaderMap, body: Body, limit: usize) -> Result<axum::body::Bytes, ApiError> {
+/// Reads a body of at most `limit` bytes after reserving, from the server's memory budget,
+/// `per_byte` times its announced size (or `limit`) plus `extra` bytes: the memory the request holds until
+/// it is answered. Not enough budget is a 503 `overloaded`, as for MORE inference.
+async fn read_body(
+    s: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    per_byte: usize,
+    extra: usize,
+) -> Result<(axum::body::Bytes, Reservation), ApiError> {
     let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if let Some(len) = announced
         && len > limit as u64
     {
         return Err(ApiError::too_large(len, limit));
     }
+    let size = announced.map_or(limit, |l| l as usize);
+    let reserve = size.saturating_mul(per_byte).saturating_add(extra);
+    let Some(reservation) = s.budget().try_reserve(reserve) else {
+        return Err(ApiError::unavailable("overloaded", "the server's memory budget is in use; retry shortly"));
+    };
     let read = axum::body::to_bytes(body, limit);
     match tokio::time::timeout(s.inner.limits.request_timeout, read).await {
         Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request body took too long")),
         Ok(Err(_)) => Err(ApiError::too_large(announced.unwrap_or(limit as u64 + 1), limit)),
-        Ok(Ok(b)) => Ok(b),
+        Ok(Ok(b)) => Ok((b, reservation)),
     }
 }
 
@@ -230,7 +277,8 @@ async fn upload_keys(State(s): State<AppState>, headers: HeaderMap, body: Body) 
     let svc = service(&s)?.clone();
     octet_stream(&headers)?;
     let limit = svc.limits.max_key_bytes;
-    let body = read_body(&s, &headers, body, limit).await?;
+    // The body and the parsed keys (until they join the key store, which has its own cap).
+    let (body, _memory) = read_body(&s, &headers, body, limit, 1 + KEY_MEMORY_PER_BYTE, 0).await?;
     let bytes = body.len();
     // Reserve room before parsing, so a flood of uploads cannot hold more than the budget.
     {
@@ -290,7 +338,7 @@ async fn infer(
     };
     octet_stream(&headers)?;
     let limit = INPUT_CIPHERTEXTS * (MAX_CIPHERTEXT_BYTES + 4) + 64;
-    let body = read_body(&s, &headers, body, limit).await?;
+    let (body, _memory) = read_body(&s, &headers, body, limit, INFER_MEMORY_PER_BYTE, EVALUATION_BYTES).await?;
     let t0 = Instant::now();
     let out = on_worker(&svc, move || {
         let cts = more_bfv::wire::decode_ciphertexts(&body, INPUT_CIPHERTEXTS, INPUT_LEVEL)?;

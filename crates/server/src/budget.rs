@@ -177,6 +177,12 @@ pub struct Bound {
     pub budget: usize,
     /// Sample training data held for the page (0 when none is offered).
     pub data: usize,
+    /// BFV: what its models keep resident and the key store's cap (0 without BFV models); its uploads and
+    /// evaluations reserve from `budget`.
+    pub bfv: usize,
+    /// Training jobs: uploads being read and checked (each up to three times the upload limit) and the one
+    /// job training (its memory limit plus its data read back), 0 with training off.
+    pub training: usize,
 }
 
 impl Bound {
@@ -198,6 +204,8 @@ impl Bound {
             connections: max_connections.saturating_mul(PER_CONNECTION_BYTES),
             budget,
             data: 0,
+            bfv: 0,
+            training: 0,
         }
     }
 
@@ -209,6 +217,14 @@ impl Bound {
             .saturating_add(self.connections)
             .saturating_add(self.budget)
             .saturating_add(self.data)
+            .saturating_add(self.bfv)
+            .saturating_add(self.training)
+    }
+
+    /// The same bound with the parts set outside [`Bound::new`] (sample data, BFV, training) taken from
+    /// `other`.
+    pub fn with_extras_of(self, other: &Bound) -> Bound {
+        Bound { data: other.data, bfv: other.bfv, training: other.training, ..self }
     }
 }
 
@@ -225,8 +241,10 @@ impl std::fmt::Display for Bound {
             mib(self.connections),
             mib(self.budget)
         )?;
-        if self.data > 0 {
-            write!(f, " + sample data {:.1}", mib(self.data))?;
+        for (name, bytes) in [("sample data", self.data), ("bfv", self.bfv), ("training", self.training)] {
+            if bytes > 0 {
+                write!(f, " + {name} {:.1}", mib(bytes))?;
+            }
         }
         Ok(())
     }
@@ -280,12 +298,17 @@ mod tests {
 
     #[test]
     fn bound_adds_its_parts() {
-        let b = Bound { models: 1, runtime: 2, threads: 3, connections: 4, budget: 5, data: 0 };
+        let b = Bound { models: 1, runtime: 2, threads: 3, connections: 4, budget: 5, data: 0, bfv: 0, training: 0 };
         assert_eq!(b.total(), 15);
         assert!(b.to_string().starts_with("0.0 MiB = models"));
         assert!(!b.to_string().contains("sample data"));
         let with_data = Bound { data: 3 << 20, ..b };
         assert_eq!(with_data.total(), 15 + (3 << 20));
         assert!(with_data.to_string().ends_with("+ sample data 3.0"), "{with_data}");
+        let all = Bound { bfv: 1 << 20, training: 2 << 20, ..with_data };
+        assert_eq!(all.total(), 15 + (6 << 20));
+        assert!(all.to_string().ends_with("+ sample data 3.0 + bfv 1.0 + training 2.0"), "{all}");
+        let renewed = Bound::new(std::iter::empty(), 1, 1, 5).with_extras_of(&all);
+        assert_eq!((renewed.data, renewed.bfv, renewed.training), (3 << 20, 1 << 20, 2 << 20));
     }
 }

@@ -177,14 +177,13 @@ impl AppState {
     /// `max_connections` open connections.
     pub fn with_bound_for(mut self, runtime_threads: usize, max_connections: usize) -> Self {
         let inner = Arc::get_mut(&mut self.inner).expect("configure before use");
-        let data = inner.bound.data;
         inner.bound = Bound::new(
             inner.registry.iter().map(|m| &**m),
             inner.engine.config().workers + runtime_threads,
             max_connections,
             inner.budget.total(),
-        );
-        inner.bound.data = data;
+        )
+        .with_extras_of(&inner.bound);
         self
     }
 
@@ -240,7 +239,9 @@ impl AppState {
 
     /// Also serve BFV models (keys upload and BFV inference).
     pub fn with_bfv(mut self, service: bfv::BfvService) -> Self {
-        Arc::get_mut(&mut self.inner).expect("configure before use").bfv = Some(Arc::new(service));
+        let inner = Arc::get_mut(&mut self.inner).expect("configure before use");
+        inner.bound.bfv = service.memory_bound();
+        inner.bfv = Some(Arc::new(service));
         self
     }
 
@@ -251,7 +252,9 @@ impl AppState {
 
     /// Also run training jobs (without this, the job routes answer 404 `training_disabled`).
     pub fn with_jobs(mut self, jobs: Arc<jobs::Jobs>) -> Self {
-        Arc::get_mut(&mut self.inner).expect("configure before use").jobs = Some(jobs);
+        let inner = Arc::get_mut(&mut self.inner).expect("configure before use");
+        inner.bound.training = jobs.memory_bound();
+        inner.jobs = Some(jobs);
         self
     }
 

@@ -67,6 +67,10 @@ struct Args {
     /// characters). Without it the server draws one from the OS CSPRNG and prints it at start.
     #[arg(long, env = "MORE_TEACHER_TOKEN", hide_env_values = true)]
     teacher_token: Option<String>,
+    /// Memory the stored BFV evaluation keys may take together, MiB (part of the memory bound when a BFV
+    /// model is loaded); a full key store answers 503.
+    #[arg(long, default_value_t = 256)]
+    bfv_key_memory_mb: usize,
     /// Class challenges held at once.
     #[arg(long, default_value_t = 100)]
     max_challenges: usize,
@@ -183,7 +187,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         tracing::warn!(dir = %args.web.display(), "no index.html there: serving the API only");
     }
-    let bfv = more_server::bfv::BfvService::load_dir(&args.models, Default::default()).context("loading BFV models")?;
+    let bfv_limits =
+        more_server::bfv::BfvLimits { key_memory: args.bfv_key_memory_mb << 20, ..Default::default() };
+    let bfv = more_server::bfv::BfvService::load_dir(&args.models, bfv_limits).context("loading BFV models")?;
     for m in bfv.models() {
         tracing::info!(id = %m.id, scheme = "bfv", "model loaded");
     }

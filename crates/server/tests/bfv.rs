@@ -25,13 +25,19 @@ fn model_path() -> PathBuf {
 }
 
 async fn serve(limits: BfvLimits) -> SocketAddr {
+    serve_with(limits, Limits::default()).await
+}
+
+async fn serve_with(limits: BfvLimits, requests: Limits) -> SocketAddr {
     let model = BfvModel::load(model_path()).unwrap();
     let service = BfvService::new(vec![model], limits).unwrap();
     let state = common::state_with(
         EngineConfig { workers: 1, queue: 8, max_batch_samples: 4, ..EngineConfig::default() },
-        Limits::default(),
+        requests,
     )
     .with_bfv(service);
+    // The key store's cap and the models' resident memory are part of the printed bound.
+    assert!(state.memory_bound().bfv >= limits.key_memory, "{}", state.memory_bound());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
@@ -109,6 +115,25 @@ async fn key_store_limits_size_ttl_and_memory() {
     let r = request(addr, "POST", &infer_path(&first), Some(OCTETS), &input, None).await;
     assert_eq!(r.status, 404, "expired keys are gone");
     assert_eq!(upload(addr, &keys).await.status, 201, "expired keys free their memory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_and_evaluations_reserve_from_the_memory_budget() {
+    let (_, keys, _, input) = client_case(3);
+    // A budget of 16 MiB: a key upload reserves 4x its size (31 MB here), an evaluation 4x its body
+    // plus 24 MiB of workspace; neither fits, and both are refused before the body is read.
+    let addr = serve_with(BfvLimits::default(), Limits { memory_budget: 16 << 20, ..Limits::default() }).await;
+    let r = upload(addr, &keys).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (503, Some("overloaded")), "{}", r.head);
+    let r = request(addr, "POST", &infer_path("00"), Some(OCTETS), &input, None).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (404, Some("unknown_key")), "the key is checked first");
+    // With room for both, the same requests go through.
+    let addr = serve_with(BfvLimits::default(), Limits { memory_budget: 64 << 20, ..Limits::default() }).await;
+    let r = upload(addr, &keys).await;
+    assert_eq!(r.status, 201, "{}", r.head);
+    let key_id = json(&r)["key_id"].as_str().unwrap().to_string();
+    let r = request(addr, "POST", &infer_path(&key_id), Some(OCTETS), &input, None).await;
+    assert_eq!(r.status, 200, "{}", r.head);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -195,6 +195,14 @@ pub struct Jobs {
 pub const CONCURRENT_UPLOADS: usize = 2;
 
 impl Jobs {
+    /// Memory training may hold at most: [`CONCURRENT_UPLOADS`] uploads being read and checked (the body,
+    /// its decoded planes and their coefficient form: three times the upload limit each) and the job
+    /// training (its memory limit, plus its data read back from disk).
+    pub fn memory_bound(&self) -> usize {
+        let l = self.limits;
+        (3 * CONCURRENT_UPLOADS + 1).saturating_mul(l.max_upload_bytes).saturating_add(l.max_memory_bytes)
+    }
+
     /// Opens `dir` (created if missing), takes up the jobs found there and starts the training thread and
     /// the sweeper of expired jobs.
     pub fn open(dir: &Path, limits: TrainingLimits) -> std::io::Result<Arc<Jobs>> {
