@@ -29,6 +29,7 @@ pub mod function;
 pub mod key;
 pub mod mat2;
 pub mod real;
+pub mod reference;
 pub mod spectral;
 pub mod tensor;
 

@@ -8,6 +8,7 @@
 //! basis is computed from ciphertexts alone.
 
 use more_core::mat2::Mat2;
+use more_core::reference::{largest_traceless, unit_traceless};
 use more_core::{EncryptedTensor, Real};
 use serde::{Deserialize, Serialize};
 
@@ -30,12 +31,8 @@ impl Basis {
     /// A basis from a reference matrix: takes its traceless part and normalises it. Fails when the
     /// matrix has no two distinct real eigenvalues.
     pub fn from_matrix(c: Mat2) -> Result<Self> {
-        let t = (c[0][0] - c[1][1]) / 2.0;
-        let norm = (2.0 * t * t + c[0][1] * c[0][1] + c[1][0] * c[1][0]).sqrt();
-        if !(norm.is_finite() && norm > 0.0) {
-            return Err(Error::NoReference("the reference is a multiple of the identity".into()));
-        }
-        let mut xhat = [[t / norm, c[0][1] / norm], [c[1][0] / norm, -t / norm]];
+        let (mut xhat, q) = unit_traceless(c)
+            .ok_or_else(|| Error::NoReference("the reference is a multiple of the identity".into()))?;
         // A sign convention, so that one key and one data set give one basis up to rounding.
         let lead = if xhat[0][0].abs() >= xhat[0][1].abs().max(xhat[1][0].abs()) {
             xhat[0][0]
@@ -47,29 +44,22 @@ impl Basis {
         if lead < 0.0 {
             xhat = [[-xhat[0][0], -xhat[0][1]], [-xhat[1][0], -xhat[1][1]]];
         }
-        let q = xhat[0][0] * xhat[0][0] + xhat[0][1] * xhat[1][0];
         if !(q.is_finite() && q > 1e-12) {
             return Err(Error::NoReference(format!("the reference has no two distinct real eigenvalues (q = {q:e})")));
         }
         Ok(Self { xhat, q })
     }
 
-    /// Chooses the reference key-free from ciphertexts: among the first [`REFERENCE_SAMPLE`] elements,
-    /// the one whose traceless part is largest (the largest `|m − r|`, so the least relative rounding).
+    /// Chooses the reference key-free from ciphertexts (`more_core::reference`): among the first
+    /// [`REFERENCE_SAMPLE`] elements, the one whose traceless part is largest.
     pub fn from_ciphertexts<F: Real>(c: &EncryptedTensor<F>) -> Result<Self> {
-        let [p0, p1, p2, p3] = c.plane_slices();
         let n = c.len().min(REFERENCE_SAMPLE);
-        let mut best = (0.0f64, 0usize);
-        for i in 0..n {
-            let t = (p0[i].as_f64() - p3[i].as_f64()) / 2.0;
-            let s = 2.0 * t * t + p1[i].as_f64().powi(2) + p2[i].as_f64().powi(2);
-            if s > best.0 {
-                best = (s, i);
-            }
-        }
-        let i = best.1;
-        let m = [[p0[i].as_f64(), p1[i].as_f64()], [p2[i].as_f64(), p3[i].as_f64()]];
-        Self::from_matrix(m)
+        let planes = c.plane_slices().map(|p| &p[..n]);
+        let pick = largest_traceless(planes)
+            .ok_or_else(|| Error::NoReference("a ciphertext holds a non-finite value".into()))?;
+        let i = pick.index;
+        let [p0, p1, p2, p3] = planes;
+        Self::from_matrix([[p0[i].as_f64(), p1[i].as_f64()], [p2[i].as_f64(), p3[i].as_f64()]])
     }
 
     /// `√q`: the eigenvalues of `X̂` are `±√q`. Computing it uses the 2x2 structure.

@@ -25,6 +25,7 @@
 use std::ops::Range;
 
 use more_core::EncryptedTensor;
+use more_core::reference::{largest_traceless, unit_traceless};
 
 use crate::error::{Error, Result};
 
@@ -91,36 +92,20 @@ pub fn to_coefficients(x: &EncryptedTensor<f32>, samples: Range<usize>) -> Resul
 
 /// The reference `J` of one sample, from the element with the largest traceless part, and the squared
 /// Frobenius norm of its largest element.
-fn sample_reference([p0, p1, p2, p3]: [&[f32]; 4]) -> Result<(Reference, f64)> {
-    let mut best = (0.0f64, 0usize);
-    let mut largest = 0.0f64;
-    for i in 0..p0.len() {
-        let (a, b, c, d) = (f64::from(p0[i]), f64::from(p1[i]), f64::from(p2[i]), f64::from(p3[i]));
-        let norm2 = a * a + b * b + c * c + d * d;
-        if !norm2.is_finite() {
-            return Err(Error::NonFinite("encrypted input"));
-        }
-        let t = 0.5 * (a - d);
-        let traceless2 = 2.0 * t * t + b * b + c * c;
-        largest = largest.max(norm2);
-        if traceless2 > best.0 {
-            best = (traceless2, i);
-        }
+fn sample_reference(planes: [&[f32]; 4]) -> Result<(Reference, f64)> {
+    let pick = largest_traceless(planes).ok_or(Error::NonFinite("encrypted input"))?;
+    if pick.traceless2 <= SCALAR_TOLERANCE * SCALAR_TOLERANCE * pick.largest2 {
+        return Ok((Reference::DIAGONAL, pick.largest2));
     }
-    if best.0 <= SCALAR_TOLERANCE * SCALAR_TOLERANCE * largest {
-        return Ok((Reference::DIAGONAL, largest));
-    }
-    let i = best.1;
-    let norm = best.0.sqrt();
-    let x00 = 0.5 * (f64::from(p0[i]) - f64::from(p3[i])) / norm;
-    let x01 = f64::from(p1[i]) / norm;
-    let x10 = f64::from(p2[i]) / norm;
-    let q = x00 * x00 + x01 * x10;
+    let i = pick.index;
+    let c = [[f64::from(planes[0][i]), f64::from(planes[1][i])], [f64::from(planes[2][i]), f64::from(planes[3][i])]];
+    let (x, q) = unit_traceless(c).ok_or(Error::NotACiphertext("the coefficient form's reference element"))?;
     if q.is_nan() || q < MIN_REFERENCE_Q {
         return Err(Error::NotACiphertext("the coefficient form's reference element"));
     }
     let root = q.sqrt();
-    Ok((Reference { j00: (x00 / root) as f32, j01: (x01 / root) as f32, j10: (x10 / root) as f32 }, largest))
+    let j = Reference { j00: (x[0][0] / root) as f32, j01: (x[0][1] / root) as f32, j10: (x[1][0] / root) as f32 };
+    Ok((j, pick.largest2))
 }
 
 /// `α = tr(C)/2` and `β` the projection of the traceless part on `J`, checking the residual against

@@ -187,8 +187,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         tracing::warn!(dir = %args.web.display(), "no index.html there: serving the API only");
     }
-    let bfv_limits =
-        more_server::bfv::BfvLimits { key_memory: args.bfv_key_memory_mb << 20, ..Default::default() };
+    let bfv_limits = more_server::bfv::BfvLimits { key_memory: args.bfv_key_memory_mb << 20, ..Default::default() };
     let bfv = more_server::bfv::BfvService::load_dir(&args.models, bfv_limits).context("loading BFV models")?;
     for m in bfv.models() {
         tracing::info!(id = %m.id, scheme = "bfv", "model loaded");
