@@ -24,8 +24,9 @@ pub struct StudyArgs {
     /// and report means, standard deviations, paired differences and a verdict.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
-    /// Keep (or continue) the study's runs in this directory: finished runs are skipped. Without it a new
-    /// directory `study-TASK-<unix time>` is made.
+    /// Keep (or continue) the study's runs in this directory: finished runs are skipped, and `--runs` or
+    /// `--drift-kappas` may change (the other settings may not). Without it a new directory
+    /// `study-TASK-<unix time>` is made.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// Also run the comparison at the first seed under keys with these condition numbers (comma-separated,
@@ -219,6 +220,26 @@ pub struct StudyReport {
     pub run_details: Vec<RunSummary>,
 }
 
+/// The command-line arguments a study must keep when it is resumed: all but where and how it reports and
+/// how many runs it makes (`--runs` and `--drift-kappas` may grow or shrink a study; every run keeps its
+/// own seed and key condition, so the runs already finished stay valid).
+pub fn settings_of(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut args = args.into_iter();
+    let mut out = Vec::new();
+    while let Some(a) = args.next() {
+        match a.split('=').next().unwrap_or("") {
+            "--resume" | "--svg" | "--report" | "--runs" | "--drift-kappas" => {
+                if !a.contains('=') {
+                    args.next();
+                }
+            }
+            "--json" | "--quiet" => {}
+            _ => out.push(a),
+        }
+    }
+    out
+}
+
 /// The study's bookkeeping file, checked when resuming.
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq)]
 struct Plan {
@@ -259,7 +280,9 @@ pub fn run(
     let plan_path = dir.join("study.json");
     if plan_path.exists() {
         let text = std::fs::read_to_string(&plan_path).with_context(|| format!("reading {}", plan_path.display()))?;
-        let old: Plan = serde_json::from_str(&text).with_context(|| format!("parsing {}", plan_path.display()))?;
+        let mut old: Plan = serde_json::from_str(&text).with_context(|| format!("parsing {}", plan_path.display()))?;
+        // Studies written before run counts could change kept them among the settings.
+        old.settings = settings_of(old.settings);
         if old != plan {
             bail!(
                 "{} holds a study with other settings ({} seed {} {:?}); resume it with the same arguments or \
@@ -618,6 +641,16 @@ pub fn svg(r: &StudyReport) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn reporting_and_run_counts_may_change_on_resume() {
+        let args = |s: &str| super::settings_of(s.split_whitespace().map(String::from));
+        let base = args("wbc --epochs 20 --seed 3");
+        assert_eq!(base, ["wbc", "--epochs", "20", "--seed", "3"]);
+        assert_eq!(args("wbc --runs 2 --epochs 20 --resume d --json --seed 3 --svg x.svg"), base);
+        assert_eq!(args("wbc --runs=5 --epochs 20 --drift-kappas 1.05,4 --seed 3 --quiet"), base);
+        assert_ne!(args("wbc --epochs 21 --seed 3"), base);
+    }
+
     use super::*;
 
     fn fake_run(req: &RunRequest, plain: f64, enc: f64) -> Result<()> {
@@ -683,6 +716,16 @@ mod tests {
         // Other settings in the same directory are refused.
         let e = run("mnist", 7, &args, vec!["--epochs".into(), "3".into()], |req| fake_run(req, 0.9, 0.9));
         assert!(e.unwrap_err().to_string().contains("other settings"));
+        // More runs are not other settings: only the new run trains.
+        let more = StudyArgs { runs: 4, ..args.clone() };
+        let mut trained = Vec::new();
+        let report = run("mnist", 7, &more, vec!["--epochs".into(), "2".into()], |req| {
+            trained.push(req.seed);
+            fake_run(req, 0.99, 0.985)
+        })
+        .unwrap();
+        assert_eq!(trained, vec![10]);
+        assert_eq!(report.metrics[0].encrypted_values.len(), 4);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

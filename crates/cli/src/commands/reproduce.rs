@@ -63,20 +63,7 @@ fn study(task: TaskRef, options: &ReproduceOptions, hyper: &Hyper) -> Result<()>
     Ok(())
 }
 
-/// The command-line arguments a study must keep when it is resumed: all but where and how it reports.
+/// The command-line arguments a study must keep when it is resumed (`study::settings_of`).
 fn study_settings() -> Vec<String> {
-    let mut out = Vec::new();
-    let mut args = std::env::args().skip(2);
-    while let Some(a) = args.next() {
-        match a.split('=').next().unwrap_or("") {
-            "--resume" | "--svg" | "--report" => {
-                if !a.contains('=') {
-                    args.next();
-                }
-            }
-            "--json" | "--quiet" => {}
-            _ => out.push(a),
-        }
-    }
-    out
+    crate::study::settings_of(std::env::args().skip(2))
 }
