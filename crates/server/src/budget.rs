@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use more_nn::{LayerSpec, Model};
+use more_nn::Model;
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -58,19 +58,9 @@ pub struct ComputeCost {
 }
 
 impl ComputeCost {
-    /// The cost of `model`'s encrypted forward pass, from its layer shapes. The estimate follows the
-    /// arrays each layer keeps alive at once, per plane row, in `f32` elements (indices count as two):
-    ///
-    /// | layer | live elements |
-    /// |---|---|
-    /// | conv2d | input + im2col columns `C·kh·kw·oh·ow` + 3 × output (the product and two layout copies) |
-    /// | avg pool `k` | input + 2·k² × output (index table) + output |
-    /// | max pool `k` | input + 2·k² × output + 3 × output (accumulator, next window, difference) |
-    /// | dense | input + output |
-    /// | activation, flatten | 2 × input (a layout copy) |
-    /// | softmax | input + 5 × output |
-    ///
-    /// plus the output rows the pass collects. Any other layer counts `3 × (input + output)`.
+    /// The cost of `model`'s encrypted forward pass, from its layer shapes: the most elements any layer
+    /// holds at once (`LayerKind::live_elements`, stated by each layer family next to its forward pass),
+    /// plus the output rows the pass collects.
     pub fn of(model: &Model) -> ComputeCost {
         let mut shape = model.input_shape().to_vec();
         let input: usize = shape.iter().product();
@@ -79,21 +69,7 @@ impl ComputeCost {
             // The model checked its layer chain when it was built; a shape error cannot happen here, and
             // counting the input again keeps the estimate conservative if it ever did.
             let out = layer.output_shape(&shape).unwrap_or_else(|_| shape.clone());
-            let i: usize = shape.iter().product();
-            let o: usize = out.iter().product();
-            let live = match layer.spec() {
-                LayerSpec::Conv2d { in_channels, kernel: [kh, kw], .. } => {
-                    let positions: usize = out.iter().skip(1).product();
-                    i + in_channels * kh * kw * positions + 3 * o
-                }
-                LayerSpec::AvgPool { size, .. } => i + (2 * size * size + 1) * o,
-                LayerSpec::MaxPool { size, .. } => i + (2 * size * size + 3) * o,
-                LayerSpec::Dense { .. } => i + o,
-                LayerSpec::Activation { .. } | LayerSpec::Flatten => 2 * i,
-                LayerSpec::Softmax => i + 5 * o,
-                _ => 3 * (i + o),
-            };
-            peak = peak.max(live);
+            peak = peak.max(layer.spec().live_elements(&shape, &out));
             shape = out;
         }
         ComputeCost {
@@ -253,7 +229,7 @@ impl std::fmt::Display for Bound {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use more_nn::{ElementFunction, Layer, Model, ModelMeta};
+    use more_nn::{ElementFunction, Layer, LayerSpec, Model, ModelMeta};
     use ndarray::ArrayD;
 
     #[test]

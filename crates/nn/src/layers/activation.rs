@@ -47,6 +47,11 @@ impl LayerKind for Elementwise {
         Ok(input.to_vec())
     }
 
+    /// Input and a layout copy.
+    fn live_elements(&self, input: &[usize], _output: &[usize]) -> usize {
+        2 * input.iter().product::<usize>()
+    }
+
     fn infer(&self, _params: &[ArrayD<f32>], x: Batch) -> Result<Batch> {
         let f = self.function;
         let encrypted = x.is_encrypted();

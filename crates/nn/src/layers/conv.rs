@@ -115,6 +115,13 @@ impl LayerKind for Conv2d {
         output.iter().product::<usize>() * self.kernel_len()
     }
 
+    /// Input, the im2col columns (`C·kh·kw` per output position) and three times the output (the product
+    /// and two layout copies).
+    fn live_elements(&self, input: &[usize], output: &[usize]) -> usize {
+        let positions: usize = output.iter().skip(1).product();
+        input.iter().product::<usize>() + self.kernel_len() * positions + 3 * output.iter().product::<usize>()
+    }
+
     fn infer(&self, params: &[ArrayD<f32>], x: Batch) -> Result<Batch> {
         let (weight, bias) = (param::<Ix4>(params, 0)?, param::<Ix1>(params, 1)?);
         let x4 = x.data.view().into_dimensionality::<Ix4>().map_err(|_| Error::InvalidModel("conv input".into()))?;

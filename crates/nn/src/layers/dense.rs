@@ -50,6 +50,11 @@ impl LayerKind for Dense {
         self.inputs * self.outputs
     }
 
+    /// Input and output.
+    fn live_elements(&self, input: &[usize], output: &[usize]) -> usize {
+        input.iter().product::<usize>() + output.iter().product::<usize>()
+    }
+
     fn infer(&self, params: &[ArrayD<f32>], x: Batch) -> Result<Batch> {
         let (weight, bias) = (param::<Ix2>(params, 0)?, param::<Ix1>(params, 1)?);
         let rows = x.data.shape()[0];

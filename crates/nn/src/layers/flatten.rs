@@ -23,6 +23,11 @@ impl LayerKind for Flatten {
         Ok(vec![input.iter().product()])
     }
 
+    /// Input and a layout copy.
+    fn live_elements(&self, input: &[usize], _output: &[usize]) -> usize {
+        2 * input.iter().product::<usize>()
+    }
+
     fn infer(&self, _params: &[ArrayD<f32>], x: Batch) -> Result<Batch> {
         let rows = x.data.shape()[0];
         let n = x.data.len() / rows.max(1);

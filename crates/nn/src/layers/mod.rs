@@ -79,6 +79,14 @@ pub trait LayerKind {
         0
     }
 
+    /// Elements (`f32`, index tables counting two) that [`Self::infer`] holds at once per sample and plane
+    /// row — its input, scratch and output — given the per-sample input and output shapes: what the
+    /// server's memory budget reserves for a forward pass. Default: `3 × (input + output)`, generous for a
+    /// layer that states nothing better.
+    fn live_elements(&self, input: &[usize], output: &[usize]) -> usize {
+        3 * (input.iter().product::<usize>() + output.iter().product::<usize>())
+    }
+
     /// Inference on a batch (plaintext rows or stacked ciphertext planes) with the parameters in
     /// [`Self::param_shapes`] order. The caller has checked the shape with [`Self::output_shape`].
     fn infer(&self, params: &[ArrayD<f32>], x: Batch) -> Result<Batch>;
@@ -203,6 +211,11 @@ impl LayerSpec {
     /// Checks the hyper-parameters.
     pub fn validate(&self) -> Result<()> {
         with_kind!(self, k => k.validate())
+    }
+
+    /// Elements the inference pass holds at once per sample and plane row ([`LayerKind::live_elements`]).
+    pub fn live_elements(&self, input: &[usize], output: &[usize]) -> usize {
+        with_kind!(self, k => k.live_elements(input, output))
     }
 
     pub(crate) fn training_shapes(&self) -> Vec<Vec<usize>> {

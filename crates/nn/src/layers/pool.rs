@@ -85,6 +85,11 @@ impl LayerKind for AvgPool {
         output_shape("avgpool", self.size, self.stride, input)
     }
 
+    /// Input, the index table (`k²` indices per output) and the output.
+    fn live_elements(&self, input: &[usize], output: &[usize]) -> usize {
+        input.iter().product::<usize>() + (2 * self.size * self.size + 1) * output.iter().product::<usize>()
+    }
+
     fn infer(&self, _params: &[ArrayD<f32>], x: Batch) -> Result<Batch> {
         let shape = dims4("pool", x.data.shape())?;
         let idx = kernels::pool_indices(shape, self.size, self.stride);
@@ -158,6 +163,11 @@ impl LayerKind for MaxPool {
 
     fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         output_shape("maxpool", self.size, self.stride, input)
+    }
+
+    /// Input, the index table and three outputs' worth (accumulator, next window, difference).
+    fn live_elements(&self, input: &[usize], output: &[usize]) -> usize {
+        input.iter().product::<usize>() + (2 * self.size * self.size + 3) * output.iter().product::<usize>()
     }
 
     fn infer(&self, _params: &[ArrayD<f32>], x: Batch) -> Result<Batch> {

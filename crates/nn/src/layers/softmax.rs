@@ -59,6 +59,11 @@ impl LayerKind for Softmax {
         Ok(input.to_vec())
     }
 
+    /// Input and five outputs' worth (the spectral exponential's lanes and the normalisation).
+    fn live_elements(&self, input: &[usize], output: &[usize]) -> usize {
+        input.iter().product::<usize>() + 5 * output.iter().product::<usize>()
+    }
+
     fn infer(&self, _params: &[ArrayD<f32>], x: Batch) -> Result<Batch> {
         let data = if x.is_coefficients() {
             // Rows [α; β] to eigenvalue lanes [α + β; α − β], a plaintext softmax of every lane's row,
