@@ -20,17 +20,19 @@ export CARGO_PROFILE_RELEASE_LTO=true
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 target_dir=${CARGO_TARGET_DIR:-target}
 
-# build_module CRATE NAME OUT_DIR OPT_LEVEL WASM_OPT_FLAG: cargo build -> wasm-bindgen -> wasm-opt -> OUT_DIR.
+# build_module CRATE NAME OUT_DIR OPT_LEVEL WASM_OPT_FLAG [RUSTFLAGS]: cargo build -> wasm-bindgen -> wasm-opt
+# -> OUT_DIR.
 build_module() {
-  local crate=$1 name=$2 out=$3 level=$4 opt=$5
-  log "cargo build --release -p $crate --target wasm32-unknown-unknown (opt-level $level, LTO)"
-  CARGO_PROFILE_RELEASE_OPT_LEVEL=$level cargo build --release -p "$crate" --target wasm32-unknown-unknown
+  local crate=$1 name=$2 out=$3 level=$4 opt=$5 flags=${6:-}
+  log "cargo build --release -p $crate --target wasm32-unknown-unknown (opt-level $level, LTO${flags:+, $flags})"
+  RUSTFLAGS="${RUSTFLAGS:-} $flags" CARGO_PROFILE_RELEASE_OPT_LEVEL=$level \
+    cargo build --release -p "$crate" --target wasm32-unknown-unknown
   rm -rf "$out.tmp" && mkdir -p "$out.tmp"
   wasm-bindgen --target web --no-typescript --out-dir "$out.tmp" --out-name "$name" \
     "$target_dir/wasm32-unknown-unknown/release/$name.wasm"
   log "wasm-opt $opt"
   "$wasm_opt" "$opt" --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --strip-debug --strip-producers \
+    --enable-mutable-globals --enable-simd --strip-debug --strip-producers \
     -o "$out.tmp/${name}_bg.opt.wasm" "$out.tmp/${name}_bg.wasm"
   mv "$out.tmp/${name}_bg.opt.wasm" "$out.tmp/${name}_bg.wasm"
   rm -rf "$out" && mv "$out.tmp" "$out"
@@ -47,6 +49,6 @@ build_module more-wasm more_wasm web/pkg "${WASM_OPT_LEVEL:-s}" -Oz
 build_module more-wasm-bfv more_wasm_bfv web/pkg-bfv "${WASM_OPT_LEVEL:-s}" -Oz
 # The training page's module (more-wasm-train): it trains networks and simulates patients in the page,
 # so it is built for speed.
-build_module more-wasm-train more_wasm_train web/pkg-train 3 -O3
+build_module more-wasm-train more_wasm_train web/pkg-train 3 -O3 "-C target-feature=+simd128"
 
 scripts/vendor-katex.sh
