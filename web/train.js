@@ -191,6 +191,7 @@ function updateButtons() {
   $('cancel').disabled = !state.job;
   $('wbc-generate').disabled = state.busy;
   $('mnist-fetch').disabled = state.busy;
+  document.querySelectorAll('input[name=task]').forEach((r) => { r.disabled = state.busy; });
 }
 
 function readRequest() {
@@ -384,11 +385,15 @@ async function train() {
   $('model-download').hidden = true;
   for (const k of Object.keys($('train-result').dataset)) if (k !== 'simulateMs') delete $('train-result').dataset[k];
 
+  // The task, data and settings of this run, fixed now: the page's choices may change while it trains.
+  const task = state.task;
+  const wbc = state.wbc;
+  const mnist = state.mnist;
   let inputs; let targets; let rows;
-  if (state.task === 'wbc') {
-    inputs = state.wbc.trainInputs(); targets = state.wbc.trainTargets(); rows = state.wbc.trainRows();
+  if (task === 'wbc') {
+    inputs = wbc.trainInputs(); targets = wbc.trainTargets(); rows = wbc.trainRows();
   } else {
-    inputs = state.mnist.train.inputs(); targets = state.mnist.train.targets(); rows = state.mnist.train.len();
+    inputs = mnist.train.inputs(); targets = mnist.train.targets(); rows = mnist.train.len();
   }
   const t0 = performance.now();
   const owner = new TrainingOwner();
@@ -438,13 +443,13 @@ async function train() {
     setStatus('Waiting for the plaintext run in this page…', false, 'train-status');
     const plainResult = await plainRun;
     const plain = TrainedModel.fromBytes(plainResult.model);
-    if (state.task === 'wbc') {
-      const enc = JSON.parse(state.wbc.errors(decrypted));
-      const pl = JSON.parse(state.wbc.errors(plain));
-      const x = state.wbc.heldOutInputs();
+    if (task === 'wbc') {
+      const enc = JSON.parse(wbc.errors(decrypted));
+      const pl = JSON.parse(wbc.errors(plain));
+      const x = wbc.heldOutInputs();
       showWbcResult(enc, pl, maxDiff(decrypted.predict(x), plain.predict(x)));
     } else {
-      const test = state.mnist.test;
+      const test = mnist.test;
       const x = test.inputs();
       const a = argmaxes(decrypted.predict(x), 10);
       const b = argmaxes(plain.predict(x), 10);
