@@ -8,38 +8,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use more_core::codec::MEDIA_TYPE;
 use more_core::{KeyOptions, SecretKey};
 use more_server::{EngineConfig, Limits, app};
-use tower::ServiceExt;
 
 use common::*;
-
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-    fn error(&self) -> String {
-        let j = self.json();
-        assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()), "{j}");
-        j["error"].as_str().unwrap().to_string()
-    }
-}
-
-async fn send(router: &Router, req: Request<Body>) -> Reply {
-    let res = router.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    Reply { status, headers, body }
-}
 
 fn post(id: &str, content_type: Option<&str>, body: Vec<u8>) -> Request<Body> {
     let mut b = Request::post(format!("/api/v1/models/{id}/infer"));
@@ -49,12 +22,8 @@ fn post(id: &str, content_type: Option<&str>, body: Vec<u8>) -> Request<Body> {
     b.header(header::CONTENT_LENGTH, body.len()).body(Body::from(body)).unwrap()
 }
 
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
-}
-
 /// Encrypts `x`, posts it, decrypts the answer and compares with the plaintext model.
-async fn check_round_trip(router: &Router, shape: &[usize], seed: u64) -> Reply {
+async fn check_round_trip(router: &Router, shape: &[usize], seed: u64) -> Answer {
     let key = SecretKey::from_seed(seed, KeyOptions::default()).unwrap();
     let x = input(shape, seed);
     let ct = key.encrypt_tensor::<f32>(&x.view()).unwrap();

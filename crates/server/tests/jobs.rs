@@ -13,7 +13,6 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use ndarray::{ArrayD, IxDyn};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -31,33 +30,6 @@ use more_server::jobs::{Jobs, TrainingLimits};
 use more_server::{EngineConfig, Limits, app};
 
 use common::*;
-
-struct Reply {
-    status: StatusCode,
-    body: Bytes,
-}
-
-impl Reply {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-    fn error(&self) -> String {
-        let j = self.json();
-        assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()), "{j}");
-        j["error"].as_str().unwrap().to_string()
-    }
-}
-
-async fn send(router: &Router, req: Request<Body>) -> Reply {
-    let res = router.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    Reply { status, body }
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).unwrap()
-}
 
 fn post_job(body: Vec<u8>, client: u8) -> Request<Body> {
     let mut req = Request::post("/api/v1/jobs")

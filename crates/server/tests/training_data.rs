@@ -3,21 +3,18 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+use axum::http::{StatusCode, header};
 
 use more_nn::idx::{ImageSet, LABELLED_IMAGES_MEDIA_TYPE, data_dir, load_mnist};
 use more_server::training_data::{MAX_OFFERED, TrainingData};
 use more_server::{EngineConfig, Limits, app};
 
-use common::state_with;
+use common::{get, send, state_with};
 
-async fn get(router: &axum::Router, uri: &str) -> (StatusCode, Option<String>, Vec<u8>) {
-    let res = router.clone().oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
-    let ct = res.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string());
-    (res.status(), ct, res.into_body().collect().await.unwrap().to_bytes().to_vec())
+async fn fetch(router: &axum::Router, uri: &str) -> (StatusCode, Option<String>, Vec<u8>) {
+    let a = send(router, get(uri)).await;
+    let ct = a.headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string());
+    (a.status, ct, a.body.to_vec())
 }
 
 fn error_code(body: &[u8]) -> String {
@@ -35,7 +32,7 @@ async fn mnist_slices_match_the_idx_files_and_bad_queries_are_refused() {
     assert!(state.memory_bound().to_string().contains("sample data 15.0"), "{}", state.memory_bound());
     let router = app(state);
 
-    let (status, ct, body) = get(&router, "/api/v1/training/samples/mnist?split=test&offset=100&count=50").await;
+    let (status, ct, body) = fetch(&router, "/api/v1/training/samples/mnist?split=test&offset=100&count=50").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ct.as_deref(), Some(LABELLED_IMAGES_MEDIA_TYPE));
     let got = ImageSet::from_bytes(&body, 1 << 20).unwrap();
@@ -44,9 +41,9 @@ async fn mnist_slices_match_the_idx_files_and_bad_queries_are_refused() {
     assert_eq!(got.images, want.images);
 
     // Defaults: 1,000 training images from the start; a count past the end is clipped.
-    let (_, _, body) = get(&router, "/api/v1/training/samples/mnist").await;
+    let (_, _, body) = fetch(&router, "/api/v1/training/samples/mnist").await;
     assert_eq!(ImageSet::from_bytes(&body, 1 << 20).unwrap().len(), 1000);
-    let (_, _, body) = get(&router, "/api/v1/training/samples/mnist?offset=9990&count=100").await;
+    let (_, _, body) = fetch(&router, "/api/v1/training/samples/mnist?offset=9990&count=100").await;
     assert_eq!(ImageSet::from_bytes(&body, 1 << 20).unwrap().len(), 10);
 
     for bad in [
@@ -58,7 +55,7 @@ async fn mnist_slices_match_the_idx_files_and_bad_queries_are_refused() {
         "?offset=10000",
         "?offset=99999999999999999999999",
     ] {
-        let (status, ct, body) = get(&router, &format!("/api/v1/training/samples/mnist{bad}")).await;
+        let (status, ct, body) = fetch(&router, &format!("/api/v1/training/samples/mnist{bad}")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(ct.as_deref(), Some("application/json"), "{bad}");
         assert_eq!(error_code(&body), "bad_query", "{bad}");
@@ -68,7 +65,7 @@ async fn mnist_slices_match_the_idx_files_and_bad_queries_are_refused() {
 #[tokio::test]
 async fn without_training_data_the_route_says_so() {
     let router = app(state_with(EngineConfig::default(), Limits::default()));
-    let (status, _, body) = get(&router, "/api/v1/training/samples/mnist").await;
+    let (status, _, body) = fetch(&router, "/api/v1/training/samples/mnist").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "no_training_data");
 }

@@ -1,16 +1,21 @@
 //! Shared test fixtures: a small real more-nn model with random weights, saved to and loaded from a temp
-//! directory, and helpers to build requests.
+//! directory, and helpers to build requests: through the router in process ([`send`], [`Answer`]) or as
+//! raw HTTP over TCP ([`request`], [`Reply`]).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
 use more_nn::{ElementFunction, Layer, LayerSpec, Model, ModelMeta};
 use more_server::{AppState, EngineConfig, Limits, Registry, Samples, app};
 use ndarray::{Array1, Array2, Array4, ArrayD, IxDyn};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use tower::ServiceExt;
 
 /// Input shape of the test model.
 pub const INPUT: [usize; 3] = [1, 8, 8];
@@ -134,4 +139,39 @@ pub async fn request(
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let status = head[9..12].parse().unwrap();
     Reply { status, head, body: raw[split + 4..].to_vec() }
+}
+
+/// An answer of the router called in process: status, headers and body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body as JSON (panics, naming the body, if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    /// The `error` code of a JSON error body, after checking it has a non-empty `message`.
+    pub fn error(&self) -> String {
+        let j = self.json();
+        assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()), "{j}");
+        j["error"].as_str().unwrap().to_string()
+    }
+}
+
+/// Calls the router once with `req`.
+pub async fn send(router: &Router, req: Request<Body>) -> Answer {
+    let res = router.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Answer { status, headers, body }
+}
+
+/// A `GET` of `uri` without a body.
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).unwrap()
 }
