@@ -15,6 +15,12 @@ pub const DEFAULT_MAX_CONDITION: f64 = 10.0;
 /// Hard upper bound accepted for any key (beyond it `f32` planes lose every digit).
 pub const ABSOLUTE_MAX_CONDITION: f64 = 1.0e6;
 
+/// Smallest accepted largest entry of `S` (its scale; generated keys have entries of order 1).
+pub const MIN_SCALE: f64 = 1e-100;
+
+/// Largest accepted largest entry of `S`.
+pub const MAX_SCALE: f64 = 1e100;
+
 /// The interval the random lane `r` of every ciphertext is drawn from, uniformly and independently.
 ///
 /// It should match the scale of the data (e.g. the pixel range) so that `r` neither dominates the
@@ -127,6 +133,14 @@ impl SecretKey {
         NoiseRange::new(noise.lo, noise.hi).map_err(|e| Error::InvalidKey(e.to_string()))?;
         if !mat2::is_finite(&s) {
             return Err(Error::InvalidKey("matrix has non-finite entries".into()));
+        }
+        // `S` and `c·S` are the same key, so only its shape matters; an extreme scale would only push `det S`
+        // and the products of encryption into subnormal numbers, where `f64` loses its precision.
+        let scale = s.iter().flatten().fold(0.0f64, |m, v| m.max(v.abs()));
+        if !(MIN_SCALE..=MAX_SCALE).contains(&scale) {
+            return Err(Error::InvalidKey(format!(
+                "the largest matrix entry is {scale:e}; it must lie between {MIN_SCALE:e} and {MAX_SCALE:e}"
+            )));
         }
         let condition = mat2::condition_number(&s);
         if !condition.is_finite() {

@@ -55,6 +55,28 @@ fn export_import_round_trip() {
     assert!(SecretKey::from_bytes(&singular).is_err());
 }
 
+/// Found by fuzzing: `S` ≈ 8.9e-159 · [[0, 1], [1, 0]] is well conditioned (κ ≈ 1), but its determinant
+/// (−7.8e-317) is subnormal, so decryption was off by 2.8e-8 — far outside the error model. Keys whose
+/// scale would push the arithmetic into subnormal (or overflowing) numbers are refused; scaling a key by
+/// any factor in range gives the same ciphertexts' decryptions.
+#[test]
+fn keys_of_extreme_scale_are_refused() {
+    let s = [
+        [3.890_076_646_293_630_6e-308, 8.854_494_587_495_591e-159],
+        [8.854_494_587_438_971e-159, 3.771_718_334_665_638_4e-308],
+    ];
+    let noise = NoiseRange::new(3.890_076_646_321_847e-308, 1.000_000_305_473_811_6).unwrap();
+    let e = SecretKey::from_matrix(s, noise, 1e6).unwrap_err().to_string();
+    assert!(e.contains("largest matrix entry"), "{e}");
+    for scale in [1e-99, 1.0, 1e99] {
+        let k = SecretKey::from_matrix([[0.0, scale], [scale, 0.5 * scale]], NoiseRange::default(), 10.0).unwrap();
+        let c = k.encrypt(0.5).unwrap();
+        assert!((k.decrypt(&c) - 0.5).abs() < 1e-12, "scale {scale}");
+    }
+    assert!(SecretKey::from_matrix([[0.0, 1e-101], [1e-101, 0.0]], NoiseRange::default(), 10.0).is_err());
+    assert!(SecretKey::from_matrix([[0.0, 1e101], [1e101, 0.0]], NoiseRange::default(), 10.0).is_err());
+}
+
 #[test]
 fn key_is_not_in_debug_or_display() {
     for seed in 0..50 {
