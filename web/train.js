@@ -116,7 +116,32 @@ async function simulatePatients() {
   $('wbc-summary').textContent = `${count.toLocaleString()} patients simulated in ${secs(ms)} (${workers} workers)`
     + `${failed ? `, ${failed} did not converge and are left out` : ''}: ${state.wbc.trainRows()} for training, `
     + `${state.wbc.heldOutRows()} kept aside.`;
+  offerPatients(ms);
+}
+
+/** After a new patient table: the summary line's figures and the link to save the table as CSV. */
+function offerPatients(ms) {
+  const link = $('wbc-save');
+  if (link.href) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(new Blob([state.wbc.toCsv()], { type: 'text/csv' }));
+  link.download = `patients-${state.wbc.trainRows() + state.wbc.heldOutRows()}.csv`;
+  link.hidden = false;
   setResult({ simulateMs: ms.toFixed(0) });
+}
+
+const MAX_CSV_BYTES = 32 << 20;
+
+async function loadPatients(file) {
+  if (file.size > MAX_CSV_BYTES) throw new Error(`${file.name} is ${kb(file.size)}; the page reads at most ${kb(MAX_CSV_BYTES)}.`);
+  const seed = Math.round(Number($('wbc-seed').value));
+  if (!(seed >= 0)) throw new Error('The seed must be a whole number ≥ 0.');
+  const t0 = performance.now();
+  const data = WbcData.fromCsv(await file.text(), HELD_OUT, BigInt(seed));
+  if (state.wbc) state.wbc.free();
+  state.wbc = data;
+  $('wbc-summary').textContent = `${(data.trainRows() + data.heldOutRows()).toLocaleString()} patients from ${file.name}: `
+    + `${data.trainRows()} for training, ${data.heldOutRows()} kept aside.`;
+  offerPatients(performance.now() - t0);
 }
 
 function drawDigits(samples) {
@@ -191,6 +216,7 @@ function updateButtons() {
   $('cancel').disabled = !state.job;
   $('wbc-generate').disabled = state.busy;
   $('mnist-fetch').disabled = state.busy;
+  $('wbc-file').disabled = state.busy;
   document.querySelectorAll('input[name=task]').forEach((r) => { r.disabled = state.busy; });
 }
 
@@ -507,6 +533,10 @@ async function main() {
   };
   $('wbc-generate').addEventListener('click', guard(simulatePatients, 'train-error'));
   $('mnist-fetch').addEventListener('click', guard(fetchDigits, 'train-error'));
+  $('wbc-file').addEventListener('change', () => {
+    const file = $('wbc-file').files[0];
+    if (file) guard(() => loadPatients(file), 'train-error')();
+  });
   $('train').addEventListener('click', () => { train(); });
   $('cancel').addEventListener('click', () => { cancel().catch((err) => showError($('train-error'), err)); });
   try {

@@ -75,6 +75,36 @@ export default [
     },
   },
   {
+    name: 'patients saved as CSV load back, and a bad file is refused with a clear message',
+    run: async (ctx) => {
+      const { page } = await open(ctx);
+      await page.fill('#wbc-count', '30');
+      await page.click('#wbc-generate');
+      await page.waitForFunction(() => !document.getElementById('train').disabled, null, { timeout: 60_000 });
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#wbc-save')]);
+      const csv = await fs.readFile(await download.path(), 'utf8');
+      const lines = csv.trim().split('\n');
+      ctx.assert(lines.length === 31 && lines[0].split(',').length === 13, `saved CSV: ${lines.length} lines, header ${lines[0]}`);
+      // A fresh page reads the file back: the same 30 patients, split 24 / 6.
+      const other = (await open(ctx)).page;
+      await other.setInputFiles('#wbc-file', { name: 'patients.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+      await other.waitForFunction(() => /patients from patients\.csv/.test(document.getElementById('wbc-summary').textContent), null, { timeout: 10_000 });
+      const summary = await other.locator('#wbc-summary').textContent();
+      ctx.assert(summary.startsWith('30 patients') && summary.includes('24 for training, 6 kept aside'), summary);
+      ctx.assert(!(await other.locator('#train').isDisabled()), 'ready to train on the loaded patients');
+      await other.fill('#epochs', '3');
+      await other.click('#train');
+      const r = await finish(ctx, other);
+      ctx.assert(Math.abs(Number(r.encryptedMetric) - Number(r.plainMetric)) <= 0.1 * Number(r.plainMetric), JSON.stringify(r));
+      // A file that is not a patients table.
+      await other.setInputFiles('#wbc-file', { name: 'notes.csv', mimeType: 'text/csv', buffer: Buffer.from('a,b\n1,2\n') });
+      await other.waitForFunction(() => !document.getElementById('train-error').hidden, null, { timeout: 10_000 });
+      const msg = await other.locator('#train-error').textContent();
+      ctx.assert(msg.includes('patients file') && msg.includes('header'), `bad file message: ${msg}`);
+      ctx.assert(page.errors.length === 0 && other.errors.length === 0, `page errors: ${[...page.errors, ...other.errors].join('; ')}`);
+    },
+  },
+  {
     name: 'digits: the server\'s sample digits, trained encrypted, match the plaintext run',
     run: async (ctx) => {
       const { page } = await open(ctx);

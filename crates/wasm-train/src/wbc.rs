@@ -34,6 +34,9 @@ pub fn wbc_simulate_outputs(params: &[f64]) -> Result<Vec<f64>, Fault> {
     Ok(sim.outputs.to_array().to_vec())
 }
 
+/// Largest patients file read (about 100,000 patients).
+pub const MAX_CSV_BYTES: usize = 32 << 20;
+
 /// Simulated patients split into training and held-out rows.
 #[wasm_bindgen]
 #[derive(Debug, Clone)]
@@ -105,6 +108,34 @@ impl WbcData {
         Ok(WbcData { train, test, scaling })
     }
 
+    /// A table from a CSV file as `more wbc dataset --out FILE.csv` writes it (a header of the parameter and
+    /// output names, then one patient per line), split like [`WbcData::new`]. Throws on another header, a
+    /// bad number or a file over [`MAX_CSV_BYTES`].
+    #[wasm_bindgen(js_name = fromCsv)]
+    pub fn from_csv(text: &str, held_out: f64, seed: u64) -> Result<WbcData, Fault> {
+        if text.len() > MAX_CSV_BYTES {
+            return Err(Fault(format!("the CSV file is {} bytes, more than {MAX_CSV_BYTES}", text.len())));
+        }
+        let d = Dataset::read_csv(text.as_bytes()).map_err(|e| fault("patients file", e))?;
+        let params: Vec<f64> = d.inputs.iter().flatten().copied().collect();
+        let outputs: Vec<f64> = d.outputs.iter().flatten().copied().collect();
+        WbcData::new(&params, &outputs, held_out, seed)
+    }
+
+    /// All patients (training rows first, then the held-out ones) as CSV, in the format
+    /// [`WbcData::from_csv`] and `more train wbc --train-csv` read.
+    #[wasm_bindgen(js_name = toCsv)]
+    pub fn to_csv(&self) -> String {
+        let all = Dataset {
+            inputs: self.train.inputs.iter().chain(&self.test.inputs).copied().collect(),
+            outputs: self.train.outputs.iter().chain(&self.test.outputs).copied().collect(),
+            failed: 0,
+        };
+        let mut out = Vec::new();
+        all.write_csv(&mut out).expect("writing to memory");
+        String::from_utf8(out).expect("CSV is text")
+    }
+
     /// Training rows.
     #[wasm_bindgen(js_name = trainRows)]
     pub fn train_rows(&self) -> usize {
@@ -170,5 +201,13 @@ mod tests {
         assert!(WbcData::new(&params[..7], &outputs, 0.2, 1).unwrap_err().0.contains("patients"));
         assert!(WbcData::new(&params, &outputs, 1.0, 1).is_err());
         assert!(wbc_simulate_outputs(&[1.0; 3]).is_err());
+        // Through CSV and back: the same patients (order: training rows, then held out).
+        let csv = d.to_csv();
+        assert_eq!(csv.lines().count(), 1 + n - 1);
+        let again = WbcData::from_csv(&csv, 0.2, 1).unwrap();
+        assert_eq!(again.train_rows() + again.held_out_rows(), n - 1);
+        assert!(WbcData::from_csv("a,b\n1,2\n", 0.2, 1).unwrap_err().0.contains("header"));
+        let header = csv.lines().next().unwrap();
+        assert!(WbcData::from_csv(&format!("{header}\n1,2,x\n"), 0.2, 1).is_err());
     }
 }
