@@ -39,12 +39,17 @@ const JOB_STATUS_WORDS = {
   503: 'the server is overloaded; try again in a moment',
 };
 
+/** The user's error for an answer's status and (JSON or null) body. */
+function errorOf(status, statusText, body, statusWords) {
+  const words = statusWords[status] || `the server answered ${status} ${statusText}`;
+  const detail = body && body.message ? ` (${body.message})` : '';
+  return new ApiError(`${words[0].toUpperCase()}${words.slice(1)}${detail}.`, { status, code: body && body.error });
+}
+
 async function errorFrom(res, statusWords = STATUS_WORDS) {
   let body = null;
   try { body = await res.json(); } catch { /* not JSON */ }
-  const words = statusWords[res.status] || `the server answered ${res.status} ${res.statusText}`;
-  const detail = body && body.message ? ` (${body.message})` : '';
-  return new ApiError(`${words[0].toUpperCase()}${words.slice(1)}${detail}.`, { status: res.status, code: body && body.error });
+  return errorOf(res.status, res.statusText, body, statusWords);
 }
 
 async function request(url, init) {
@@ -166,11 +171,27 @@ export async function mnistSamples(split, count, offset = 0) {
   return new Uint8Array(await res.arrayBuffer());
 }
 
-/** `POST /api/v1/jobs` with a training-job body → the job's status (id, events_url, model_url, ...). */
-export async function createJob(mediaType, body) {
-  const res = await request(apiUrl('jobs'), { method: 'POST', headers: { 'content-type': mediaType, accept: 'application/json' }, body });
-  if (!res.ok) throw await errorFrom(res, JOB_STATUS_WORDS);
-  return res.json();
+/**
+ * `POST /api/v1/jobs` with a training-job body → the job's status (id, events_url, model_url, ...).
+ * `onProgress(sent, total)` follows the upload (XMLHttpRequest: fetch reports no upload progress).
+ */
+export function createJob(mediaType, body, onProgress = () => {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', apiUrl('jobs'));
+    xhr.setRequestHeader('content-type', mediaType);
+    xhr.setRequestHeader('accept', 'application/json');
+    xhr.responseType = 'text';
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); };
+    xhr.onerror = () => reject(new ApiError('The server is not reachable. Is it running?', { code: 'network' }));
+    xhr.onload = () => {
+      let body = null;
+      try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+      if (xhr.status >= 200 && xhr.status < 300 && body) { resolve(body); return; }
+      reject(errorOf(xhr.status, xhr.statusText, body, JOB_STATUS_WORDS));
+    };
+    xhr.send(body);
+  });
 }
 
 /** `GET` a job's encrypted model (its `model_url`) → Uint8Array. The server deletes the job afterwards. */

@@ -447,7 +447,14 @@ async function train() {
     });
     setStatus(`Uploading ${kb(body.length)} of ciphertexts…`, false, 'train-status');
     const tUp = performance.now();
-    state.job = await createJob(state.info.media_type, body);
+    const upload = $('upload-progress');
+    upload.max = body.length;
+    upload.value = 0;
+    state.job = await createJob(state.info.media_type, body, (sent) => {
+      upload.value = sent;
+      setStatus(`Uploading ciphertexts: ${kb(sent)} of ${kb(body.length)}…`, false, 'train-status');
+    });
+    upload.value = body.length;
     const uploadMs = performance.now() - tUp;
     setResult({ jobId: state.job.id });
     updateButtons();

@@ -118,6 +118,8 @@ export default [
       await page.click('#train');
       const r = await finish(ctx, page);
       ctx.log(await page.locator('#result-summary').textContent());
+      const up = await page.locator('#upload-progress').evaluate((p) => [p.value, p.max]);
+      ctx.assert(up[0] === up[1] && up[1] === Number(r.uploadBytes), `upload progress ${up} for ${r.uploadBytes} bytes`);
       const [enc, plain] = [Number(r.encryptedMetric), Number(r.plainMetric)];
       ctx.assert(enc > 0.2 && plain > 0.2, `accuracies ${enc}, ${plain}: not trained`);
       ctx.assert(Math.abs(enc - plain) <= 0.05, `accuracy ${enc} (encrypted) vs ${plain} (plaintext)`);
@@ -142,6 +144,17 @@ export default [
       const limit = await page.locator('#train-error').textContent();
       ctx.assert(/Epochs must be 1 to \d+/.test(limit), `limit message: ${limit}`);
       ctx.assert(posts.length === 0, 'nothing is sent when the settings are refused');
+      // The server's own refusals reach the user in words (here a body without a header line).
+      const refused = await page.evaluate(async () => {
+        const api = await import('./api.js');
+        try { await api.createJob('application/x-more-training-job', new Uint8Array([1, 2, 3])); return 'accepted'; } catch (e) { return `${e.status} ${e.code}: ${e.message}`; }
+      });
+      ctx.assert(/^400 malformed: The server could not read the request \(.*header line/.test(refused), `refusal: ${refused}`);
+      posts.length = 0;
+      // The browser logs that refused request as a console error: expected here.
+      const expected = page.errors.filter((e) => /status of 400/.test(e));
+      ctx.assert(expected.length === 1 && page.errors.length === 1, `page errors: ${page.errors.join('; ')}`);
+      page.errors.length = 0;
       await page.fill('#epochs', '20');
       await page.click('#train');
       await page.waitForFunction(() => Number(document.getElementById('step-progress').value) > 0, null, { timeout: 60_000 });
