@@ -3,7 +3,7 @@
 //
 // What it does: builds target/release/more-server if missing (cargo build --release -p more-server), starts
 // it on a free 127.0.0.1 port with `--models models --web . --samples ../shared/data/angio/samples
-// --training-data ../shared/data --jobs-dir <a fresh temporary directory>`, waits
+// --jobs-dir <a fresh temporary directory>` (and `--training-data ../shared/data` when it holds mnist/), waits
 // for /api/v1/health, launches Chromium (headless), runs every tests/e2e/*.test.mjs (sorted by name;
 // an optional command-line filter keeps files whose name contains it), prints "N passed, M failed"
 // (and skipped), stops the server and exits 1 on any failure.
@@ -83,7 +83,9 @@ async function startServer() {
   const port = await freePort();
   const jobsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'more-e2e-jobs-'));
   const args = ['--addr', `127.0.0.1:${port}`, '--models', 'models', '--web', '.', '--samples', path.join(dataDir, 'angio/samples'),
-    '--training-data', dataDir, '--jobs-dir', jobsDir];
+    '--jobs-dir', jobsDir];
+  // The training page's sample digits, when the data directory has MNIST (the digit tests skip otherwise).
+  if (fs.existsSync(path.join(dataDir, 'mnist'))) args.push('--training-data', dataDir);
   const env = { ...process.env, RUST_LOG: process.env.RUST_LOG || 'info', MORE_TEACHER_TOKEN: TEACHER_TOKEN };
   const proc = spawn(bin, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env });
   const log = [];
