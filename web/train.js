@@ -445,6 +445,7 @@ async function train() {
       row.cells[4].textContent = (m.ms / 1000).toFixed(3);
       drawChart(epochs);
     });
+    plainRun.catch(() => {}); // awaited below; this only keeps an early failure from being reported twice
     setStatus(`Uploading ${kb(body.length)} of ciphertexts…`, false, 'train-status');
     const tUp = performance.now();
     const upload = $('upload-progress');
