@@ -32,17 +32,13 @@ pub struct LabelledImages {
 }
 
 impl LabelledImages {
-    /// `set` (optionally only its first `limit` images) with pixels `p` as `p · scale`.
-    pub fn new(set: ImageSet, limit: Option<usize>, scale: f32, classes: usize) -> LabelledImages {
+    /// `set` (optionally only its first `limit` images) with pixels `p` as `p / 255`.
+    pub fn new(set: ImageSet, limit: Option<usize>, classes: usize) -> LabelledImages {
         let set = match limit {
             Some(n) => set.take(n),
             None => set,
         };
-        LabelledImages {
-            inputs: set.inputs(scale, 0.0, 1.0),
-            targets: set.one_hot(classes).into_dyn(),
-            labels: set.labels,
-        }
+        LabelledImages { inputs: set.unit_inputs(), targets: set.one_hot(classes).into_dyn(), labels: set.labels }
     }
 }
 

@@ -58,7 +58,7 @@ fn sample_frames_preprocess_to_val_rows_and_classify_alike_on_ciphertexts() {
     let pre = &m.meta().preprocessing;
     let norm = Normalization::new(pre.scale, pre.mean.clone(), pre.std.clone()).unwrap();
     let val = more_nn::idx::load_angio(&dir, "val").unwrap();
-    let x_val = val.inputs(pre.scale, pre.mean[0], pre.std[0]);
+    let x_val = val.inputs(&norm).unwrap();
     let ids: Vec<String> =
         std::fs::read_to_string(dir.join("angio/val-ids.txt")).unwrap().lines().map(|l| l.trim().into()).collect();
     let csv = std::fs::read_to_string(dir.join("angio/samples/labels.csv")).unwrap();

@@ -37,7 +37,7 @@ fn main() {
             .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data").into());
         let load = |split: &str, n: usize| {
             let s = more_nn::idx::load_angio(&dir, split).expect("angio data").take(n);
-            PlainData { inputs: s.inputs(1.0 / 255.0, 0.0, 1.0), targets: s.one_hot(2).into_dyn() }
+            PlainData { inputs: s.unit_inputs(), targets: s.one_hot(2).into_dyn() }
         };
         (load("train", n), load("val", usize::MAX))
     } else {

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, Array3, ArrayD, Axis, IxDyn};
 
+use more_imaging::Normalization;
+
 use crate::error::{Error, Result};
 
 /// Largest decompressed IDX payload accepted (1 GiB).
@@ -86,13 +88,19 @@ impl ImageSet {
         }
     }
 
-    /// Images as `f32` `[N, 1, H, W]`, each pixel `(p·scale − mean)/std`.
-    pub fn inputs(&self, scale: f32, mean: f32, std: f32) -> ArrayD<f32> {
+    /// Images as `f32` `[N, 1, H, W]`, each pixel normalised by `norm` (the project's one normalisation,
+    /// `more_imaging::Normalization`: `(p·scale − mean)/std`).
+    pub fn inputs(&self, norm: &Normalization) -> Result<ArrayD<f32>> {
         let (n, h, w) = self.images.dim();
-        self.images
-            .mapv(|p| (f32::from(p) * scale - mean) / std)
-            .into_shape_with_order(IxDyn(&[n, 1, h, w]))
-            .expect("sizes match")
+        let mut x: Vec<f32> = self.images.iter().map(|&p| f32::from(p)).collect();
+        norm.apply(&mut x).map_err(|e| Error::InvalidModel(format!("input normalisation: {e}")))?;
+        Ok(ArrayD::from_shape_vec(IxDyn(&[n, 1, h, w]), x).expect("sizes match"))
+    }
+
+    /// Images as `f32` `[N, 1, H, W]` with pixels scaled to `[0, 1]` (`p / 255`).
+    pub fn unit_inputs(&self) -> ArrayD<f32> {
+        let unit = Normalization { scale: 1.0 / 255.0, ..Normalization::default() };
+        self.inputs(&unit).expect("a scale without mean or std always applies")
     }
 
     /// One-hot targets `[N, classes]`.

@@ -159,9 +159,7 @@ fn short_mnist_training_reaches_a_sanity_accuracy() {
     let train = more_nn::idx::load_mnist(&dir, "train").expect("MNIST must be in ../shared/data/mnist").take(3000);
     let test = more_nn::idx::load_mnist(&dir, "test").unwrap().take(1000);
     let alg = Plain;
-    let to_data = |s: &more_nn::idx::ImageSet| {
-        Dataset::new(&alg, s.inputs(1.0 / 255.0, 0.0, 1.0), s.one_hot(10).into_dyn()).unwrap()
-    };
+    let to_data = |s: &more_nn::idx::ImageSet| Dataset::new(&alg, s.unit_inputs(), s.one_hot(10).into_dyn()).unwrap();
     let (train, test) = (to_data(&train), to_data(&test));
     let specs = [
         conv(1, 4, 5, 2, 2),

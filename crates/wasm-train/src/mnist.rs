@@ -11,9 +11,6 @@ use crate::{Fault, fault};
 /// Largest sample body parsed (a little over 10,000 digits).
 pub const MAX_SAMPLE_BYTES: usize = 16 << 20;
 
-/// Pixel scale: inputs are `pixel / 255`.
-const SCALE: f32 = 1.0 / 255.0;
-
 /// Digit classes.
 const CLASSES: usize = 10;
 
@@ -65,7 +62,7 @@ impl MnistSamples {
 
     /// Inputs `[N, 1, 28, 28]` in `[0, 1]`, row-major.
     pub fn inputs(&self) -> Vec<f32> {
-        self.set.inputs(SCALE, 0.0, 1.0).into_iter().collect()
+        self.set.unit_inputs().into_iter().collect()
     }
 
     /// One-hot targets `[N, 10]`, row-major.

@@ -361,7 +361,7 @@ fn attack_model(path: &Path, test: &ImageSet, opts: KeyOptions, rng: &mut ChaCha
     let scale = if pre.scale > 0.0 { pre.scale } else { 1.0 / 255.0 };
     let n_eval = test.len().min(500);
     let eval = test.take(n_eval);
-    let inputs = eval.inputs(scale, mean, std);
+    let inputs = eval.inputs(&more_imaging::Normalization::new(scale, vec![mean], vec![std])?)?;
     let (lo, hi) =
         ((0.0 - f64::from(mean)) / f64::from(std), (f64::from(scale) * 255.0 - f64::from(mean)) / f64::from(std));
 
@@ -446,7 +446,7 @@ fn attack_encrypted_model(path: &Path, test: &ImageSet) -> Result<EncryptedModel
     let (mean, std) = (pre.mean.first().copied().unwrap_or(0.0), pre.std.first().copied().unwrap_or(1.0));
     let scale = if pre.scale > 0.0 { pre.scale } else { 1.0 / 255.0 };
     let eval = test.take(test.len().min(500));
-    let inputs = eval.inputs(scale, mean, std);
+    let inputs = eval.inputs(&more_imaging::Normalization::new(scale, vec![mean], vec![std])?)?;
 
     let start = Instant::now();
     let refs: Vec<&EncryptedTensor<f32>> = tensors.iter().collect();

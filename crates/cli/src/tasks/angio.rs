@@ -109,7 +109,7 @@ pub fn meta(id: &str) -> ModelMeta {
 /// A split as model inputs `[N, 1, 128, 128]` (`p / 255`), one-hot targets and labels.
 pub fn load(dir: &Path, split: &str, limit: Option<usize>) -> Result<LabelledImages> {
     let set = idx::load_angio(dir, split).with_context(|| format!("loading angio {split} from {}", dir.display()))?;
-    Ok(LabelledImages::new(set, limit, SCALE, 2))
+    Ok(LabelledImages::new(set, limit, 2))
 }
 
 /// A split as training data and its labels.

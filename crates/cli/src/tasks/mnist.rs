@@ -84,7 +84,7 @@ impl Task for Mnist {
 /// first `limit` images.
 pub fn load(dir: &Path, split: &str, limit: Option<usize>) -> Result<LabelledImages> {
     let set = idx::load_mnist(dir, split).with_context(|| format!("loading MNIST {split} from {}", dir.display()))?;
-    Ok(LabelledImages::new(set, limit, 1.0 / 255.0, 10))
+    Ok(LabelledImages::new(set, limit, 10))
 }
 
 /// The network of an architecture.
