@@ -362,16 +362,6 @@ function showMnistResult(encAcc, plainAcc, agree, n) {
   setResult({ task: 'mnist', encryptedMetric: encAcc, plainMetric: plainAcc, argmaxAgreement: agree, heldOut: n });
 }
 
-function argmaxes(out, classes) {
-  const a = [];
-  for (let i = 0; i < out.length; i += classes) {
-    let best = 0;
-    for (let k = 1; k < classes; k++) if (out[i + k] > out[i + best]) best = k;
-    a.push(best);
-  }
-  return a;
-}
-
 function showReadout(encrypted, decrypted) {
   const readout = ModelReadout.read(encrypted);
   const w = decrypted.weights();
@@ -483,12 +473,10 @@ async function train() {
       const x = wbc.heldOutInputs();
       showWbcResult(enc, pl, maxDiff(decrypted.predict(x), plain.predict(x)));
     } else {
-      const test = mnist.test;
-      const x = test.inputs();
-      const a = argmaxes(decrypted.predict(x), 10);
-      const b = argmaxes(plain.predict(x), 10);
-      const agree = a.filter((v, i) => v === b[i]).length / a.length;
-      showMnistResult(decrypted.accuracy(test), plain.accuracy(test), agree, test.len());
+      const [enc, pl] = [decrypted.classify(mnist.test), plain.classify(mnist.test)];
+      showMnistResult(enc.accuracy(), pl.accuracy(), enc.agreement(pl), mnist.test.len());
+      enc.free();
+      pl.free();
     }
     const mean = (v) => v.reduce((s, x) => s + x, 0) / Math.max(1, v.length);
     const serverS = mean(serverEpochS);

@@ -125,14 +125,23 @@ impl ImageSet {
     /// and columns as little-endian `u32`, the `count` labels (one byte each), then the pixels row-major
     /// (one byte each).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let (n, h, w) = self.images.dim();
+        self.range_bytes(0, self.len())
+    }
+
+    /// [`ImageSet::to_bytes`] of images `start..start + count` (clipped to the set), written straight from
+    /// this set.
+    pub fn range_bytes(&self, start: usize, count: usize) -> Vec<u8> {
+        let (_, h, w) = self.images.dim();
+        let start = start.min(self.len());
+        let end = start.saturating_add(count).min(self.len());
+        let n = end - start;
         let mut out = Vec::with_capacity(20 + n * (1 + h * w));
         out.extend_from_slice(LABELLED_MAGIC);
         for d in [n, h, w] {
             out.extend_from_slice(&(d as u32).to_le_bytes());
         }
-        out.extend_from_slice(&self.labels);
-        out.extend(self.images.iter());
+        out.extend_from_slice(&self.labels[start..end]);
+        out.extend(self.images.slice_axis(Axis(0), (start..end).into()).iter());
         out
     }
 
@@ -253,6 +262,7 @@ mod tests {
         let back = ImageSet::from_bytes(&b, 1 << 20).unwrap();
         assert_eq!((back.images, back.labels), (set.images.clone(), set.labels.clone()));
         assert_eq!(set.range(1, 5).labels, vec![0, 9]);
+        assert_eq!(set.range_bytes(1, 5), set.range(1, 5).to_bytes());
         assert_eq!(set.range(9, 5).len(), 0);
         assert!(ImageSet::from_bytes(&b[..b.len() - 1], 1 << 20).unwrap_err().contains("holds"));
         assert!(ImageSet::from_bytes(&b, 10).unwrap_err().contains("limit"));

@@ -89,7 +89,7 @@ pub async fn mnist(State(s): State<AppState>, Query(query): Query<HashMap<String
         if offset >= set.len() {
             return Err(bad_query(format!("offset {offset} is past the {} images of the {name} split", set.len())));
         }
-        let mut r = set.range(offset, count).to_bytes().into_response();
+        let mut r = set.range_bytes(offset, count).into_response();
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(LABELLED_IMAGES_MEDIA_TYPE));
         r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
         Ok(r)

@@ -52,14 +52,46 @@ impl TrainedModel {
         Ok(self.outputs(inputs)?.into_iter().collect())
     }
 
-    /// Share of `samples` whose argmax output is their label.
-    pub fn accuracy(&self, samples: &MnistSamples) -> Result<f64, Fault> {
+    /// The classes the model gives `samples` and its accuracy on them, from one forward pass.
+    pub fn classify(&self, samples: &MnistSamples) -> Result<Classification, Fault> {
         let out = self.outputs(&samples.inputs())?;
-        Ok(more_nn::metrics::accuracy(&out, &samples.targets_array()))
+        let accuracy = more_nn::metrics::accuracy(&out, &samples.targets_array());
+        let classes = more_nn::metrics::predictions(&out).into_iter().map(|c| c as u32).collect();
+        Ok(Classification { classes, accuracy })
     }
 
     /// Every parameter, in the model's order, flattened.
     pub fn weights(&self) -> Vec<f32> {
         self.model.layers().iter().flat_map(|l| l.weights()).flat_map(|p| p.iter().copied()).collect()
+    }
+}
+
+/// A model's answers on labelled samples ([`TrainedModel::classify`]).
+#[wasm_bindgen]
+#[derive(Debug, Clone, PartialEq)]
+pub struct Classification {
+    classes: Vec<u32>,
+    accuracy: f64,
+}
+
+#[wasm_bindgen]
+impl Classification {
+    /// The predicted class of every sample (argmax of the outputs).
+    pub fn classes(&self) -> Vec<u32> {
+        self.classes.clone()
+    }
+
+    /// Share of the samples whose predicted class is their label.
+    pub fn accuracy(&self) -> f64 {
+        self.accuracy
+    }
+
+    /// Share of the samples on which `other` predicts the same class (0 when the counts differ).
+    pub fn agreement(&self, other: &Classification) -> f64 {
+        if self.classes.len() != other.classes.len() || self.classes.is_empty() {
+            return 0.0;
+        }
+        let same = self.classes.iter().zip(&other.classes).filter(|(a, b)| a == b).count();
+        same as f64 / self.classes.len() as f64
     }
 }

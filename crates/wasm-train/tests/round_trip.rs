@@ -75,6 +75,26 @@ fn encrypted_training_decrypts_to_the_plaintext_model() {
 }
 
 #[test]
+fn digits_are_classified_once_for_accuracy_and_agreement() {
+    use more_wasm_train::mnist::MnistSamples;
+    let set = more_nn::idx::load_mnist(more_nn::idx::data_dir(None), "test").expect("MNIST in ../shared/data");
+    let samples = MnistSamples::parse(&set.range_bytes(0, 64)).unwrap();
+    let request = r#"{"network":"mnist-cnn-square","epochs":1,"batch_size":16,"lr":0.001,"seed":2}"#;
+    let mut run = PlainTraining::new(request, &samples.inputs(), &samples.targets()).unwrap();
+    while run.next_epoch().unwrap().is_some() {}
+    let model = run.model().unwrap();
+    let c = model.classify(&samples).unwrap();
+    assert_eq!(c.classes().len(), 64);
+    let right = c.classes().iter().zip(samples.labels()).filter(|(p, l)| **p == u32::from(*l)).count();
+    assert_eq!(c.accuracy(), right as f64 / 64.0);
+    assert_eq!(c.agreement(&c), 1.0);
+    // Answers on another number of samples do not compare.
+    let fewer = model.classify(&MnistSamples::parse(&set.range_bytes(0, 32)).unwrap()).unwrap();
+    assert_eq!(c.agreement(&fewer), 0.0);
+    assert_eq!(&c.classes()[..32], &fewer.classes()[..]);
+}
+
+#[test]
 fn bad_requests_and_data_are_refused() {
     let mut owner = TrainingOwner::with_key(SecretKey::generate(KeyOptions::default()).unwrap());
     let (x, y) = data(8);
