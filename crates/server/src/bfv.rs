@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
@@ -30,6 +30,8 @@ use more_bfv::{BfvError, BfvModel, EvalKeys, Evaluator};
 use tokio::sync::Semaphore;
 
 use crate::budget::Reservation;
+use crate::extract::{ApiPath, Client};
+use crate::request::{BodyReader, BodyRules, Received};
 use crate::{ApiError, AppState};
 
 /// Media type of key and ciphertext messages.
@@ -46,6 +48,9 @@ pub struct BfvLimits {
     pub key_memory: usize,
     /// Key parses and evaluations running at once (each uses one blocking thread).
     pub workers: usize,
+    /// Memory one client's keys may take (counted as `key_memory`); beyond it, a new upload replaces the
+    /// client's least recently used key set. A client may always hold one set.
+    pub client_share: usize,
 }
 
 /// What one model is taken to keep resident where the resident set cannot be read (not Linux); 57 MB was
@@ -72,6 +77,7 @@ impl Default for BfvLimits {
             key_ttl: Duration::from_secs(15 * 60),
             key_memory: 256 << 20,
             workers: 2,
+            client_share: (256 << 20) / CLIENT_SHARES,
         }
     }
 }
@@ -80,7 +86,12 @@ struct StoredKeys {
     keys: Arc<EvalKeys>,
     bytes: usize,
     last_used: Instant,
+    /// The client that uploaded them ([`Client`]).
+    client: String,
 }
+
+/// By default a client's key sets may take a quarter of the key store ([`BfvLimits::client_share`]).
+pub const CLIENT_SHARES: usize = 4;
 
 /// The BFV models and the key store.
 pub struct BfvService {
@@ -143,17 +154,13 @@ impl BfvService {
     /// Memory the service may hold outside the request budget: what its models keep resident and the key
     /// store's cap ([`BfvLimits::key_memory`]). Evaluations and uploads reserve from the request budget.
     pub fn memory_bound(&self) -> usize {
+        // Without models the store refuses keys, so it holds nothing.
         if self.models.is_empty() { 0 } else { self.resident.saturating_add(self.limits.key_memory) }
     }
 
     /// The models served.
     pub fn models(&self) -> impl Iterator<Item = &BfvModel> {
         self.models.iter().map(|(m, _)| m)
-    }
-
-    /// Key sets stored now.
-    pub fn stored_keys(&self) -> usize {
-        self.keys.lock().expect("key store").len()
     }
 
     /// Drops expired keys; returns the memory the rest take.
@@ -205,66 +212,31 @@ fn service(s: &AppState) -> Result<&Arc<BfvService>, ApiError> {
     s.inner.bfv.as_ref().ok_or_else(|| ApiError::not_found("this server has no BFV models"))
 }
 
-fn bfv_error(e: BfvError) -> ApiError {
-    match e {
-        BfvError::Parameters(m) => ApiError::unprocessable("wrong_parameters", m),
-        BfvError::Wire(m) | BfvError::Input(m) => ApiError::unprocessable("invalid_bfv", m),
-        BfvError::Fhe(m) => ApiError::unprocessable("bfv_evaluation_failed", m),
-        BfvError::Model(m) => ApiError::internal("the BFV model", m),
-    }
-}
-
-fn octet_stream(headers: &HeaderMap) -> Result<(), ApiError> {
-    let ct = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("<not text>"));
-    match ct.map(|c| c.split(';').next().unwrap_or("").trim()) {
-        Some(e) if e.eq_ignore_ascii_case(MEDIA_TYPE) => Ok(()),
-        _ => Err(ApiError::unsupported_media_type(ct)),
-    }
-}
-
-/// Reads a body of at most `limit` bytes (refused upfront when the announced length is larger).
-/// Reads a body of at most `limit` bytes after reserving, from the server's memory budget,
-/// `per_byte` times its announced size (or `limit`) plus `extra` bytes: the memory the request holds until
-/// it is answered. Not enough budget is a 503 `overloaded`, as for MORE inference.
-async fn read_body(
-    s: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-    per_byte: usize,
-    extra: usize,
-) -> Result<(axum::body::Bytes, Reservation), ApiError> {
-    let announced = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if let Some(len) = announced
-        && len > limit as u64
-    {
-        return Err(ApiError::too_large(len, limit));
-    }
-    let size = announced.map_or(limit, |l| l as usize);
-    let reserve = size.saturating_mul(per_byte).saturating_add(extra);
-    let Some(reservation) = s.budget().try_reserve(reserve) else {
-        return Err(ApiError::unavailable("overloaded", "the server's memory budget is in use; retry shortly"));
-    };
-    let read = axum::body::to_bytes(body, limit);
-    match tokio::time::timeout(s.inner.limits.request_timeout, read).await {
-        Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "timeout", "the request body took too long")),
-        Ok(Err(_)) => Err(ApiError::too_large(announced.unwrap_or(limit as u64 + 1), limit)),
-        Ok(Ok(b)) => Ok((b, reservation)),
-    }
-}
-
-/// Runs `f` on the blocking pool under the worker semaphore.
+/// Runs `f` on the blocking pool under a worker permit. The permit and `held` (the request's memory
+/// reservation) move into the task: they are released when the work ends, not when the handler is dropped,
+/// so clients that disconnect cannot start more work than the limits allow.
 async fn on_worker<T: Send + 'static>(
     svc: &Arc<BfvService>,
+    held: Reservation,
     f: impl FnOnce() -> Result<T, BfvError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let Ok(_permit) = svc.workers.clone().try_acquire_owned() else {
+    let Ok(permit) = svc.workers.clone().try_acquire_owned() else {
         return Err(ApiError::unavailable("overloaded", "all BFV workers are busy; retry shortly"));
     };
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|_| ApiError::internal("the BFV worker", "it panicked or was cancelled"))?
-        .map_err(bfv_error)
+    tokio::task::spawn_blocking(move || {
+        let _owned = (permit, held);
+        f()
+    })
+    .await
+    .map_err(|_| ApiError::internal("the BFV worker", "it panicked or was cancelled"))?
+    .map_err(ApiError::from)
+}
+
+/// The rules of a BFV body: keys or ciphertexts as `application/octet-stream`, read within the request
+/// timeout plus one second per MiB of the limit (key sets are megabytes).
+fn rules(s: &AppState, limit: usize, per_byte: usize) -> BodyRules {
+    let deadline = s.limits().request_timeout + Duration::from_secs((limit >> 20) as u64);
+    BodyRules { media_type: MEDIA_TYPE, limit, per_byte, deadline }
 }
 
 fn new_key_id() -> Result<String, ApiError> {
@@ -273,54 +245,99 @@ fn new_key_id() -> Result<String, ApiError> {
     Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-async fn upload_keys(State(s): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let svc = service(&s)?.clone();
-    octet_stream(&headers)?;
-    let limit = svc.limits.max_key_bytes;
-    // The body and the parsed keys (until they join the key store, which has its own cap).
-    let (body, _memory) = read_body(&s, &headers, body, limit, 1 + KEY_MEMORY_PER_BYTE, 0).await?;
-    let bytes = body.len();
-    // Reserve room before parsing, so a flood of uploads cannot hold more than the budget.
-    {
-        let mut store = svc.keys.lock().expect("key store");
-        let used = BfvService::sweep(&mut store, svc.limits.key_ttl);
-        if used + bytes * KEY_MEMORY_PER_BYTE > svc.limits.key_memory {
-            return Err(ApiError::unavailable("key_store_full", "the key store is full; retry later"));
+/// Stores a key set for `client`: first drops expired sets and, while the client's sets would take more
+/// than its share ([`BfvLimits::client_share`]), its least recently used one; then refuses (503
+/// `key_store_full`) if the whole store would exceed its cap. With `keys` `None`, only checks that there
+/// would be room (and changes nothing). Returns the key id.
+fn store_keys(svc: &BfvService, client: &str, keys: Option<EvalKeys>, bytes: usize) -> Result<String, ApiError> {
+    let cost = bytes * KEY_MEMORY_PER_BYTE;
+    let share = svc.limits.client_share;
+    let mut store = svc.keys.lock().unwrap_or_else(|e| e.into_inner());
+    let used = BfvService::sweep(&mut store, svc.limits.key_ttl);
+    // The client's sets, least recently used first, and those that must go to make room in its share.
+    let mut mine: Vec<(&String, &StoredKeys)> = store.iter().filter(|(_, k)| k.client == client).collect();
+    mine.sort_by_key(|(_, k)| k.last_used);
+    let mut held: usize = mine.iter().map(|(_, k)| k.bytes * KEY_MEMORY_PER_BYTE).sum();
+    let mut evict: Vec<String> = Vec::new();
+    for (id, k) in &mine {
+        if held + cost <= share {
+            break;
         }
+        held -= k.bytes * KEY_MEMORY_PER_BYTE;
+        evict.push((*id).clone());
     }
-    let keys = on_worker(&svc, move || more_bfv::wire::decode_keys(&body)).await?;
+    let freed: usize =
+        store.iter().filter(|(id, _)| evict.contains(id)).map(|(_, k)| k.bytes * KEY_MEMORY_PER_BYTE).sum();
+    let used = used - freed;
+    if used + cost > svc.limits.key_memory {
+        return Err(ApiError::unavailable(
+            "key_store_full",
+            format!(
+                "the BFV key store is full ({} of {} MiB in use, {} MiB per client); retry later",
+                used >> 20,
+                svc.limits.key_memory >> 20,
+                share >> 20
+            ),
+        ));
+    }
+    let Some(keys) = keys else { return Ok(String::new()) };
+    if !evict.is_empty() {
+        tracing::info!(replaced = evict.len(), "bfv keys replaced: the client's share of the key store was full");
+    }
+    for id in &evict {
+        store.remove(id);
+    }
     let id = new_key_id()?;
-    {
-        let mut store = svc.keys.lock().expect("key store");
-        let used = BfvService::sweep(&mut store, svc.limits.key_ttl);
-        if used + bytes * KEY_MEMORY_PER_BYTE > svc.limits.key_memory {
-            return Err(ApiError::unavailable("key_store_full", "the key store is full; retry later"));
-        }
-        store.insert(id.clone(), StoredKeys { keys: Arc::new(keys), bytes, last_used: Instant::now() });
+    let stored = StoredKeys { keys: Arc::new(keys), bytes, last_used: Instant::now(), client: client.to_string() };
+    store.insert(id.clone(), stored);
+    Ok(id)
+}
+
+async fn upload_keys(
+    State(s): State<AppState>,
+    Client(client): Client,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let svc = service(&s)?.clone();
+    if svc.models.is_empty() {
+        return Err(ApiError::not_found("this server has no BFV models: it keeps no BFV keys"));
     }
+    // The body and the parsed keys (until they join the key store, which has its own cap).
+    let rules = rules(&s, svc.limits.max_key_bytes, 1 + KEY_MEMORY_PER_BYTE);
+    let Received { bytes: body, reservation } = BodyReader::new(&headers, body, rules, s.budget())?.read_all().await?;
+    let bytes = body.len();
+    // Check for room before parsing (a dry run of the store), so a full store costs no parse.
+    store_keys(&svc, &client, None, bytes)?;
+    let keys = on_worker(&svc, reservation, move || more_bfv::wire::decode_keys(&body)).await?;
+    let id = store_keys(&svc, &client, Some(keys), bytes)?;
     tracing::info!(bytes, "bfv keys stored");
     let reply = serde_json::json!({ "key_id": id, "expires_in_s": svc.limits.key_ttl.as_secs(), "bytes": bytes });
     Ok((StatusCode::CREATED, axum::Json(reply)).into_response())
 }
 
-async fn delete_keys(State(s): State<AppState>, UrlPath(key_id): UrlPath<String>) -> Result<Response, ApiError> {
+fn unknown_key() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "unknown_key", "no such key id (expired?): upload the keys again")
+}
+
+async fn delete_keys(State(s): State<AppState>, ApiPath(key_id): ApiPath<String>) -> Result<Response, ApiError> {
     let svc = service(&s)?;
-    match svc.keys.lock().expect("key store").remove(&key_id) {
+    match svc.keys.lock().unwrap_or_else(|e| e.into_inner()).remove(&key_id) {
         Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
-        None => Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_key", "no such key id (expired?)")),
+        None => Err(unknown_key()),
     }
 }
 
 async fn infer(
     State(s): State<AppState>,
-    UrlPath(id): UrlPath<String>,
+    ApiPath(id): ApiPath<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let svc = service(&s)?.clone();
     let (_, ev) = svc.models.iter().find(|(m, _)| m.id == id).ok_or_else(|| ApiError::unknown_model(&id))?.clone();
-    let Some(key_id) = query.get("key_id") else {
+    let Some(key_id) = query.get("key_id").cloned() else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "missing_key_id",
@@ -328,24 +345,28 @@ async fn infer(
         ));
     };
     let keys = {
-        let mut store = svc.keys.lock().expect("key store");
+        let mut store = svc.keys.lock().unwrap_or_else(|e| e.into_inner());
         BfvService::sweep(&mut store, svc.limits.key_ttl);
-        let entry = store
-            .get_mut(key_id)
-            .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "unknown_key", "no such key id (expired?)"))?;
-        entry.last_used = Instant::now();
-        entry.keys.clone()
+        store.get(&key_id).ok_or_else(unknown_key)?.keys.clone()
     };
-    octet_stream(&headers)?;
     let limit = INPUT_CIPHERTEXTS * (MAX_CIPHERTEXT_BYTES + 4) + 64;
-    let (body, _memory) = read_body(&s, &headers, body, limit, INFER_MEMORY_PER_BYTE, EVALUATION_BYTES).await?;
+    let mut reader = BodyReader::new(&headers, body, rules(&s, limit, INFER_MEMORY_PER_BYTE), s.budget())?;
+    let mut body = Vec::new();
+    while let Some(chunk) = reader.chunk().await? {
+        body.extend_from_slice(&chunk);
+    }
+    reader.reserve(body.len() * INFER_MEMORY_PER_BYTE + EVALUATION_BYTES)?;
     let t0 = Instant::now();
-    let out = on_worker(&svc, move || {
+    let out = on_worker(&svc, reader.into_reservation(), move || {
         let cts = more_bfv::wire::decode_ciphertexts(&body, INPUT_CIPHERTEXTS, INPUT_LEVEL)?;
         let out = ev.evaluate(&keys, &cts)?;
         Ok(more_bfv::wire::encode_ciphertexts(&out, OUTPUT_LEVEL))
     })
     .await?;
+    // A key's time to live restarts only with a successful use: bad bodies do not keep keys alive.
+    if let Some(entry) = svc.keys.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&key_id) {
+        entry.last_used = Instant::now();
+    }
     let compute = t0.elapsed();
     tracing::info!(model = %id, compute_us = compute.as_micros() as u64, "bfv inferred");
     let mut res = (StatusCode::OK, out).into_response();
@@ -354,4 +375,15 @@ async fn infer(
     let timing = format!("compute;dur={:.3}", compute.as_secs_f64() * 1e3);
     h.insert("server-timing", HeaderValue::from_str(&timing).expect("ascii"));
     Ok(res)
+}
+
+impl From<BfvError> for ApiError {
+    fn from(e: BfvError) -> ApiError {
+        match e {
+            BfvError::Parameters(m) => ApiError::unprocessable("wrong_parameters", m),
+            BfvError::Wire(m) | BfvError::Input(m) => ApiError::unprocessable("invalid_bfv", m),
+            BfvError::Fhe(m) => ApiError::unprocessable("bfv_evaluation_failed", m),
+            BfvError::Model(m) => ApiError::internal("the BFV model", m),
+        }
+    }
 }

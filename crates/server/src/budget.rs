@@ -100,10 +100,31 @@ pub struct Budget {
     kib: usize,
 }
 
-/// A reservation, released when dropped.
+/// A reservation, released when dropped. It can grow ([`Budget::grow`]) as a request's body arrives.
 #[derive(Debug)]
 pub struct Reservation {
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Reservation {
+    /// A reservation of nothing, to grow from.
+    pub fn empty() -> Reservation {
+        Reservation { permit: None }
+    }
+
+    /// Bytes reserved (a multiple of KiB).
+    pub fn bytes(&self) -> usize {
+        self.permit.as_ref().map_or(0, |p| p.num_permits() << 10)
+    }
+
+    /// Joins `other` into this reservation.
+    pub fn absorb(&mut self, other: Reservation) {
+        match (&mut self.permit, other.permit) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (mine @ None, theirs) => *mine = theirs,
+            (Some(_), None) => {}
+        }
+    }
 }
 
 impl Budget {
@@ -129,7 +150,23 @@ impl Budget {
             return None;
         }
         let kib = u32::try_from(bytes.div_ceil(1024).max(1)).ok()?;
-        Arc::clone(&self.permits).try_acquire_many_owned(kib).ok().map(|p| Reservation { _permit: p })
+        Arc::clone(&self.permits).try_acquire_many_owned(kib).ok().map(|p| Reservation { permit: Some(p) })
+    }
+
+    /// Grows `reservation` to at least `bytes` if the difference fits now; `false` (and the reservation
+    /// unchanged) if it does not.
+    pub fn grow(&self, reservation: &mut Reservation, bytes: usize) -> bool {
+        let have = reservation.bytes();
+        if bytes <= have {
+            return true;
+        }
+        match self.try_reserve(bytes - have) {
+            Some(more) => {
+                reservation.absorb(more);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether `bytes` fit in the whole budget (when nothing else is reserved).
@@ -269,6 +306,21 @@ mod tests {
         drop(r1);
         assert_eq!(b.in_use(), 6 << 10);
         drop(r2);
+        assert_eq!(b.in_use(), 0);
+    }
+
+    #[test]
+    fn reservations_grow_until_the_budget_is_spent() {
+        let b = Budget::new(10 << 10);
+        let mut r = Reservation::empty();
+        assert_eq!(r.bytes(), 0);
+        assert!(b.grow(&mut r, 3000));
+        assert_eq!((r.bytes(), b.in_use()), (3 << 10, 3 << 10));
+        assert!(b.grow(&mut r, 2000), "already enough");
+        assert!(b.grow(&mut r, 10 << 10));
+        assert!(!b.grow(&mut r, (10 << 10) + 1), "over the budget");
+        assert_eq!(r.bytes(), 10 << 10, "unchanged by a refusal");
+        drop(r);
         assert_eq!(b.in_use(), 0);
     }
 

@@ -19,15 +19,16 @@ use std::time::SystemTime;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
 use more_core::{KeyOptions, SecretKey};
 use ndarray::{ArrayD, IxDyn};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::extract::ApiPath;
+use crate::request::{BodyReader, BodyRules, Received};
 use crate::teacher::TeacherToken;
 use crate::{ApiError, AppState, glyphs};
 
@@ -37,6 +38,9 @@ pub const PHRASE_LEN: usize = 5;
 pub const TOLERANCE: f64 = 0.1;
 /// Longest name kept, in characters.
 pub const MAX_NAME_CHARS: usize = 40;
+/// Memory an answer holds per body byte while it is checked: the body and its values as `f64` (a value
+/// takes at least two bytes of JSON, `0,`, and eight as a number).
+pub const ANSWER_MEMORY_PER_BYTE: usize = 5;
 
 /// Bounds on what the challenge store holds and accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +163,7 @@ pub async fn create(State(s): State<AppState>, headers: HeaderMap) -> Result<Res
 }
 
 /// `GET /api/v1/challenges/{id}`: what a student needs to solve it.
-pub async fn info(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn info(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     let map = s.challenges().lock()?;
     let c = map.get(&id).ok_or_else(|| unknown(&id))?;
     Ok(Json(serde_json::json!({
@@ -180,7 +184,7 @@ pub async fn info(State(s): State<AppState>, Path(id): Path<String>) -> Result<R
 }
 
 /// `GET /api/v1/challenges/{id}/ciphertext`: the encrypted image in the wire format.
-pub async fn ciphertext(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn ciphertext(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     let map = s.challenges().lock()?;
     let c = map.get(&id).ok_or_else(|| unknown(&id))?;
     let mut res = (StatusCode::OK, c.ciphertext.clone()).into_response();
@@ -213,33 +217,21 @@ pub fn sanitise_name(raw: &str) -> Option<String> {
 /// `POST /api/v1/challenges/{id}/answers`: checks one answer and records it.
 pub async fn answer(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let store = s.challenges();
-    let limit = store.limits.max_body;
     if !s.challenges().lock()?.contains_key(&id) {
         return Err(unknown(&id));
     }
-    if crate::has_media_type(&headers, "application/json").is_err() {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "an answer is JSON: Content-Type must be application/json",
-        ));
-    }
-    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if let Some(len) = declared
-        && len > limit as u64
-    {
-        return Err(ApiError::too_large(len, limit));
-    }
-    let bytes = http_body_util::Limited::new(body, limit)
-        .collect()
-        .await
-        .map_err(|_| ApiError::too_large(limit as u64 + 1, limit))?
-        .to_bytes();
+    let rules = BodyRules {
+        media_type: "application/json",
+        limit: store.limits.max_body,
+        per_byte: ANSWER_MEMORY_PER_BYTE,
+        deadline: s.limits().request_timeout,
+    };
+    let Received { bytes, reservation: _held } = BodyReader::new(&headers, body, rules, s.budget())?.read_all().await?;
     let input: AnswerIn = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::malformed(format!("the answer is not {{\"name\", \"answer\"}} JSON: {e}")))?;
     let name = sanitise_name(&input.name)
@@ -293,7 +285,7 @@ struct AnswerOut<'a> {
 /// `GET /api/v1/challenges/{id}/answers` (teacher): every answer, and each name's first correct one.
 pub async fn answers(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let store = s.challenges();

@@ -2,8 +2,11 @@
 //!
 //! - At most `max_connections` are open; further clients wait in the kernel's backlog until one closes
 //!   (the listener stops accepting), so file descriptors and per-connection memory stay bounded.
-//! - A connection on which nothing is read for `idle_timeout` (a silent keep-alive connection, or a client
-//!   sending its headers or body too slowly) is closed: reads fail with `TimedOut`.
+//! - A connection on which no byte moves for `idle_timeout`, in either direction, is closed: a silent
+//!   keep-alive connection, a client sending its headers too slowly, or one that stopped reading its
+//!   answer. Bytes the server writes count as activity, so a long response that keeps streaming (a job's
+//!   event stream with its heartbeats) is not cut while the client sends nothing; a request's body has its
+//!   own deadline besides ([`crate::request`]).
 //! - `TCP_NODELAY` is set on every connection (small answers go out at once).
 
 use std::io;
@@ -75,22 +78,42 @@ impl AsyncRead for BoundedStream {
         match Pin::new(&mut self.io).poll_read(cx, buf) {
             Poll::Ready(r) => {
                 if buf.filled().len() > before {
-                    let deadline = Instant::now() + self.idle;
-                    self.sleep.as_mut().reset(deadline);
+                    self.active();
                 }
                 Poll::Ready(r)
             }
-            Poll::Pending => match self.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "connection idle"))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => self.stalled(cx),
+        }
+    }
+}
+
+impl BoundedStream {
+    fn active(&mut self) {
+        let deadline = Instant::now() + self.idle;
+        self.sleep.as_mut().reset(deadline);
+    }
+
+    /// A write that cannot proceed: an error once the connection has been idle too long.
+    fn stalled<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "connection idle"))),
+            Poll::Pending => Poll::Pending,
         }
     }
 }
 
 impl AsyncWrite for BoundedStream {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        match Pin::new(&mut self.io).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.active();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.stalled(cx),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -106,7 +129,16 @@ impl AsyncWrite for BoundedStream {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        match Pin::new(&mut self.io).poll_write_vectored(cx, bufs) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.active();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => self.stalled(cx),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -72,14 +72,13 @@ impl ApiError {
         )
     }
 
-    /// 415: not `application/x-more-tensor`.
-    pub fn unsupported_media_type(found: Option<&str>) -> Self {
+    /// 415: not the media type `wanted`.
+    pub fn unsupported_media_type(wanted: &str, found: Option<&str>) -> Self {
         Self::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             format!(
-                "Content-Type must be {}, got {}",
-                more_core::codec::MEDIA_TYPE,
+                "Content-Type must be {wanted}, got {}",
                 found.map_or_else(|| "none".to_string(), |s| format!("{:?}", s.chars().take(80).collect::<String>()))
             ),
         )

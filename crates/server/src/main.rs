@@ -60,7 +60,8 @@ struct Args {
     /// Open connections at most; more clients wait until one closes.
     #[arg(long, default_value_t = 1024)]
     max_connections: usize,
-    /// Close a connection after this many seconds without receiving a byte.
+    /// Close a connection after this many seconds in which no byte was received or sent (event streams
+    /// send a heartbeat every third of this, at most every 15 s, so they stay open).
     #[arg(long, default_value_t = 60)]
     idle_timeout_s: u64,
     /// The teacher's token for creating class challenges and reading their answers (at least 16
@@ -179,6 +180,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         max_inflight: args.max_inflight,
         request_timeout: Duration::from_millis(args.timeout_ms),
         memory_budget: args.memory_budget_mb << 20,
+        // Well inside the idle timeout, so streams stay open on their own heartbeats.
+        stream_heartbeat: Duration::from_millis((args.idle_timeout_s * 1000 / 3).clamp(100, 15_000)),
     };
     let runtime_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut state = AppState::new(registry, engine, limits).with_bound_for(runtime_threads, args.max_connections);
@@ -187,7 +190,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         tracing::warn!(dir = %args.web.display(), "no index.html there: serving the API only");
     }
-    let bfv_limits = more_server::bfv::BfvLimits { key_memory: args.bfv_key_memory_mb << 20, ..Default::default() };
+    let bfv_limits = more_server::bfv::BfvLimits {
+        key_memory: args.bfv_key_memory_mb << 20,
+        client_share: (args.bfv_key_memory_mb << 20) / more_server::bfv::CLIENT_SHARES,
+        ..Default::default()
+    };
     let bfv = more_server::bfv::BfvService::load_dir(&args.models, bfv_limits).context("loading BFV models")?;
     for m in bfv.models() {
         tracing::info!(id = %m.id, scheme = "bfv", "model loaded");

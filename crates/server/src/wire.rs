@@ -8,12 +8,11 @@
 //! buffer is then allocated once, at that size. When the body is complete its planes are decoded with the
 //! same header ([`more_core::codec::decode_with_header`]: exact length, no NaN/±∞).
 
-use axum::body::Body;
-use http_body_util::BodyExt;
 use more_core::codec::{self, Header};
 use more_core::{DType, EncryptedTensor};
 
 use crate::error::ApiError;
+use crate::request::BodyReader;
 
 /// What an inference request may carry for one model.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +34,8 @@ pub struct Input {
     pub samples: usize,
     /// Whether the request had the batch axis (the answer keeps the client's form).
     pub batched: bool,
+    /// Bytes of the body.
+    pub bytes: usize,
 }
 
 impl Expected<'_> {
@@ -76,17 +77,15 @@ impl Expected<'_> {
     }
 }
 
-/// Reads and decodes a body for `expected`. `content_length` is the request's header, if any; it has
-/// already been compared with the limit by the handler.
-pub async fn read_input(body: Body, content_length: Option<u64>, expected: Expected<'_>) -> Result<Input, ApiError> {
+/// Reads and decodes a body for `expected` through `reader` (which enforces the route's limit, deadline
+/// and memory reservation; its declared `Content-Length` is compared with the header's total).
+pub async fn read_input(reader: &mut BodyReader, expected: Expected<'_>) -> Result<Input, ApiError> {
     let limit = expected.limit;
-    let mut body = body;
+    let content_length = reader.declared();
     let mut buf: Vec<u8> = Vec::with_capacity(64);
     // The header and what it declares, once it has arrived.
     let mut parsed: Option<(Header, u64, bool)> = None;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::malformed(format!("could not read the request body: {e}")))?;
-        let Ok(data) = frame.into_data() else { continue };
+    while let Some(data) = reader.chunk().await? {
         let room = parsed.as_ref().map_or(limit as u64, |p| p.1);
         if (buf.len() + data.len()) as u64 > room {
             return Err(match parsed {
@@ -105,7 +104,8 @@ pub async fn read_input(body: Body, content_length: Option<u64>, expected: Expec
             if buf.len() as u64 > total {
                 return Err(ApiError::malformed(format!("body is longer than the {total} bytes its header declares")));
             }
-            buf.reserve_exact(total as usize - buf.len());
+            // The buffer grows with the bytes that arrive (and the reservation with it), not with what the
+            // header declares: a client that stops after its header holds no more than it sent.
             parsed = Some((header, total, batched));
         }
     }
@@ -121,7 +121,7 @@ pub async fn read_input(body: Body, content_length: Option<u64>, expected: Expec
         with_batch.extend_from_slice(&header.shape);
         tensor.reshape(&with_batch).map_err(|e| ApiError::internal("adding the batch axis", e))?
     };
-    Ok(Input { tensor, samples, batched })
+    Ok(Input { tensor, samples, batched, bytes: buf.len() })
 }
 
 #[cfg(test)]

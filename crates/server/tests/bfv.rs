@@ -97,12 +97,10 @@ async fn upload_infer_decrypt_and_the_model_list() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_store_limits_size_ttl_and_memory() {
     let (_, keys, _, input) = client_case(2);
-    // Room for two key sets; a TTL of two seconds.
-    let limits = BfvLimits {
-        key_memory: 2 * keys.len() * KEY_MEMORY_PER_BYTE + 1000,
-        key_ttl: Duration::from_secs(2),
-        ..BfvLimits::default()
-    };
+    // Room for two key sets, no share per client (one client may fill the store); a TTL of two seconds.
+    let key_memory = 2 * keys.len() * KEY_MEMORY_PER_BYTE + 1000;
+    let limits =
+        BfvLimits { key_memory, key_ttl: Duration::from_secs(2), client_share: usize::MAX, ..BfvLimits::default() };
     let addr = serve(limits).await;
     let first = json(&upload(addr, &keys).await)["key_id"].as_str().unwrap().to_string();
     assert_eq!(upload(addr, &keys).await.status, 201);
@@ -115,6 +113,51 @@ async fn key_store_limits_size_ttl_and_memory() {
     let r = request(addr, "POST", &infer_path(&first), Some(OCTETS), &input, None).await;
     assert_eq!(r.status, 404, "expired keys are gone");
     assert_eq!(upload(addr, &keys).await.status, 201, "expired keys free their memory");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_beyond_its_share_replaces_its_oldest_keys_and_failed_calls_do_not_refresh_them() {
+    let (client, keys, x, input) = client_case(4);
+    // Room for four key sets, one for each client; a TTL of three seconds.
+    let key_memory = 4 * keys.len() * KEY_MEMORY_PER_BYTE + 1000;
+    let limits =
+        BfvLimits { key_memory, key_ttl: Duration::from_secs(3), client_share: key_memory / 4, ..BfvLimits::default() };
+    let addr = serve(limits).await;
+    let first = json(&upload(addr, &keys).await)["key_id"].as_str().unwrap().to_string();
+    let second = json(&upload(addr, &keys).await)["key_id"].as_str().unwrap().to_string();
+    let r = request(addr, "POST", &infer_path(&first), Some(OCTETS), &input, None).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (404, Some("unknown_key")), "replaced by the second set");
+    // Bad bodies sent with a key id do not keep the key alive: after its TTL it is gone.
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let r = request(addr, "POST", &infer_path(&second), Some(OCTETS), b"not a ciphertext", None).await;
+        assert!(r.status == 422 || r.status == 404, "{}", r.head);
+    }
+    let r = request(addr, "POST", &infer_path(&second), Some(OCTETS), &input, None).await;
+    assert_eq!(r.status, 404, "expired despite the failed calls");
+    // A successful call does refresh it.
+    let third = json(&upload(addr, &keys).await)["key_id"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1600)).await;
+        let r = request(addr, "POST", &infer_path(&third), Some(OCTETS), &input, None).await;
+        assert_eq!(r.status, 200, "{}", r.head);
+        let out = decode_ciphertexts(&r.body, 3, OUTPUT_LEVEL).unwrap();
+        assert_eq!(client.decrypt(&out).unwrap(), BfvModel::load(model_path()).unwrap().network.forward(&x).0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_bfv_models_keeps_no_keys() {
+    let (_, keys, _, _) = client_case(5);
+    let service = BfvService::new(Vec::new(), BfvLimits::default()).unwrap();
+    assert_eq!(service.memory_bound(), 0);
+    let state =
+        common::state_with(EngineConfig { workers: 1, ..EngineConfig::default() }, Limits::default()).with_bfv(service);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
+    let r = upload(addr, &keys).await;
+    assert_eq!(r.status, 404, "{}", r.head);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

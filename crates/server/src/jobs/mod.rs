@@ -10,6 +10,7 @@
 //! `GET /api/v1/jobs/{id}/events`, `GET /api/v1/jobs/{id}/model`, `DELETE /api/v1/jobs/{id}`.
 
 pub mod networks;
+pub mod routes;
 pub mod runner;
 pub mod store;
 
@@ -19,18 +20,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path as UrlPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use more_enctrain::upload::{JobRequest, MEDIA_TYPE, decode_body, decode_header};
+use more_enctrain::upload::JobRequest;
 
-use crate::conn::ClientAddr;
-use crate::{ApiError, AppState};
+use crate::budget::Budget;
+pub use routes::{create, delete, events, info, model, status};
 use store::{Files, Record, State as JobState};
 
 /// The limits of training jobs.
@@ -78,29 +74,88 @@ impl Default for TrainingLimits {
 pub struct Job {
     /// Its files.
     pub files: Files,
-    inner: Mutex<Inner>,
-    changed: watch::Sender<usize>,
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) changed: watch::Sender<usize>,
     cancelled: AtomicBool,
 }
 
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     record: Record,
-    events: Vec<(&'static str, String)>,
+    events: EventLog,
     epochs_done: usize,
+}
+
+/// One event of a job's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    /// Its id: increasing over the job's life, not contiguous (a coalesced `step` takes a new id).
+    pub id: u64,
+    /// `queued`, `started`, `step`, `epoch`, `done`, `failed`, `cancelled` or `resumed`.
+    pub kind: &'static str,
+    /// Its JSON data.
+    pub data: String,
+}
+
+/// A job's events, bounded: a `step` event replaces the `step` event before it when nothing came between
+/// them, so the log holds about two events per epoch however small the batches are (at most
+/// [`TrainingLimits::max_epochs`] × 2 + a few), and a stream that resumes replays only what it missed.
+#[derive(Debug, Default)]
+pub struct EventLog {
+    events: Vec<Logged>,
+    next: u64,
+}
+
+impl EventLog {
+    /// Appends an event (coalescing consecutive steps); returns its id.
+    pub fn push(&mut self, kind: &'static str, data: String) -> u64 {
+        let id = self.next;
+        self.next += 1;
+        if kind == "step" && self.events.last().is_some_and(|e| e.kind == "step") {
+            self.events.pop();
+        }
+        self.events.push(Logged { id, kind, data });
+        id
+    }
+
+    /// The first event after id `after` (`None`: from the start).
+    pub fn after(&self, after: Option<u64>) -> Option<&Logged> {
+        let i = after.map_or(0, |a| self.events.partition_point(|e| e.id <= a));
+        self.events.get(i)
+    }
+
+    /// Events held.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// Whether the last event ends the stream (`done`, `failed`, `cancelled`).
+    pub fn is_over(&self) -> bool {
+        self.events.last().is_some_and(|e| is_final(e.kind))
+    }
+}
+
+/// Whether an event of this kind ends a job's stream.
+pub fn is_final(kind: &str) -> bool {
+    matches!(kind, "done" | "failed" | "cancelled")
 }
 
 impl Job {
     fn new(files: Files, record: Record) -> Arc<Self> {
         Arc::new(Job {
             files,
-            inner: Mutex::new(Inner { record, events: Vec::new(), epochs_done: 0 }),
+            inner: Mutex::new(Inner { record, events: EventLog::default(), epochs_done: 0 }),
             changed: watch::channel(0).0,
             cancelled: AtomicBool::new(false),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -121,11 +176,21 @@ impl Job {
 
     /// Appends an event for the stream.
     pub fn event(&self, kind: &'static str, data: Value) {
-        let mut inner = self.lock();
-        inner.events.push((kind, data.to_string()));
-        let n = inner.events.len();
-        drop(inner);
-        self.changed.send_replace(n);
+        let id = self.lock().events.push(kind, data.to_string());
+        self.changed.send_replace(id as usize + 1);
+    }
+
+    /// The first event after id `after`, and whether the stream is over with none left.
+    pub fn next_event(&self, after: Option<u64>) -> (Option<Logged>, bool) {
+        let inner = self.lock();
+        let next = inner.events.after(after).cloned();
+        let over = next.is_none() && inner.events.is_over();
+        (next, over)
+    }
+
+    /// Events the job's log holds now.
+    pub fn logged_events(&self) -> usize {
+        self.lock().events.len()
     }
 
     fn set_state(&self, state: JobState, error: Option<(String, String)>) {
@@ -136,7 +201,7 @@ impl Job {
             inner.record.attempts += 1;
         }
         if let Err(e) = self.files.save(&inner.record) {
-            tracing::warn!(job = %inner.record.id, error = %e, "cannot save a job's record");
+            tracing::warn!(job = tag(&inner.record.id), error = %e, "cannot save a job's record");
         }
     }
 
@@ -157,13 +222,21 @@ impl Job {
         self.event("done", json!({"model_url": url, "model_bytes": model_bytes, "seconds": seconds}));
     }
 
-    /// Failed: the stream and the status say why.
+    /// Failed: the stream and the status say why. The upload is deleted at once (the record stays, so the
+    /// client can read why, until the job's time to live ends).
     pub fn fail(&self, code: &str, message: String) {
         self.set_state(JobState::Failed, Some((code.to_string(), message.clone())));
+        for file in [self.files.data(), self.files.model()] {
+            if let Err(e) = std::fs::remove_file(&file)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(job = tag(&self.id()), error = %e, "cannot delete a failed job's file");
+            }
+        }
         self.event("failed", json!({"error": code, "message": message}));
     }
 
-    fn status(&self) -> Value {
+    pub(crate) fn status(&self) -> Value {
         let inner = self.lock();
         let r = &inner.record;
         json!({
@@ -187,20 +260,40 @@ pub struct Jobs {
     limits: TrainingLimits,
     map: Mutex<HashMap<String, Arc<Job>>>,
     queue: Mutex<std::sync::mpsc::Sender<Arc<Job>>>,
-    /// Uploads being read and checked at once (each holds its body in memory).
-    uploads: Arc<tokio::sync::Semaphore>,
+    /// Memory for uploads being read and checked: each reserves [`UPLOAD_MEMORY_PER_BYTE`] times the bytes
+    /// it has received, as they arrive.
+    upload_budget: Budget,
+    /// Uploads checked (decoded) at once, each on a blocking thread.
+    checks: Arc<tokio::sync::Semaphore>,
 }
 
-/// Uploads read and checked at once; one more is answered 503 `overloaded`.
+/// Uploads the upload budget holds at the upload limit, and uploads checked at once.
 pub const CONCURRENT_UPLOADS: usize = 2;
 
+/// Memory an upload holds per byte while it is read and checked: the body, its decoded planes and their
+/// coefficient form.
+pub const UPLOAD_MEMORY_PER_BYTE: usize = 3;
+
+/// Bytes one event of a job's log may take (a `step` event with its encrypted loss is about 200).
+pub const EVENT_BYTES: usize = 1 << 10;
+
 impl Jobs {
-    /// Memory training may hold at most: [`CONCURRENT_UPLOADS`] uploads being read and checked (the body,
-    /// its decoded planes and their coefficient form: three times the upload limit each) and the job
-    /// training (its memory limit, plus its data read back from disk).
+    /// Memory training may hold at most: the upload budget ([`CONCURRENT_UPLOADS`] uploads of the limit,
+    /// [`UPLOAD_MEMORY_PER_BYTE`] times each), the job training (its memory limit, plus its data read back
+    /// from disk) and the jobs' event logs (about two events per epoch each).
     pub fn memory_bound(&self) -> usize {
         let l = self.limits;
-        (3 * CONCURRENT_UPLOADS + 1).saturating_mul(l.max_upload_bytes).saturating_add(l.max_memory_bytes)
+        let logs = l.max_jobs.saturating_mul(2 * l.max_epochs + 8).saturating_mul(EVENT_BYTES);
+        self.upload_budget
+            .total()
+            .saturating_add(l.max_upload_bytes)
+            .saturating_add(l.max_memory_bytes)
+            .saturating_add(logs)
+    }
+
+    /// The memory budget of uploads being read and checked.
+    pub fn upload_budget(&self) -> &Budget {
+        &self.upload_budget
     }
 
     /// Opens `dir` (created if missing), takes up the jobs found there and starts the training thread and
@@ -213,7 +306,10 @@ impl Jobs {
             limits,
             map: Mutex::new(HashMap::new()),
             queue: Mutex::new(tx),
-            uploads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_UPLOADS)),
+            upload_budget: Budget::new(
+                (CONCURRENT_UPLOADS * UPLOAD_MEMORY_PER_BYTE).saturating_mul(limits.max_upload_bytes).max(1 << 20),
+            ),
+            checks: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_UPLOADS)),
         });
         let (threads, wall) = (limits.threads, limits.max_wall);
         std::thread::Builder::new().name("more-train".into()).spawn(move || runner::run(rx, threads, wall))?;
@@ -229,11 +325,11 @@ impl Jobs {
         self.limits
     }
 
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Job>>> {
+    pub(crate) fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Job>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn enqueue(&self, job: Arc<Job>) {
+    pub(crate) fn enqueue(&self, job: Arc<Job>) {
         let sent = self.queue.lock().unwrap_or_else(|e| e.into_inner()).send(job.clone());
         if sent.is_err() {
             job.fail("internal", "the training thread has stopped".into());
@@ -250,11 +346,16 @@ impl Jobs {
                 continue;
             }
             let id = entry.file_name().to_string_lossy().to_string();
+            if !is_job_id(&id) {
+                // Not a job's directory (job ids are 32 hex digits): left alone, never served or deleted.
+                tracing::warn!(dir = %entry.path().display(), "not a job's directory: ignored");
+                continue;
+            }
             let files = Files::new(&self.dir, &id);
             let record = match files.load() {
                 Ok(r) if r.id == id => r,
                 other => {
-                    tracing::warn!(job = %id, error = ?other.err(), "unreadable job record: reported failed");
+                    tracing::warn!(job = tag(&id), error = ?other.err(), "unreadable job record: reported failed");
                     let record = Record {
                         id: id.clone(),
                         client: String::new(),
@@ -329,14 +430,25 @@ impl Jobs {
             ids.iter().filter_map(|id| map.remove(id)).collect()
         };
         for job in expired {
-            tracing::info!(job = %job.id(), "time to live over: deleted");
+            tracing::info!(job = tag(&job.id()), "time to live over: deleted");
             remove(&job);
         }
     }
 }
 
+/// Whether `id` has the form of a job id: 32 lowercase hex digits (128 bits from the OS CSPRNG).
+pub fn is_job_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// A job id as the log shows it: its first 6 hex digits, enough to tell jobs apart in a log and too few to
+/// use it (a job id is a bearer capability: whoever has it can follow, download or delete the job).
+pub fn tag(id: &str) -> String {
+    id.chars().take(6).collect()
+}
+
 /// Cancels a job and deletes its files (the training thread deletes them if it is training).
-fn remove(job: &Job) {
+pub(crate) fn remove(job: &Job) {
     job.cancelled.store(true, Ordering::SeqCst);
     let running = job.lock().record.state == JobState::Running;
     if !running {
@@ -353,271 +465,4 @@ fn sweep(jobs: Weak<Jobs>, every: Duration) {
             None => return,
         }
     }
-}
-
-fn jobs_of(s: &AppState) -> Result<&Arc<Jobs>, ApiError> {
-    s.jobs().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "training_disabled",
-            "this server does not train (started with --no-training)",
-        )
-    })
-}
-
-fn job_of(s: &AppState, id: &str) -> Result<Arc<Job>, ApiError> {
-    let jobs = jobs_of(s)?;
-    jobs.map().get(id).cloned().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_job",
-            "no such job: it was never created, was deleted after its model was downloaded, was cancelled or expired",
-        )
-    })
-}
-
-/// `GET /api/v1/training`: whether the server trains, the networks offered and the limits.
-pub async fn info(State(s): State<AppState>) -> impl IntoResponse {
-    let Some(jobs) = s.jobs() else {
-        return axum::Json(json!({"enabled": false, "networks": [], "limits": null}));
-    };
-    let l = jobs.limits;
-    axum::Json(json!({
-        "enabled": true,
-        "media_type": MEDIA_TYPE,
-        "networks": networks::offered(),
-        "limits": {
-            "max_upload_bytes": l.max_upload_bytes, "max_jobs_per_client": l.max_jobs_per_client,
-            "max_jobs": l.max_jobs, "max_epochs": l.max_epochs, "max_batch_size": l.max_batch_size,
-            "max_wall_seconds": l.max_wall.as_secs(), "ttl_seconds": l.ttl.as_secs(),
-            "max_memory_bytes": l.max_memory_bytes, "threads": l.threads,
-        },
-    }))
-}
-
-fn invalid(message: impl Into<String>) -> ApiError {
-    ApiError::unprocessable("invalid_job", message)
-}
-
-fn check_request(r: &JobRequest, l: &TrainingLimits) -> Result<networks::Network, ApiError> {
-    let network = networks::find(&r.network).ok_or_else(|| {
-        let ids: Vec<&str> = networks::offered().iter().map(|n| n.id).collect();
-        invalid(format!(
-            "unknown network {:?}; offered: {}",
-            r.network.chars().take(64).collect::<String>(),
-            ids.join(", ")
-        ))
-    })?;
-    if r.epochs == 0 || r.epochs > l.max_epochs {
-        return Err(ApiError::unprocessable(
-            "too_many_epochs",
-            format!("epochs must be between 1 and {} (asked {})", l.max_epochs, r.epochs),
-        ));
-    }
-    if r.batch_size == 0 || r.batch_size > l.max_batch_size {
-        return Err(invalid(format!("batch_size must be between 1 and {} (asked {})", l.max_batch_size, r.batch_size)));
-    }
-    if !(r.lr.is_finite() && r.lr > 0.0 && r.lr <= 1.0) {
-        return Err(invalid(format!("lr must be in (0, 1] (asked {})", r.lr)));
-    }
-    if !(r.lr_decay.is_finite() && r.lr_decay > 0.0 && r.lr_decay <= 1.0) {
-        return Err(invalid(format!("lr_decay must be in (0, 1] (asked {})", r.lr_decay)));
-    }
-    Ok(network)
-}
-
-/// `POST /api/v1/jobs`: checks and stores the upload, queues the job; 202 with its URLs.
-pub async fn create(State(s): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let jobs = jobs_of(&s)?.clone();
-    let l = jobs.limits;
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<ClientAddr>>()
-        .map_or_else(|| "unknown".to_string(), |c| c.0.0.ip().to_string());
-    let headers = req.headers();
-    let ct = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("<not text>"));
-    if !ct.is_some_and(|c| c.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(MEDIA_TYPE)) {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            format!("expected Content-Type {MEDIA_TYPE}, got {}", ct.unwrap_or("none")),
-        ));
-    }
-    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if let Some(len) = length
-        && len > l.max_upload_bytes as u64
-    {
-        return Err(ApiError::too_large(len, l.max_upload_bytes));
-    }
-    {
-        let map = jobs.map();
-        let active: Vec<_> = map.values().filter(|j| j.lock().record.state.holds_resources()).collect();
-        if active.len() >= l.max_jobs {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_jobs",
-                format!("the server holds {} training jobs, its limit; retry later", l.max_jobs),
-            ));
-        }
-        if active.iter().filter(|j| j.lock().record.client == client).count() >= l.max_jobs_per_client {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_client_jobs",
-                format!(
-                    "you have {} training jobs, the limit per client; download or delete one first",
-                    l.max_jobs_per_client
-                ),
-            ));
-        }
-    }
-    let Ok(_reading) = jobs.uploads.clone().try_acquire_owned() else {
-        return Err(ApiError::unavailable("overloaded", "other training uploads are being read; retry shortly"));
-    };
-    let body = http_body_util::Limited::new(req.into_body(), l.max_upload_bytes)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                ApiError::too_large(l.max_upload_bytes as u64 + 1, l.max_upload_bytes)
-            } else {
-                ApiError::malformed(format!("reading the body: {e}"))
-            }
-        })?
-        .to_bytes();
-    let (request, _) = decode_header(&body).map_err(|e| ApiError::malformed(e.to_string()))?;
-    let network = check_request(&request, &l)?;
-    let memory = 2 * body.len() + request.batch_size * network.activation_bytes;
-    if memory > l.max_memory_bytes {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "memory_limit",
-            format!(
-                "training this job would take about {} MiB, above the server's {} MiB per job; send fewer rows or a smaller batch",
-                memory >> 20,
-                l.max_memory_bytes >> 20
-            ),
-        ));
-    }
-    let checked = {
-        let body = body.clone();
-        let (shape, outputs) = (network.input_shape.clone(), network.outputs);
-        tokio::task::spawn_blocking(move || decode_body(&body, &shape, outputs).map(|u| u.data.len()))
-            .await
-            .map_err(|e| ApiError::internal("checking an upload", e))?
-    };
-    let rows = checked.map_err(|e| match e {
-        more_enctrain::Error::Core(c @ more_core::Error::Malformed(_)) => ApiError::malformed(c.to_string()),
-        other => ApiError::unprocessable("invalid_data", other.to_string()),
-    })?;
-    let id = format!("{:032x}", rand::random::<u128>());
-    let record = Record {
-        id: id.clone(),
-        client,
-        request,
-        rows,
-        upload_bytes: body.len(),
-        memory_bytes: memory,
-        created: store::now(),
-        state: JobState::Queued,
-        error: None,
-        attempts: 0,
-    };
-    let files = Files::new(&jobs.dir, &id);
-    let written = {
-        let (files, record) = (files.clone(), record.clone());
-        tokio::task::spawn_blocking(move || files.create(&record, &body))
-            .await
-            .map_err(|e| ApiError::internal("storing an upload", e))?
-    };
-    if let Err(e) = written {
-        files.remove();
-        return Err(ApiError::internal("storing an upload", e));
-    }
-    let job = Job::new(files, record);
-    job.event("queued", json!({"rows": rows}));
-    jobs.map().insert(id.clone(), job.clone());
-    jobs.enqueue(job.clone());
-    tracing::info!(job = %id, rows, network = %network.id, "training job queued");
-    let mut res = (StatusCode::ACCEPTED, axum::Json(job.status())).into_response();
-    res.headers_mut().insert(
-        header::LOCATION,
-        HeaderValue::from_str(&format!("/api/v1/jobs/{id}")).map_err(|e| ApiError::internal("location", e))?,
-    );
-    Ok(res)
-}
-
-/// `GET /api/v1/jobs/{id}`: the job's state.
-pub async fn status(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
-    Ok(axum::Json(job_of(&s, &id)?.status()).into_response())
-}
-
-/// `DELETE /api/v1/jobs/{id}`: cancels the job and deletes everything of it.
-pub async fn delete(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
-    let job = job_of(&s, &id)?;
-    jobs_of(&s)?.map().remove(&id);
-    remove(&job);
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// `GET /api/v1/jobs/{id}/model`: the encrypted model, once; the job is deleted after it is read.
-pub async fn model(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
-    let job = job_of(&s, &id)?;
-    let (state, error) = {
-        let inner = job.lock();
-        (inner.record.state, inner.record.error.clone())
-    };
-    match state {
-        JobState::Done => {}
-        JobState::Failed => {
-            let (code, message) = error.unwrap_or_default();
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "job_failed",
-                format!("the job failed ({code}): {message}"),
-            ));
-        }
-        JobState::Queued | JobState::Running => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "not_ready",
-                "the job is still training; follow its events until \"done\"",
-            ));
-        }
-    }
-    let path = job.files.model();
-    let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
-        .await
-        .map_err(|e| ApiError::internal("reading a model", e))?
-        .map_err(|e| ApiError::internal("reading a model", e))?;
-    jobs_of(&s)?.map().remove(&id);
-    remove(&job);
-    let mut res = (StatusCode::OK, bytes).into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-more-encrypted-model"));
-    Ok(res)
-}
-
-/// `GET /api/v1/jobs/{id}/events`: Server-Sent Events — every event so far, then the new ones, until the
-/// job is done, failed or cancelled.
-pub async fn events(State(s): State<AppState>, UrlPath(id): UrlPath<String>) -> Result<Response, ApiError> {
-    let job = job_of(&s, &id)?;
-    let rx = job.changed.subscribe();
-    let stream = futures_util::stream::unfold((job, rx, 0usize, false), |(job, mut rx, next, over)| async move {
-        if over {
-            return None;
-        }
-        loop {
-            let item = job.lock().events.get(next).cloned();
-            if let Some((kind, data)) = item {
-                let last = matches!(kind, "done" | "failed" | "cancelled");
-                let event = Event::default().event(kind).id(next.to_string()).data(data);
-                return Some((Ok::<_, std::convert::Infallible>(event), (job, rx, next + 1, last)));
-            }
-            if rx.changed().await.is_err() {
-                return None;
-            }
-        }
-    });
-    let mut res = Sse::new(stream).keep_alive(KeepAlive::default()).into_response();
-    res.headers_mut().insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));
-    Ok(res)
 }

@@ -58,7 +58,7 @@ pub fn run(queue: std::sync::mpsc::Receiver<Arc<Job>>, threads: usize, max_wall:
             Err(_) if job.is_cancelled() => job.files.remove(),
             Err((code, message)) => {
                 if code == "internal" {
-                    tracing::error!(job = %job.id(), %message, "training failed");
+                    tracing::error!(job = super::tag(&job.id()), %message, "training failed");
                 }
                 job.fail(code, message)
             }

@@ -114,7 +114,8 @@ impl Files {
         if let Err(e) = std::fs::remove_dir_all(&self.dir)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot delete a job's files");
+            let job = self.dir.file_name().map(|n| super::tag(&n.to_string_lossy())).unwrap_or_default();
+            tracing::warn!(job, error = %e, "cannot delete a job's files");
         }
     }
 }
