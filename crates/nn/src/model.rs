@@ -299,9 +299,14 @@ impl Model {
         Ok(())
     }
 
+    /// Runs the layers, refusing a non-finite value after any of them: a later layer could hide it
+    /// (`max(NaN, 0)` is `0` in ReLU and max pooling, so an overflow would turn into a finite, wrong answer).
     fn run(&self, mut batch: Batch) -> Result<Batch> {
         for layer in &self.layers {
             batch = layer.infer(batch)?;
+            if batch.data.iter().any(|v| !v.is_finite()) {
+                return Err(Error::NonFinite("an intermediate value (overflow)"));
+            }
         }
         Ok(batch)
     }

@@ -245,3 +245,23 @@ fn hostile_planes_are_refused_with_a_clear_error() {
     // Wrong shape.
     assert!(matches!(run(&key.encrypt_slice(&[0.5f32; 7]).unwrap()), Err(Error::Shape { .. })));
 }
+
+/// Planes of huge but finite values overflow inside the network; the overflow must be refused in both
+/// forms, not hidden by a later ReLU or max pooling (`max(NaN, 0) = 0`) into a finite, bias-only answer.
+#[test]
+fn overflow_inside_the_network_is_refused_in_both_forms() {
+    for model in shipped() {
+        let mut shape = vec![4, 1];
+        shape.extend_from_slice(model.input_shape());
+        let huge = EncryptedTensor::from_data(ArrayD::from_elem(IxDyn(&shape), 3e38f32)).unwrap();
+        for form in [EncryptedForm::Coefficients, EncryptedForm::FourPlanes] {
+            let got = model.forward_encrypted_in(&huge, form);
+            assert!(
+                matches!(got, Err(Error::NonFinite(_) | Error::NotACiphertext(_) | Error::NotOneKey { .. })),
+                "{} {form:?}: {:?}",
+                model.meta().id,
+                got.map(|t| t.data().iter().take(4).copied().collect::<Vec<_>>())
+            );
+        }
+    }
+}
