@@ -6,8 +6,7 @@ use std::path::Path;
 use more_core::{KeyOptions, SecretKey};
 use more_enctrain::owner::KeyOwner;
 use more_enctrain::{Basis, CoeffTensor};
-use more_nn::layer::{Activation, Conv2d, Dense, Layer, Pool};
-use more_nn::{Model, ModelMeta};
+use more_nn::{ElementFunction, Layer, LayerSpec, Model, ModelMeta};
 use ndarray::{Array1, Array2, Array4, ArrayD, IxDyn};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -17,26 +16,21 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 }
 
 fn small_cnn() -> Model {
-    let conv = Conv2d {
-        weight: Array4::from_shape_fn((2, 1, 3, 3), |(o, _, y, x)| (o + y) as f32 * 0.1 - x as f32 * 0.05),
-        bias: Array1::from(vec![0.1, -0.1]),
-        stride: 1,
-        padding: 1,
-    };
-    let dense = Dense {
-        weight: Array2::from_shape_fn((8, 2), |(i, j)| (i as f32 - 3.5) * 0.1 + j as f32 * 0.2),
-        bias: Array1::zeros(2),
-    };
+    let conv = LayerSpec::Conv2d { in_channels: 1, out_channels: 2, kernel: [3, 3], stride: 1, padding: 1 };
+    let weight = Array4::from_shape_fn((2, 1, 3, 3), |(o, _, y, x)| (o + y) as f32 * 0.1 - x as f32 * 0.05);
+    let dense = Array2::from_shape_fn((8, 2), |(i, j)| (i as f32 - 3.5) * 0.1 + j as f32 * 0.2);
+    let free = |spec| Layer::parameter_free(spec).unwrap();
     Model::new(
         ModelMeta::new("seed-cnn", "seed"),
         &[1, 4, 4],
         vec![
-            Layer::Conv2d(conv),
-            Layer::Activation(Activation::Relu),
-            Layer::MaxPool(Pool { size: 2, stride: 2 }),
-            Layer::Flatten,
-            Layer::Dense(dense),
-            Layer::Softmax,
+            Layer::new(conv, vec![weight.into_dyn(), Array1::from(vec![0.1, -0.1]).into_dyn()]).unwrap(),
+            free(LayerSpec::Activation { function: ElementFunction::Relu }),
+            free(LayerSpec::MaxPool { size: 2, stride: 2 }),
+            free(LayerSpec::Flatten),
+            Layer::new(LayerSpec::Dense { inputs: 8, outputs: 2 }, vec![dense.into_dyn(), Array1::zeros(2).into_dyn()])
+                .unwrap(),
+            free(LayerSpec::Softmax),
         ],
     )
     .unwrap()
