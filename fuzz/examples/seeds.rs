@@ -1,13 +1,15 @@
 //! Writes the seed corpora (`corpus/TARGET/*`): small valid inputs for each fuzz target, made with the
-//! project's own encoders. Run from `fuzz/`: `cargo run --example seeds`.
+//! project's own encoders. Run from `fuzz/`: `cargo run --release --example seeds` (the BFV seeds need
+//! fhe.rs optimised). Keys and the random lanes of `job_upload` and `server_state_routes` come from fixed
+//! seeds; fhe.rs draws the public seed of a fresh BFV ciphertext from the thread RNG whatever generator it
+//! is given, and the older targets' MORE ciphertexts draw fresh noise, so those bytes change from run to run.
 
 use std::path::Path;
 
 use more_core::{KeyOptions, SecretKey};
 use more_enctrain::owner::KeyOwner;
 use more_enctrain::{Basis, CoeffTensor};
-use more_nn::layer::{Activation, Conv2d, Dense, Layer, Pool};
-use more_nn::{Model, ModelMeta};
+use more_nn::{ElementFunction, Layer, LayerSpec, Model, ModelMeta};
 use ndarray::{Array1, Array2, Array4, ArrayD, IxDyn};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
@@ -17,26 +19,21 @@ fn write(target: &str, name: &str, bytes: &[u8]) {
 }
 
 fn small_cnn() -> Model {
-    let conv = Conv2d {
-        weight: Array4::from_shape_fn((2, 1, 3, 3), |(o, _, y, x)| (o + y) as f32 * 0.1 - x as f32 * 0.05),
-        bias: Array1::from(vec![0.1, -0.1]),
-        stride: 1,
-        padding: 1,
-    };
-    let dense = Dense {
-        weight: Array2::from_shape_fn((8, 2), |(i, j)| (i as f32 - 3.5) * 0.1 + j as f32 * 0.2),
-        bias: Array1::zeros(2),
-    };
+    let conv = LayerSpec::Conv2d { in_channels: 1, out_channels: 2, kernel: [3, 3], stride: 1, padding: 1 };
+    let weight = Array4::from_shape_fn((2, 1, 3, 3), |(o, _, y, x)| (o + y) as f32 * 0.1 - x as f32 * 0.05);
+    let dense = Array2::from_shape_fn((8, 2), |(i, j)| (i as f32 - 3.5) * 0.1 + j as f32 * 0.2);
+    let free = |spec| Layer::parameter_free(spec).unwrap();
     Model::new(
         ModelMeta::new("seed-cnn", "seed"),
         &[1, 4, 4],
         vec![
-            Layer::Conv2d(conv),
-            Layer::Activation(Activation::Relu),
-            Layer::MaxPool(Pool { size: 2, stride: 2 }),
-            Layer::Flatten,
-            Layer::Dense(dense),
-            Layer::Softmax,
+            Layer::new(conv, vec![weight.into_dyn(), Array1::from(vec![0.1, -0.1]).into_dyn()]).unwrap(),
+            free(LayerSpec::Activation { function: ElementFunction::Relu }),
+            free(LayerSpec::MaxPool { size: 2, stride: 2 }),
+            free(LayerSpec::Flatten),
+            Layer::new(LayerSpec::Dense { inputs: 8, outputs: 2 }, vec![dense.into_dyn(), Array1::zeros(2).into_dyn()])
+                .unwrap(),
+            free(LayerSpec::Softmax),
         ],
     )
     .unwrap()
@@ -126,4 +123,170 @@ fn main() {
     write("server_request", "metrics", &[0, 7, 1, 100]);
     write("server_request", "raw-path", b"\x00\xff\x00\x62api/v1/models/fuzz?x=1\x00");
     write("server_request", "extra-header", b"\x01\x00\x00\x80transfer-encoding:chunked\x00MORE");
+
+    let bfv = bfv_seeds();
+    let jobs = job_seeds();
+    state_seeds(&bfv, &jobs);
+}
+
+/// Bytes the BFV and server seeds share.
+struct BfvSeeds {
+    /// A small key message: the start of a relinearisation key and two empty evaluation keys.
+    small_keys: Vec<u8>,
+    /// One fresh (seeded) ciphertext at the last level, as a message.
+    ciphertext: Vec<u8>,
+}
+
+/// `bfv_wire`: byte 0 is the mode (0 ciphertext message, 1 key message, 2 repaired ciphertext blobs,
+/// 3 repaired key blobs). Valid key sets for the network are megabytes, so the keys and ciphertexts here
+/// are at the last level (one modulus): about 45 KB per polynomial.
+fn bfv_seeds() -> BfvSeeds {
+    use fhe::bfv::{EvaluationKeyBuilder, Plaintext, RelinearizationKey};
+    use fhe_traits::{FheEncoder, FheEncrypter, Serialize as _};
+    use more_bfv::wire::{CIPHERTEXTS_MAGIC, KEYS_MAGIC, encode_ciphertexts};
+    use rand_chacha::ChaCha20Rng;
+    use rand_chacha::rand_core::SeedableRng;
+
+    let par = more_bfv::params::parameters();
+    let last = par.max_level();
+    let mut rng = ChaCha20Rng::seed_from_u64(7);
+    let sk = fhe::bfv::SecretKey::random(&par, &mut rng);
+    let slots: Vec<u64> = (0..par.degree() as u64).map(|i| i * 3 % 1000).collect();
+    let pt = Plaintext::try_encode(&slots, fhe::bfv::Encoding::simd_at_level(last), &par).unwrap();
+    // A fresh ciphertext sends one polynomial and the seed of the other; a sum sends both.
+    let ct = sk.try_encrypt(&pt, &mut rng).unwrap();
+    let sum = &ct + &ct;
+    let ciphertext = encode_ciphertexts(std::slice::from_ref(&ct), last);
+    let with = |mode: u8, bytes: &[u8]| [&[mode][..], bytes].concat();
+    write("bfv_wire", "ct-last-level", &with(0, &ciphertext));
+    write("bfv_wire", "ct-last-level-unseeded", &with(0, &encode_ciphertexts(&[sum], last)));
+    write("bfv_wire", "ct-truncated", &with(0, &ciphertext[..219]));
+    let mut foreign = ciphertext[..64].to_vec();
+    foreign[8] ^= 1;
+    write("bfv_wire", "ct-foreign-fingerprint", &with(0, &foreign));
+    // The server's expectation (7 ciphertexts at level 0), with no ciphertext after the header.
+    let mut header = ciphertext[..19].to_vec();
+    header[16] = more_bfv::params::INPUT_LEVEL as u8;
+    header[17..19].copy_from_slice(&(more_bfv::layout::INPUT_CIPHERTEXTS as u16).to_le_bytes());
+    write("bfv_wire", "ct-server-header-only", &with(0, &header));
+    let blob = ct.to_bytes();
+    let mut raw = vec![2, last as u8];
+    raw.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+    raw.extend_from_slice(&blob);
+    write("bfv_wire", "ct-blob", &raw);
+    let mut flipped = raw.clone();
+    flipped[8] ^= 0x40;
+    write("bfv_wire", "ct-blob-flipped", &flipped);
+    write("bfv_wire", "ct-blob-cut", &raw[..200]);
+
+    // fhe.rs refuses a relinearisation key with a single modulus: the key is one level up (two moduli).
+    let relin = RelinearizationKey::new_leveled(&sk, last, last - 1, &mut rng).unwrap();
+    let mut one = EvaluationKeyBuilder::new_leveled(&sk, last, last).unwrap();
+    one.enable_column_rotation(1).unwrap();
+    let one = one.build(&mut rng).unwrap();
+    let empty = EvaluationKeyBuilder::new_leveled(&sk, last, last).unwrap().build(&mut rng).unwrap();
+    let blobs = [relin.to_bytes(), one.to_bytes(), empty.to_bytes()];
+    let mut keys = KEYS_MAGIC.to_vec();
+    keys.extend_from_slice(&more_bfv::params::fingerprint().to_le_bytes());
+    let mut small = Vec::new();
+    for (i, b) in blobs.iter().enumerate() {
+        keys.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        keys.extend_from_slice(b);
+        // The small variant: the first 100 bytes of the relinearisation key, two empty evaluation keys.
+        let part: &[u8] = if i == 0 { &b[..100] } else { &blobs[2] };
+        small.extend_from_slice(&(part.len() as u32).to_le_bytes());
+        small.extend_from_slice(part);
+    }
+    write("bfv_wire", "keys-last-level", &with(1, &keys));
+    write("bfv_wire", "keys-truncated", &with(1, &keys[..120]));
+    write("bfv_wire", "keys-blobs-small", &with(3, &small));
+    let mut wrong_magic = keys[..40].to_vec();
+    wrong_magic[..8].copy_from_slice(CIPHERTEXTS_MAGIC);
+    write("bfv_wire", "keys-wrong-magic", &with(1, &wrong_magic));
+    let mut small_keys = KEYS_MAGIC.to_vec();
+    small_keys.extend_from_slice(&more_bfv::params::fingerprint().to_le_bytes());
+    small_keys.extend_from_slice(&small);
+    BfvSeeds { small_keys, ciphertext }
+}
+
+/// Training-job bodies for each offered network (`job_upload`), also used by `state_seeds`.
+struct JobSeeds {
+    wbc: Vec<u8>,
+    mnist: Vec<u8>,
+}
+
+fn job_seeds() -> JobSeeds {
+    use more_enctrain::upload::{JobRequest, OptimizerKind, encode_body};
+
+    let request = |network: &str, optimizer| JobRequest {
+        network: network.into(),
+        epochs: 1,
+        batch_size: 2,
+        lr: 0.01,
+        lr_decay: 0.9,
+        optimizer,
+        seed: 5,
+    };
+    let key = SecretKey::from_seed(4, KeyOptions::default()).unwrap();
+    let mut owner = KeyOwner::with_seed(key, 6);
+    let canaries = owner.encrypt_canaries::<f32>().unwrap();
+    let x = ArrayD::from_shape_fn(IxDyn(&[3, 7]), |i| (i[0] * 7 + i[1]) as f32 * 0.05 - 0.5);
+    let y = ArrayD::from_shape_fn(IxDyn(&[3, 6]), |i| (i[0] + i[1]) as f32 * 0.1 - 0.3);
+    let cx = owner.encrypt_inputs(&x.view(), -2.0, 2.0).unwrap();
+    let cy = owner.encrypt_inputs(&y.view(), -1.0, 1.0).unwrap();
+    let wbc = encode_body(&request("wbc-mlp", OptimizerKind::Adam), &cx, &cy, &canaries).unwrap();
+    write("job_upload", "wbc-mlp-3-rows", &wbc);
+    let digit = ArrayD::from_shape_fn(IxDyn(&[1, 1, 28, 28]), |i| if i[2].abs_diff(i[3]) < 2 { 1.0f32 } else { 0.0 });
+    let cd = owner.encrypt_inputs(&digit.view(), 0.0, 1.0).unwrap();
+    let label = owner.encrypt_one_hot::<f32>(&[3], 10).unwrap();
+    let mnist = encode_body(&request("mnist-cnn-relu", OptimizerKind::Sgd), &cd, &label, &canaries).unwrap();
+    write("job_upload", "mnist-cnn-relu-1-row", &mnist);
+    let square = encode_body(&request("mnist-cnn-square", OptimizerKind::Adam), &cd, &label, &canaries).unwrap();
+    write("job_upload", "mnist-cnn-square-1-row", &square);
+
+    let header_end = wbc.iter().position(|&b| b == b'\n').unwrap() + 1;
+    write("job_upload", "header-only", &wbc[..header_end]);
+    write("job_upload", "wbc-cut", &wbc[..wbc.len() - 1]);
+    let mut trailing = wbc.clone();
+    trailing.push(0);
+    write("job_upload", "wbc-trailing-byte", &trailing);
+    // The inputs tensor's first dimension (after the 8-byte length prefix and the 8-byte tensor header).
+    let mut flipped = wbc.clone();
+    flipped[header_end + 8 + 8] ^= 1;
+    write("job_upload", "wbc-rows-flipped", &flipped);
+    // Targets and canaries under another key: outside the inputs' span.
+    let mut other = KeyOwner::with_seed(SecretKey::from_seed(8, KeyOptions::default()).unwrap(), 9);
+    let oy = other.encrypt_inputs(&y.view(), -1.0, 1.0).unwrap();
+    let oc = other.encrypt_canaries::<f32>().unwrap();
+    write("job_upload", "wbc-mixed-keys", &encode_body(&request("wbc-mlp", OptimizerKind::Adam), &cx, &oy, &oc).unwrap());
+    JobSeeds { wbc, mnist }
+}
+
+/// `server_state_routes`: byte 0 route, byte 1 content type, byte 2 length mode and flags, then the body.
+fn state_seeds(bfv: &BfvSeeds, jobs: &JobSeeds) {
+    let [rows, cols] = more_server::glyphs::shape(more_server::challenge::PHRASE_LEN);
+    let seed = |name: &str, head: [u8; 3], body: &[u8]| write("server_state_routes", name, &[&head[..], body].concat());
+    let image = serde_json::json!({"name": "Ada Lovelace", "answer": vec![0.5; rows * cols]});
+    seed("answer-image", [0, 0, 0], image.to_string().as_bytes());
+    seed("answer-phrase", [0, 4, 1], br#"{"name":"Zo\u00eb O'Neil","phrase":"acd e f"}"#);
+    seed("answer-wrong-length", [0, 0, 0], br#"{"name":"x","answer":[0.5,1e308,-0.0]}"#);
+    seed("answer-both-and-unknown-field", [0, 0, 0], br#"{"name":"x","answer":[1],"phrase":"A","more":1}"#);
+    seed("answer-bad-name", [0, 0, 2], br#"{"name":"<>/","phrase":"A"}"#);
+    seed("answer-unknown-challenge", [1, 0, 0], b"000000000000\0{\"name\":\"x\",\"phrase\":\"ACDEF\"}");
+    seed("answer-not-json", [0, 3, 0], br#"{"name":"x","phrase":"ACDEF"}"#);
+    seed("answers-teacher", [2, 0, 0x41], b"");
+    seed("job-wbc", [3, 1, 0], &jobs.wbc);
+    seed("job-mnist", [3, 1, 1], &jobs.mnist);
+    seed("job-wrong-type", [3, 0, 0], &jobs.wbc[..100]);
+    seed("job-huge-length", [3, 1, 4], &jobs.wbc[..100]);
+    seed("training-info", [4, 0, 1], b"");
+    // Whole key messages are large (bfv_wire covers their parsing); these reach the parser with small ones.
+    seed("bfv-keys-small", [5, 2, 0], &bfv.small_keys);
+    seed("bfv-keys-truncated", [5, 5, 1], &bfv.small_keys[..60]);
+    seed("bfv-keys-delete", [6, 3, 1], b"00112233445566778899aabbccddeeff");
+    let mut infer = b"00112233445566778899aabbccddeeff\0".to_vec();
+    infer.extend_from_slice(&bfv.ciphertext[..19]);
+    seed("bfv-infer-unknown-key", [7, 2, 0], &infer);
+    seed("challenge-create", [8, 3, 0x41], b"");
+    seed("job-status-unknown", [9, 3, 1], b"0123456789abcdef0123456789abcdef");
 }
