@@ -40,6 +40,7 @@ fn setup() -> &'static (tokio::runtime::Runtime, Router) {
             max_inflight: 8,
             request_timeout: Duration::from_secs(5),
             memory_budget: 1 << 20,
+            ..Limits::default()
         };
         let state = AppState::new(registry, EngineConfig { workers: 1, queue: 8, max_batch_samples: 4, ..EngineConfig::default() }, limits);
         let router = rt.block_on(async { app(state) });

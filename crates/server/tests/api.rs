@@ -485,10 +485,23 @@ async fn dtype_and_shape_are_refused_as_soon_as_the_header_arrives() {
 /// Found by fuzzing the request path: a model id whose percent-encoding is not UTF-8 was answered by the
 /// router's plain-text 400; every API error is JSON.
 #[tokio::test]
-async fn undecodable_path_segment_is_a_json_400() {
+async fn undecodable_ids_are_a_json_400_on_every_route() {
     let router = router();
-    for uri in ["/api/v1/models/fuz%f2%22", "/api/v1/models/%ff/infer", "/api/v1/samples/%c3%28.png"] {
-        let method = if uri.ends_with("/infer") { "POST" } else { "GET" };
+    for (method, uri) in [
+        ("GET", "/api/v1/models/fuz%f2%22"),
+        ("POST", "/api/v1/models/%ff/infer"),
+        ("GET", "/api/v1/samples/%c3%28.png"),
+        ("GET", "/api/v1/challenges/%ff"),
+        ("GET", "/api/v1/challenges/%ff/ciphertext"),
+        ("POST", "/api/v1/challenges/%ff/answers"),
+        ("GET", "/api/v1/challenges/%ff/answers"),
+        ("GET", "/api/v1/jobs/%ff"),
+        ("DELETE", "/api/v1/jobs/%ff"),
+        ("GET", "/api/v1/jobs/%ff/events"),
+        ("GET", "/api/v1/jobs/%ff/model"),
+        ("DELETE", "/api/v1/bfv/keys/001122334899a%bbccddeeff"),
+        ("POST", "/api/v1/bfv/models/%ff/infer"),
+    ] {
         let req = Request::builder().method(method).uri(uri).body(Body::empty()).unwrap();
         let r = send(&router, req).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
