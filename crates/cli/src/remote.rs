@@ -122,7 +122,20 @@ fn transport_error(
     body_len: usize,
     explain: Option<&dyn Fn() -> Option<String>>,
 ) -> anyhow::Error {
+    use std::io::ErrorKind;
     match e {
+        // Nothing was sent: no server there.
+        ureq::Error::Io(io)
+            if matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::HostUnreachable
+                    | ErrorKind::NetworkUnreachable
+                    | ErrorKind::AddrNotAvailable
+            ) =>
+        {
+            anyhow!("{what}: cannot reach {url} ({})", io_reason(&io))
+        }
         ureq::Error::Io(io) if body_len > 0 => {
             let size = human_bytes(body_len as u64);
             match explain.and_then(|f| f()) {
