@@ -2,9 +2,47 @@
 //! it (`#[command(flatten)]`). Options whose default depends on the task are `Option`s here; the task
 //! fills them in (its `tasks::Defaults`).
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use clap::{Args, FromArgMatches, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches, ValueEnum};
+
+/// The options given on the command line, by clap id (the field name: `n_train` for `--n-train`) — not
+/// those left at their defaults nor taken from the environment. Checking an option against this set, not
+/// its value against the default, tells `--augment 2` (given, the default value) from no `--augment`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Given(BTreeSet<String>);
+
+impl Given {
+    /// The options `matches` (one subcommand's) got from the command line.
+    pub fn of(matches: &ArgMatches) -> Given {
+        Given(
+            matches
+                .ids()
+                .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+                .map(|id| id.as_str().to_string())
+                .collect(),
+        )
+    }
+
+    /// Whether the option with this id was given.
+    pub fn has(&self, id: &str) -> bool {
+        self.0.contains(id)
+    }
+
+    /// The same set without the option `id`.
+    pub fn without(&self, id: &str) -> Given {
+        let mut set = self.0.clone();
+        set.remove(id);
+        Given(set)
+    }
+}
+
+/// The flag of a clap id as the user types it: `n_train` → `--n-train`.
+pub fn flag(id: &str) -> String {
+    format!("--{}", id.replace('_', "-"))
+}
 
 /// `--data DIR`.
 #[derive(Debug, Clone, Args)]
@@ -135,9 +173,13 @@ pub struct TrainCommon {
     pub model_id: Option<String>,
     #[command(flatten)]
     pub run: RunArgs,
-    /// Output model file (default `models/<model-id>.morenn`).
+    /// Output model file (default `trained/<model-id>.morenn`; an existing file is kept unless `--force`).
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Overwrite the output files if they exist (the model, and with `--encrypted` its `.moreenc` and
+    /// `.key.json`).
+    #[arg(long)]
+    pub force: bool,
     /// Train on encrypted inputs and labels (the data owner's key; the trainer sees only ciphertexts).
     #[arg(long)]
     pub encrypted: bool,
@@ -184,6 +226,9 @@ pub struct ComparisonArgs {
     /// Also write the three models (plaintext, decrypted, still encrypted) into this directory.
     #[arg(long)]
     pub save: Option<PathBuf>,
+    /// With `--save`: overwrite the model files already in the directory.
+    #[arg(long, requires = "save")]
+    pub force: bool,
     /// Also write the JSON object to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,

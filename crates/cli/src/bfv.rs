@@ -18,8 +18,11 @@ use more_nn::{ElementFunction, LayerSpec, Model};
 
 use crate::data;
 
-/// Default BFV model file.
+/// Default BFV model file (the bundled one).
 pub const DEFAULT_MODEL: &str = "models/mnist-bfv-square.bfv.json";
+
+/// Where `more bfv quantize` writes without `--out`: beside `more train`'s models, not over the bundled one.
+const QUANTIZED_OUT: &str = "trained/mnist-bfv-square.bfv.json";
 
 /// Arguments of `more bfv`.
 #[derive(Debug, Args)]
@@ -41,9 +44,13 @@ pub struct QuantizeArgs {
     /// The float model (`.morenn`, conv 1->10 5x5/2, square, dense 1960->10).
     #[arg(long)]
     model: PathBuf,
-    /// Output file.
-    #[arg(long, default_value = DEFAULT_MODEL)]
+    /// Output file (default `trained/mnist-bfv-square.bfv.json`; an existing file is kept unless
+    /// `--force`). The server serves `models/`: write there with `--out` to replace the bundled model.
+    #[arg(long, default_value = QUANTIZED_OUT)]
     out: PathBuf,
+    /// Overwrite the output file if it exists.
+    #[arg(long)]
+    force: bool,
     /// Model id.
     #[arg(long, default_value = "mnist-bfv-square")]
     id: String,
@@ -112,6 +119,7 @@ fn simulate(net: &QuantizedNet, images: &[Vec<f32>], labels: &[u8]) -> Result<(u
 }
 
 fn quantize(args: &QuantizeArgs) -> Result<()> {
+    crate::files::refuse_existing(&[&args.out], args.force)?;
     let float = data::model_for_task(&args.model, "mnist", &[1, 28, 28])?;
     let [cw, cb, dw, db] = float_weights(&float)?;
     let weights = FloatNet { conv_weight: &cw, conv_bias: &cb, dense_weight: &dw, dense_bias: &db };
@@ -162,8 +170,9 @@ fn quantize(args: &QuantizeArgs) -> Result<()> {
         labels: (0..10).map(|d| d.to_string()).collect(),
         network: net,
     };
+    crate::files::create_parent(&args.out)?;
     model.save(&args.out)?;
-    println!("saved {}", args.out.display());
+    crate::files::wrote(&args.out, None, false);
     Ok(())
 }
 

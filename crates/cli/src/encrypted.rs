@@ -12,7 +12,7 @@ use more_enctrain::train::PlainData;
 use more_nn::ModelMeta;
 use more_nn::train::correct;
 
-use crate::files::{create_parent, write_private};
+use crate::files::{create_parent, write_private, wrote};
 
 /// The key of an encrypted run: from the OS CSPRNG, with condition number `kappa` if given (else `κ`
 /// uniform in [1, 10]).
@@ -32,7 +32,8 @@ pub struct EncryptedTaskOutput {
     /// Model id (printed).
     pub id: String,
     /// The decrypted model's path; the still-encrypted model (`.moreenc`) and the key (`.key.json`, owner
-    /// read-only) are written next to it.
+    /// read-only) are written next to it. The caller has refused existing files
+    /// ([`crate::files::encrypted_outputs`]).
     pub out: PathBuf,
     /// No progress lines.
     pub quiet: bool,
@@ -75,14 +76,14 @@ pub fn train_encrypted_task(
     let key_path = out.with_extension("key.json");
     write_private(&key_path, key.to_json().as_bytes()).with_context(|| format!("writing {}", key_path.display()))?;
     println!(
-        "{}: trained on encrypted data;{} {:.1} s per epoch; saved {} (decrypted), {} (encrypted), {} (key: keep private)",
+        "{}: trained on encrypted data;{} {:.1} s per epoch",
         output.id,
         test_acc.map(|a| format!(" decrypted model's test accuracy {:.2}%,", 100.0 * a)).unwrap_or_default(),
         mean_epoch_seconds(&run.history),
-        out.display(),
-        encrypted_path.display(),
-        key_path.display()
     );
+    wrote(out, Some("the decrypted model"), false);
+    wrote(&encrypted_path, Some("the model, still encrypted"), false);
+    wrote(&key_path, Some("the key: keep it private"), false);
     Ok(timed)
 }
 

@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod args;
 mod bfv;
@@ -53,13 +53,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // Which options the user typed (not defaults): the commands refuse the ones their task does not read.
+    let given = matches.subcommand().map(|(_, m)| args::Given::of(m)).unwrap_or_default();
     let result = match cli.command {
-        Command::Train(args) => train::run(args),
-        Command::Eval(args) => eval::run(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Train(args) => train::run(args, &given),
+        Command::Eval(args) => eval::run(args, &given),
+        Command::Bench(args) => bench::run(args, &given),
         Command::Wbc(args) => wbc::run(args),
-        Command::Reproduce(args) => reproduce::run(args),
+        Command::Reproduce(args) => reproduce::run(args, &given),
         Command::Attack(args) => attack::run(args),
         Command::Classify(args) => classify::run(args),
         Command::Challenge(args) => challenge::run(args),

@@ -45,3 +45,80 @@ fn a_command_a_task_lacks_is_one_clear_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid value 'cifar'") && err.contains("mnist"), "{err}");
 }
+
+/// An option the task does not read is one clear line naming the option, the tasks that read it and what
+/// to do instead — before any data is read or any server contacted. Options the task reads pass the check
+/// (and fail later here, on the missing data).
+#[test]
+fn an_option_the_task_does_not_read_is_refused() {
+    let server = "http://127.0.0.1:9";
+    for (args, wanted) in [
+        (
+            &["train", "mnist", "--encrypted", "--server", server, "--samples", "3000"][..],
+            "--samples applies to wbc, not mnist (use --limit to train on fewer digits)",
+        ),
+        (&["train", "mnist", "--n-train", "100"], "--n-train applies to wbc, not mnist (use --limit"),
+        (&["train", "wbc", "--limit", "100"], "--limit applies to mnist and angio, not wbc (use --samples"),
+        (&["train", "wbc", "--augment", "2"], "--augment applies to mnist and angio, not wbc"),
+        (&["train", "angio", "--arch", "square"], "--arch applies to mnist, not angio (angio has one network"),
+        (&["train", "angio", "--validation", "100"], "--validation applies to mnist, not angio"),
+        (&["train", "angio", "--encrypted", "--server", server], "--server applies to mnist and wbc, not angio"),
+        (
+            &["train", "mnist", "--encrypted", "--server", server, "--augment", "0"],
+            "--augment does not apply when a server trains mnist (--server) (the server trains",
+        ),
+        (&["reproduce", "angio", "--optimizer", "adam"], "--optimizer applies to mnist, not angio"),
+        (&["reproduce", "angio", "--augment", "4"], "--augment applies to mnist, not angio"),
+        (&["reproduce", "wbc", "--svg", "x.svg"], "--svg applies to mnist and angio, not wbc"),
+        (&["reproduce", "wbc", "--test-limit", "10"], "--test-limit applies to mnist, not wbc"),
+        (&["reproduce", "mnist", "--samples", "10"], "--samples applies to wbc, not mnist"),
+        (&["reproduce", "mnist", "--runs", "2", "--save", "d"], "--save writes the models of a single run"),
+        (&["bench", "mnist", "--limit", "5"], "--limit applies to bfv, not mnist (use --seconds"),
+        (&["bench", "bfv", "--seconds", "2"], "--seconds applies to mnist and angio, not bfv (use --limit"),
+        (&["eval", "mnist", "--scheme", "bfv", "--model", "m", "--record"], "--record applies to --scheme more"),
+    ] {
+        let out = more(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("error: ") && err.contains(wanted), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    // Given at its default value, an option the task reads passes; so does every option a task reads.
+    let out = std::env::temp_dir().join(format!("more-cli-unwritten-{}.morenn", std::process::id()));
+    let out = out.to_str().unwrap();
+    for args in [
+        &["train", "mnist", "--augment", "2", "--limit", "10", "--validation", "5", "--arch", "relu", "--out", out][..],
+        &["train", "angio", "--augment", "2", "--patience", "1", "--limit", "10", "--out", out],
+        &["reproduce", "mnist", "--optimizer", "sgd", "--test-limit", "5", "--svg", "x.svg"],
+        &["reproduce", "angio", "--svg", "x.svg", "--limit", "5"],
+    ] {
+        let out = more(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("/nonexistent"), "{args:?}: {err}");
+    }
+}
+
+/// An existing output file is kept: the command names it and says how to write elsewhere or overwrite,
+/// before doing any work.
+#[test]
+fn an_existing_model_file_is_not_overwritten() {
+    let file = std::env::temp_dir().join(format!("more-cli-existing-{}.morenn", std::process::id()));
+    std::fs::write(&file, b"keep me").unwrap();
+    let path = file.to_str().unwrap();
+    for args in [
+        &["train", "wbc", "--out", path][..],
+        &["train", "mnist", "--encrypted", "--out", path],
+        &["bfv", "quantize", "--model", "models/mnist-cnn-relu.morenn", "--out", path],
+    ] {
+        let out = more(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.trim_end(),
+            format!("error: {path} already exists; pass --out PATH to write elsewhere, or --force to overwrite it"),
+            "{args:?}"
+        );
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+    std::fs::remove_file(&file).unwrap();
+}

@@ -15,7 +15,7 @@ use ndarray::{ArrayD, Axis};
 use more_core::{EncryptedTensor, KeyOptions, SecretKey};
 use more_nn::EncryptedForm;
 
-use crate::args::{DataArgs, JsonArgs};
+use crate::args::{DataArgs, Given, JsonArgs};
 use crate::data;
 use crate::tasks::{self, TaskRef};
 
@@ -85,8 +85,20 @@ fn time_us(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)
     Ok((per(cpu.elapsed().as_secs_f64()), per(wall.elapsed().as_secs_f64())))
 }
 
-/// Runs `more bench`.
-pub fn run(args: BenchArgs) -> Result<()> {
+/// Runs `more bench`; `--limit` (BFV only) and `--seconds` (MORE only) are refused where they do not
+/// apply, if `given`.
+pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
+    match args.task {
+        BenchTarget::Task(t) if given.has("limit") => anyhow::bail!(
+            "--limit applies to bfv, not {} (use --seconds to change how long each measurement runs)",
+            t.name()
+        ),
+        BenchTarget::Bfv if given.has("seconds") => anyhow::bail!(
+            "--seconds applies to {}, not bfv (use --limit to time fewer test images)",
+            tasks::and_list(tasks::ALL.iter().filter(|t| t.classifier().is_some()).map(|t| t.name()))
+        ),
+        _ => {}
+    }
     let task = match args.task {
         BenchTarget::Bfv => {
             return crate::bfv::bench(args.model.as_deref(), Some(&args.data.dir()), args.limit, args.json.json);

@@ -2,8 +2,16 @@
 //! (`new`) and read who solved it (`answers`). The token is the server's teacher token, from `--token` or
 //! `MORE_TEACHER_TOKEN`, sent as `Authorization: Bearer`.
 
-use anyhow::{Context, Result, bail};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use ureq::http::Request;
+
+use crate::remote::{agent, call, read_json};
+
+/// How long one exchange with the server may take.
+const TIMEOUT: Option<Duration> = Some(Duration::from_secs(30));
 
 /// Arguments of `more challenge`.
 #[derive(Debug, Args)]
@@ -36,38 +44,14 @@ struct Teacher {
     token: String,
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(std::time::Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
-/// Reads a JSON answer; a non-2xx status becomes an error with the server's message.
-fn read_json(mut resp: ureq::http::Response<ureq::Body>, url: &str) -> Result<serde_json::Value> {
-    let status = resp.status();
-    let bytes = resp.body_mut().with_config().limit(16 << 20).read_to_vec().context("reading the answer")?;
-    let body: serde_json::Value =
-        serde_json::from_slice(&bytes).with_context(|| format!("{url} did not answer JSON ({status})"))?;
-    if !status.is_success() {
-        bail!("{url} answered {status}: {}", body["message"].as_str().unwrap_or("(no message)"));
-    }
-    Ok(body)
-}
-
 /// Runs `more challenge`.
 pub fn run(args: ChallengeArgs) -> Result<()> {
     match args.action {
         Action::New(t) => {
             let base = t.server.trim_end_matches('/');
             let url = format!("{base}/api/v1/challenges");
-            let resp = agent()
-                .post(&url)
-                .header("authorization", &format!("Bearer {}", t.token))
-                .send_empty()
-                .with_context(|| format!("cannot reach {url}"))?;
-            let body = read_json(resp, &url)?;
+            let request = Request::post(&url).header("authorization", format!("Bearer {}", t.token)).body(())?;
+            let body = read_json(call(&agent(TIMEOUT), "creating the challenge", request)?, &url)?;
             let id = body["id"].as_str().context("the answer has no id")?;
             println!("challenge {id}");
             println!("  for students:  {base}/api/v1/challenges/{id}");
@@ -79,12 +63,8 @@ pub fn run(args: ChallengeArgs) -> Result<()> {
         Action::Answers { teacher: t, id } => {
             let base = t.server.trim_end_matches('/');
             let url = format!("{base}/api/v1/challenges/{id}/answers");
-            let resp = agent()
-                .get(&url)
-                .header("authorization", &format!("Bearer {}", t.token))
-                .call()
-                .with_context(|| format!("cannot reach {url}"))?;
-            let body = read_json(resp, &url)?;
+            let request = Request::get(&url).header("authorization", format!("Bearer {}", t.token)).body(())?;
+            let body = read_json(call(&agent(TIMEOUT), "reading the answers", request)?, &url)?;
             let solved = body["solved"].as_array().map_or(&[][..], Vec::as_slice);
             let answers = body["answers"].as_array().map_or(&[][..], Vec::as_slice);
             println!(

@@ -21,6 +21,8 @@ use more_core::{KeyOptions, SecretKey};
 use more_imaging::{GrayImage, Normalization, decode_image, preprocess};
 use more_nn::{Algebra, Model, ModelMeta, OutputKind, Plain};
 
+use crate::remote;
+
 /// Arguments of `more classify`.
 #[derive(Debug, Args)]
 pub struct ClassifyArgs {
@@ -67,8 +69,8 @@ pub struct Answer {
 enum Engine {
     /// A model file, in this process.
     Local(Model),
-    /// A `more-server`: its infer URL and an HTTP agent.
-    Remote { meta: ModelMeta, url: String, agent: ureq::Agent },
+    /// A `more-server`: its infer URL, the largest body it takes for the model, and an HTTP agent.
+    Remote { meta: ModelMeta, url: String, max_body: Option<u64>, agent: ureq::Agent },
 }
 
 impl Engine {
@@ -80,19 +82,11 @@ impl Engine {
     }
 
     fn connect(server: &str, id: &str) -> Result<Engine> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(std::time::Duration::from_secs(60)))
-            .build()
-            .into();
+        let agent = remote::agent(Some(std::time::Duration::from_secs(60)));
         let base = server.trim_end_matches('/');
         let list = format!("{base}/api/v1/models");
-        let mut resp = agent.get(&list).call().with_context(|| format!("cannot reach {list}"))?;
-        if !resp.status().is_success() {
-            bail!("{list} answered {}", resp.status());
-        }
-        let bytes = resp.body_mut().with_config().limit(16 << 20).read_to_vec().context("reading the model list")?;
-        let body: serde_json::Value = serde_json::from_slice(&bytes).context("the model list is not JSON")?;
+        let resp = remote::call(&agent, "reading the model list", ureq::http::Request::get(&list).body(())?)?;
+        let body = remote::read_json(resp, &list)?;
         let models = body["models"].as_array().context("the model list has no \"models\"")?;
         let Some(m) = models.iter().find(|m| m["id"] == id) else {
             let ids: Vec<&str> = models.iter().filter_map(|m| m["id"].as_str()).collect();
@@ -100,7 +94,7 @@ impl Engine {
         };
         let meta: ModelMeta = serde_json::from_value(m.clone()).context("the model's metadata")?;
         let url = format!("{base}/api/v1/models/{}/infer", id);
-        Ok(Engine::Remote { meta, url, agent })
+        Ok(Engine::Remote { meta, url, max_body: m["max_body_bytes"].as_u64(), agent })
     }
 }
 
@@ -175,7 +169,7 @@ fn classify(engine: &Engine, norm: &Normalization, path: &Path) -> Result<Answer
     let t2 = Instant::now();
     let (out, server_timing) = match engine {
         Engine::Local(model) => (model.forward_encrypted(&enc)?, None),
-        Engine::Remote { url, agent, .. } => remote_infer(agent, url, &more_core::encode(&enc))?,
+        Engine::Remote { url, agent, max_body, .. } => remote_infer(agent, url, *max_body, &more_core::encode(&enc))?,
     };
     let t3 = Instant::now();
     let dec = key.decrypt_tensor(&out);
@@ -211,28 +205,24 @@ fn classify(engine: &Engine, norm: &Normalization, path: &Path) -> Result<Answer
 }
 
 /// `POST`s one wire-format ciphertext and decodes the encrypted answer; a server error is reported with the
-/// server's own message.
+/// server's own message, a connection closed during the upload with the model's body limit if the
+/// ciphertext is over it.
 fn remote_infer(
     agent: &ureq::Agent,
     url: &str,
+    max_body: Option<u64>,
     body: &[u8],
 ) -> Result<(more_core::EncryptedTensor<f32>, Option<String>)> {
-    let mut resp = agent
-        .post(url)
-        .header("content-type", MEDIA_TYPE)
-        .header("accept", MEDIA_TYPE)
-        .send(body)
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = resp.status();
+    let request =
+        ureq::http::Request::post(url).header("content-type", MEDIA_TYPE).header("accept", MEDIA_TYPE).body(body)?;
+    let explain = || {
+        max_body
+            .filter(|&limit| body.len() as u64 > limit)
+            .map(|limit| format!("the ciphertext is over the server's limit of {limit} bytes for this model"))
+    };
+    let mut resp = remote::upload(agent, "classifying on the server", request, &explain)?;
     let timing = resp.headers().get("server-timing").and_then(|v| v.to_str().ok()).map(str::to_string);
-    let bytes = resp.body_mut().with_config().limit(16 << 20).read_to_vec().context("reading the answer")?;
-    if !status.is_success() {
-        let msg = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v["message"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
-        bail!("the server answered {status}: {msg}");
-    }
+    let bytes = remote::read_body(&mut resp, 16 << 20, url)?;
     let out = more_core::decode::<f32>(&bytes, 16 << 20).context("the server's answer is not a wire-format tensor")?;
     Ok((out, timing))
 }

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use more_core::{KeyOptions, SecretKey};
 use more_nn::{EncryptedForm, Model};
 
-use crate::args::{DataArgs, JsonArgs, QuietArgs};
+use crate::args::{DataArgs, Given, JsonArgs, QuietArgs};
 use crate::data;
 use crate::metrics::{argmax, confusion, hits, scores};
 use crate::tasks::{self, Classifier, TaskRef};
@@ -52,8 +52,18 @@ pub struct EvalArgs {
     pub scheme: String,
 }
 
-/// Runs `more eval`.
-pub fn run(args: EvalArgs) -> Result<()> {
+/// Runs `more eval`; the options `given` that the scheme does not read are refused.
+pub fn run(args: EvalArgs, given: &Given) -> Result<()> {
+    if args.scheme == "bfv" {
+        for (id, why) in [
+            ("record", "a .bfv.json model gets its metrics when `more bfv quantize` writes it"),
+            ("four_planes", "BFV ciphertexts have no planes"),
+        ] {
+            if given.has(id) {
+                bail!("{} applies to --scheme more, not bfv ({why})", crate::args::flag(id));
+            }
+        }
+    }
     if args.record && args.limit.is_some() {
         bail!("--record stores metrics of the whole evaluation set: drop --limit");
     }

@@ -1,11 +1,11 @@
 //! `more reproduce <task>`: the papers' table — the same network, seed, data and hyper-parameters trained
 //! on plaintext and on encrypted data in one run, compared.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::args::ReproduceOptions;
-use crate::tasks::{Hyper, TaskRef};
+use crate::args::{Given, ReproduceOptions};
+use crate::tasks::{Hyper, TaskRef, Use, refuse_unused_options};
 
 /// Arguments of `more reproduce`.
 #[derive(Debug, Args)]
@@ -17,8 +17,21 @@ pub struct ReproduceArgs {
     pub options: ReproduceOptions,
 }
 
-/// Runs `more reproduce`.
-pub fn run(args: ReproduceArgs) -> Result<()> {
+/// Runs `more reproduce`: first refuses the options `given` on the command line that the task (or the
+/// study) does not read.
+pub fn run(args: ReproduceArgs, given: &Given) -> Result<()> {
+    if args.options.study.is_study() {
+        if given.has("save") {
+            bail!(
+                "--save writes the models of a single run; a study (--runs, --resume, --drift-kappas) makes many: \
+                 drop --save, or run one comparison with --seed S --save DIR"
+            );
+        }
+        // A study draws its own figure for every task.
+        refuse_unused_options(args.task, Use::Reproduce, &given.without("svg"))?;
+    } else {
+        refuse_unused_options(args.task, Use::Reproduce, given)?;
+    }
     reproduce(args.task, &args.options)
 }
 

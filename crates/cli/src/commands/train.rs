@@ -3,8 +3,8 @@
 use anyhow::Result;
 use clap::Args;
 
-use crate::args::TrainOptions;
-use crate::tasks::{Hyper, TaskRef};
+use crate::args::{Given, TrainOptions};
+use crate::tasks::{Hyper, TaskRef, Use, refuse_unused_options};
 
 /// Arguments of `more train`.
 #[derive(Debug, Args)]
@@ -16,8 +16,10 @@ pub struct TrainArgs {
     pub options: TrainOptions,
 }
 
-/// Runs `more train`.
-pub fn run(args: TrainArgs) -> Result<()> {
+/// Runs `more train`: first refuses the options `given` on the command line that the task does not read.
+pub fn run(args: TrainArgs, given: &Given) -> Result<()> {
+    let command = if args.options.common.server.is_some() { Use::TrainOnServer } else { Use::Train };
+    refuse_unused_options(args.task, command, given)?;
     train(args.task, &args.options)
 }
 

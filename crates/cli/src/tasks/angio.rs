@@ -29,11 +29,11 @@ use more_nn::networks::{self, ANGIO_INPUT};
 use more_nn::train::{OptimizerConfig, TrainConfig};
 use more_nn::{Model, ModelMeta, OutputKind};
 
-use super::{Classifier, Defaults, Hyper, Task};
+use super::{Classifier, Defaults, Hyper, Task, Use};
 use crate::args::{ReproduceOptions, TrainOptions};
 use crate::data::LabelledImages;
 use crate::encrypted::{EncryptedTaskOutput, train_encrypted_task};
-use crate::files::{command_line, model_path, write_svg};
+use crate::files::{command_line, encrypted_outputs, model_path, write_svg, wrote};
 use crate::metrics::argmax;
 
 /// The angiography task.
@@ -63,6 +63,29 @@ impl Task for Angio {
 
     fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
         reproduce(options, hyper)
+    }
+
+    fn options(&self, command: Use) -> &'static [&'static str] {
+        match command {
+            Use::Train => &["augment", "patience", "limit", "data"],
+            Use::TrainOnServer => &[],
+            // The comparison shifts by ±4 px, as the shipped model was trained.
+            Use::Reproduce => &["patience", "limit", "data", "svg"],
+        }
+    }
+
+    fn instead(&self, option: &str, command: Use) -> Option<&'static str> {
+        Some(match (option, command) {
+            ("samples" | "n_train", _) => "use --limit to train on fewer frames",
+            ("arch" | "hidden", _) => "angio has one network, angio-cnn",
+            ("validation", _) => "angio selects its model on the 200 val frames",
+            ("n_test" | "test_limit", _) => "angio scores all 200 val frames",
+            ("train_csv" | "test_csv", _) => "the frames are read from --data",
+            ("augment", Use::Reproduce) => "more reproduce angio shifts by up to ±4 px, as the shipped model",
+            ("optimizer", _) => "angio trains with SGD, momentum 0.9",
+            ("server", _) => "a server trains wbc-mlp and the MNIST networks; --encrypted without --server trains angio on encrypted frames here",
+            _ => return None,
+        })
     }
 
     fn classifier(&self) -> Option<Classifier> {
@@ -320,12 +343,17 @@ fn scores(pred: &[usize], labels: &[u8]) -> (f64, f64) {
 /// `more train angio [--encrypted]`.
 fn train(options: &TrainOptions, hyper: &Hyper) -> Result<()> {
     let (model_id, out, quiet) = (&options.common.model_id, options.common.out.as_deref(), options.common.quiet.quiet);
+    let encrypted = options.common.encrypted;
+    let id = model_id.clone().unwrap_or_else(|| (if encrypted { "angio-cnn-enctrain" } else { "angio-cnn" }).into());
+    let out = if encrypted {
+        encrypted_outputs(out, &id, options.common.force)?
+    } else {
+        model_path(out, &id, options.common.force)?
+    };
     let s = Settings::from_train(options, hyper);
     let (task, val_labels) = task(&s)?;
     let val = task.val.clone().context("val split")?;
-    if options.common.encrypted {
-        let id = model_id.clone().unwrap_or_else(|| "angio-cnn-enctrain".into());
-        let out = model_path(out, &id)?;
+    if encrypted {
         let mut m = meta(&id);
         s.describe(&mut m, task.train.rows());
         let mut r = train_encrypted_task(
@@ -340,8 +368,6 @@ fn train(options: &TrainOptions, hyper: &Hyper) -> Result<()> {
         println!("{id}: decrypted model's val accuracy {:.2}%, balanced accuracy {:.2}%", 100.0 * acc, 100.0 * bal);
         return Ok(());
     }
-    let id = model_id.clone().unwrap_or_else(|| "angio-cnn".into());
-    let out = model_path(out, &id)?;
     let mut m = meta(&id);
     s.describe(&mut m, task.train.rows());
     if !quiet {
@@ -359,12 +385,12 @@ fn train(options: &TrainOptions, hyper: &Hyper) -> Result<()> {
     let (acc, bal) = record_scores(&mut run.model, &val.inputs, &val_labels)?;
     run.model.save(&out)?;
     println!(
-        "{id}: val accuracy {:.2}%, balanced accuracy {:.2}%, best epoch {best} of {epochs_run}, {} multiply-adds/frame, saved {}",
+        "{id}: val accuracy {:.2}%, balanced accuracy {:.2}%, best epoch {best} of {epochs_run}, {} multiply-adds/frame",
         100.0 * acc,
         100.0 * bal,
         run.model.multiply_adds(),
-        out.display()
     );
+    wrote(&out, None, false);
     Ok(())
 }
 

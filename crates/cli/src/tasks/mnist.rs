@@ -21,11 +21,11 @@ use more_nn::train::{
 };
 use more_nn::{LayerSpec, ModelMeta, OutputKind, Plain};
 
-use super::{Classifier, Defaults, Hyper, Task};
+use super::{Classifier, Defaults, Hyper, Task, Use};
 use crate::args::{Arch, ImageArgs, ReproduceOptions, TrainOptions};
 use crate::data::LabelledImages;
 use crate::encrypted::{EncryptedTaskOutput, train_encrypted_task};
-use crate::files::{command_line, model_path, write_svg};
+use crate::files::{command_line, encrypted_outputs, model_path, refuse_existing, write_svg, wrote};
 
 /// The MNIST task.
 pub struct Mnist;
@@ -63,6 +63,43 @@ impl Task for Mnist {
 
     fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
         reproduce(options, hyper)
+    }
+
+    fn options(&self, command: Use) -> &'static [&'static str] {
+        match command {
+            Use::Train => &["arch", "augment", "patience", "validation", "limit", "data"],
+            // The server trains a fixed number of epochs on every digit it is sent.
+            Use::TrainOnServer => &["arch", "limit", "data", "server"],
+            Use::Reproduce => &[
+                "arch",
+                "augment",
+                "patience",
+                "validation",
+                "limit",
+                "data",
+                "optimizer",
+                "test_limit",
+                "input_noise",
+                "label_spread",
+                "save",
+                "force",
+                "svg",
+            ],
+        }
+    }
+
+    fn instead(&self, option: &str, command: Use) -> Option<&'static str> {
+        Some(match (option, command) {
+            ("samples" | "n_train", _) => "use --limit to train on fewer digits",
+            ("n_test", Use::Reproduce) => "use --test-limit to score fewer test digits",
+            ("n_test", _) => "mnist scores all 10,000 test digits",
+            ("hidden", _) => "the MNIST network is chosen with --arch",
+            ("train_csv" | "test_csv", _) => "MNIST is read from --data",
+            ("augment" | "patience" | "validation", Use::TrainOnServer) => {
+                "the server trains the given --epochs on all the digits it is sent, without shifts or a validation split"
+            }
+            _ => return None,
+        })
     }
 
     fn classifier(&self) -> Option<Classifier> {
@@ -165,9 +202,8 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> Resul
     use more_enctrain::upload::{JobRequest, OptimizerKind};
     let (images, json) = (&options.images, options.common.json);
     let quiet = options.common.quiet.quiet || json;
-    let dir = images.data.dir();
-    let train_set = load(&dir, "train", images.limit)?;
-    let test = load(&dir, "test", None)?;
+    let id = options.common.model_id.clone().unwrap_or_else(|| format!("mnist-cnn-{}-enctrain", images.arch.name()));
+    let out = model_path(options.common.out.as_deref(), &id, options.common.force)?;
     let lr = config(images, hyper, false).optimizer.lr();
     let request = JobRequest {
         network: format!("mnist-cnn-{}", images.arch.name()),
@@ -178,14 +214,20 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> Resul
         optimizer: OptimizerKind::Adam,
         seed: hyper.seed,
     };
+    // The server's limits first: a job it would refuse fails before the digits are read.
+    let trainer = crate::remote::Server::connect(server, &request)?;
+    let dir = images.data.dir();
+    let train_set = load(&dir, "train", images.limit)?;
+    let test = load(&dir, "test", None)?;
     let key = crate::encrypted::fresh_key(None)?;
-    let remote = crate::remote::train(
-        server,
+    let fewer = |k: usize| format!("pass --limit {k}");
+    let remote = trainer.train(
         &key,
         &request,
         &train_set.inputs,
         &train_set.targets,
         &EncryptionSetup::default(),
+        &crate::remote::Rows { noun: "digits", fewer: &fewer },
         quiet,
     )?;
 
@@ -201,14 +243,13 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> Resul
     let (_, enc_acc) =
         evaluate(&alg, &alg, &Net::from_model(&alg, &model)?, &test_set, Loss::CrossEntropy, 500)?;
 
-    let id = options.common.model_id.clone().unwrap_or_else(|| format!("mnist-cnn-{}-enctrain", images.arch.name()));
     let mut m = meta(&id, images.arch);
     m.training.insert("command".into(), command_line());
     m.training.insert("trainer".into(), format!("more-server at {server}, on encrypted images and labels"));
     m.metrics.insert("test_accuracy".into(), enc_acc);
     *model.meta_mut() = m;
-    let out = model_path(options.common.out.as_deref(), &id)?;
     model.save(&out)?;
+    wrote(&out, Some("the decrypted model"), json);
     let plain_epoch = mean_epoch_seconds(&history);
     let server_epoch = remote.epoch_seconds.iter().sum::<f64>() / remote.epoch_seconds.len().max(1) as f64;
     if json {
@@ -238,11 +279,10 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> Resul
     );
     println!("time per epoch: {plain_epoch:.2} s here on plaintext, {server_epoch:.2} s on the server on ciphertexts");
     println!(
-        "test accuracy ({} images): plaintext-trained {:.2}%, encrypted-trained {:.2}%; saved {}",
+        "test accuracy ({} images): plaintext-trained {:.2}%, encrypted-trained {:.2}%",
         test_set.len(&alg),
         100.0 * plain_acc,
         100.0 * enc_acc,
-        out.display()
     );
     Ok(())
 }
@@ -251,7 +291,7 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> Resul
 fn train(options: &TrainOptions, hyper: &Hyper) -> Result<()> {
     let (images, quiet) = (&options.images, options.common.quiet.quiet);
     let id = options.common.model_id.clone().unwrap_or_else(|| format!("mnist-cnn-{}", images.arch.name()));
-    let out = model_path(options.common.out.as_deref(), &id)?;
+    let out = model_path(options.common.out.as_deref(), &id, options.common.force)?;
     let s = splits(images, None, hyper.seed)?;
     let (train_rows, val_rows) = (s.train.inputs.shape()[0], s.val.inputs.shape()[0]);
     let alg = Plain;
@@ -296,13 +336,13 @@ fn train(options: &TrainOptions, hyper: &Hyper) -> Result<()> {
     let model = net.to_model(&alg, meta)?;
     model.save(&out)?;
     println!(
-        "{id}: test accuracy {:.2}% (loss {test_loss:.4}), best epoch {} of {}, {} multiply-adds/image, saved {}",
+        "{id}: test accuracy {:.2}% (loss {test_loss:.4}), best epoch {} of {}, {} multiply-adds/image",
         100.0 * test_acc,
         history.best_epoch,
         history.epochs.len(),
         model.multiply_adds(),
-        out.display()
     );
+    wrote(&out, None, false);
     Ok(())
 }
 
@@ -313,7 +353,7 @@ fn train_encrypted(options: &TrainOptions, hyper: &Hyper) -> Result<()> {
     let (images, quiet) = (&options.images, options.common.quiet.quiet);
     let id =
         options.common.model_id.clone().unwrap_or_else(|| format!("mnist-cnn-{}-enctrain", images.arch.name()));
-    let out = model_path(options.common.out.as_deref(), &id)?;
+    let out = encrypted_outputs(options.common.out.as_deref(), &id, options.common.force)?;
     let s = splits(images, None, hyper.seed)?;
     let mut meta = meta(&id, images.arch);
     meta.training.insert(
@@ -351,8 +391,20 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
         other => bail!("unknown optimizer {other:?} (sgd or adam)"),
     }
     cfg.snapshots = cmp.snapshots.clone();
-    let splits = splits(images, cmp.test_limit, hyper.seed)?;
     let id = format!("mnist-cnn-{}", images.arch.name());
+    // The files of `--save`, refused before training if they exist (unless `--force`).
+    let saved = cmp.save.as_ref().map(|dir| {
+        let ext = more_nn::model::FILE_EXTENSION;
+        [
+            dir.join(format!("{id}-plain.{ext}")),
+            dir.join(format!("{id}-encrypted.{ext}")),
+            dir.join(format!("{id}-encrypted.moreenc")),
+        ]
+    });
+    if let Some(files) = &saved {
+        refuse_existing(&files.each_ref().map(|f| f.as_path()), cmp.force)?;
+    }
+    let splits = splits(images, cmp.test_limit, hyper.seed)?;
     let say = |s: String| {
         if !quiet {
             eprintln!("{s}");
@@ -446,11 +498,21 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
         plain_val_accuracy: plain_hist.epochs.iter().filter_map(|e| e.val_accuracy).collect(),
         encrypted_val_accuracy: run.history.epochs.iter().filter_map(|e| e.val_accuracy).collect(),
     };
-    if let Some(dir) = &cmp.save {
+    if let (Some(dir), Some([plain_file, decrypted_file, encrypted_file])) = (&cmp.save, &saved) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        plain_model.save(dir.join(format!("{id}-plain.{}", more_nn::model::FILE_EXTENSION)))?;
-        run.model.save(dir.join(format!("{id}-encrypted.{}", more_nn::model::FILE_EXTENSION)))?;
-        run.encrypted.save(dir.join(format!("{id}-encrypted.moreenc")))?;
+        plain_model.save(plain_file)?;
+        run.model.save(decrypted_file)?;
+        run.encrypted.save(encrypted_file)?;
+        for (file, what) in [
+            (plain_file, "trained on plaintext"),
+            (decrypted_file, "trained on encrypted data, decrypted"),
+            (encrypted_file, "trained on encrypted data, still encrypted"),
+        ] {
+            // A study's runs print nothing; stdout carries the table or the JSON.
+            if !cmp.in_study {
+                wrote(file, Some(what), json);
+            }
+        }
     }
     if let Some(path) = &cmp.svg {
         let arch = if images.arch == Arch::Relu { "ReLU CNN" } else { "square CNN" };

@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
-use crate::args::{ReproduceOptions, TrainOptions};
+use crate::args::{Given, ReproduceOptions, TrainOptions, flag};
 use crate::data::LabelledImages;
 
 /// Registers the tasks: declares each module and lists its task, in the order `--help` shows them.
@@ -61,6 +61,58 @@ impl Hyper {
     }
 }
 
+/// A command whose options depend on the task, for [`Task::options`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// `more train <task>` (also with `--encrypted`).
+    Train,
+    /// `more train <task> --encrypted --server URL`.
+    TrainOnServer,
+    /// `more reproduce <task>`.
+    Reproduce,
+}
+
+/// The options of `more train` that only some tasks read (clap ids); every other option applies to every
+/// task.
+pub const TRAIN_OPTIONS: &[&str] = &[
+    "arch",
+    "augment",
+    "patience",
+    "validation",
+    "limit",
+    "data",
+    "n_train",
+    "n_test",
+    "train_csv",
+    "test_csv",
+    "samples",
+    "hidden",
+    "server",
+];
+
+/// The options of `more reproduce` that only some tasks read.
+pub const REPRODUCE_OPTIONS: &[&str] = &[
+    "arch",
+    "augment",
+    "patience",
+    "validation",
+    "limit",
+    "data",
+    "optimizer",
+    "test_limit",
+    "input_noise",
+    "label_spread",
+    "save",
+    "force",
+    "svg",
+    "n_train",
+    "n_test",
+    "train_csv",
+    "test_csv",
+    "samples",
+    "hidden",
+];
+
 /// What `more eval` and `more bench` need of a classification task.
 #[derive(Debug, Clone, Copy)]
 pub struct Classifier {
@@ -99,6 +151,15 @@ pub trait Task: Sync {
     fn train(&self, options: &TrainOptions, hyper: &Hyper) -> Result<()>;
     /// `more reproduce <task>`: plaintext vs encrypted training in one run.
     fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<()>;
+    /// The options of [`TRAIN_OPTIONS`] or [`REPRODUCE_OPTIONS`] this task reads in `command`; the others
+    /// are refused when given ([`refuse_unused_options`]).
+    fn options(&self, command: Use) -> &'static [&'static str];
+    /// What to do instead of giving `option`, which this task does not read in `command` (shown after the
+    /// error, e.g. `use --limit to train on fewer digits` for `--samples`).
+    fn instead(&self, option: &str, command: Use) -> Option<&'static str> {
+        let _ = (option, command);
+        None
+    }
     /// The classifier of `more eval` and `more bench`, if the task has one.
     fn classifier(&self) -> Option<Classifier> {
         None
@@ -137,6 +198,38 @@ pub fn names_where(has: impl Fn(&dyn Task) -> bool) -> String {
     ALL.iter().filter(|t| has(t.0)).map(|t| t.name()).collect::<Vec<_>>().join(", ")
 }
 
+/// `a`, `a and b`, `a, b and c`.
+pub fn and_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    let items: Vec<&str> = items.into_iter().collect();
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// An error for the first option of `given` that `task` does not read in `command`, naming the option,
+/// the tasks that do read it and the task's hint: `--samples applies to wbc, not mnist (use --limit to
+/// train on fewer digits)`. Options every task reads are not checked.
+pub fn refuse_unused_options(task: TaskRef, command: Use, given: &Given) -> Result<()> {
+    let (options, commands): (&[&str], &[Use]) = match command {
+        Use::Reproduce => (REPRODUCE_OPTIONS, &[Use::Reproduce]),
+        Use::Train | Use::TrainOnServer => (TRAIN_OPTIONS, &[Use::Train, Use::TrainOnServer]),
+    };
+    let used = task.options(command);
+    let Some(&id) = options.iter().find(|id| given.has(id) && !used.contains(id)) else { return Ok(()) };
+    let (flag, name) = (flag(id), task.name());
+    let hint = task.instead(id, command).map(|h| format!(" ({h})")).unwrap_or_default();
+    if command == Use::TrainOnServer && task.options(Use::Train).contains(&id) {
+        bail!("{flag} does not apply when a server trains {name} (--server){hint}");
+    }
+    let users = and_list(ALL.iter().filter(|t| commands.iter().any(|c| t.options(*c).contains(&id))).map(|t| t.name()));
+    if users.is_empty() {
+        bail!("{flag} does not apply to {name}{hint}");
+    }
+    bail!("{flag} applies to {users}, not {name}{hint}")
+}
+
 /// The task's classifier, or an error naming the tasks `command` runs on.
 pub fn classifier(task: TaskRef, command: &str) -> Result<Classifier> {
     task.classifier().ok_or_else(|| {
@@ -152,6 +245,42 @@ pub fn classifier(task: TaskRef, command: &str) -> Result<Classifier> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn lists_read_as_sentences() {
+        assert_eq!(and_list([]), "");
+        assert_eq!(and_list(["wbc"]), "wbc");
+        assert_eq!(and_list(["mnist", "angio"]), "mnist and angio");
+        assert_eq!(and_list(["mnist", "angio", "wbc"]), "mnist, angio and wbc");
+    }
+
+    /// The lists name real options of the commands (a misspelt id would never be refused).
+    #[test]
+    fn task_specific_options_exist() {
+        use clap::Args;
+        for (options, command) in [
+            (TRAIN_OPTIONS, crate::args::TrainOptions::augment_args(clap::Command::new("train"))),
+            (REPRODUCE_OPTIONS, crate::args::ReproduceOptions::augment_args(clap::Command::new("reproduce"))),
+        ] {
+            let ids: Vec<&str> = command.get_arguments().map(|a| a.get_id().as_str()).collect();
+            for o in options {
+                assert!(ids.contains(o), "{o} is not an option of `more {}`", command.get_name());
+            }
+        }
+    }
+
+    /// Every task-specific option is read by some task, so no option of `more train` or `more reproduce`
+    /// is accepted and ignored by all of them.
+    #[test]
+    fn every_task_specific_option_has_a_task() {
+        for (options, commands) in
+            [(TRAIN_OPTIONS, &[Use::Train, Use::TrainOnServer][..]), (REPRODUCE_OPTIONS, &[Use::Reproduce])]
+        {
+            for o in options {
+                assert!(ALL.iter().any(|t| commands.iter().any(|c| t.options(*c).contains(o))), "{o}");
+            }
+        }
+    }
+
     /// Every registered task: a unique name that parses back to it, a description for `--help`, sane
     /// defaults, and — for classifiers — a default model that exists, takes the classifier's input and
     /// is labelled with this task and its class names.
@@ -165,6 +294,13 @@ mod tests {
             let parsed = TaskRef::from_str(task.name(), false).expect("the name parses");
             assert_eq!(parsed.name(), task.name());
             assert!(!task.about().is_empty(), "{task:?}");
+            for (command, options) in
+                [(Use::Train, TRAIN_OPTIONS), (Use::TrainOnServer, TRAIN_OPTIONS), (Use::Reproduce, REPRODUCE_OPTIONS)]
+            {
+                for o in task.options(command) {
+                    assert!(options.contains(o), "{task:?} lists {o}, which is not a task-specific option");
+                }
+            }
             for d in [task.train_defaults(), task.reproduce_defaults()] {
                 assert!(d.epochs > 0 && d.batch_size > 0 && d.lr_decay > 0.0 && d.lr_decay <= 1.0, "{task:?}");
             }

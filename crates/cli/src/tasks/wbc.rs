@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use more_hemo::{OUTPUT_NAMES, OUTPUT_UNITS};
 
-use super::{Defaults, Hyper, Task};
+use super::{Defaults, Hyper, Task, Use};
 use crate::args::{ReproduceOptions, SurrogateArgs, TrainOptions};
-use crate::files::{command_line, model_path};
+use crate::files::{command_line, model_path, wrote};
 
 /// The WBC task.
 pub struct Wbc;
@@ -43,6 +43,30 @@ impl Task for Wbc {
     fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
         reproduce(options, hyper)
     }
+
+    fn options(&self, command: Use) -> &'static [&'static str] {
+        const SAMPLES: [&str; 6] = ["n_train", "n_test", "train_csv", "test_csv", "samples", "hidden"];
+        match command {
+            Use::Train | Use::Reproduce => &SAMPLES,
+            Use::TrainOnServer => &["n_train", "n_test", "train_csv", "test_csv", "samples", "hidden", "server"],
+        }
+    }
+
+    fn instead(&self, option: &str, _command: Use) -> Option<&'static str> {
+        Some(match option {
+            "limit" => "use --samples to train on fewer patients",
+            "test_limit" => "use --samples or --n-test for fewer held-out patients",
+            "data" => "wbc simulates its patients, or reads them with --train-csv and --test-csv",
+            "arch" => "the width of the wbc network is --hidden",
+            "augment" | "patience" | "validation" => {
+                "wbc holds out 10% of its training samples for validation and trains every epoch"
+            }
+            "optimizer" => "wbc trains with Adam",
+            "save" | "force" => "more reproduce wbc writes no model; more train wbc does",
+            "svg" => "more reproduce wbc draws a figure only for a study (--runs K)",
+            _ => return None,
+        })
+    }
 }
 
 /// One run's settings: where the samples come from, the hyper-parameters, the model id.
@@ -73,6 +97,11 @@ impl Settings {
             snapshots: None,
             key_condition: None,
         }
+    }
+
+    /// The model id: `--model-id`, else `wbc-mlp` (trained on encrypted data) or `wbc-mlp-plain`.
+    pub fn model_id(&self, encrypted: bool) -> String {
+        self.model_id.clone().unwrap_or_else(|| (if encrypted { "wbc-mlp" } else { "wbc-mlp-plain" }).into())
     }
 
     /// The learning rate.
@@ -188,7 +217,7 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
     let take = |m: &ndarray::ArrayD<f32>, rows: &[usize]| m.select(ndarray::Axis(0), rows);
     let (xt, yt, xv, yv) = (take(&x, &tr), take(&y, &tr), take(&x, &va), take(&y, &va));
 
-    let id = a.model_id.clone().unwrap_or_else(|| (if encrypted { "wbc-mlp" } else { "wbc-mlp-plain" }).into());
+    let id = a.model_id(encrypted);
     let mut meta = ModelMeta::new(&id, "wbc");
     meta.description = format!(
         "Regression surrogate of the 0D whole-body circulation model (more-hemo): 7 patient parameters to 6 outputs, trained on {}",
@@ -319,10 +348,10 @@ fn train(options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
     }
     let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet);
     let encrypted = common.encrypted;
+    let out = model_path(common.out.as_deref(), &a.model_id(encrypted), common.force)?;
     let data = load_data(&a)?;
     let t = fit_surrogate(&a, &data, encrypted)?;
     let id = t.model.meta().id.clone();
-    let out = model_path(common.out.as_deref(), &id)?;
     t.model.save(&out)?;
     println!(
         "{id} ({}): {} epochs, {:.1} s training; held-out errors on {} samples:",
@@ -343,11 +372,8 @@ fn train(options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
     if let Some((message, noise)) = t.lanes {
         println!("largest |weight|: message lane {message:.3}, noise (shadow) lane {noise:.3}");
     }
-    println!(
-        "encrypted inference agrees with plaintext within {:.2e} (standardised units); saved {}",
-        t.max_encrypted_diff,
-        out.display()
-    );
+    println!("encrypted inference agrees with plaintext within {:.2e} (standardised units)", t.max_encrypted_diff);
+    wrote(&out, None, false);
     Ok(())
 }
 
@@ -362,6 +388,15 @@ fn held_out_errors(model: &more_nn::Model, data: &WbcData) -> anyhow::Result<mor
 
 fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
+}
+
+/// The largest `--samples N` whose training part (`N − N/5`, the rest held out) has at most `rows` patients.
+fn samples_for_training_rows(rows: usize) -> usize {
+    let mut n = rows + rows / 4 + 1;
+    while n - n / 5 > rows {
+        n -= 1;
+    }
+    n
 }
 
 /// `more train wbc --encrypted --server URL`: this process is the data owner. It simulates the patients,
@@ -379,11 +414,8 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyho
     let json = common.json;
     let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet || json);
     anyhow::ensure!(a.surrogate.hidden == 64, "the server's wbc-mlp has 64 hidden units (--hidden 64)");
-    let data = load_data(&a)?;
-    let (np, no) = (more_hemo::N_PARAMS, more_hemo::N_OUTPUTS);
-    let all = &data.train;
-    let x = array(all.len(), np, data.scaling.inputs(all));
-    let y = array(all.len(), no, data.scaling.targets(all));
+    let id = a.model_id(true);
+    let out = model_path(common.out.as_deref(), &id, common.force)?;
     let request = JobRequest {
         network: "wbc-mlp".into(),
         epochs: hyper.epochs,
@@ -393,10 +425,26 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyho
         optimizer: OptimizerKind::Adam,
         seed: hyper.seed,
     };
+    // The server's limits first: a job it would refuse fails before the patients are simulated.
+    let trainer = crate::remote::Server::connect(server, &request)?;
+    let data = load_data(&a)?;
+    let (np, no) = (more_hemo::N_PARAMS, more_hemo::N_OUTPUTS);
+    let all = &data.train;
+    let x = array(all.len(), np, data.scaling.inputs(all));
+    let y = array(all.len(), no, data.scaling.targets(all));
     // The same noise lanes as `more train wbc --encrypted`.
     let setup = EncryptionSetup::standardised_regression();
     let key = more_core::SecretKey::generate(more_core::KeyOptions::default())?;
-    let remote = crate::remote::train(server, &key, &request, &x, &y, &setup, a.quiet)?;
+    let surrogate = &a.surrogate;
+    let fewer = |train_rows: usize| {
+        if surrogate.train_csv.is_some() {
+            format!("use at most {train_rows} rows of the --train-csv file")
+        } else {
+            format!("pass --samples {} (or --n-train {train_rows})", samples_for_training_rows(train_rows))
+        }
+    };
+    let rows = crate::remote::Rows { noun: "training patients", fewer: &fewer };
+    let remote = trainer.train(&key, &request, &x, &y, &setup, &rows, a.quiet)?;
 
     let cfg = request.train_config(Loss::Mse, false);
     let alg = more_nn::Plain;
@@ -413,7 +461,6 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyho
     let plain_losses: Vec<f64> = history.epochs.iter().map(|e| e.train_loss).collect();
 
     let mut model = remote.model;
-    let id = common.model_id.clone().unwrap_or_else(|| "wbc-mlp".into());
     let m = model.meta_mut();
     m.id = id.clone();
     m.task = "wbc".into();
@@ -429,8 +476,8 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyho
     m.training.insert("encrypted".into(), "true".into());
     m.training.insert("trainer".into(), format!("more-server at {server}"));
     m.metrics.insert("test_mre_mean".into(), enc_mre);
-    let out = model_path(common.out.as_deref(), &id)?;
     model.save(&out)?;
+    wrote(&out, Some("the decrypted model"), json);
 
     if json {
         let per_output: Vec<_> = (0..no)
@@ -476,7 +523,6 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyho
         println!("| {name} | {:.3}% | {:.3}% |", 100.0 * plain.mean_rel[k], 100.0 * enc.mean_rel[k]);
     }
     println!("| mean | {:.3}% | {:.3}% |", 100.0 * plain_mre, 100.0 * enc_mre);
-    println!("saved the decrypted model as {}", out.display());
     Ok(())
 }
 
@@ -611,6 +657,15 @@ mod tests {
         }
         // Encrypted inference of each model decrypts to its plaintext inference.
         assert!(plain.max_encrypted_diff < 1e-3 && enc.max_encrypted_diff < 1e-3);
+    }
+
+    #[test]
+    fn samples_for_training_rows_keeps_within_the_rows() {
+        for rows in 1..500 {
+            let n = samples_for_training_rows(rows);
+            assert!(n - n / 5 <= rows && (n + 1) - (n + 1) / 5 > rows, "{rows}: {n}");
+        }
+        assert_eq!(samples_for_training_rows(800), 1000);
     }
 
     /// `more train wbc` and `more wbc train` without options: the WBC defaults, whatever the image tasks use.
