@@ -58,9 +58,15 @@ fn starts_answers_and_stops_on_sigterm() {
 
 /// Starts the binary on a free port with jobs in `jobs`: (child, address).
 fn start_with_jobs(jobs: &std::path::Path) -> (std::process::Child, String) {
+    start_with(jobs, &[])
+}
+
+/// Starts the binary on a free port with jobs in `jobs` and extra flags: (child, address).
+fn start_with(jobs: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_more-server"))
         .args(["--addr", "127.0.0.1:0", "--models", "models", "--jobs-dir"])
         .arg(jobs)
+        .args(extra)
         .env("RUST_LOG", "off")
         .current_dir(root())
         .stdout(Stdio::piped())
@@ -91,18 +97,11 @@ fn http(addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -
     (head.lines().next().unwrap_or("").to_string(), rest.to_string())
 }
 
-#[cfg(unix)]
-#[test]
-fn a_job_killed_with_the_server_trains_again_after_the_restart() {
+/// An encrypted WBC training job of `n` rows and `epochs` epochs (batches of 8).
+fn wbc_job(n: usize, epochs: usize) -> Vec<u8> {
     use more_enctrain::owner::KeyOwner;
     use more_enctrain::train::TargetNoise;
-    use more_enctrain::upload::{JobRequest, MEDIA_TYPE, OptimizerKind, encode_body};
-
-    let jobs = std::env::temp_dir().join(format!("more-jobs-restart-binary-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&jobs);
-    let (mut child, addr) = start_with_jobs(&jobs);
-    // A job long enough to be killed while it trains.
-    let n = 2000;
+    use more_enctrain::upload::{JobRequest, OptimizerKind, encode_body};
     let x = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[n, 7]), |i| ((i[0] * 7 + i[1]) % 13) as f32 / 13.0);
     let y = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[n, 6]), |i| ((i[0] + i[1]) % 5) as f32 / 5.0);
     let key = more_core::SecretKey::from_seed(1, Default::default()).unwrap();
@@ -112,14 +111,99 @@ fn a_job_killed_with_the_server_trains_again_after_the_restart() {
     let c = owner.encrypt_canaries::<f32>().unwrap();
     let request = JobRequest {
         network: "wbc-mlp".into(),
-        epochs: 200,
+        epochs,
         batch_size: 8,
         lr: 1e-3,
         lr_decay: 1.0,
         optimizer: OptimizerKind::Adam,
         seed: 1,
     };
-    let body = encode_body(&request, &cx, &cy, &c).unwrap();
+    encode_body(&request, &cx, &cy, &c).unwrap()
+}
+
+/// Slow and silent clients against the real binary with a 2-second idle timeout: ten sockets that send only
+/// the headers of a chunked key upload hold no memory budget, so inference keeps answering 200; and a job's
+/// event stream that carries no event for three idle timeouts (the job waits behind another) stays open on
+/// its heartbeats and delivers the job's end.
+#[cfg(unix)]
+#[test]
+fn silent_clients_starve_nothing_and_event_streams_outlast_the_idle_timeout() {
+    use more_enctrain::upload::MEDIA_TYPE;
+    use std::time::{Duration, Instant};
+
+    let jobs = std::env::temp_dir().join(format!("more-jobs-idle-binary-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&jobs);
+    let (mut child, addr) = start_with(&jobs, &["--idle-timeout-s", "2", "--timeout-ms", "20000"]);
+    let mut silent = Vec::new();
+    for _ in 0..10 {
+        let mut tcp = TcpStream::connect(&addr).unwrap();
+        write!(
+            tcp,
+            "POST /api/v1/bfv/keys HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
+        .unwrap();
+        silent.push(tcp);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, health) = http(&addr, "GET", "/api/v1/health", "text/plain", b"");
+    assert!(status.contains("200"), "{status}");
+    let health: serde_json::Value = serde_json::from_str(&health).unwrap();
+    assert_eq!(health["memory"]["budget_in_use_bytes"], 0, "headers alone reserve nothing: {health}");
+    let key = more_core::SecretKey::from_seed(3, Default::default()).unwrap();
+    let x = ndarray::ArrayD::<f32>::from_elem(ndarray::IxDyn(&[1, 28, 28]), 0.5);
+    let body = more_core::encode(&key.encrypt_tensor::<f32>(&x.view()).unwrap());
+    let (status, _) = http(&addr, "POST", "/api/v1/models/mnist-cnn-relu/infer", more_core::codec::MEDIA_TYPE, &body);
+    assert!(status.contains("200"), "inference beside silent uploads: {status}");
+    drop(silent);
+
+    // A long job trains; a second one waits in the queue, its stream silent but for heartbeats.
+    let (status, long) = http(&addr, "POST", "/api/v1/jobs", MEDIA_TYPE, &wbc_job(2000, 200));
+    assert!(status.contains("202"), "{status}: {long}");
+    let long: serde_json::Value = serde_json::from_str(&long).unwrap();
+    let (status, short) = http(&addr, "POST", "/api/v1/jobs", MEDIA_TYPE, &wbc_job(16, 1));
+    assert!(status.contains("202"), "{status}: {short}");
+    let short: serde_json::Value = serde_json::from_str(&short).unwrap();
+    let mut tcp = TcpStream::connect(&addr).unwrap();
+    write!(tcp, "GET {} HTTP/1.1\r\nhost: {addr}\r\n\r\n", short["events_url"].as_str().unwrap()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut reader = BufReader::new(tcp);
+    let (t, mut heartbeats, mut kinds) = (Instant::now(), 0, Vec::new());
+    let mut deleted = false;
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the stream was cut after {:?}: {kinds:?}", t.elapsed());
+        if line.starts_with(':') {
+            heartbeats += 1;
+        } else if let Some(k) = line.strip_prefix("event:") {
+            kinds.push(k.trim().to_string());
+            if kinds.last().is_some_and(|k| k == "done") {
+                break;
+            }
+        }
+        if !deleted && t.elapsed() > Duration::from_secs(6) {
+            // Three idle timeouts without an event: let the queued job train.
+            let (status, _) = http(&addr, "DELETE", long["status_url"].as_str().unwrap(), "text/plain", b"");
+            assert!(status.contains("204"), "{status}");
+            deleted = true;
+        }
+    }
+    assert!(deleted && heartbeats >= 6, "{heartbeats} heartbeats, {kinds:?}");
+    assert_eq!(kinds.first().map(String::as_str), Some("queued"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&jobs);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_job_killed_with_the_server_trains_again_after_the_restart() {
+    use more_enctrain::upload::MEDIA_TYPE;
+
+    let jobs = std::env::temp_dir().join(format!("more-jobs-restart-binary-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&jobs);
+    let (mut child, addr) = start_with_jobs(&jobs);
+    // A job long enough to be killed while it trains.
+    let body = wbc_job(2000, 200);
     let (status, answer) = http(&addr, "POST", "/api/v1/jobs", MEDIA_TYPE, &body);
     assert!(status.contains("202"), "{status}: {answer}");
     let job: serde_json::Value = serde_json::from_str(&answer).unwrap();
