@@ -69,3 +69,19 @@ async fn without_training_data_the_route_says_so() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "no_training_data");
 }
+
+#[tokio::test]
+async fn a_slice_reserves_its_size_from_the_memory_budget_until_sent() {
+    let data = TrainingData::load_mnist(&data_dir(None)).expect("MNIST must be in ../shared/data/mnist");
+    // A 4 MiB budget: 1,000 images (0.75 MiB) fit, 10,000 (7.5 MiB) do not.
+    let state = state_with(EngineConfig::default(), Limits { memory_budget: 4 << 20, ..Limits::default() })
+        .with_training_data(data);
+    let budget = state.budget().clone();
+    let router = app(state);
+    let (status, _, body) = fetch(&router, "/api/v1/training/samples/mnist?count=10000").await;
+    assert_eq!((status, error_code(&body).as_str()), (StatusCode::SERVICE_UNAVAILABLE, "overloaded"));
+    let (status, _, body) = fetch(&router, "/api/v1/training/samples/mnist?count=1000").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ImageSet::from_bytes(&body, 1 << 20).unwrap().len(), 1000);
+    assert_eq!(budget.in_use(), 0, "released once sent");
+}
