@@ -16,6 +16,17 @@ function call(op, args = {}, transfer = []) {
       pending.delete(id);
       if (ok) p.resolve(result); else p.reject(new Error(error));
     };
+    // A worker that fails to load or crashes answers nothing: fail every pending call instead of waiting
+    // forever, and start a new worker (and a new key session) next time.
+    const fail = (e) => {
+      const why = new Error(`the BFV worker failed: ${e.message || 'it could not be loaded'}`);
+      for (const p of pending.values()) p.reject(why);
+      pending.clear();
+      worker = null;
+      session = null;
+    };
+    worker.onerror = fail;
+    worker.onmessageerror = fail;
   }
   const id = ++seq;
   return new Promise((resolve, reject) => {
