@@ -112,6 +112,11 @@ struct Args {
     /// planes per value; its conversion reads each sample's shared eigenbasis, i.e. uses the 2x2 structure).
     #[arg(long)]
     four_planes: bool,
+    /// Proxies (addresses or CIDR blocks, comma-separated) whose `X-Forwarded-For` names the client for
+    /// per-client limits; requests from any other peer are counted by the peer's address. Set it to the
+    /// balancer's address (e.g. `127.0.0.1` for a local nginx).
+    #[arg(long, value_name = "CIDR[,CIDR...]")]
+    trusted_proxy: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -185,6 +190,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let runtime_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut state = AppState::new(registry, engine, limits).with_bound_for(runtime_threads, args.max_connections);
+    if let Some(list) = &args.trusted_proxy {
+        let proxies = more_server::extract::TrustedProxies::parse(list)
+            .map_err(anyhow::Error::msg)
+            .context("--trusted-proxy")?;
+        state = state.with_trusted_proxies(proxies);
+    }
     if args.web.join("index.html").is_file() {
         state = state.with_web(&args.web);
     } else {

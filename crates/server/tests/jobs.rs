@@ -506,3 +506,31 @@ async fn events_after(router: &Router, id: &str, last: Option<u64>) -> Vec<(u64,
     }
     out
 }
+
+#[tokio::test]
+async fn forwarded_for_names_the_client_only_from_a_trusted_proxy() {
+    let dir = temp_dir("proxy");
+    let jobs = Jobs::open(&dir, TrainingLimits { max_jobs_per_client: 1, ..small_limits() }).unwrap();
+    let proxies = more_server::extract::TrustedProxies::parse("10.0.0.1").unwrap();
+    let state = state_with(EngineConfig { workers: 1, queue: 8, ..EngineConfig::default() }, Limits::default())
+        .with_jobs(jobs)
+        .with_trusted_proxies(proxies);
+    let router = app(state);
+    let (x, y) = plain_data(8, 12);
+    let body = body_for(&key(12), &request(1), &x, &y);
+    let post = |peer: u8, forwarded: &str| {
+        let mut req = post_job(body.clone(), peer);
+        req.headers_mut().insert("x-forwarded-for", forwarded.parse().unwrap());
+        req
+    };
+    // Through the trusted proxy (10.0.0.1): each forwarded address is its own client.
+    assert_eq!(send(&router, post(1, "198.51.100.1")).await.status, StatusCode::ACCEPTED);
+    let r = send(&router, post(1, "198.51.100.1")).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::TOO_MANY_REQUESTS, "too_many_client_jobs"));
+    assert_eq!(send(&router, post(1, "198.51.100.2")).await.status, StatusCode::ACCEPTED);
+    // From any other peer the header is not believed: the peer is the client.
+    assert_eq!(send(&router, post(2, "198.51.100.3")).await.status, StatusCode::ACCEPTED);
+    let r = send(&router, post(2, "198.51.100.4")).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::TOO_MANY_REQUESTS, "too_many_client_jobs"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
