@@ -3,13 +3,13 @@
 use std::net::IpAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use ipnet::IpNet;
-use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
-use crate::conn::ClientAddr;
 use crate::AppState;
+use crate::conn::ClientAddr;
 use crate::error::ApiError;
 
 /// [`Path`], answering 400 `bad_path` (JSON) when a segment cannot be decoded, e.g. a percent-encoded
