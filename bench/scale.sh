@@ -32,7 +32,7 @@ cargo build --release -q -p more-server --bin more-server --example bench_body
 declare -A PIDS
 start_replica() {
   local addr=$1
-  "$target/release/more-server" --addr "$addr" --models models --workers "$WORKERS" --log-json \
+  "$target/release/more-server" --addr "$addr" --models models --workers "$WORKERS" --trusted-proxy 127.0.0.1 --log-json \
     >>"$OUT/replica-${addr##*:}.log" 2>&1 &
   PIDS[$addr]=$!
   for _ in $(seq 100); do curl -sf "http://$addr/api/v1/health" >/dev/null && return 0; sleep 0.1; done

@@ -291,6 +291,15 @@ function followJob(job, owner, onEpoch) {
     const data = (e) => JSON.parse(e.data);
     const stop = () => { es.close(); if (state.events === es) state.events = null; state.abortFollow = null; };
     state.abortFollow = (err) => { stop(); reject(err); };
+    es.addEventListener('queued', (e) => {
+      const d = data(e);
+      if (typeof d.ahead === 'number') {
+        const text = d.ahead === 0
+          ? 'Your job is next in the server\'s queue.'
+          : `Your job waits in the server's queue: ${d.ahead.toLocaleString()} ${d.ahead === 1 ? 'job' : 'jobs'} ahead (clients take turns).`;
+        setStatus(text, false, 'train-status');
+      }
+    });
     es.addEventListener('started', (e) => {
       const d = data(e);
       $('step-progress').max = d.steps_per_epoch;

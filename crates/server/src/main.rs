@@ -84,12 +84,21 @@ struct Args {
     /// Largest training upload, MiB.
     #[arg(long, default_value_t = 64)]
     max_upload_mb: usize,
-    /// Training jobs one client (address) may hold (queued, training or not yet downloaded).
-    #[arg(long, default_value_t = 2)]
-    max_jobs_per_client: usize,
-    /// Training jobs all clients may hold together.
+    /// Training jobs one client may hold (queued, training or not yet downloaded); see --trusted-proxy
+    /// for how clients are told apart.
     #[arg(long, default_value_t = 8)]
+    max_jobs_per_client: usize,
+    /// Training jobs that train at once (each on its own thread with --training-threads threads); the
+    /// others wait in a queue served round-robin by client.
+    #[arg(long, default_value_t = 1)]
     max_jobs: usize,
+    /// Uploads the waiting training jobs may hold together (on disk), MiB; beyond it new jobs are
+    /// answered 503 training_queue_full.
+    #[arg(long, default_value_t = 1024)]
+    max_queue_mb: usize,
+    /// Training jobs held at once in any state; beyond it new jobs are answered 503 training_queue_full.
+    #[arg(long, default_value_t = 256)]
+    max_held_jobs: usize,
     /// Most epochs a training job may ask for.
     #[arg(long, default_value_t = 200)]
     max_epochs: usize,
@@ -105,13 +114,18 @@ struct Args {
     /// Memory one training job may take (estimate: twice its upload plus a mini-batch's activations), MiB.
     #[arg(long, default_value_t = 512)]
     max_job_memory_mb: usize,
-    /// Threads training uses (one job at a time); the inference workers keep the rest.
+    /// Threads each training job uses; the inference workers keep the rest.
     #[arg(long, default_value_t = 1)]
     training_threads: usize,
     /// Run encrypted inference on the four ciphertext planes instead of the default coefficient form (two
     /// planes per value; its conversion reads each sample's shared eigenbasis, i.e. uses the 2x2 structure).
     #[arg(long)]
     four_planes: bool,
+    /// Proxies (addresses or CIDR blocks, comma-separated) whose `X-Forwarded-For` names the client for
+    /// per-client limits; requests from any other peer are counted by the peer's address. Set it to the
+    /// balancer's address (e.g. `127.0.0.1` for a local nginx).
+    #[arg(long, value_name = "CIDR[,CIDR...]")]
+    trusted_proxy: Option<String>,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -185,6 +199,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let runtime_threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut state = AppState::new(registry, engine, limits).with_bound_for(runtime_threads, args.max_connections);
+    if let Some(list) = &args.trusted_proxy {
+        let proxies =
+            more_server::extract::TrustedProxies::parse(list).map_err(anyhow::Error::msg).context("--trusted-proxy")?;
+        state = state.with_trusted_proxies(proxies);
+    }
     if args.web.join("index.html").is_file() {
         state = state.with_web(&args.web);
     } else {
@@ -223,7 +242,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let limits = TrainingLimits {
             max_upload_bytes: args.max_upload_mb << 20,
             max_jobs_per_client: args.max_jobs_per_client,
-            max_jobs: args.max_jobs,
+            max_jobs: args.max_jobs.max(1),
+            max_queue_bytes: args.max_queue_mb << 20,
+            max_held_jobs: args.max_held_jobs.max(1),
             max_epochs: args.max_epochs,
             max_batch_size: args.max_batch_size,
             max_wall: Duration::from_secs(args.max_train_seconds),

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::budget::{self, Bound, Budget, ComputeCost};
 use crate::engine::{Engine, EngineConfig, Registry};
+use crate::extract::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::samples::Samples;
 use crate::teacher::TeacherToken;
@@ -77,6 +78,7 @@ pub(crate) struct Inner {
     pub(crate) started: Instant,
     pub(crate) jobs: Option<Arc<jobs::Jobs>>,
     pub(crate) training_data: Option<training_data::TrainingData>,
+    pub(crate) trusted_proxies: TrustedProxies,
 }
 
 impl AppState {
@@ -116,6 +118,7 @@ impl AppState {
                 started: Instant::now(),
                 jobs: None,
                 training_data: None,
+                trusted_proxies: TrustedProxies::default(),
             }),
         }
     }
@@ -221,6 +224,17 @@ impl AppState {
     /// The training jobs, if the server trains.
     pub fn jobs(&self) -> Option<&Arc<jobs::Jobs>> {
         self.inner.jobs.as_ref()
+    }
+
+    /// Name clients by `X-Forwarded-For` when the peer is one of these proxies.
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        Arc::get_mut(&mut self.inner).expect("configure before use").trusted_proxies = proxies;
+        self
+    }
+
+    /// The trusted proxies.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.inner.trusted_proxies
     }
 
     /// The loaded models.

@@ -246,15 +246,15 @@ async fn every_limit_is_refused_with_its_status_and_code() {
     let r = send(&router, post_job(body_for(&k, &wide, &x, &y), 1)).await;
     assert_eq!((r.status, r.error().as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "memory_limit"));
 
-    // Jobs per client and in total (jobs that wait for their download count).
+    // Jobs per client, and jobs held in total (jobs that wait for their download count).
     let dir = temp_dir("limits-jobs");
-    let (router, _j) = router_with(&dir, TrainingLimits { max_jobs_per_client: 1, max_jobs: 2, ..small_limits() });
+    let (router, _j) = router_with(&dir, TrainingLimits { max_jobs_per_client: 1, max_held_jobs: 2, ..small_limits() });
     assert_eq!(send(&router, post_job(ok.clone(), 1)).await.status, StatusCode::ACCEPTED);
     let r = send(&router, post_job(ok.clone(), 1)).await;
     assert_eq!((r.status, r.error().as_str()), (StatusCode::TOO_MANY_REQUESTS, "too_many_client_jobs"));
     assert_eq!(send(&router, post_job(ok.clone(), 2)).await.status, StatusCode::ACCEPTED);
     let r = send(&router, post_job(ok.clone(), 3)).await;
-    assert_eq!((r.status, r.error().as_str()), (StatusCode::TOO_MANY_REQUESTS, "too_many_jobs"));
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "training_queue_full"));
 
     // Wall time: the job fails with its reason in the stream and the status; the model is refused.
     let dir = temp_dir("limits-wall");
@@ -505,4 +505,98 @@ async fn events_after(router: &Router, id: &str, last: Option<u64>) -> Vec<(u64,
         }
     }
     out
+}
+
+#[tokio::test]
+async fn forwarded_for_names_the_client_only_from_a_trusted_proxy() {
+    let dir = temp_dir("proxy");
+    let jobs = Jobs::open(&dir, TrainingLimits { max_jobs_per_client: 1, ..small_limits() }).unwrap();
+    let proxies = more_server::extract::TrustedProxies::parse("10.0.0.1").unwrap();
+    let state = state_with(EngineConfig { workers: 1, queue: 8, ..EngineConfig::default() }, Limits::default())
+        .with_jobs(jobs)
+        .with_trusted_proxies(proxies);
+    let router = app(state);
+    let (x, y) = plain_data(8, 12);
+    let body = body_for(&key(12), &request(1), &x, &y);
+    let post = |peer: u8, forwarded: &str| {
+        let mut req = post_job(body.clone(), peer);
+        req.headers_mut().insert("x-forwarded-for", forwarded.parse().unwrap());
+        req
+    };
+    // Through the trusted proxy (10.0.0.1): each forwarded address is its own client.
+    assert_eq!(send(&router, post(1, "198.51.100.1")).await.status, StatusCode::ACCEPTED);
+    let r = send(&router, post(1, "198.51.100.1")).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::TOO_MANY_REQUESTS, "too_many_client_jobs"));
+    assert_eq!(send(&router, post(1, "198.51.100.2")).await.status, StatusCode::ACCEPTED);
+    // From any other peer the header is not believed: the peer is the client.
+    assert_eq!(send(&router, post(2, "198.51.100.3")).await.status, StatusCode::ACCEPTED);
+    let r = send(&router, post(2, "198.51.100.4")).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::TOO_MANY_REQUESTS, "too_many_client_jobs"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The queue serves clients in turn: client A posts three jobs, then client B one; B's job is second in
+/// line, not fourth, and every waiting job's stream tells its place (`queued` with `ahead`). A queue over its
+/// byte bound refuses with 503 `training_queue_full`.
+#[tokio::test]
+async fn the_queue_serves_two_clients_fairly_and_tells_each_job_its_place() {
+    let dir = temp_dir("fair");
+    let (router, _jobs) = router_with(&dir, small_limits());
+    // A first job of client 9 trains long enough for the others to queue behind it.
+    let (bx, by) = plain_data(2000, 20);
+    let blocker = send(&router, post_job(body_for(&key(20), &request(50), &bx, &by), 9)).await;
+    assert_eq!(blocker.status, StatusCode::ACCEPTED);
+    let blocker = blocker.json()["id"].as_str().unwrap().to_string();
+    wait_for(&router, &blocker, "running").await;
+    let (x, y) = plain_data(16, 21);
+    let body = body_for(&key(21), &request(1), &x, &y);
+    let mut ids = Vec::new();
+    for client in [1, 1, 1, 2] {
+        let r = send(&router, post_job(body.clone(), client)).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.json());
+        ids.push(r.json()["id"].as_str().unwrap().to_string());
+    }
+    // Places now: A1 0, B1 1, A2 2, A3 3 — read from each stream's last `queued` event.
+    let place = |id: String| {
+        let router = router.clone();
+        async move {
+            let req = Request::get(format!("/api/v1/jobs/{id}/events")).body(Body::empty()).unwrap();
+            let res = router.oneshot(req).await.unwrap();
+            let mut body = res.into_body().into_data_stream();
+            let mut text = String::new();
+            // The log replays at once; the first chunks hold the queued event.
+            while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_millis(300), body.next()).await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            let data = text.lines().filter_map(|l| l.strip_prefix("data:")).next_back().unwrap().trim().to_string();
+            serde_json::from_str::<serde_json::Value>(&data).unwrap()["ahead"].as_u64().unwrap()
+        }
+    };
+    let mut places = Vec::new();
+    for id in &ids {
+        places.push(place(id.clone()).await);
+    }
+    assert_eq!(places, [0, 2, 3, 1], "A1, A2, A3, B1");
+    // Cancelling the training job lets the queue move (in that order: the unit tests of `jobs::queue` check
+    // that jobs start in the order their places announce): all four train.
+    let del = Request::delete(format!("/api/v1/jobs/{blocker}")).body(Body::empty()).unwrap();
+    assert_eq!(send(&router, del).await.status, StatusCode::NO_CONTENT);
+    for id in &ids {
+        wait_for(&router, id, "done").await;
+    }
+
+    // A queue bound of one job's upload: the second waiting job is refused.
+    let dir2 = temp_dir("fair-bound");
+    let tight = TrainingLimits { max_queue_bytes: body.len() + 10, ..small_limits() };
+    let (router2, _j2) = router_with(&dir2, tight);
+    let blocker = send(&router2, post_job(body_for(&key(20), &request(50), &bx, &by), 9)).await;
+    let blocker = blocker.json()["id"].as_str().unwrap().to_string();
+    wait_for(&router2, &blocker, "running").await;
+    assert_eq!(send(&router2, post_job(body.clone(), 1)).await.status, StatusCode::ACCEPTED);
+    let r = send(&router2, post_job(body.clone(), 2)).await;
+    assert_eq!((r.status, r.error().as_str()), (StatusCode::SERVICE_UNAVAILABLE, "training_queue_full"));
+    let del = Request::delete(format!("/api/v1/jobs/{blocker}")).body(Body::empty()).unwrap();
+    send(&router2, del).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
 }

@@ -10,6 +10,7 @@
 //! `GET /api/v1/jobs/{id}/events`, `GET /api/v1/jobs/{id}/model`, `DELETE /api/v1/jobs/{id}`.
 
 pub mod networks;
+pub mod queue;
 pub mod routes;
 pub mod runner;
 pub mod store;
@@ -34,10 +35,17 @@ use store::{Files, Record, State as JobState};
 pub struct TrainingLimits {
     /// Largest upload (inputs, targets and canaries), bytes.
     pub max_upload_bytes: usize,
-    /// Jobs one client (address) may have queued, training or waiting for download.
+    /// Jobs one client may have queued, training or waiting for download.
     pub max_jobs_per_client: usize,
-    /// Jobs all clients together may have queued, training or waiting for download.
+    /// Jobs training at once (one training thread each, with [`TrainingLimits::threads`] threads of its
+    /// own); the others wait in the fair queue.
     pub max_jobs: usize,
+    /// Bytes the uploads of waiting jobs may hold together (on disk); beyond that a new job is refused
+    /// (503 `training_queue_full`).
+    pub max_queue_bytes: usize,
+    /// Jobs held at once in all states (queued, training, waiting for download, failed until their time to
+    /// live ends); beyond that a new job is refused (503 `training_queue_full`).
+    pub max_held_jobs: usize,
     /// Most epochs a job may ask for.
     pub max_epochs: usize,
     /// Largest mini-batch.
@@ -57,8 +65,10 @@ impl Default for TrainingLimits {
     fn default() -> Self {
         TrainingLimits {
             max_upload_bytes: 64 << 20,
-            max_jobs_per_client: 2,
-            max_jobs: 8,
+            max_jobs_per_client: 8,
+            max_jobs: 1,
+            max_queue_bytes: 1 << 30,
+            max_held_jobs: 256,
             max_epochs: 200,
             max_batch_size: 512,
             max_wall: Duration::from_secs(30 * 60),
@@ -84,6 +94,8 @@ pub(crate) struct Inner {
     record: Record,
     events: EventLog,
     epochs_done: usize,
+    /// Jobs that will start before this one, while it waits.
+    ahead: Option<usize>,
 }
 
 /// One event of a job's stream.
@@ -97,9 +109,10 @@ pub struct Logged {
     pub data: String,
 }
 
-/// A job's events, bounded: a `step` event replaces the `step` event before it when nothing came between
-/// them, so the log holds about two events per epoch however small the batches are (at most
-/// [`TrainingLimits::max_epochs`] × 2 + a few), and a stream that resumes replays only what it missed.
+/// A job's events, bounded: a `step` (or `queued`) event replaces the event of its kind before it when
+/// nothing came between them, so the log holds about two events per epoch however small the batches are
+/// (at most [`TrainingLimits::max_epochs`] × 2 + a few) and one `queued` event however often the job's
+/// place in the queue changed; a stream that resumes replays only what it missed.
 #[derive(Debug, Default)]
 pub struct EventLog {
     events: Vec<Logged>,
@@ -111,7 +124,7 @@ impl EventLog {
     pub fn push(&mut self, kind: &'static str, data: String) -> u64 {
         let id = self.next;
         self.next += 1;
-        if kind == "step" && self.events.last().is_some_and(|e| e.kind == "step") {
+        if matches!(kind, "step" | "queued") && self.events.last().is_some_and(|e| e.kind == kind) {
             self.events.pop();
         }
         self.events.push(Logged { id, kind, data });
@@ -149,7 +162,7 @@ impl Job {
     fn new(files: Files, record: Record) -> Arc<Self> {
         Arc::new(Job {
             files,
-            inner: Mutex::new(Inner { record, events: EventLog::default(), epochs_done: 0 }),
+            inner: Mutex::new(Inner { record, events: EventLog::default(), epochs_done: 0, ahead: None }),
             changed: watch::channel(0).0,
             cancelled: AtomicBool::new(false),
         })
@@ -188,6 +201,19 @@ impl Job {
         (next, over)
     }
 
+    /// Tells the job its place in the queue: a `queued` event `{"rows", "ahead"}` when it changed.
+    pub fn set_ahead(&self, ahead: usize) {
+        let rows = {
+            let mut inner = self.lock();
+            if inner.ahead == Some(ahead) {
+                return;
+            }
+            inner.ahead = Some(ahead);
+            inner.record.rows
+        };
+        self.event("queued", json!({"rows": rows, "ahead": ahead}));
+    }
+
     /// Events the job's log holds now.
     pub fn logged_events(&self) -> usize {
         self.lock().events.len()
@@ -207,6 +233,7 @@ impl Job {
 
     /// Training starts.
     pub fn start(&self) {
+        self.lock().ahead = None;
         self.set_state(JobState::Running, None);
     }
 
@@ -259,7 +286,8 @@ pub struct Jobs {
     dir: PathBuf,
     limits: TrainingLimits,
     map: Mutex<HashMap<String, Arc<Job>>>,
-    queue: Mutex<std::sync::mpsc::Sender<Arc<Job>>>,
+    /// Jobs waiting to train, served round-robin by client.
+    waiting: Arc<queue::Waiting<Arc<Job>>>,
     /// Memory for uploads being read and checked: each reserves [`UPLOAD_MEMORY_PER_BYTE`] times the bytes
     /// it has received, as they arrive.
     upload_budget: Budget,
@@ -274,21 +302,25 @@ pub const CONCURRENT_UPLOADS: usize = 2;
 /// coefficient form.
 pub const UPLOAD_MEMORY_PER_BYTE: usize = 3;
 
-/// Bytes one event of a job's log may take (a `step` event with its encrypted loss is about 200).
-pub const EVENT_BYTES: usize = 1 << 10;
+/// Bytes one event of a job's log may take (an `epoch` event with its encrypted loss is about 100 bytes of
+/// JSON, plus the entry).
+pub const EVENT_BYTES: usize = 256;
 
 impl Jobs {
     /// Memory training may hold at most: the upload budget ([`CONCURRENT_UPLOADS`] uploads of the limit,
-    /// [`UPLOAD_MEMORY_PER_BYTE`] times each), the job training (its memory limit, plus its data read back
-    /// from disk) and the jobs' event logs (about two events per epoch each).
+    /// [`UPLOAD_MEMORY_PER_BYTE`] times each), each job training (its memory limit, plus its data read back
+    /// from disk) and the event logs of the jobs held (about two events per epoch each). Waiting jobs hold
+    /// their uploads on disk, not in memory.
     pub fn memory_bound(&self) -> usize {
         let l = self.limits;
-        let logs = l.max_jobs.saturating_mul(2 * l.max_epochs + 8).saturating_mul(EVENT_BYTES);
-        self.upload_budget
-            .total()
-            .saturating_add(l.max_upload_bytes)
-            .saturating_add(l.max_memory_bytes)
-            .saturating_add(logs)
+        let logs = l.max_held_jobs.saturating_mul(2 * l.max_epochs + 8).saturating_mul(EVENT_BYTES);
+        let training = l.max_jobs.max(1).saturating_mul(l.max_upload_bytes.saturating_add(l.max_memory_bytes));
+        self.upload_budget.total().saturating_add(training).saturating_add(logs)
+    }
+
+    /// Jobs waiting to train, and the bytes their uploads hold.
+    pub fn queued(&self) -> (usize, usize) {
+        (self.waiting.len(), self.waiting.bytes())
     }
 
     /// The memory budget of uploads being read and checked.
@@ -300,19 +332,24 @@ impl Jobs {
     /// the sweeper of expired jobs.
     pub fn open(dir: &Path, limits: TrainingLimits) -> std::io::Result<Arc<Jobs>> {
         std::fs::create_dir_all(dir)?;
-        let (tx, rx) = std::sync::mpsc::channel();
+        let waiting = queue::Waiting::new();
         let jobs = Arc::new(Jobs {
             dir: dir.to_path_buf(),
             limits,
             map: Mutex::new(HashMap::new()),
-            queue: Mutex::new(tx),
+            waiting: waiting.clone(),
             upload_budget: Budget::new(
                 (CONCURRENT_UPLOADS * UPLOAD_MEMORY_PER_BYTE).saturating_mul(limits.max_upload_bytes).max(1 << 20),
             ),
             checks: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_UPLOADS)),
         });
         let (threads, wall) = (limits.threads, limits.max_wall);
-        std::thread::Builder::new().name("more-train".into()).spawn(move || runner::run(rx, threads, wall))?;
+        for i in 0..limits.max_jobs.max(1) {
+            let waiting = waiting.clone();
+            std::thread::Builder::new()
+                .name(format!("more-train-job-{i}"))
+                .spawn(move || runner::run(waiting, threads, wall))?;
+        }
         jobs.recover()?;
         let weak = Arc::downgrade(&jobs);
         let every = (limits.ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
@@ -329,11 +366,12 @@ impl Jobs {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn enqueue(&self, job: Arc<Job>) {
-        let sent = self.queue.lock().unwrap_or_else(|e| e.into_inner()).send(job.clone());
-        if sent.is_err() {
-            job.fail("internal", "the training thread has stopped".into());
-        }
+    /// Queues a job if the waiting uploads stay within [`TrainingLimits::max_queue_bytes`]; `Err` with the
+    /// bytes they hold now. Every waiting job learns its (new) place.
+    pub(crate) fn enqueue(&self, job: Arc<Job>, max_bytes: usize) -> Result<(), usize> {
+        let order = self.waiting.push(job, max_bytes)?;
+        tell_places(&order);
+        Ok(())
     }
 
     /// Reads the jobs left by a previous run: queued or training ones train again, trained ones keep
@@ -412,7 +450,8 @@ impl Jobs {
         }
         found.sort_by_key(|j| j.lock().record.created);
         for job in found {
-            self.enqueue(job);
+            // Jobs taken up after a restart wait whatever the queue holds: they were accepted before.
+            let _ = self.enqueue(job, usize::MAX);
         }
         Ok(())
     }
@@ -431,7 +470,7 @@ impl Jobs {
         };
         for job in expired {
             tracing::info!(job = tag(&job.id()), "time to live over: deleted");
-            remove(&job);
+            self.cancel(&job);
         }
     }
 }
@@ -447,8 +486,41 @@ pub fn tag(id: &str) -> String {
     id.chars().take(6).collect()
 }
 
+/// Tells each waiting job its place: the jobs before it in `order`.
+pub(crate) fn tell_places(order: &[Arc<Job>]) {
+    for (ahead, job) in order.iter().enumerate() {
+        job.set_ahead(ahead);
+    }
+}
+
+impl queue::Queued for Arc<Job> {
+    fn client(&self) -> String {
+        self.lock().record.client.clone()
+    }
+
+    fn bytes(&self) -> usize {
+        self.lock().record.upload_bytes
+    }
+}
+
+impl Drop for Jobs {
+    fn drop(&mut self) {
+        self.waiting.close();
+    }
+}
+
+impl Jobs {
+    /// Cancels a job and deletes its files (the training thread deletes them if it is training); the jobs
+    /// behind it in the queue move up.
+    pub(crate) fn cancel(&self, job: &Arc<Job>) {
+        remove(job);
+        let order = self.waiting.remove(|j| Arc::ptr_eq(j, job));
+        tell_places(&order);
+    }
+}
+
 /// Cancels a job and deletes its files (the training thread deletes them if it is training).
-pub(crate) fn remove(job: &Job) {
+fn remove(job: &Job) {
     job.cancelled.store(true, Ordering::SeqCst);
     let running = job.lock().record.state == JobState::Running;
     if !running {

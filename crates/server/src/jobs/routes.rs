@@ -15,7 +15,7 @@ use serde_json::json;
 use more_enctrain::upload::{JobRequest, MEDIA_TYPE, decode_body, decode_header};
 
 use super::store::{self, Files, Record, State as JobState};
-use super::{Job, Jobs, TrainingLimits, UPLOAD_MEMORY_PER_BYTE, is_job_id, networks, remove, tag};
+use super::{Job, Jobs, TrainingLimits, UPLOAD_MEMORY_PER_BYTE, is_job_id, networks, tag};
 use crate::extract::{ApiPath, Client};
 use crate::request::{BodyReader, BodyRules, Received};
 use crate::{ApiError, AppState};
@@ -58,11 +58,17 @@ pub async fn info(State(s): State<AppState>) -> impl IntoResponse {
         "networks": networks::offered(),
         "limits": {
             "max_upload_bytes": l.max_upload_bytes, "max_jobs_per_client": l.max_jobs_per_client,
-            "max_jobs": l.max_jobs, "max_epochs": l.max_epochs, "max_batch_size": l.max_batch_size,
+            "max_jobs": l.max_jobs, "max_queue_bytes": l.max_queue_bytes, "max_held_jobs": l.max_held_jobs,
+            "max_epochs": l.max_epochs, "max_batch_size": l.max_batch_size,
             "max_wall_seconds": l.max_wall.as_secs(), "ttl_seconds": l.ttl.as_secs(),
             "max_memory_bytes": l.max_memory_bytes, "threads": l.threads,
         },
     }))
+}
+
+/// 503 `training_queue_full`: the queue holds all it may; retrying later helps.
+fn queue_full(why: String) -> ApiError {
+    ApiError::unavailable("training_queue_full", format!("{why}; retry later"))
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -107,14 +113,19 @@ pub async fn create(
     let l = jobs.limits;
     {
         let map = jobs.map();
-        let active: Vec<_> = map.values().filter(|j| j.lock().record.state.holds_resources()).collect();
-        if active.len() >= l.max_jobs {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_jobs",
-                format!("the server holds {} training jobs, its limit; retry later", l.max_jobs),
-            ));
+        if map.len() >= l.max_held_jobs {
+            return Err(queue_full(format!("the server holds {} training jobs, its limit", l.max_held_jobs)));
         }
+        let (waiting, bytes) = jobs.queued();
+        let declared = crate::request::declared_length(&headers).unwrap_or(0) as usize;
+        if waiting > 0 && bytes + declared > l.max_queue_bytes {
+            return Err(queue_full(format!(
+                "{waiting} jobs wait with {} MiB of uploads, the queue's limit of {} MiB",
+                bytes >> 20,
+                l.max_queue_bytes >> 20
+            )));
+        }
+        let active: Vec<_> = map.values().filter(|j| j.lock().record.state.holds_resources()).collect();
         if active.iter().filter(|j| j.lock().record.client == client).count() >= l.max_jobs_per_client {
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -194,9 +205,15 @@ pub async fn create(
         return Err(ApiError::internal("storing an upload", e));
     }
     let job = Job::new(files, record);
-    job.event("queued", json!({"rows": rows}));
+    if let Err(bytes) = jobs.enqueue(job.clone(), l.max_queue_bytes) {
+        job.files.remove();
+        return Err(queue_full(format!(
+            "the waiting jobs hold {} MiB of uploads, the queue's limit of {} MiB",
+            bytes >> 20,
+            l.max_queue_bytes >> 20
+        )));
+    }
     jobs.map().insert(id.clone(), job.clone());
-    jobs.enqueue(job.clone());
     tracing::info!(job = tag(&id), rows, network = %network.id, "training job queued");
     let mut res = (StatusCode::ACCEPTED, axum::Json(job.status())).into_response();
     res.headers_mut().insert(
@@ -214,8 +231,9 @@ pub async fn status(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> 
 /// `DELETE /api/v1/jobs/{id}`: cancels the job and deletes everything of it.
 pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
     let job = job_of(&s, &id)?;
-    jobs_of(&s)?.map().remove(&id);
-    remove(&job);
+    let jobs = jobs_of(&s)?;
+    jobs.map().remove(&id);
+    jobs.cancel(&job);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -249,8 +267,9 @@ pub async fn model(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> R
         .await
         .map_err(|e| ApiError::internal("reading a model", e))?
         .map_err(|e| ApiError::internal("reading a model", e))?;
-    jobs_of(&s)?.map().remove(&id);
-    remove(&job);
+    let jobs = jobs_of(&s)?;
+    jobs.map().remove(&id);
+    jobs.cancel(&job);
     let mut res = (StatusCode::OK, bytes).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-more-encrypted-model"));
     Ok(res)

@@ -1,4 +1,4 @@
-//! The training thread: takes queued jobs one at a time and trains each on its ciphertexts with
+//! A training thread: takes queued jobs from the fair queue one at a time and trains each on its ciphertexts with
 //! more-enctrain's [`Trainer`] (more-nn's `fit` loop) inside a dedicated rayon pool of a fixed number of
 //! threads, so the inference workers keep their share of the machine.
 //!
@@ -23,14 +23,14 @@ use more_enctrain::upload::{decode_body, loss_to_text};
 use more_nn::train::Loss;
 use more_nn::{Algebra, ModelMeta, Reveal};
 
-use super::Job;
-use super::networks;
+use super::queue::Waiting;
+use super::{Job, networks, tell_places};
 
 /// Why a job did not produce a model: (code, message).
 type Failure = (&'static str, String);
 
-/// Runs queued jobs until the queue's sender is dropped.
-pub fn run(queue: std::sync::mpsc::Receiver<Arc<Job>>, threads: usize, max_wall: Duration) {
+/// Runs queued jobs until the queue is closed.
+pub fn run(queue: Arc<Waiting<Arc<Job>>>, threads: usize, max_wall: Duration) {
     let pool = match rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .thread_name(|i| format!("more-train-{i}"))
@@ -39,13 +39,14 @@ pub fn run(queue: std::sync::mpsc::Receiver<Arc<Job>>, threads: usize, max_wall:
         Ok(p) => p,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the training pool: training jobs will fail");
-            for job in queue {
+            while let Some((job, _)) = queue.pop() {
                 job.fail("internal", "the server cannot train".into());
             }
             return;
         }
     };
-    for job in queue {
+    while let Some((job, rest)) = queue.pop() {
+        tell_places(&rest);
         if job.is_cancelled() {
             continue;
         }
