@@ -339,6 +339,16 @@ async fn static_site_mime_compression_cache_and_no_cors() {
     assert!(r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
     assert_eq!(r.headers[header::CACHE_CONTROL], "no-cache");
     assert!(!r.headers.contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
+    // Pages and their scripts carry the site's CSP (no inline scripts, no framing) and X-Frame-Options.
+    for path in ["/", "/index.html", "/web/app.js"] {
+        let r = send(&router, get(path)).await;
+        let csp = r.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert_eq!(csp, more_server::router::CONTENT_SECURITY_POLICY, "{path}");
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self' 'wasm-unsafe-eval';"));
+        let script = csp.split(';').find(|d| d.trim().starts_with("script-src")).unwrap();
+        assert!(!script.split_whitespace().any(|t| t == "'unsafe-inline'" || t == "'unsafe-eval'"), "{script}");
+        assert_eq!(r.headers[header::X_FRAME_OPTIONS], "DENY", "{path}");
+    }
 
     let wasm = send(&router, get("/web/pkg/m.wasm")).await;
     assert_eq!(wasm.status, StatusCode::OK);

@@ -239,3 +239,59 @@ fn a_job_killed_with_the_server_trains_again_after_the_restart() {
     child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&jobs);
 }
+
+/// The log names routes by their pattern, never the job ids in their paths (bearer capabilities); and the
+/// server speaks HTTP/1.1 only: an HTTP/2 prior-knowledge preface (h2c) gets no HTTP/2 session.
+#[cfg(unix)]
+#[test]
+fn logs_carry_no_capability_ids_and_h2c_is_not_spoken() {
+    use more_enctrain::upload::MEDIA_TYPE;
+
+    let jobs = std::env::temp_dir().join(format!("more-jobs-logs-binary-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&jobs);
+    let log = jobs.with_extension("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_more-server"))
+        .args(["--addr", "127.0.0.1:0", "--models", "models", "--log-json", "--jobs-dir"])
+        .arg(&jobs)
+        .env("RUST_LOG", "more_server=debug,tower_http=debug")
+        .current_dir(root())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("more-server listening on http://").expect(&line).trim_end_matches('/');
+
+    let (status, answer) = http(addr, "POST", "/api/v1/jobs", MEDIA_TYPE, &wbc_job(16, 1));
+    assert!(status.contains("202"), "{status}: {answer}");
+    let id = serde_json::from_str::<serde_json::Value>(&answer).unwrap()["id"].as_str().unwrap().to_string();
+    for (method, path) in [
+        ("GET", format!("/api/v1/jobs/{id}")),
+        ("GET", format!("/api/v1/jobs/{id}/events")),
+        ("DELETE", format!("/api/v1/jobs/{id}")),
+        ("GET", format!("/api/v1/jobs/{id}")),
+    ] {
+        http(addr, method, &path, "text/plain", b"");
+    }
+
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let mut reply = Vec::new();
+    let _ = tcp.read_to_end(&mut reply);
+    assert!(
+        reply.is_empty() || reply.starts_with(b"HTTP/1.1 4"),
+        "an h2c preface got {:?}",
+        &reply[..reply.len().min(40)]
+    );
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("/api/v1/jobs/{id}"), "requests are logged by their route");
+    assert!(!text.contains(&id), "a job id reached the log");
+    let _ = std::fs::remove_dir_all(&jobs);
+    let _ = std::fs::remove_file(&log);
+}

@@ -265,6 +265,9 @@ async fn every_limit_is_refused_with_its_status_and_code() {
     assert_eq!((kind.as_str(), data["error"].as_str()), ("failed", Some("wall_time")));
     let r = send(&router, get(&format!("/api/v1/jobs/{id}/model"))).await;
     assert_eq!((r.status, r.error().as_str()), (StatusCode::CONFLICT, "job_failed"));
+    // A failed job keeps its record (for the reason) but not its upload.
+    assert!(dir.join(&id).join("job.json").is_file());
+    assert!(!dir.join(&id).join("data.bin").exists(), "the failed job's upload is deleted at once");
 
     // Time to live: the job is deleted even if never downloaded.
     let dir = temp_dir("limits-ttl");
