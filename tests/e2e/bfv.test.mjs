@@ -55,10 +55,15 @@ async function walkthroughStep10(ctx) {
   if (!models.some((m) => m.scheme === 'bfv')) ctx.skip('the server lists no BFV model');
   const page = await ctx.newPage();
   await page.goto(`${ctx.baseUrl}web/walkthrough.html`);
+  // The drawing pad and the button's handler exist once the page's setup is done (wasm loaded, models
+  // listed): strokes drawn before that are lost, and on a loaded machine that is seconds.
+  await page.waitForFunction(() => window.walkthrough && window.walkthrough.ready);
+  await page.evaluate(() => window.walkthrough.ready);
   await drawStrokes(page, '#wt-draw', SEVEN);
   await page.waitForTimeout(500);
   await page.click('#bfv-run');
-  await page.waitForFunction(() => window.bfvStep || /BFV:/.test(document.getElementById('bfv-verdict').textContent),
+  // Done, failed ("BFV: …"), or refused before starting (no digit, no BFV model): any of them ends the wait.
+  await page.waitForFunction(() => window.bfvStep || /BFV:|BFV runs on digits|no BFV model/.test(document.getElementById('bfv-verdict').textContent),
     null, { timeout: 170_000 });
   const r = await page.evaluate(() => window.bfvStep);
   ctx.assert(r, `no BFV result: ${await page.locator('#bfv-verdict').innerText()}`);
