@@ -1,6 +1,7 @@
 //! The server over a real TCP socket (127.0.0.1, ephemeral port): round trip, error statuses, and 1,000
 //! hostile requests (random bytes, truncated bodies, huge declared shapes, NaN/Inf, wrong dtype, wrong
-//! content type, unknown models) after which it still answers correctly.
+//! content type, unknown models) after which it still answers correctly; 600 hostile bodies for the stateful
+//! routes (training jobs, challenge answers, BFV keys), after which a job trains and an answer is recorded.
 
 mod common;
 
@@ -236,4 +237,120 @@ async fn connection_cap_and_idle_timeout() {
     let got = key.decrypt_tensor(&more_core::decode::<f32>(&raw[split + 4..], 1 << 20).unwrap());
     let want = test_model(7).forward_plain(x.insert_axis(ndarray::Axis(0)).view()).unwrap();
     assert!(got.iter().zip(want.iter()).all(|(g, w)| (g - w).abs() < 1e-3));
+}
+
+/// The stateful routes over a real socket: 600 hostile bodies for training jobs, challenge answers and BFV
+/// key uploads (random bytes, truncated and flipped real bodies, wrong media types, huge declared lengths,
+/// JSON of the wrong shape) each get a 4xx JSON answer, never a 5xx; then a real job trains and a right
+/// answer is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateful_routes_refuse_hostile_bodies_and_still_work() {
+    use more_enctrain::owner::KeyOwner;
+    use more_enctrain::train::TargetNoise;
+    use more_enctrain::upload::{JobRequest, OptimizerKind, encode_body};
+    use more_server::jobs::{Jobs, TrainingLimits};
+    use more_server::{ChallengeLimits, TeacherToken};
+
+    let dir = std::env::temp_dir().join(format!("more-jobs-tcp-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let limits = TrainingLimits { max_upload_bytes: 1 << 20, max_jobs_per_client: 1000, ..TrainingLimits::default() };
+    let jobs = Jobs::open(&dir, limits).unwrap();
+    let token = "a-teacher-token-for-tests";
+    let state =
+        state_with(more_server::EngineConfig { workers: 1, ..Default::default() }, more_server::Limits::default())
+            .with_jobs(jobs)
+            .with_challenges(
+                TeacherToken::new(token).unwrap(),
+                ChallengeLimits { max_answers: 5000, ..Default::default() },
+            )
+            .with_bfv(more_server::bfv::BfvService::new(Vec::new(), Default::default()).unwrap());
+    let router = more_server::app(state);
+    let teacher = |req: axum::http::request::Builder| req.header("authorization", format!("Bearer {token}"));
+    let created = send(
+        &router,
+        teacher(axum::http::Request::post("/api/v1/challenges")).body(axum::body::Body::empty()).unwrap(),
+    )
+    .await;
+    let challenge = created.json()["id"].as_str().unwrap().to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = router.clone();
+    tokio::spawn(async move { axum::serve(listener, served).await.unwrap() });
+
+    let (n, k) = (16, SecretKey::from_seed(5, KeyOptions::default()).unwrap());
+    let x = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[n, 7]), |i| (i[0] + i[1]) as f32 / 20.0);
+    let y = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[n, 6]), |i| (i[0] * i[1]) as f32 / 100.0);
+    let mut owner = KeyOwner::with_seed(k, 3);
+    let (cx, cy) = (
+        owner.encrypt_inputs(&x.view(), -2.0, 2.0).unwrap(),
+        owner.encrypt_targets(&y, TargetNoise::Uniform { lo: -1.0, hi: 1.0 }).unwrap(),
+    );
+    let request_ = JobRequest {
+        network: "wbc-mlp".into(),
+        epochs: 1,
+        batch_size: 8,
+        lr: 1e-3,
+        lr_decay: 1.0,
+        optimizer: OptimizerKind::Adam,
+        seed: 1,
+    };
+    let job = encode_body(&request_, &cx, &cy, &owner.encrypt_canaries::<f32>().unwrap()).unwrap();
+    let answers = format!("/api/v1/challenges/{challenge}/answers");
+    let job_type = more_enctrain::upload::MEDIA_TYPE;
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut counts = std::collections::BTreeMap::new();
+    for i in 0..600 {
+        let random: Vec<u8> = (0..rng.random_range(0..4000)).map(|_| rng.random()).collect();
+        let mut flipped = job.clone();
+        let at = rng.random_range(0..flipped.len());
+        flipped[at] ^= rng.random_range(1..=255u8);
+        let cut = job[..rng.random_range(0..job.len())].to_vec();
+        let (path, ct, body, declared): (&str, Option<&str>, Vec<u8>, Option<usize>) = match i % 12 {
+            0 => ("/api/v1/jobs", Some(job_type), random, None),
+            1 => ("/api/v1/jobs", Some(job_type), cut, None),
+            2 => ("/api/v1/jobs", Some(job_type), flipped, None),
+            3 => ("/api/v1/jobs", Some("application/json"), job.clone(), None),
+            4 => ("/api/v1/jobs", Some(job_type), b"x".to_vec(), Some(64 << 20)),
+            5 => (&answers, Some("application/json"), random, None),
+            6 => (&answers, Some("application/json"), br#"{"name": "eve", "answer": [1, 2, 3]}"#.to_vec(), None),
+            7 => (&answers, Some("application/json"), br#"{"name": "<>", "phrase": "X"}"#.to_vec(), None),
+            8 => (&answers, Some("text/plain"), br#"{"name": "eve", "phrase": "X"}"#.to_vec(), None),
+            9 => (&answers, Some("application/json"), b"x".to_vec(), Some(1 << 30)),
+            10 => ("/api/v1/bfv/keys", Some("application/octet-stream"), random, None),
+            _ => ("/api/v1/challenges/ffff/answers", Some("application/json"), b"{}".to_vec(), None),
+        };
+        let r = request(addr, "POST", path, ct, &body, declared).await;
+        // A flipped byte inside a ciphertext plane can leave a valid upload (another finite value): accepted.
+        let flipped_but_valid = i % 12 == 2 && r.status == 202;
+        assert!(
+            (400..500).contains(&r.status) || flipped_but_valid,
+            "request {i} (kind {}): {} {:?}",
+            i % 12,
+            r.head,
+            String::from_utf8_lossy(&r.body)
+        );
+        let j: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(j["error"].is_string() || flipped_but_valid, "{j}");
+        *counts.entry(r.status).or_insert(0) += 1;
+    }
+    for status in [400, 404, 413, 415, 422] {
+        assert!(counts.get(&status).copied().unwrap_or(0) > 0, "{counts:?}");
+    }
+    // Still working: a real job is accepted and trains; the right phrase is recorded once.
+    let r = request(addr, "POST", "/api/v1/jobs", Some(job_type), &job, None).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let listed =
+        send(&router, teacher(axum::http::Request::get(&answers)).body(axum::body::Body::empty()).unwrap()).await;
+    let phrase = listed.json()["phrase"].as_str().unwrap().to_string();
+    let body = serde_json::json!({"name": "ada", "phrase": phrase}).to_string();
+    let r = request(addr, "POST", &answers, Some("application/json"), body.as_bytes(), None).await;
+    assert_eq!(
+        (r.status, serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["correct"].clone()),
+        (200, true.into())
+    );
+    let listed =
+        send(&router, teacher(axum::http::Request::get(&answers)).body(axum::body::Body::empty()).unwrap()).await;
+    let solved = listed.json()["solved"].as_array().unwrap().clone();
+    assert_eq!(solved.len(), 1, "{solved:?}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
