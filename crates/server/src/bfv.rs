@@ -324,7 +324,10 @@ async fn infer(
     })
     .await?;
     // A key's time to live restarts only with a successful use: bad bodies do not keep keys alive.
-    svc.keys.touch(&svc.limits, &key_id).await?;
+    if let Err(e) = svc.keys.touch(&svc.limits, &key_id).await {
+        // The answer is computed: the client gets it; only the key's time to live was not restarted.
+        tracing::warn!(error = %e, "bfv keys used but their time to live not restarted");
+    }
     let compute = t0.elapsed();
     tracing::info!(model = %id, compute_us = compute.as_micros() as u64, "bfv inferred");
     let mut res = (StatusCode::OK, out).into_response();

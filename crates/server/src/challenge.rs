@@ -12,6 +12,9 @@
 //!
 //! Everything is bounded ([`ChallengeLimits`]): challenges held, answers per challenge and per name, and
 //! the body of an answer. Names are sanitised before they are stored or shown.
+//!
+//! Challenges and their answers live in a [`ChallengeStore`]: this process's memory, or Redis shared by
+//! every replica (`--state`, [`crate::state_store`]); the handlers here are the same for both.
 
 use std::time::SystemTime;
 

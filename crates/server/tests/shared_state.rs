@@ -1,6 +1,6 @@
 //! Shared state in Redis (`--state redis://…`): two server states on one real `redis-server` behave as
 //! one server for class challenges and BFV keys, a new state on the same Redis (a restart) keeps them, and
-//! a stopped Redis is answered 503 `state_unavailable`. Skipped, with the reason printed, only when
+//! a stopped Redis is answered 503 `state_unavailable` until it is back. Skipped, with the reason printed, only when
 //! `redis-server` is not installed (`scripts/setup.sh ops` installs it; CI has it).
 
 mod common;
@@ -43,18 +43,23 @@ impl RedisServer {
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Some(Self::start_on(&port.to_string()))
+    }
+
+    /// Starts one on this port.
+    fn start_on(port: &str) -> RedisServer {
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting redis-server");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
             assert!(Instant::now() < deadline, "redis-server did not listen on {port}");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(RedisServer { child, url: format!("redis://127.0.0.1:{port}/0") })
+        RedisServer { child, url: format!("redis://127.0.0.1:{port}/0") }
     }
 }
 
@@ -158,8 +163,6 @@ async fn two_replicas_share_challenges_and_bfv_keys_through_redis() {
     let r = teacher(a, "POST", "/api/v1/challenges").await;
     assert_eq!((r.status, json(&r)["error"].as_str()), (409, Some("limit_reached")), "{}", r.head);
     let challenge_bytes = usage(&url, &format!("more:challenge:{id}")).await;
-    let answers_bytes = usage(&url, &format!("more:challenge:{id}:answers")).await;
-    println!("redis: challenge {challenge_bytes} B, its list of 3 answers {answers_bytes} B");
 
     // BFV keys uploaded to A evaluate on B; deleted on B, they are unknown on A (which had parsed them).
     let mut rng = rand::rng();
@@ -201,6 +204,21 @@ async fn two_replicas_share_challenges_and_bfv_keys_through_redis() {
     assert_eq!(r.status, 200, "{}", r.head);
     assert_eq!(client.decrypt(&decode_ciphertexts(&r.body, 3, OUTPUT_LEVEL).unwrap()).unwrap(), expected);
 
+    // What an answer takes in Redis: 20 more, under 20 names (an entry of the list and of the name counts).
+    let before = usage(&url, &format!("more:challenge:{id}:answers")).await
+        + usage(&url, &format!("more:challenge:{id}:names")).await;
+    for i in 0..20 {
+        let r = answer(c, &id, serde_json::json!({"name": format!("Student {i:02}"), "phrase": "ABCDE"})).await;
+        assert_eq!(r.status, 200);
+    }
+    let after = usage(&url, &format!("more:challenge:{id}:answers")).await
+        + usage(&url, &format!("more:challenge:{id}:names")).await;
+    println!(
+        "redis: challenge {challenge_bytes} B (ciphertext {} B), {} B per answer",
+        ct_a.body.len(),
+        (after - before) / 20
+    );
+
     // Redis stopped: what needs it is answered 503 state_unavailable (JSON, Retry-After); the rest works.
     drop(server);
     let started = Instant::now();
@@ -223,6 +241,21 @@ async fn two_replicas_share_challenges_and_bfv_keys_through_redis() {
     assert_eq!((r.status, json(&r)["error"].as_str()), (503, Some("state_unavailable")), "{}", r.head);
     println!("with Redis stopped, 7 requests answered 503 in {:?}", started.elapsed());
     assert_eq!(request(a, "GET", "/api/v1/health", None, b"", None).await.status, 200);
+
+    // Redis back (empty, on the same port): the replicas reconnect on their own and answer from it again.
+    let port = url.rsplit(':').next().unwrap().split('/').next().unwrap().to_string();
+    let _again = RedisServer::start_on(&port);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = request(b, "GET", &format!("/api/v1/challenges/{id}"), None, b"", None).await;
+        if r.status == 404 {
+            break;
+        }
+        assert_eq!(r.status, 503, "{}", r.head);
+        assert!(Instant::now() < deadline, "no reconnection within 10 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(teacher(b, "POST", "/api/v1/challenges").await.status, 201);
     println!("total {:?}", t0.elapsed());
 }
 

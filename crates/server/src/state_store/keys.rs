@@ -45,10 +45,16 @@ pub struct StoredKeys {
     client: String,
 }
 
-/// The parses a replica keeps of keys that live in Redis, least recently used first.
-#[derive(Default)]
-pub struct ParsedCache {
-    entries: Vec<(String, Arc<EvalKeys>, usize)>,
+/// The parses a replica keeps of keys that live in Redis (id, parse, uploaded bytes), least recently used
+/// first.
+pub struct ParsedCache<T = Arc<EvalKeys>> {
+    entries: Vec<(String, T, usize)>,
+}
+
+impl<T> Default for ParsedCache<T> {
+    fn default() -> Self {
+        ParsedCache { entries: Vec::new() }
+    }
 }
 
 /// The key store.
@@ -394,8 +400,8 @@ impl KeyStore {
     }
 }
 
-impl ParsedCache {
-    fn get(&mut self, id: &str) -> Option<Arc<EvalKeys>> {
+impl<T: Clone> ParsedCache<T> {
+    fn get(&mut self, id: &str) -> Option<T> {
         let at = self.entries.iter().position(|(k, _, _)| k == id)?;
         let entry = self.entries.remove(at);
         let keys = entry.1.clone();
@@ -408,7 +414,7 @@ impl ParsedCache {
     }
 
     /// Adds a parse, dropping the least recently used ones until all fit in `cap` bytes of memory.
-    fn put(&mut self, id: &str, keys: Arc<EvalKeys>, bytes: usize, cap: usize) {
+    fn put(&mut self, id: &str, keys: T, bytes: usize, cap: usize) {
         self.remove(id);
         self.entries.push((id.to_string(), keys, bytes));
         while self.entries.len() > CACHED_SETS
@@ -422,4 +428,27 @@ impl ParsedCache {
 /// 404 `unknown_key`.
 pub fn unknown_key() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "unknown_key", "no such key id (expired?): upload the keys again")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_drops_its_least_recently_used_parses_beyond_its_count_and_its_memory() {
+        let mut cache: ParsedCache<u32> = ParsedCache::default();
+        let cap = 3 * 100 * KEY_MEMORY_PER_BYTE;
+        for i in 0..3 {
+            cache.put(&i.to_string(), i, 100, cap);
+        }
+        assert_eq!(cache.get("0"), Some(0)); // now the most recently used
+        cache.put("3", 3, 100, cap); // over the memory cap: "1" goes
+        assert_eq!((cache.get("1"), cache.get("2"), cache.get("0")), (None, Some(2), Some(0)));
+        cache.remove("2");
+        cache.put("4", 4, 10, usize::MAX);
+        cache.put("5", 5, 10, usize::MAX);
+        cache.put("6", 6, 10, usize::MAX);
+        assert_eq!(cache.entries.len(), CACHED_SETS);
+        assert_eq!(cache.get("3"), None, "the oldest of five goes");
+    }
 }

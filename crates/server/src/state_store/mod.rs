@@ -82,15 +82,15 @@ impl Redis {
             .await
             .map_err(|_| "no answer within 5 s".to_string())?
             .map_err(|e| e.to_string())?;
-        let redis = Redis { conn, url: url.to_string() };
-        let pong: String = redis
-            .run(|mut c| async move { redis::cmd("PING").query_async(&mut c).await })
+        let mut ping = conn.clone();
+        let pong: String = tokio::time::timeout(COMMAND_TIMEOUT, redis::cmd("PING").query_async(&mut ping))
             .await
-            .map_err(|e| e.message)?;
+            .map_err(|_| format!("PING: no answer within {} s", COMMAND_TIMEOUT.as_secs()))?
+            .map_err(|e| format!("PING: {e}"))?;
         if pong != "PONG" {
             return Err(format!("PING answered {pong:?}"));
         }
-        Ok(redis)
+        Ok(Redis { conn, url: url.to_string() })
     }
 
     /// The server's address without any password, for messages.
