@@ -1,7 +1,8 @@
 //! Shared state in Redis (`--state redis://…`): two server states on one real `redis-server` behave as
 //! one server for class challenges and BFV keys, a new state on the same Redis (a restart) keeps them, and
-//! a stopped Redis is answered 503 `state_unavailable` until it is back. Skipped, with the reason printed, only when
-//! `redis-server` is not installed (`scripts/setup.sh ops` installs it; CI has it).
+//! a stopped Redis is answered 503 `state_unavailable` until it is back; the key store's cap, per-client
+//! share and TTL hold across replicas. Skipped, with the reason printed, only when `redis-server` is not
+//! installed (`scripts/setup.sh ops` installs it; CI has it).
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use more_bfv::params::{INPUT_LEVEL, OUTPUT_LEVEL};
 use more_bfv::wire::{decode_ciphertexts, encode_ciphertexts, encode_keys};
 use more_bfv::{BfvModel, Client};
-use more_server::bfv::{BfvLimits, BfvService};
+use more_server::bfv::{BfvLimits, BfvService, KEY_MEMORY_PER_BYTE};
 use more_server::state_store::Redis;
 use more_server::{ChallengeLimits, EngineConfig, Limits, TeacherToken, app};
 
@@ -69,8 +70,13 @@ fn model_path() -> PathBuf {
 
 /// A server (state and router on a loopback port) whose challenges and keys live in Redis at `url`.
 async fn replica(url: &str) -> SocketAddr {
+    replica_with(url, BfvLimits::default()).await
+}
+
+/// A server on Redis at `url` with these BFV limits.
+async fn replica_with(url: &str, bfv: BfvLimits) -> SocketAddr {
     let redis = Redis::connect(url).await.unwrap();
-    let service = BfvService::new(vec![BfvModel::load(model_path()).unwrap()], BfvLimits::default()).unwrap();
+    let service = BfvService::new(vec![BfvModel::load(model_path()).unwrap()], bfv).unwrap();
     let limits = ChallengeLimits { max_challenges: 2, max_answers_per_name: 3, ..ChallengeLimits::default() };
     let state = common::state_with(EngineConfig { workers: 1, queue: 8, ..EngineConfig::default() }, Limits::default())
         .with_shared_state(redis)
@@ -257,6 +263,63 @@ async fn two_replicas_share_challenges_and_bfv_keys_through_redis() {
     }
     assert_eq!(teacher(b, "POST", "/api/v1/challenges").await.status, 201);
     println!("total {:?}", t0.elapsed());
+}
+
+/// Whether Redis holds the key set `id`.
+async fn held(url: &str, id: &str) -> bool {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("EXISTS").arg(format!("more:bfv:key:{id}")).query_async(&mut c).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_stores_cap_share_and_ttl_hold_across_replicas() {
+    let Some(server) = RedisServer::start() else { return };
+    let url = server.url.clone();
+    let mut rng = rand::rng();
+    let client = Client::new(&mut rng);
+    let keys = encode_keys(&client.eval_keys(&mut rng).unwrap());
+    let x: Vec<i64> = (0..784usize).map(|i| if i % 29 == 0 { 9 } else { 0 }).collect();
+    let input = encode_ciphertexts(&client.encrypt(&x, &mut rng).unwrap(), INPUT_LEVEL);
+    let cost = keys.len() * KEY_MEMORY_PER_BYTE;
+    let upload = |addr| request(addr, "POST", "/api/v1/bfv/keys", Some(OCTETS), &keys, None);
+    let id_of = |r: &Reply| json(r)["key_id"].as_str().unwrap_or_else(|| panic!("{}", r.head)).to_string();
+
+    // A share of one set per client (every request here comes from the same client): an upload through B
+    // replaces the set uploaded through A.
+    let limits = BfvLimits { key_memory: 4 * cost + 1000, client_share: cost + 500, ..BfvLimits::default() };
+    let (a, b) = (replica_with(&url, limits).await, replica_with(&url, limits).await);
+    let first = id_of(&upload(a).await);
+    let second = id_of(&upload(b).await);
+    assert!(!held(&url, &first).await && held(&url, &second).await, "the older set is replaced");
+    let r = request(a, "POST", &infer_path(&first), Some(OCTETS), &input, None).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (404, Some("unknown_key")));
+    assert_eq!(request(b, "DELETE", &format!("/api/v1/bfv/keys/{second}"), None, b"", None).await.status, 204);
+
+    // A cap of two sets in all, no share, a TTL of four seconds: the third upload, on either replica, is
+    // refused; a successful evaluation keeps a set alive, an unused one expires and frees its room.
+    let ttl = Duration::from_secs(4);
+    let limits =
+        BfvLimits { key_memory: 2 * cost + 1000, client_share: usize::MAX, key_ttl: ttl, ..BfvLimits::default() };
+    let (a, b) = (replica_with(&url, limits).await, replica_with(&url, limits).await);
+    let used = id_of(&upload(a).await);
+    let uploaded = Instant::now();
+    let unused = id_of(&upload(b).await);
+    let unused_at = Instant::now();
+    let r = upload(a).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (503, Some("key_store_full")), "{}", r.head);
+    assert_eq!(upload(b).await.status, 503);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let r = request(b, "POST", &infer_path(&used), Some(OCTETS), &input, None).await;
+    assert_eq!(r.status, 200, "{}", r.head);
+    assert!(uploaded.elapsed() < ttl, "the evaluation must end before the TTL for this test to mean anything");
+    // Past the unused set's expiry; the used one was refreshed later than that set was stored.
+    tokio::time::sleep((unused_at + ttl + Duration::from_millis(300)).saturating_duration_since(Instant::now())).await;
+    assert!(held(&url, &used).await, "refreshed by the evaluation");
+    assert!(!held(&url, &unused).await, "expired");
+    let r = request(a, "POST", &infer_path(&unused), Some(OCTETS), &input, None).await;
+    assert_eq!(r.status, 404);
+    assert_eq!(upload(a).await.status, 201, "the expired set's room is free again");
 }
 
 #[tokio::test]
