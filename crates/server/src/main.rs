@@ -131,8 +131,8 @@ struct Args {
     /// (`redis://HOST:PORT/DB`) shared by every replica, so that any replica answers about any of them and
     /// a restart loses none. The server does not start if Redis cannot be reached then; later outages are
     /// answered 503 state_unavailable until it is back.
-    #[arg(long, value_name = "URL", default_value = "memory")]
-    state: String,
+    #[arg(long, value_name = "URL", default_value = "memory", value_parser = StateUrl::parse)]
+    state: StateUrl,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -211,14 +211,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
             more_server::extract::TrustedProxies::parse(list).map_err(anyhow::Error::msg).context("--trusted-proxy")?;
         state = state.with_trusted_proxies(proxies);
     }
-    match StateUrl::parse(&args.state).map_err(anyhow::Error::msg).context("--state")? {
+    match &args.state {
         StateUrl::Embedded => {}
         StateUrl::Redis(url) => {
-            let redis = Redis::connect(&url)
+            let redis = Redis::connect(url)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot connect: {e}"))
-                .with_context(|| format!("--state {}", redacted(&url)))?;
-            tracing::info!(at = %redacted(&url), "challenges and BFV keys live in Redis");
+                .with_context(|| format!("--state {}", redacted(url)))?;
+            tracing::info!(at = %redacted(url), "challenges and BFV keys live in Redis");
             state = state.with_shared_state(redis);
         }
     }
