@@ -8,6 +8,9 @@
 //! - `DELETE /api/v1/bfv/keys/{key_id}` → `204`.
 //! - `POST /api/v1/bfv/models/{id}/infer?key_id=…` with a ciphertext message → the result message.
 //!
+//! The keys live in this process or, with `--state redis://…`, in Redis shared by every replica
+//! ([`KeyStore`]); the handlers are the same for both.
+//!
 //! Every body is read with a hard size cap; keys and ciphertexts are parsed and checked by `more_bfv::wire`
 //! (magic, parameter fingerprint, lengths, levels) before any evaluation, on the blocking pool, at most
 //! [`BfvLimits::workers`] at a time. Bad bytes are a 4xx JSON error.
@@ -146,7 +149,7 @@ impl BfvService {
     }
 
     /// Keeps the keys in Redis ([`KeyStore::redis`]) instead of this process: every replica on the same
-    /// Redis knows every key set; this one caches at most [`CACHED_SETS`](crate::state_store::keys::CACHED_SETS) parses.
+    /// Redis knows every key set; this one caches a few parses.
     pub fn with_shared_keys(mut self, redis: Redis) -> Self {
         self.use_shared_keys(redis);
         self
@@ -158,8 +161,9 @@ impl BfvService {
 
     /// Memory the service may hold outside the request budget: what its models keep resident and the key
     /// store's cap ([`BfvLimits::key_memory`]) — or, when the keys live in Redis, the cap of this replica's
-    /// cache of parsed keys ([`CACHED_SETS`](crate::state_store::keys::CACHED_SETS) sets of at most [`BfvLimits::max_key_bytes`], at most the key
-    /// store's cap). Evaluations, uploads and parses of fetched keys reserve from the request budget.
+    /// cache of parsed keys (four sets of at most [`BfvLimits::max_key_bytes`], at most the key store's
+    /// cap; [`KeyStore::redis`]). Evaluations, uploads and parses of fetched keys reserve from the request
+    /// budget.
     pub fn memory_bound(&self) -> usize {
         // Without models the store refuses keys, so it holds nothing.
         if self.models.is_empty() { 0 } else { self.resident.saturating_add(self.keys.memory_bound(&self.limits)) }

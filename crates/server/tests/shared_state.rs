@@ -98,9 +98,8 @@ fn json(r: &Reply) -> serde_json::Value {
 async fn teacher(addr: SocketAddr, method: &str, path: &str) -> Reply {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {TOKEN}\r\nContent-Length: 0\r\n\r\n"
-    );
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n")
+        + &format!("Authorization: Bearer {TOKEN}\r\nContent-Length: 0\r\n\r\n");
     s.write_all(head.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw).await;
