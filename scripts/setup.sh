@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks for building, testing and running the demo; fast when all is present.
 # Usage: scripts/setup.sh [rust|wasm|browser|ops|fuzz|all]   (default: all)
-#   ops:  Debian's prometheus (the /metrics scrape test), nginx and wrk (bench/scale.sh, bench/load.sh)
+#   ops:  Debian's prometheus (the /metrics scrape test), nginx and wrk (bench/scale.sh, bench/load.sh),
+#         redis-server (the shared-state test, crates/server/tests/shared_state.rs)
 #   fuzz: nightly Rust and cargo-fuzz (scripts/fuzz.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,6 +53,7 @@ setup_ops() {
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
   command -v wrk >/dev/null || missing+=(wrk)
+  command -v redis-server >/dev/null || missing+=(redis-server)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian ${missing[*]}"
     as_root apt-get update -qq

@@ -8,13 +8,16 @@
 //! - `DELETE /api/v1/bfv/keys/{key_id}` → `204`.
 //! - `POST /api/v1/bfv/models/{id}/infer?key_id=…` with a ciphertext message → the result message.
 //!
+//! The keys live in this process or, with `--state redis://…`, in Redis shared by every replica
+//! ([`KeyStore`]); the handlers are the same for both.
+//!
 //! Every body is read with a hard size cap; keys and ciphertexts are parsed and checked by `more_bfv::wire`
 //! (magic, parameter fingerprint, lengths, levels) before any evaluation, on the blocking pool, at most
 //! [`BfvLimits::workers`] at a time. Bad bytes are a 4xx JSON error.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -26,12 +29,14 @@ use axum::routing::{delete, post};
 use more_bfv::layout::{INPUT_CIPHERTEXTS, OUTPUT_CIPHERTEXTS};
 use more_bfv::params::{INPUT_LEVEL, OUTPUT_LEVEL};
 use more_bfv::wire::{MAX_CIPHERTEXT_BYTES, MAX_KEYS_BYTES};
-use more_bfv::{BfvError, BfvModel, EvalKeys, Evaluator};
+use more_bfv::{BfvError, BfvModel, Evaluator};
 use tokio::sync::Semaphore;
 
 use crate::budget::Reservation;
 use crate::extract::{ApiPath, Client};
 use crate::request::{BodyReader, BodyRules, Received};
+use crate::state_store::Redis;
+use crate::state_store::keys::{KeyStore, Lookup, unknown_key};
 use crate::{ApiError, AppState};
 
 /// Media type of key and ciphertext messages.
@@ -82,14 +87,6 @@ impl Default for BfvLimits {
     }
 }
 
-struct StoredKeys {
-    keys: Arc<EvalKeys>,
-    bytes: usize,
-    last_used: Instant,
-    /// The client that uploaded them ([`Client`]).
-    client: String,
-}
-
 /// By default a client's key sets may take a quarter of the key store ([`BfvLimits::client_share`]).
 pub const CLIENT_SHARES: usize = 4;
 
@@ -97,7 +94,7 @@ pub const CLIENT_SHARES: usize = 4;
 pub struct BfvService {
     models: Vec<(BfvModel, Arc<Evaluator>)>,
     resident: usize,
-    keys: Mutex<HashMap<String, StoredKeys>>,
+    keys: KeyStore,
     limits: BfvLimits,
     workers: Arc<Semaphore>,
 }
@@ -131,7 +128,7 @@ impl BfvService {
         Ok(BfvService {
             models,
             resident,
-            keys: Mutex::new(HashMap::new()),
+            keys: KeyStore::default(),
             limits,
             workers: Arc::new(Semaphore::new(limits.workers.max(1))),
         })
@@ -151,22 +148,30 @@ impl BfvService {
         BfvService::new(models, limits)
     }
 
+    /// Keeps the keys in Redis ([`KeyStore::redis`]) instead of this process: every replica on the same
+    /// Redis knows every key set; this one caches a few parses.
+    pub fn with_shared_keys(mut self, redis: Redis) -> Self {
+        self.use_shared_keys(redis);
+        self
+    }
+
+    pub(crate) fn use_shared_keys(&mut self, redis: Redis) {
+        self.keys = KeyStore::redis(redis, &self.limits);
+    }
+
     /// Memory the service may hold outside the request budget: what its models keep resident and the key
-    /// store's cap ([`BfvLimits::key_memory`]). Evaluations and uploads reserve from the request budget.
+    /// store's cap ([`BfvLimits::key_memory`]) — or, when the keys live in Redis, the cap of this replica's
+    /// cache of parsed keys (four sets of at most [`BfvLimits::max_key_bytes`], at most the key store's
+    /// cap; [`KeyStore::redis`]). Evaluations, uploads and parses of fetched keys reserve from the request
+    /// budget.
     pub fn memory_bound(&self) -> usize {
         // Without models the store refuses keys, so it holds nothing.
-        if self.models.is_empty() { 0 } else { self.resident.saturating_add(self.limits.key_memory) }
+        if self.models.is_empty() { 0 } else { self.resident.saturating_add(self.keys.memory_bound(&self.limits)) }
     }
 
     /// The models served.
     pub fn models(&self) -> impl Iterator<Item = &BfvModel> {
         self.models.iter().map(|(m, _)| m)
-    }
-
-    /// Drops expired keys; returns the memory the rest take.
-    fn sweep(store: &mut HashMap<String, StoredKeys>, ttl: Duration) -> usize {
-        store.retain(|_, k| k.last_used.elapsed() < ttl);
-        store.values().map(|k| k.bytes * KEY_MEMORY_PER_BYTE).sum()
     }
 
     /// The `GET /api/v1/models` entries.
@@ -245,54 +250,6 @@ fn new_key_id() -> Result<String, ApiError> {
     Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Stores a key set for `client`: first drops expired sets and, while the client's sets would take more
-/// than its share ([`BfvLimits::client_share`]), its least recently used one; then refuses (503
-/// `key_store_full`) if the whole store would exceed its cap. With `keys` `None`, only checks that there
-/// would be room (and changes nothing). Returns the key id.
-fn store_keys(svc: &BfvService, client: &str, keys: Option<EvalKeys>, bytes: usize) -> Result<String, ApiError> {
-    let cost = bytes * KEY_MEMORY_PER_BYTE;
-    let share = svc.limits.client_share;
-    let mut store = svc.keys.lock().unwrap_or_else(|e| e.into_inner());
-    let used = BfvService::sweep(&mut store, svc.limits.key_ttl);
-    // The client's sets, least recently used first, and those that must go to make room in its share.
-    let mut mine: Vec<(&String, &StoredKeys)> = store.iter().filter(|(_, k)| k.client == client).collect();
-    mine.sort_by_key(|(_, k)| k.last_used);
-    let mut held: usize = mine.iter().map(|(_, k)| k.bytes * KEY_MEMORY_PER_BYTE).sum();
-    let mut evict: Vec<String> = Vec::new();
-    for (id, k) in &mine {
-        if held + cost <= share {
-            break;
-        }
-        held -= k.bytes * KEY_MEMORY_PER_BYTE;
-        evict.push((*id).clone());
-    }
-    let freed: usize =
-        store.iter().filter(|(id, _)| evict.contains(id)).map(|(_, k)| k.bytes * KEY_MEMORY_PER_BYTE).sum();
-    let used = used - freed;
-    if used + cost > svc.limits.key_memory {
-        return Err(ApiError::unavailable(
-            "key_store_full",
-            format!(
-                "the BFV key store is full ({} of {} MiB in use, {} MiB per client); retry later",
-                used >> 20,
-                svc.limits.key_memory >> 20,
-                share >> 20
-            ),
-        ));
-    }
-    let Some(keys) = keys else { return Ok(String::new()) };
-    if !evict.is_empty() {
-        tracing::info!(replaced = evict.len(), "bfv keys replaced: the client's share of the key store was full");
-    }
-    for id in &evict {
-        store.remove(id);
-    }
-    let id = new_key_id()?;
-    let stored = StoredKeys { keys: Arc::new(keys), bytes, last_used: Instant::now(), client: client.to_string() };
-    store.insert(id.clone(), stored);
-    Ok(id)
-}
-
 async fn upload_keys(
     State(s): State<AppState>,
     Client(client): Client,
@@ -308,24 +265,21 @@ async fn upload_keys(
     let Received { bytes: body, reservation } = BodyReader::new(&headers, body, rules, s.budget())?.read_all().await?;
     let bytes = body.len();
     // Check for room before parsing (a dry run of the store), so a full store costs no parse.
-    store_keys(&svc, &client, None, bytes)?;
-    let keys = on_worker(&svc, reservation, move || more_bfv::wire::decode_keys(&body)).await?;
-    let id = store_keys(&svc, &client, Some(keys), bytes)?;
+    svc.keys.check_room(&svc.limits, &client, bytes).await?;
+    // The message comes back with its parse: a shared store keeps the bytes.
+    let (keys, body) =
+        on_worker(&svc, reservation, move || more_bfv::wire::decode_keys(&body).map(|k| (k, body))).await?;
+    let id = new_key_id()?;
+    svc.keys.insert(&svc.limits, &client, &id, keys, &body).await?;
+    drop(body);
     tracing::info!(bytes, "bfv keys stored");
     let reply = serde_json::json!({ "key_id": id, "expires_in_s": svc.limits.key_ttl.as_secs(), "bytes": bytes });
     Ok((StatusCode::CREATED, axum::Json(reply)).into_response())
 }
 
-fn unknown_key() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "unknown_key", "no such key id (expired?): upload the keys again")
-}
-
 async fn delete_keys(State(s): State<AppState>, ApiPath(key_id): ApiPath<String>) -> Result<Response, ApiError> {
     let svc = service(&s)?;
-    match svc.keys.lock().unwrap_or_else(|e| e.into_inner()).remove(&key_id) {
-        Some(_) => Ok(StatusCode::NO_CONTENT.into_response()),
-        None => Err(unknown_key()),
-    }
+    if svc.keys.remove(&key_id).await? { Ok(StatusCode::NO_CONTENT.into_response()) } else { Err(unknown_key()) }
 }
 
 async fn infer(
@@ -344,10 +298,20 @@ async fn infer(
             "add ?key_id= (from POST /api/v1/bfv/keys)",
         ));
     };
-    let keys = {
-        let mut store = svc.keys.lock().unwrap_or_else(|e| e.into_inner());
-        BfvService::sweep(&mut store, svc.limits.key_ttl);
-        store.get(&key_id).ok_or_else(unknown_key)?.keys.clone()
+    let keys = match svc.keys.lookup(&svc.limits, &key_id).await? {
+        Lookup::Ready(keys) => keys,
+        Lookup::Unknown => return Err(unknown_key()),
+        Lookup::Fetched(raw) => {
+            // Keys that live in Redis and that this replica has not parsed yet (or has dropped from its
+            // cache): parse them like an upload, reserving the message and its parse from the budget.
+            let bytes = raw.len();
+            let Some(held) = s.budget().try_reserve(bytes * (1 + KEY_MEMORY_PER_BYTE)) else {
+                return Err(crate::request::over_budget(s.budget(), bytes * (1 + KEY_MEMORY_PER_BYTE)));
+            };
+            let keys = Arc::new(on_worker(&svc, held, move || more_bfv::wire::decode_keys(&raw)).await?);
+            svc.keys.cache(&key_id, keys.clone(), bytes);
+            keys
+        }
     };
     let limit = INPUT_CIPHERTEXTS * (MAX_CIPHERTEXT_BYTES + 4) + 64;
     let mut reader = BodyReader::new(&headers, body, rules(&s, limit, INFER_MEMORY_PER_BYTE), s.budget())?;
@@ -364,8 +328,9 @@ async fn infer(
     })
     .await?;
     // A key's time to live restarts only with a successful use: bad bodies do not keep keys alive.
-    if let Some(entry) = svc.keys.lock().unwrap_or_else(|e| e.into_inner()).get_mut(&key_id) {
-        entry.last_used = Instant::now();
+    if let Err(e) = svc.keys.touch(&svc.limits, &key_id).await {
+        // The answer is computed: the client gets it; only the key's time to live was not restarted.
+        tracing::warn!(error = %e, "bfv keys used but their time to live not restarted");
     }
     let compute = t0.elapsed();
     tracing::info!(model = %id, compute_us = compute.as_micros() as u64, "bfv inferred");

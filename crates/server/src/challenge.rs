@@ -12,9 +12,10 @@
 //!
 //! Everything is bounded ([`ChallengeLimits`]): challenges held, answers per challenge and per name, and
 //! the body of an answer. Names are sanitised before they are stored or shown.
+//!
+//! Challenges and their answers live in a [`ChallengeStore`]: this process's memory, or Redis shared by
+//! every replica (`--state`, [`crate::state_store`]); the handlers here are the same for both.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use axum::Json;
@@ -29,6 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::extract::ApiPath;
 use crate::request::{BodyReader, BodyRules, Received};
+use crate::state_store::challenges::{AnswerRecord, ChallengeRecord, ChallengeStore, Refused};
+use crate::state_store::{from_unix_ms, unix_ms};
 use crate::teacher::TeacherToken;
 use crate::{ApiError, AppState, glyphs};
 
@@ -61,42 +64,30 @@ impl Default for ChallengeLimits {
     }
 }
 
-/// One challenge: the secret (kept to check answers), the published ciphertext and the answers so far.
-/// The key it was encrypted under is not kept.
-struct Challenge {
-    created: SystemTime,
-    phrase: String,
-    pixels: Vec<u8>,
-    shape: [usize; 2],
-    ciphertext: Vec<u8>,
-    answers: Vec<Answer>,
-}
-
-struct Answer {
-    name: String,
-    kind: &'static str,
-    correct: bool,
-    at: SystemTime,
-}
-
-/// The challenges of one server and the teacher's token.
+/// The challenges of one server (or of all replicas, when they live in Redis) and the teacher's token.
 #[derive(Default)]
 pub struct Store {
     token: Option<TeacherToken>,
     limits: ChallengeLimits,
-    challenges: Mutex<HashMap<String, Challenge>>,
+    backend: ChallengeStore,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("Store").field("limits", &self.limits).field("backend", &self.backend).finish()
     }
 }
 
 impl Store {
-    /// A store with this teacher token and these limits. Without a token the teacher's routes answer 401.
+    /// A store in this process's memory with this teacher token and these limits. Without a token the
+    /// teacher's routes answer 401.
     pub fn new(token: Option<TeacherToken>, limits: ChallengeLimits) -> Self {
-        Store { token, limits, challenges: Mutex::new(HashMap::new()) }
+        Store { token, limits, backend: ChallengeStore::default() }
+    }
+
+    /// The same token and limits over another backend (e.g. Redis).
+    pub fn with_backend(self, backend: ChallengeStore) -> Self {
+        Store { backend, ..self }
     }
 
     fn teacher(&self, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -105,14 +96,10 @@ impl Store {
             None => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "this server has no teacher token")),
         }
     }
-
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Challenge>>, ApiError> {
-        self.challenges.lock().map_err(|e| ApiError::internal("locking the challenge store", e))
-    }
 }
 
 /// A fresh challenge: a random phrase rendered, encrypted under a key generated here and dropped here.
-fn make_challenge() -> Result<Challenge, ApiError> {
+fn make_challenge() -> Result<ChallengeRecord, ApiError> {
     let mut rng = rand::rng();
     let alphabet: Vec<char> = glyphs::ALPHABET.chars().collect();
     let phrase: String = (0..PHRASE_LEN).map(|_| alphabet[rng.random_range(0..alphabet.len())]).collect();
@@ -126,7 +113,7 @@ fn make_challenge() -> Result<Challenge, ApiError> {
         key.encrypt_tensor(&image.view()).map_err(|e| ApiError::internal("encrypting the challenge", e))?
     };
     let ciphertext = more_core::encode(&tensor);
-    Ok(Challenge { created: SystemTime::now(), phrase, pixels, shape, ciphertext, answers: Vec::new() })
+    Ok(ChallengeRecord { created_ms: unix_ms(SystemTime::now()), phrase, pixels, shape, ciphertext })
 }
 
 fn new_id() -> String {
@@ -148,13 +135,14 @@ pub async fn create(State(s): State<AppState>, headers: HeaderMap) -> Result<Res
     let store = s.challenges();
     store.teacher(&headers)?;
     let challenge = make_challenge()?;
-    let mut map = store.lock()?;
-    if map.len() >= store.limits.max_challenges {
-        return Err(limit_reached(format!("this server holds {} challenges already", map.len())));
-    }
     let id = new_id();
-    map.insert(id.clone(), challenge);
-    drop(map);
+    if let Err(refused) = store.backend.create(&id, challenge, store.limits.max_challenges).await? {
+        let held = match refused {
+            Refused::ChallengesFull(n) => n,
+            _ => store.limits.max_challenges,
+        };
+        return Err(limit_reached(format!("this server holds {held} challenges already")));
+    }
     tracing::info!(%id, "challenge created");
     let url = format!("/api/v1/challenges/{id}");
     let mut res = (StatusCode::CREATED, Json(serde_json::json!({ "id": id, "url": url }))).into_response();
@@ -164,11 +152,10 @@ pub async fn create(State(s): State<AppState>, headers: HeaderMap) -> Result<Res
 
 /// `GET /api/v1/challenges/{id}`: what a student needs to solve it.
 pub async fn info(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
-    let map = s.challenges().lock()?;
-    let c = map.get(&id).ok_or_else(|| unknown(&id))?;
+    let c = s.challenges().backend.meta(&id).await?.ok_or_else(|| unknown(&id))?;
     Ok(Json(serde_json::json!({
         "id": id,
-        "created": rfc3339(c.created),
+        "created": rfc3339(from_unix_ms(c.created_ms)),
         "shape": c.shape,
         "dtype": "f64",
         "value_range": [0.0, 1.0],
@@ -185,9 +172,8 @@ pub async fn info(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Re
 
 /// `GET /api/v1/challenges/{id}/ciphertext`: the encrypted image in the wire format.
 pub async fn ciphertext(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
-    let map = s.challenges().lock()?;
-    let c = map.get(&id).ok_or_else(|| unknown(&id))?;
-    let mut res = (StatusCode::OK, c.ciphertext.clone()).into_response();
+    let ciphertext = s.challenges().backend.ciphertext(&id).await?.ok_or_else(|| unknown(&id))?;
+    let mut res = (StatusCode::OK, ciphertext).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(more_core::codec::MEDIA_TYPE));
     Ok(res)
 }
@@ -222,7 +208,7 @@ pub async fn answer(
     body: Body,
 ) -> Result<Response, ApiError> {
     let store = s.challenges();
-    if !s.challenges().lock()?.contains_key(&id) {
+    if !store.backend.exists(&id).await? {
         return Err(unknown(&id));
     }
     let rules = BodyRules {
@@ -237,8 +223,7 @@ pub async fn answer(
     let name = sanitise_name(&input.name)
         .ok_or_else(|| ApiError::unprocessable("bad_name", "the name needs at least one letter or digit"))?;
 
-    let mut map = store.lock()?;
-    let c = map.get_mut(&id).ok_or_else(|| unknown(&id))?;
+    let (c, pixels) = store.backend.secret(&id).await?.ok_or_else(|| unknown(&id))?;
     let (kind, correct) = match (&input.answer, &input.phrase) {
         (Some(values), None) => {
             let n = c.shape[0] * c.shape[1];
@@ -253,7 +238,7 @@ pub async fn answer(
                     ),
                 ));
             }
-            let ok = values.iter().zip(&c.pixels).all(|(v, &p)| (v - f64::from(p) / 255.0).abs() <= TOLERANCE);
+            let ok = values.iter().zip(&pixels).all(|(v, &p)| (v - f64::from(p) / 255.0).abs() <= TOLERANCE);
             ("image", ok)
         }
         (None, Some(phrase)) => {
@@ -264,13 +249,17 @@ pub async fn answer(
             return Err(ApiError::unprocessable("bad_answer", "give exactly one of \"answer\" (values) or \"phrase\""));
         }
     };
-    if c.answers.len() >= store.limits.max_answers {
-        return Err(limit_reached("this challenge has taken all the answers it keeps"));
+    let limits = store.limits;
+    let record =
+        AnswerRecord { name: name.clone(), kind: kind.to_string(), correct, at_ms: unix_ms(SystemTime::now()) };
+    match store.backend.record(&id, record, limits.max_answers, limits.max_answers_per_name).await? {
+        Ok(()) => {}
+        Err(Refused::AnswersFull) => return Err(limit_reached("this challenge has taken all the answers it keeps")),
+        Err(Refused::NameFull) => {
+            return Err(limit_reached(format!("{name} has used all {} answers", limits.max_answers_per_name)));
+        }
+        Err(_) => return Err(unknown(&id)),
     }
-    if c.answers.iter().filter(|a| a.name == name).count() >= store.limits.max_answers_per_name {
-        return Err(limit_reached(format!("{name} has used all {} answers", store.limits.max_answers_per_name)));
-    }
-    c.answers.push(Answer { name, kind, correct, at: SystemTime::now() });
     Ok(Json(serde_json::json!({ "correct": correct })).into_response())
 }
 
@@ -290,25 +279,25 @@ pub async fn answers(
 ) -> Result<Response, ApiError> {
     let store = s.challenges();
     store.teacher(&headers)?;
-    let map = store.lock()?;
-    let c = map.get(&id).ok_or_else(|| unknown(&id))?;
-    let all: Vec<AnswerOut> = c
-        .answers
+    let (c, answers) = store.backend.answers(&id).await?.ok_or_else(|| unknown(&id))?;
+    let created = from_unix_ms(c.created_ms);
+    let all: Vec<AnswerOut> = answers
         .iter()
-        .map(|a| AnswerOut { name: &a.name, kind: a.kind, correct: a.correct, at: rfc3339(a.at) })
+        .map(|a| AnswerOut { name: &a.name, kind: &a.kind, correct: a.correct, at: rfc3339(from_unix_ms(a.at_ms)) })
         .collect();
     let mut solved: Vec<serde_json::Value> = Vec::new();
-    for a in c.answers.iter().filter(|a| a.correct) {
+    for a in answers.iter().filter(|a| a.correct) {
         if !solved.iter().any(|v| v["name"] == a.name.as_str()) {
-            let secs = a.at.duration_since(c.created).unwrap_or_default().as_secs_f64();
+            let at = from_unix_ms(a.at_ms);
+            let secs = at.duration_since(created).unwrap_or_default().as_secs_f64();
             solved.push(
-                serde_json::json!({ "name": a.name, "at": rfc3339(a.at), "seconds": (secs * 10.0).round() / 10.0 }),
+                serde_json::json!({ "name": a.name, "at": rfc3339(at), "seconds": (secs * 10.0).round() / 10.0 }),
             );
         }
     }
     Ok(Json(serde_json::json!({
         "id": id,
-        "created": rfc3339(c.created),
+        "created": rfc3339(created),
         "phrase": c.phrase,
         "solved": solved,
         "answers": all,

@@ -15,6 +15,9 @@
 //!   `GET|DELETE /api/v1/jobs/{id}`, `GET /api/v1/jobs/{id}/events` (Server-Sent Events),
 //!   `GET /api/v1/jobs/{id}/model`.
 //!
+//! Shared state: class challenges and BFV keys live in this process or, with `--state redis://…`, in Redis
+//! shared by every replica ([`state_store`]).
+//!
 //! Memory: every admitted inference request reserves its bodies' and its forward pass's memory from one
 //! budget ([`budget`]), so the process stays below the bound [`AppState::memory_bound`] whatever the worker
 //! count.
@@ -41,6 +44,7 @@ pub mod request;
 pub mod router;
 pub mod samples;
 pub mod state;
+pub mod state_store;
 pub mod teacher;
 pub mod training_data;
 pub mod wire;

@@ -9,6 +9,7 @@ use clap::Parser;
 use more_nn::EncryptedForm;
 use more_server::conn::{BoundedListener, ClientAddr};
 use more_server::jobs::{Jobs, TrainingLimits};
+use more_server::state_store::{Redis, StateUrl, redacted};
 use more_server::{AppState, ChallengeLimits, EngineConfig, Limits, Registry, Samples, TeacherToken, app};
 
 /// The MORE encrypted-inference server.
@@ -126,6 +127,12 @@ struct Args {
     /// balancer's address (e.g. `127.0.0.1` for a local nginx).
     #[arg(long, value_name = "CIDR[,CIDR...]")]
     trusted_proxy: Option<String>,
+    /// Where class challenges and BFV keys live: `memory` (this process; the default) or a Redis URL
+    /// (`redis://HOST:PORT/DB`) shared by every replica, so that any replica answers about any of them and
+    /// a restart loses none. The server does not start if Redis cannot be reached then; later outages are
+    /// answered 503 state_unavailable until it is back.
+    #[arg(long, value_name = "URL", default_value = "memory", value_parser = StateUrl::parse)]
+    state: StateUrl,
     /// Log as JSON lines instead of text.
     #[arg(long)]
     log_json: bool,
@@ -203,6 +210,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let proxies =
             more_server::extract::TrustedProxies::parse(list).map_err(anyhow::Error::msg).context("--trusted-proxy")?;
         state = state.with_trusted_proxies(proxies);
+    }
+    match &args.state {
+        StateUrl::Embedded => {}
+        StateUrl::Redis(url) => {
+            let redis = Redis::connect(url)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot connect: {e}"))
+                .with_context(|| format!("--state {}", redacted(url)))?;
+            tracing::info!(at = %redacted(url), "challenges and BFV keys live in Redis");
+            state = state.with_shared_state(redis);
+        }
     }
     if args.web.join("index.html").is_file() {
         state = state.with_web(&args.web);

@@ -13,6 +13,8 @@ use crate::engine::{Engine, EngineConfig, Registry};
 use crate::extract::TrustedProxies;
 use crate::metrics::Metrics;
 use crate::samples::Samples;
+use crate::state_store::Redis;
+use crate::state_store::challenges::ChallengeStore;
 use crate::teacher::TeacherToken;
 use crate::{ChallengeLimits, bfv, challenge, jobs, training_data};
 
@@ -79,6 +81,8 @@ pub(crate) struct Inner {
     pub(crate) jobs: Option<Arc<jobs::Jobs>>,
     pub(crate) training_data: Option<training_data::TrainingData>,
     pub(crate) trusted_proxies: TrustedProxies,
+    /// Where challenges and BFV keys live when not in this process.
+    pub(crate) shared: Option<Redis>,
 }
 
 impl AppState {
@@ -119,6 +123,7 @@ impl AppState {
                 jobs: None,
                 training_data: None,
                 trusted_proxies: TrustedProxies::default(),
+                shared: None,
             }),
         }
     }
@@ -177,9 +182,33 @@ impl AppState {
 
     /// Also host class challenges, created by the holder of this token, within these limits.
     pub fn with_challenges(mut self, token: TeacherToken, limits: ChallengeLimits) -> Self {
-        Arc::get_mut(&mut self.inner).expect("configure before use").challenges =
-            challenge::Store::new(Some(token), limits);
+        let inner = Arc::get_mut(&mut self.inner).expect("configure before use");
+        let store = challenge::Store::new(Some(token), limits);
+        inner.challenges = match &inner.shared {
+            Some(redis) => store.with_backend(ChallengeStore::redis(redis.clone())),
+            None => store,
+        };
         self
+    }
+
+    /// Keeps class challenges and BFV keys in this Redis instead of this process (`--state redis://…`),
+    /// whether they are configured before or after this call: every state on the same Redis sees the same
+    /// challenges and keys.
+    pub fn with_shared_state(mut self, redis: Redis) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("configure before use");
+        inner.challenges = std::mem::take(&mut inner.challenges).with_backend(ChallengeStore::redis(redis.clone()));
+        if let Some(bfv) = inner.bfv.as_mut() {
+            let svc = Arc::get_mut(bfv).expect("configure before use");
+            svc.use_shared_keys(redis.clone());
+            inner.bound.bfv = svc.memory_bound();
+        }
+        inner.shared = Some(redis);
+        self
+    }
+
+    /// The Redis holding the shared state, if any.
+    pub fn shared_state(&self) -> Option<&Redis> {
+        self.inner.shared.as_ref()
     }
 
     /// The class challenges.
@@ -188,8 +217,11 @@ impl AppState {
     }
 
     /// Also serve BFV models (keys upload and BFV inference).
-    pub fn with_bfv(mut self, service: bfv::BfvService) -> Self {
+    pub fn with_bfv(mut self, mut service: bfv::BfvService) -> Self {
         let inner = Arc::get_mut(&mut self.inner).expect("configure before use");
+        if let Some(redis) = &inner.shared {
+            service.use_shared_keys(redis.clone());
+        }
         inner.bound.bfv = service.memory_bound();
         inner.bfv = Some(Arc::new(service));
         self
