@@ -315,10 +315,7 @@ async fn infer(
     };
     let limit = INPUT_CIPHERTEXTS * (MAX_CIPHERTEXT_BYTES + 4) + 64;
     let mut reader = BodyReader::new(&headers, body, rules(&s, limit, INFER_MEMORY_PER_BYTE), s.budget())?;
-    let mut body = Vec::new();
-    while let Some(chunk) = reader.chunk().await? {
-        body.extend_from_slice(&chunk);
-    }
+    let body = reader.read_rest().await?;
     reader.reserve(body.len() * INFER_MEMORY_PER_BYTE + EVALUATION_BYTES)?;
     let t0 = Instant::now();
     let out = on_worker(&svc, reader.into_reservation(), move || {

@@ -173,8 +173,15 @@ impl BodyReader {
         if self.budget.grow(&mut self.reservation, bytes) { Ok(()) } else { Err(over_budget(&self.budget, bytes)) }
     }
 
-    /// Reads the whole body (a body that arrived in one frame is kept without a copy).
+    /// Reads the whole body, with its reservation.
     pub async fn read_all(mut self) -> Result<Received, ApiError> {
+        let bytes = self.read_rest().await?;
+        Ok(Received { bytes, reservation: self.reservation })
+    }
+
+    /// Reads the rest of the body, keeping the reader (and its reservation) for a later
+    /// [`BodyReader::reserve`]. A body that arrived in one frame is kept without a copy.
+    pub async fn read_rest(&mut self) -> Result<Bytes, ApiError> {
         let mut first: Option<Bytes> = None;
         let mut buf: Vec<u8> = Vec::new();
         while let Some(data) = self.chunk().await? {
@@ -187,8 +194,7 @@ impl BodyReader {
                 None => buf.extend_from_slice(&data),
             }
         }
-        let bytes = first.unwrap_or_else(|| Bytes::from(buf));
-        Ok(Received { bytes, reservation: self.reservation })
+        Ok(first.unwrap_or_else(|| Bytes::from(buf)))
     }
 
     /// The reservation, for the work the body pays for.

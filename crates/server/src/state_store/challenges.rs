@@ -35,6 +35,13 @@ pub struct ChallengeRecord {
     pub ciphertext: Vec<u8>,
 }
 
+impl ChallengeRecord {
+    /// Its creation time, phrase and shape.
+    pub fn meta(&self) -> ChallengeMeta {
+        ChallengeMeta { created_ms: self.created_ms, phrase: self.phrase.clone(), shape: self.shape }
+    }
+}
+
 /// The small part of a challenge kept as JSON in Redis (`meta`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChallengeMeta {
@@ -162,7 +169,7 @@ impl ChallengeStore {
                 Ok(Ok(()))
             }
             ChallengeStore::Redis(r) => {
-                let meta = ChallengeMeta { created_ms: c.created_ms, phrase: c.phrase, shape: c.shape };
+                let meta = c.meta();
                 let meta = serde_json::to_vec(&meta).map_err(|e| internal("encoding a challenge", e))?;
                 let (status, held): (i64, i64) = r
                     .run(|mut conn| async move {
@@ -201,11 +208,7 @@ impl ChallengeStore {
     /// Creation time, phrase and shape of a challenge.
     pub async fn meta(&self, id: &str) -> Result<Option<ChallengeMeta>, ApiError> {
         match self {
-            ChallengeStore::Embedded(map) => Ok(Self::lock(map)?.get(id).map(|h| ChallengeMeta {
-                created_ms: h.record.created_ms,
-                phrase: h.record.phrase.clone(),
-                shape: h.record.shape,
-            })),
+            ChallengeStore::Embedded(map) => Ok(Self::lock(map)?.get(id).map(|h| h.record.meta())),
             ChallengeStore::Redis(r) => {
                 let k = key(id);
                 let raw: Option<Vec<u8>> = r
@@ -234,11 +237,7 @@ impl ChallengeStore {
     pub async fn secret(&self, id: &str) -> Result<Option<(ChallengeMeta, Vec<u8>)>, ApiError> {
         match self {
             ChallengeStore::Embedded(map) => Ok(Self::lock(map)?.get(id).map(|h| {
-                let meta = ChallengeMeta {
-                    created_ms: h.record.created_ms,
-                    phrase: h.record.phrase.clone(),
-                    shape: h.record.shape,
-                };
+                let meta = h.record.meta();
                 (meta, h.record.pixels.clone())
             })),
             ChallengeStore::Redis(r) => {
@@ -308,11 +307,7 @@ impl ChallengeStore {
     pub async fn answers(&self, id: &str) -> Result<Option<(ChallengeMeta, Vec<AnswerRecord>)>, ApiError> {
         match self {
             ChallengeStore::Embedded(map) => Ok(Self::lock(map)?.get(id).map(|h| {
-                let meta = ChallengeMeta {
-                    created_ms: h.record.created_ms,
-                    phrase: h.record.phrase.clone(),
-                    shape: h.record.shape,
-                };
+                let meta = h.record.meta();
                 (meta, h.answers.clone())
             })),
             ChallengeStore::Redis(r) => {
