@@ -79,7 +79,8 @@ struct Args {
     /// Do not run training jobs (the job routes answer 404 `training_disabled`).
     #[arg(long)]
     no_training: bool,
-    /// Directory where training jobs are kept (uploads, records, trained models).
+    /// Directory where training jobs are kept (uploads, records, trained models); unused with
+    /// --state redis://…, where jobs live in Redis.
     #[arg(long, default_value = "jobs")]
     jobs_dir: PathBuf,
     /// Largest training upload, MiB.
@@ -127,9 +128,9 @@ struct Args {
     /// balancer's address (e.g. `127.0.0.1` for a local nginx).
     #[arg(long, value_name = "CIDR[,CIDR...]")]
     trusted_proxy: Option<String>,
-    /// Where class challenges and BFV keys live: `memory` (this process; the default) or a Redis URL
-    /// (`redis://HOST:PORT/DB`) shared by every replica, so that any replica answers about any of them and
-    /// a restart loses none. The server does not start if Redis cannot be reached then; later outages are
+    /// Where class challenges, BFV keys and training jobs live: `memory` (this process, and --jobs-dir for
+    /// jobs; the default) or a Redis URL (`redis://HOST:PORT/DB`) shared by every replica, so that any
+    /// replica answers about any of them, trains any queued job, and a restart loses none. The server does not start if Redis cannot be reached then; later outages are
     /// answered 503 state_unavailable until it is back.
     #[arg(long, value_name = "URL", default_value = "memory", value_parser = StateUrl::parse)]
     state: StateUrl,
@@ -218,7 +219,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot connect: {e}"))
                 .with_context(|| format!("--state {}", redacted(url)))?;
-            tracing::info!(at = %redacted(url), "challenges and BFV keys live in Redis");
+            tracing::info!(at = %redacted(url), "challenges, BFV keys and training jobs live in Redis");
             state = state.with_shared_state(redis);
         }
     }
@@ -270,9 +271,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
             max_memory_bytes: args.max_job_memory_mb << 20,
             threads: args.training_threads.max(1),
         };
-        let jobs = Jobs::open(&args.jobs_dir, limits)
-            .with_context(|| format!("opening the jobs directory {}", args.jobs_dir.display()))?;
-        tracing::info!(dir = %args.jobs_dir.display(), threads = limits.threads, "training jobs on");
+        let jobs = match state.shared_state() {
+            Some(redis) => {
+                let jobs = Jobs::open_shared(redis.clone(), limits).context("starting the training threads")?;
+                tracing::info!(threads = limits.threads, "training jobs on, kept in Redis");
+                jobs
+            }
+            None => {
+                let jobs = Jobs::open(&args.jobs_dir, limits)
+                    .with_context(|| format!("opening the jobs directory {}", args.jobs_dir.display()))?;
+                tracing::info!(dir = %args.jobs_dir.display(), threads = limits.threads, "training jobs on");
+                jobs
+            }
+        };
         state = state.with_jobs(jobs);
     }
     let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;

@@ -14,33 +14,23 @@ use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode, header};
 use futures_util::StreamExt;
-use ndarray::{ArrayD, IxDyn};
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tower::ServiceExt;
 
-use more_core::{KeyOptions, SecretKey};
 use more_enctrain::model_file::EncryptedModel;
 use more_enctrain::owner::KeyOwner;
-use more_enctrain::train::{TargetNoise, decrypt_model};
-use more_enctrain::upload::{JobRequest, MEDIA_TYPE, OptimizerKind, encode_body, loss_from_text};
+use more_enctrain::train::decrypt_model;
+use more_enctrain::upload::{JobRequest, MEDIA_TYPE, loss_from_text};
 use more_nn::Plain;
 use more_nn::train::{Dataset, Loss, Net, fit};
 use more_server::conn::ClientAddr;
 use more_server::jobs::{Jobs, TrainingLimits};
 use more_server::{EngineConfig, Limits, app};
 
+use common::training::*;
 use common::*;
-
-fn post_job(body: Vec<u8>, client: u8) -> Request<Body> {
-    let mut req = Request::post("/api/v1/jobs")
-        .header(header::CONTENT_TYPE, MEDIA_TYPE)
-        .header(header::CONTENT_LENGTH, body.len())
-        .body(Body::from(body))
-        .unwrap();
-    req.extensions_mut().insert(ConnectInfo(ClientAddr(SocketAddr::from(([10, 0, 0, client], 4000)))));
-    req
-}
 
 fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("more-jobs-{name}-{}", std::process::id()));
@@ -60,58 +50,6 @@ fn router_with(dir: &std::path::Path, limits: TrainingLimits) -> (Router, Arc<Jo
     )
     .with_jobs(jobs.clone());
     (app(state), jobs)
-}
-
-/// A WBC-shaped data set (7 inputs, 6 targets) the MLP can fit.
-fn plain_data(n: usize, seed: u64) -> (ArrayD<f32>, ArrayD<f32>) {
-    use rand::Rng;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let x = ArrayD::from_shape_fn(IxDyn(&[n, 7]), |_| rng.random_range(-1.5f32..1.5));
-    let y = ArrayD::from_shape_fn(IxDyn(&[n, 6]), |i| (x[[i[0], i[1]]] * 0.5 + x[[i[0], i[1] + 1]] * 0.3).tanh());
-    (x, y)
-}
-
-fn request(epochs: usize) -> JobRequest {
-    JobRequest {
-        network: "wbc-mlp".into(),
-        epochs,
-        batch_size: 8,
-        lr: 3e-3,
-        lr_decay: 0.98,
-        optimizer: OptimizerKind::Adam,
-        seed: 4,
-    }
-}
-
-fn body_for(key: &SecretKey, req: &JobRequest, x: &ArrayD<f32>, y: &ArrayD<f32>) -> Vec<u8> {
-    let mut owner = KeyOwner::with_seed(key.clone(), 11);
-    let cx = owner.encrypt_inputs(&x.view(), -2.0, 2.0).unwrap();
-    let cy = owner.encrypt_targets(y, TargetNoise::Uniform { lo: -1.0, hi: 1.0 }).unwrap();
-    let c = owner.encrypt_canaries::<f32>().unwrap();
-    encode_body(req, &cx, &cy, &c).unwrap()
-}
-
-fn key(seed: u64) -> SecretKey {
-    SecretKey::from_seed(seed, KeyOptions::default()).unwrap()
-}
-
-/// The events of a finished job's stream: (kind, data).
-async fn events(router: &Router, id: &str) -> Vec<(String, serde_json::Value)> {
-    let r = tokio::time::timeout(Duration::from_secs(120), send(router, get(&format!("/api/v1/jobs/{id}/events"))))
-        .await
-        .expect("the job ends");
-    assert_eq!(r.status, StatusCode::OK);
-    let text = String::from_utf8(r.body.to_vec()).unwrap();
-    let mut out = Vec::new();
-    let mut kind = String::new();
-    for line in text.lines() {
-        if let Some(k) = line.strip_prefix("event:") {
-            kind = k.trim().to_string();
-        } else if let Some(d) = line.strip_prefix("data:") {
-            out.push((kind.clone(), serde_json::from_str(d.trim()).unwrap()));
-        }
-    }
-    out
 }
 
 async fn wait_for(router: &Router, id: &str, state: &str) {
@@ -137,7 +75,7 @@ async fn a_job_trains_on_ciphertexts_like_plaintext_training_and_is_deleted_afte
 
     let (x, y) = plain_data(40, 1);
     let k = key(3);
-    let req = request(3);
+    let req = job_request(3);
     let r = send(&router, post_job(body_for(&k, &req, &x, &y), 1)).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{:?}", r.body);
     let id = r.json()["id"].as_str().unwrap().to_string();
@@ -196,7 +134,7 @@ async fn cancelling_a_training_job_stops_it_and_deletes_its_files() {
     let dir = temp_dir("cancel");
     let (router, _jobs) = router_with(&dir, small_limits());
     let (x, y) = plain_data(400, 2);
-    let r = send(&router, post_job(body_for(&key(4), &request(50), &x, &y), 1)).await;
+    let r = send(&router, post_job(body_for(&key(4), &job_request(50), &x, &y), 1)).await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     let id = r.json()["id"].as_str().unwrap().to_string();
     wait_for(&router, &id, "running").await;
@@ -211,7 +149,7 @@ async fn cancelling_a_training_job_stops_it_and_deletes_its_files() {
     }
     // The training thread is free again: a new job trains.
     let (x, y) = plain_data(16, 3);
-    let r = send(&router, post_job(body_for(&key(4), &request(1), &x, &y), 1)).await;
+    let r = send(&router, post_job(body_for(&key(4), &job_request(1), &x, &y), 1)).await;
     let id = r.json()["id"].as_str().unwrap().to_string();
     assert_eq!(events(&router, &id).await.last().unwrap().0, "done");
     let _ = std::fs::remove_dir_all(&dir);
@@ -221,7 +159,7 @@ async fn cancelling_a_training_job_stops_it_and_deletes_its_files() {
 async fn every_limit_is_refused_with_its_status_and_code() {
     let (x, y) = plain_data(16, 5);
     let k = key(5);
-    let ok = body_for(&k, &request(1), &x, &y);
+    let ok = body_for(&k, &job_request(1), &x, &y);
 
     // Upload size (announced and not announced).
     let dir = temp_dir("limits-size");
@@ -237,12 +175,12 @@ async fn every_limit_is_refused_with_its_status_and_code() {
     let dir = temp_dir("limits-params");
     let (router, _j) =
         router_with(&dir, TrainingLimits { max_epochs: 5, max_memory_bytes: 200 << 10, ..small_limits() });
-    let r = send(&router, post_job(body_for(&k, &request(6), &x, &y), 1)).await;
+    let r = send(&router, post_job(body_for(&k, &job_request(6), &x, &y), 1)).await;
     assert_eq!((r.status, r.error().as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "too_many_epochs"));
-    let big_batch = JobRequest { batch_size: 10_000, ..request(1) };
+    let big_batch = JobRequest { batch_size: 10_000, ..job_request(1) };
     let r = send(&router, post_job(body_for(&k, &big_batch, &x, &y), 1)).await;
     assert_eq!((r.status, r.error().as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_job"));
-    let wide = JobRequest { batch_size: 100, ..request(1) };
+    let wide = JobRequest { batch_size: 100, ..job_request(1) };
     let r = send(&router, post_job(body_for(&k, &wide, &x, &y), 1)).await;
     assert_eq!((r.status, r.error().as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "memory_limit"));
 
@@ -291,8 +229,10 @@ async fn after_a_restart_jobs_on_disk_train_again_or_are_reported_failed() {
     let (router, jobs) = router_with(&dir, small_limits());
     let (x, y) = plain_data(24, 6);
     let k = key(6);
-    let id =
-        send(&router, post_job(body_for(&k, &request(2), &x, &y), 1)).await.json()["id"].as_str().unwrap().to_string();
+    let id = send(&router, post_job(body_for(&k, &job_request(2), &x, &y), 1)).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(events(&router, &id).await.last().unwrap().0, "done");
     drop((router, jobs));
     // As if the server had stopped during training: the record says "running", there is no model yet; and a
@@ -337,7 +277,7 @@ async fn hostile_uploads_are_refused_without_harm() {
     let (router, _jobs) = router_with(&dir, small_limits());
     let (x, y) = plain_data(16, 7);
     let k = key(7);
-    let ok = body_for(&k, &request(1), &x, &y);
+    let ok = body_for(&k, &job_request(1), &x, &y);
     let header_end = ok.iter().position(|&b| b == b'\n').unwrap() + 1;
     let mut rng = ChaCha8Rng::seed_from_u64(8);
 
@@ -360,18 +300,18 @@ async fn hostile_uploads_are_refused_without_harm() {
         StatusCode::UNPROCESSABLE_ENTITY,
     ));
     // Wrong shapes: MNIST-shaped network with WBC data, and targets with the wrong width.
-    let mnist = JobRequest { network: "mnist-cnn-relu".into(), ..request(1) };
+    let mnist = JobRequest { network: "mnist-cnn-relu".into(), ..job_request(1) };
     cases.push(("wrong input shape", body_for(&k, &mnist, &x, &y), StatusCode::UNPROCESSABLE_ENTITY));
     let y5 = y.select(ndarray::Axis(1), &[0, 1, 2, 3, 4]);
-    cases.push(("wrong target shape", body_for(&k, &request(1), &x, &y5), StatusCode::UNPROCESSABLE_ENTITY));
+    cases.push(("wrong target shape", body_for(&k, &job_request(1), &x, &y5), StatusCode::UNPROCESSABLE_ENTITY));
     cases.push((
         "unknown network",
-        body_for(&k, &JobRequest { network: "gpt".into(), ..request(1) }, &x, &y),
+        body_for(&k, &JobRequest { network: "gpt".into(), ..job_request(1) }, &x, &y),
         StatusCode::UNPROCESSABLE_ENTITY,
     ));
     cases.push((
         "negative lr",
-        body_for(&k, &JobRequest { lr: -1.0, ..request(1) }, &x, &y),
+        body_for(&k, &JobRequest { lr: -1.0, ..job_request(1) }, &x, &y),
         StatusCode::UNPROCESSABLE_ENTITY,
     ));
     // A NaN in the first plane of the inputs.
@@ -380,7 +320,7 @@ async fn hostile_uploads_are_refused_without_harm() {
     nan[first..first + 4].copy_from_slice(&f32::NAN.to_le_bytes());
     cases.push(("NaN", nan, StatusCode::UNPROCESSABLE_ENTITY));
     // Targets under another key.
-    let other = body_for(&key(8), &request(1), &x, &y);
+    let other = body_for(&key(8), &job_request(1), &x, &y);
     let split =
         |b: &[u8]| header_end + 8 + u64::from_le_bytes(b[header_end..header_end + 8].try_into().unwrap()) as usize;
     cases.push((
@@ -439,7 +379,7 @@ async fn silent_uploads_neither_block_others_nor_outlive_their_deadline() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (x, y) = plain_data(16, 9);
-    let r = send(&router, post_job(body_for(&key(9), &request(1), &x, &y), 1)).await;
+    let r = send(&router, post_job(body_for(&key(9), &job_request(1), &x, &y), 1)).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "silent uploads hold no slot: {:?}", r.json());
     // Each silent upload ends at its deadline with 408, whatever it declared.
     let t = Instant::now();
@@ -457,7 +397,7 @@ async fn event_streams_resume_after_last_event_id_and_steps_are_coalesced() {
     let (router, _jobs) = router_with(&dir, small_limits());
     let (x, y) = plain_data(64, 11);
     // Batches of one row: 64 steps per epoch, 3 epochs.
-    let mut req = request(3);
+    let mut req = job_request(3);
     req.batch_size = 1;
     let id =
         send(&router, post_job(body_for(&key(11), &req, &x, &y), 1)).await.json()["id"].as_str().unwrap().to_string();
@@ -520,7 +460,7 @@ async fn forwarded_for_names_the_client_only_from_a_trusted_proxy() {
         .with_trusted_proxies(proxies);
     let router = app(state);
     let (x, y) = plain_data(8, 12);
-    let body = body_for(&key(12), &request(1), &x, &y);
+    let body = body_for(&key(12), &job_request(1), &x, &y);
     let post = |peer: u8, forwarded: &str| {
         let mut req = post_job(body.clone(), peer);
         req.headers_mut().insert("x-forwarded-for", forwarded.parse().unwrap());
@@ -547,12 +487,12 @@ async fn the_queue_serves_two_clients_fairly_and_tells_each_job_its_place() {
     let (router, _jobs) = router_with(&dir, small_limits());
     // A first job of client 9 trains long enough for the others to queue behind it.
     let (bx, by) = plain_data(2000, 20);
-    let blocker = send(&router, post_job(body_for(&key(20), &request(50), &bx, &by), 9)).await;
+    let blocker = send(&router, post_job(body_for(&key(20), &job_request(50), &bx, &by), 9)).await;
     assert_eq!(blocker.status, StatusCode::ACCEPTED);
     let blocker = blocker.json()["id"].as_str().unwrap().to_string();
     wait_for(&router, &blocker, "running").await;
     let (x, y) = plain_data(16, 21);
-    let body = body_for(&key(21), &request(1), &x, &y);
+    let body = body_for(&key(21), &job_request(1), &x, &y);
     let mut ids = Vec::new();
     for client in [1, 1, 1, 2] {
         let r = send(&router, post_job(body.clone(), client)).await;
@@ -592,7 +532,7 @@ async fn the_queue_serves_two_clients_fairly_and_tells_each_job_its_place() {
     let dir2 = temp_dir("fair-bound");
     let tight = TrainingLimits { max_queue_bytes: body.len() + 10, ..small_limits() };
     let (router2, _j2) = router_with(&dir2, tight);
-    let blocker = send(&router2, post_job(body_for(&key(20), &request(50), &bx, &by), 9)).await;
+    let blocker = send(&router2, post_job(body_for(&key(20), &job_request(50), &bx, &by), 9)).await;
     let blocker = blocker.json()["id"].as_str().unwrap().to_string();
     wait_for(&router2, &blocker, "running").await;
     assert_eq!(send(&router2, post_job(body.clone(), 1)).await.status, StatusCode::ACCEPTED);

@@ -8,7 +8,7 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use more_bfv::params::{INPUT_LEVEL, OUTPUT_LEVEL};
@@ -18,51 +18,11 @@ use more_server::bfv::{BfvLimits, BfvService, KEY_MEMORY_PER_BYTE};
 use more_server::state_store::Redis;
 use more_server::{ChallengeLimits, EngineConfig, Limits, TeacherToken, app};
 
+use common::redis_server::RedisServer;
 use common::{Reply, request};
 
 const TOKEN: &str = "test-teacher-token-0123456789";
 const OCTETS: &str = "application/octet-stream";
-
-/// A `redis-server` on a free loopback port, without persistence; killed when dropped.
-struct RedisServer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl RedisServer {
-    /// Starts one, or `None` (with the reason printed) if `redis-server` is not installed.
-    fn start() -> Option<RedisServer> {
-        if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
-            println!("SKIPPED: redis-server is not installed (scripts/setup.sh ops installs it)");
-            return None;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Some(Self::start_on(&port.to_string()))
-    }
-
-    /// Starts one on this port.
-    fn start_on(port: &str) -> RedisServer {
-        let child = Command::new("redis-server")
-            .args(["--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting redis-server");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        RedisServer { child, url: format!("redis://127.0.0.1:{port}/0") }
-    }
-}
 
 fn model_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/mnist-bfv-square.bfv.json")
@@ -304,14 +264,16 @@ async fn the_key_stores_cap_share_and_ttl_hold_across_replicas() {
     let used = id_of(&upload(a).await);
     let unused = id_of(&upload(b).await);
     let unused_at = Instant::now();
-    // Used through B right away (it then lives `ttl` from the end of the evaluation, later than `unused`).
+    // Used through B a second later (it then lives `ttl` from the end of the evaluation, at least a second
+    // longer than `unused`).
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let r = request(b, "POST", &infer_path(&used), Some(OCTETS), &input, None).await;
     assert_eq!(r.status, 200, "{}", r.head);
     let r = upload(a).await;
     assert_eq!((r.status, json(&r)["error"].as_str()), (503, Some("key_store_full")), "{}", r.head);
     assert_eq!(upload(b).await.status, 503);
     // Past the unused set's expiry (and the used one's, had the evaluation not restarted its TTL).
-    tokio::time::sleep((unused_at + ttl + Duration::from_millis(200)).saturating_duration_since(Instant::now())).await;
+    tokio::time::sleep((unused_at + ttl + Duration::from_millis(400)).saturating_duration_since(Instant::now())).await;
     assert!(held(&url, &used).await, "refreshed by the evaluation");
     assert!(!held(&url, &unused).await, "expired");
     let r = request(a, "POST", &infer_path(&unused), Some(OCTETS), &input, None).await;

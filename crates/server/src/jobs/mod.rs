@@ -3,16 +3,20 @@
 //! ([`runner`]), streams progress with encrypted losses as Server-Sent Events, hands the encrypted
 //! weights back once and then deletes everything of the job (also after a time to live).
 //!
-//! Jobs are kept on disk ([`store`]); when the server starts, a job that was queued or training starts
-//! training again from the beginning (the same seed gives the same model), one that was already trained
-//! keeps its model, and one that cannot be read back is reported failed — a client never waits on a job
-//! that no longer exists. Routes: `GET /api/v1/training`, `POST /api/v1/jobs`, `GET /api/v1/jobs/{id}`,
+//! By default jobs are kept in this process and on disk ([`store`]); when the server starts, a job that was
+//! queued or training starts training again from the beginning (the same seed gives the same model), one
+//! that was already trained keeps its model, and one that cannot be read back is reported failed — a
+//! client never waits on a job that no longer exists. With `--state redis://…` they live in Redis instead
+//! ([`shared`]), where every replica serves every job and a job whose replica died is trained by another.
+//! Routes: `GET /api/v1/training`, `POST /api/v1/jobs`, `GET /api/v1/jobs/{id}`,
 //! `GET /api/v1/jobs/{id}/events`, `GET /api/v1/jobs/{id}/model`, `DELETE /api/v1/jobs/{id}`.
 
+pub mod lua;
 pub mod networks;
 pub mod queue;
 pub mod routes;
 pub mod runner;
+pub mod shared;
 pub mod store;
 
 use std::collections::HashMap;
@@ -21,13 +25,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use axum::http::StatusCode;
+use futures_util::stream::BoxStream;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use more_enctrain::upload::JobRequest;
 
+use crate::ApiError;
 use crate::budget::Budget;
+use crate::state_store::Redis;
 pub use routes::{create, delete, events, info, model, status};
+use shared::SharedJobs;
 use store::{Files, Record, State as JobState};
 
 /// The limits of training jobs.
@@ -108,6 +117,9 @@ pub struct Logged {
     /// Its JSON data.
     pub data: String,
 }
+
+/// Every kind of event a job's stream has.
+pub const EVENT_KINDS: [&str; 8] = ["queued", "started", "step", "epoch", "done", "failed", "cancelled", "resumed"];
 
 /// A job's events, bounded: a `step` (or `queued`) event replaces the event of its kind before it when
 /// nothing came between them, so the log holds about two events per epoch however small the batches are
@@ -205,7 +217,8 @@ impl Job {
     pub fn set_ahead(&self, ahead: usize) {
         let rows = {
             let mut inner = self.lock();
-            if inner.ahead == Some(ahead) {
+            // A place told late (the job was taken meanwhile) is no longer true.
+            if inner.ahead == Some(ahead) || inner.record.state != JobState::Queued {
                 return;
             }
             inner.ahead = Some(ahead);
@@ -237,11 +250,6 @@ impl Job {
         self.set_state(JobState::Running, None);
     }
 
-    /// An epoch ended.
-    pub fn epoch_done(&self, epoch: usize) {
-        self.lock().epochs_done = epoch;
-    }
-
     /// Trained: the model is on disk.
     pub fn finish(&self, model_bytes: usize, seconds: f64) {
         self.set_state(JobState::Done, None);
@@ -265,10 +273,15 @@ impl Job {
 
     pub(crate) fn status(&self) -> Value {
         let inner = self.lock();
-        let r = &inner.record;
-        json!({
+        status_json(&inner.record, inner.epochs_done)
+    }
+}
+
+/// What `GET /api/v1/jobs/{id}` answers.
+fn status_json(r: &Record, epochs_done: usize) -> Value {
+    json!({
             "id": r.id, "state": r.state, "network": r.request.network, "rows": r.rows,
-            "epochs": r.request.epochs, "epochs_done": inner.epochs_done, "batch_size": r.request.batch_size,
+            "epochs": r.request.epochs, "epochs_done": epochs_done, "batch_size": r.request.batch_size,
             "lr": r.request.lr, "lr_decay": r.request.lr_decay, "optimizer": r.request.optimizer,
             "seed": r.request.seed, "upload_bytes": r.upload_bytes, "created": r.created,
             "attempts": r.attempts,
@@ -276,23 +289,66 @@ impl Job {
             "status_url": format!("/api/v1/jobs/{}", r.id),
             "events_url": format!("/api/v1/jobs/{}/events", r.id),
             "model_url": format!("/api/v1/jobs/{}/model", r.id),
-        })
+    })
+}
+
+impl runner::Training for Job {
+    fn id(&self) -> String {
+        Job::id(self)
+    }
+
+    fn request(&self) -> JobRequest {
+        Job::request(self)
+    }
+
+    fn event(&self, kind: &'static str, data: Value) {
+        Job::event(self, kind, data)
+    }
+
+    fn epoch_event(&self, epoch: usize, data: Value) {
+        self.lock().epochs_done = epoch;
+        Job::event(self, "epoch", data)
+    }
+
+    fn should_stop(&self) -> bool {
+        self.is_cancelled()
+    }
+
+    fn data(&self) -> Result<Vec<u8>, runner::Failure> {
+        std::fs::read(self.files.data()).map_err(|e| ("lost", format!("the job's data cannot be read: {e}")))
     }
 }
 
-/// All jobs, their directory and the queue of the training thread.
+/// The training jobs of this server: their limits, the memory of uploads being checked, and where the
+/// jobs are kept.
 #[derive(Debug)]
 pub struct Jobs {
-    dir: PathBuf,
     limits: TrainingLimits,
-    map: Mutex<HashMap<String, Arc<Job>>>,
-    /// Jobs waiting to train, served round-robin by client.
-    waiting: Arc<queue::Waiting<Arc<Job>>>,
     /// Memory for uploads being read and checked: each reserves [`UPLOAD_MEMORY_PER_BYTE`] times the bytes
     /// it has received, as they arrive.
     upload_budget: Budget,
     /// Uploads checked (decoded) at once, each on a blocking thread.
     checks: Arc<tokio::sync::Semaphore>,
+    store: Store,
+}
+
+/// Where jobs are kept.
+#[derive(Debug)]
+enum Store {
+    /// In this process, on disk in its jobs directory.
+    Local(Local),
+    /// In Redis, shared by every replica.
+    Shared { jobs: SharedJobs, closed: Arc<AtomicBool> },
+}
+
+/// Jobs kept by this process: their directory, the jobs in memory and the queue of the training threads.
+#[derive(Debug)]
+struct Local {
+    dir: PathBuf,
+    limits: TrainingLimits,
+    map: Mutex<HashMap<String, Arc<Job>>>,
+    /// Jobs waiting to train, served round-robin by client.
+    waiting: Arc<queue::Waiting<Arc<Job>>>,
 }
 
 /// Uploads the upload budget holds at the upload limit, and uploads checked at once.
@@ -306,21 +362,58 @@ pub const UPLOAD_MEMORY_PER_BYTE: usize = 3;
 /// JSON, plus the entry).
 pub const EVENT_BYTES: usize = 256;
 
+/// A job's events as a stream follows them.
+pub type EventStream = BoxStream<'static, Logged>;
+
+fn unknown_job() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_job",
+        "no such job: it was never created, was deleted after its model was downloaded, was cancelled or expired",
+    )
+}
+
+/// 503 `training_queue_full`: the queue holds all it may; retrying later helps.
+fn queue_full(why: String) -> ApiError {
+    ApiError::unavailable("training_queue_full", format!("{why}; retry later"))
+}
+
+fn too_many_client_jobs(max: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_client_jobs",
+        format!("you have {max} training jobs, the limit per client; download or delete one first"),
+    )
+}
+
+fn queue_bytes_full(bytes: usize, max: usize) -> ApiError {
+    queue_full(format!("the waiting jobs hold {} MiB of uploads, the queue's limit of {} MiB", bytes >> 20, max >> 20))
+}
+
 impl Jobs {
-    /// Memory training may hold at most: the upload budget ([`CONCURRENT_UPLOADS`] uploads of the limit,
-    /// [`UPLOAD_MEMORY_PER_BYTE`] times each), each job training (its memory limit, plus its data read back
-    /// from disk) and the event logs of the jobs held (about two events per epoch each). Waiting jobs hold
-    /// their uploads on disk, not in memory.
-    pub fn memory_bound(&self) -> usize {
-        let l = self.limits;
-        let logs = l.max_held_jobs.saturating_mul(2 * l.max_epochs + 8).saturating_mul(EVENT_BYTES);
-        let training = l.max_jobs.max(1).saturating_mul(l.max_upload_bytes.saturating_add(l.max_memory_bytes));
-        self.upload_budget.total().saturating_add(training).saturating_add(logs)
+    fn with_store(limits: TrainingLimits, store: Store) -> Jobs {
+        Jobs {
+            limits,
+            upload_budget: Budget::new(
+                (CONCURRENT_UPLOADS * UPLOAD_MEMORY_PER_BYTE).saturating_mul(limits.max_upload_bytes).max(1 << 20),
+            ),
+            checks: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_UPLOADS)),
+            store,
+        }
     }
 
-    /// Jobs waiting to train, and the bytes their uploads hold.
-    pub fn queued(&self) -> (usize, usize) {
-        (self.waiting.len(), self.waiting.bytes())
+    /// Memory training may hold at most: the upload budget ([`CONCURRENT_UPLOADS`] uploads of the limit,
+    /// [`UPLOAD_MEMORY_PER_BYTE`] times each), each job training (its memory limit, plus its data read back)
+    /// and, for jobs kept in this process, the event logs of the jobs held (about two events per epoch
+    /// each). Waiting jobs hold their uploads on disk (or in Redis), not in memory.
+    pub fn memory_bound(&self) -> usize {
+        let l = self.limits;
+        let logs = match self.store {
+            Store::Local(_) => l.max_held_jobs.saturating_mul(2 * l.max_epochs + 8).saturating_mul(EVENT_BYTES),
+            Store::Shared { .. } => 0,
+        };
+        let training = l.max_jobs.max(1).saturating_mul(l.max_upload_bytes.saturating_add(l.max_memory_bytes));
+        self.upload_budget.total().saturating_add(training).saturating_add(logs)
     }
 
     /// The memory budget of uploads being read and checked.
@@ -328,21 +421,23 @@ impl Jobs {
         &self.upload_budget
     }
 
-    /// Opens `dir` (created if missing), takes up the jobs found there and starts the training thread and
+    /// The limits.
+    pub fn limits(&self) -> TrainingLimits {
+        self.limits
+    }
+
+    /// Whether jobs live in Redis, shared by every replica.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.store, Store::Shared { .. })
+    }
+
+    /// Opens `dir` (created if missing), takes up the jobs found there and starts the training threads and
     /// the sweeper of expired jobs.
     pub fn open(dir: &Path, limits: TrainingLimits) -> std::io::Result<Arc<Jobs>> {
         std::fs::create_dir_all(dir)?;
         let waiting = queue::Waiting::new();
-        let jobs = Arc::new(Jobs {
-            dir: dir.to_path_buf(),
-            limits,
-            map: Mutex::new(HashMap::new()),
-            waiting: waiting.clone(),
-            upload_budget: Budget::new(
-                (CONCURRENT_UPLOADS * UPLOAD_MEMORY_PER_BYTE).saturating_mul(limits.max_upload_bytes).max(1 << 20),
-            ),
-            checks: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_UPLOADS)),
-        });
+        let local = Local { dir: dir.to_path_buf(), limits, map: Mutex::new(HashMap::new()), waiting: waiting.clone() };
+        let jobs = Arc::new(Jobs::with_store(limits, Store::Local(local)));
         let (threads, wall) = (limits.threads, limits.max_wall);
         for i in 0..limits.max_jobs.max(1) {
             let waiting = waiting.clone();
@@ -350,30 +445,263 @@ impl Jobs {
                 .name(format!("more-train-job-{i}"))
                 .spawn(move || runner::run(waiting, threads, wall))?;
         }
-        jobs.recover()?;
+        jobs.local().expect("local").recover()?;
         let weak = Arc::downgrade(&jobs);
         let every = (limits.ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
         std::thread::Builder::new().name("more-jobs-sweep".into()).spawn(move || sweep(weak, every))?;
         Ok(jobs)
     }
 
-    /// The limits.
-    pub fn limits(&self) -> TrainingLimits {
-        self.limits
+    /// Keeps jobs in `redis`, shared by every replica on it, and starts this replica's training threads
+    /// (taking jobs from the shared queue) and its sweeper (expired jobs, and jobs of replicas that died).
+    pub fn open_shared(redis: Redis, limits: TrainingLimits) -> std::io::Result<Arc<Jobs>> {
+        let closed = Arc::new(AtomicBool::new(false));
+        let replica = shared::replica_name();
+        for i in 0..limits.max_jobs.max(1) {
+            let (redis, replica, closed) = (redis.clone(), replica.clone(), closed.clone());
+            let (threads, wall) = (limits.threads, limits.max_wall);
+            std::thread::Builder::new()
+                .name(format!("more-train-job-{i}"))
+                .spawn(move || shared::run(redis, replica, threads, wall, closed))?;
+        }
+        {
+            let (redis, closed, ttl) = (redis.clone(), closed.clone(), limits.ttl);
+            std::thread::Builder::new()
+                .name("more-jobs-sweep".into())
+                .spawn(move || shared::sweep(redis, ttl, closed))?;
+        }
+        Ok(Arc::new(Jobs::with_store(limits, Store::Shared { jobs: SharedJobs::new(redis), closed })))
     }
 
-    pub(crate) fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Job>>> {
+    fn local(&self) -> Option<&Local> {
+        match &self.store {
+            Store::Local(l) => Some(l),
+            Store::Shared { .. } => None,
+        }
+    }
+
+    /// Refuses a new job of `client` (whose body declares `declared` bytes) early, before its body is read,
+    /// when a bound is reached already. The bounds are checked again when the job is stored.
+    pub(crate) async fn admit(&self, client: &str, declared: usize) -> Result<(), ApiError> {
+        let l = self.limits;
+        let (held, of_client, waiting, bytes) = match &self.store {
+            Store::Local(local) => {
+                let map = local.map();
+                let of_client = map
+                    .values()
+                    .filter(|j| {
+                        let inner = j.lock();
+                        inner.record.state.holds_resources() && inner.record.client == client
+                    })
+                    .count();
+                (map.len(), of_client, local.waiting.len(), local.waiting.bytes())
+            }
+            Store::Shared { jobs, .. } => jobs.counts(client).await?,
+        };
+        if held >= l.max_held_jobs {
+            return Err(queue_full(format!("the server holds {} training jobs, its limit", l.max_held_jobs)));
+        }
+        if waiting > 0 && bytes + declared > l.max_queue_bytes {
+            return Err(queue_full(format!(
+                "{waiting} jobs wait with {} MiB of uploads, the queue's limit of {} MiB",
+                bytes >> 20,
+                l.max_queue_bytes >> 20
+            )));
+        }
+        if of_client >= l.max_jobs_per_client {
+            return Err(too_many_client_jobs(l.max_jobs_per_client));
+        }
+        Ok(())
+    }
+
+    /// Stores a checked upload and queues its job; the job's status.
+    pub(crate) async fn insert(&self, record: Record, body: Vec<u8>) -> Result<Value, ApiError> {
+        let l = self.limits;
+        match &self.store {
+            Store::Local(local) => {
+                let files = Files::new(&local.dir, &record.id);
+                let written = {
+                    let (files, record) = (files.clone(), record.clone());
+                    tokio::task::spawn_blocking(move || files.create(&record, &body))
+                        .await
+                        .map_err(|e| ApiError::internal("storing an upload", e))?
+                };
+                if let Err(e) = written {
+                    files.remove();
+                    return Err(ApiError::internal("storing an upload", e));
+                }
+                let id = record.id.clone();
+                let job = Job::new(files, record);
+                if let Err(bytes) = local.enqueue(job.clone(), l.max_queue_bytes) {
+                    job.files.remove();
+                    return Err(queue_bytes_full(bytes, l.max_queue_bytes));
+                }
+                local.map().insert(id, job.clone());
+                Ok(job.status())
+            }
+            Store::Shared { jobs, .. } => match jobs.create(&record, body, &l).await? {
+                Ok(()) => Ok(status_json(&record, 0)),
+                Err(shared::Refused::Held(n)) => {
+                    Err(queue_full(format!("the server holds {n} training jobs, its limit")))
+                }
+                Err(shared::Refused::Client) => Err(too_many_client_jobs(l.max_jobs_per_client)),
+                Err(shared::Refused::QueueBytes(bytes)) => Err(queue_bytes_full(bytes, l.max_queue_bytes)),
+            },
+        }
+    }
+
+    /// The job's status.
+    pub(crate) async fn status(&self, id: &str) -> Result<Value, ApiError> {
+        if !is_job_id(id) {
+            return Err(unknown_job());
+        }
+        match &self.store {
+            Store::Local(local) => Ok(local.find(id)?.status()),
+            Store::Shared { jobs, .. } => {
+                let found = jobs.find(id).await?.ok_or_else(unknown_job)?;
+                Ok(status_json(&found.record, found.epochs_done))
+            }
+        }
+    }
+
+    /// Cancels a job and deletes everything of it.
+    pub(crate) async fn delete(&self, id: &str) -> Result<(), ApiError> {
+        if !is_job_id(id) {
+            return Err(unknown_job());
+        }
+        match &self.store {
+            Store::Local(local) => {
+                let job = local.find(id)?;
+                local.map().remove(id);
+                local.cancel(&job);
+                Ok(())
+            }
+            Store::Shared { jobs, .. } => jobs.delete(id).await?.then_some(()).ok_or_else(unknown_job),
+        }
+    }
+
+    /// The trained model, once: the job is deleted as it is handed over.
+    pub(crate) async fn take_model(&self, id: &str) -> Result<Vec<u8>, ApiError> {
+        if !is_job_id(id) {
+            return Err(unknown_job());
+        }
+        let not_ready = || {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "not_ready",
+                "the job is still training; follow its events until \"done\"",
+            )
+        };
+        let failed = |code: &str, message: &str| {
+            ApiError::new(StatusCode::CONFLICT, "job_failed", format!("the job failed ({code}): {message}"))
+        };
+        match &self.store {
+            Store::Local(local) => {
+                let job = local.find(id)?;
+                let (state, error) = {
+                    let inner = job.lock();
+                    (inner.record.state, inner.record.error.clone())
+                };
+                match state {
+                    JobState::Done => {}
+                    JobState::Failed => {
+                        let (code, message) = error.unwrap_or_default();
+                        return Err(failed(&code, &message));
+                    }
+                    JobState::Queued | JobState::Running => return Err(not_ready()),
+                }
+                let path = job.files.model();
+                let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
+                    .await
+                    .map_err(|e| ApiError::internal("reading a model", e))?
+                    .map_err(|e| ApiError::internal("reading a model", e))?;
+                local.map().remove(id);
+                local.cancel(&job);
+                Ok(bytes)
+            }
+            Store::Shared { jobs, .. } => match jobs.take_model(id).await? {
+                Ok(bytes) => Ok(bytes),
+                Err(shared::NoModel::Unknown) => Err(unknown_job()),
+                Err(shared::NoModel::NotReady) => Err(not_ready()),
+                Err(shared::NoModel::Failed(code, message)) => Err(failed(&code, &message)),
+                Err(shared::NoModel::Lost) => Err(failed("lost", "the trained model is missing from the shared state")),
+            },
+        }
+    }
+
+    /// The job's events after id `after` (all of them with `None`), then the new ones as they come, until
+    /// the stream is over (the job done, failed or cancelled).
+    pub(crate) async fn follow(&self, id: &str, after: Option<u64>) -> Result<EventStream, ApiError> {
+        if !is_job_id(id) {
+            return Err(unknown_job());
+        }
+        use futures_util::StreamExt;
+        match &self.store {
+            Store::Local(local) => {
+                let job = local.find(id)?;
+                let rx = job.changed.subscribe();
+                Ok(futures_util::stream::unfold((job, rx, after), |(job, mut rx, after)| async move {
+                    loop {
+                        let (next, over) = job.next_event(after);
+                        if let Some(e) = next {
+                            let id = e.id;
+                            return Some((e, (job, rx, Some(id))));
+                        }
+                        if over || rx.changed().await.is_err() {
+                            return None;
+                        }
+                    }
+                })
+                .boxed())
+            }
+            Store::Shared { jobs, .. } => {
+                jobs.find(id).await?.ok_or_else(unknown_job)?;
+                let start = (jobs.clone(), id.to_string(), after, std::collections::VecDeque::<Logged>::new());
+                Ok(futures_util::stream::unfold(start, |(jobs, id, after, mut pending)| async move {
+                    loop {
+                        if let Some(e) = pending.pop_front() {
+                            let last = Some(e.id);
+                            return Some((e, (jobs, id, last, pending)));
+                        }
+                        match jobs.events_after(&id, after).await {
+                            Ok(None) => return None,
+                            Ok(Some((events, over))) if events.is_empty() => {
+                                if over {
+                                    return None;
+                                }
+                                tokio::time::sleep(shared::POLL_EVERY).await;
+                            }
+                            Ok(Some((events, _))) => pending.extend(events),
+                            // Redis is unreachable: the stream stays open (heartbeats go on) and reads again.
+                            Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                        }
+                    }
+                })
+                .boxed())
+            }
+        }
+    }
+
+    /// Jobs held in this process and their logged events (for tests; `None` with shared state).
+    pub fn logged_events(&self, id: &str) -> Option<usize> {
+        self.local()?.map().get(id).map(|j| j.logged_events())
+    }
+}
+
+impl Local {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Job>>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn find(&self, id: &str) -> Result<Arc<Job>, ApiError> {
+        self.map().get(id).cloned().ok_or_else(unknown_job)
     }
 
     /// Queues a job if the waiting uploads stay within [`TrainingLimits::max_queue_bytes`]; `Err` with the
     /// bytes they hold now. Every waiting job learns its (new) place.
-    pub(crate) fn enqueue(&self, job: Arc<Job>, max_bytes: usize) -> Result<(), usize> {
-        let order = self.waiting.push(job, max_bytes)?;
-        tell_places(&order);
-        Ok(())
+    fn enqueue(&self, job: Arc<Job>, max_bytes: usize) -> Result<(), usize> {
+        self.waiting.push(job, max_bytes, tell_places)
     }
-
     /// Reads the jobs left by a previous run: queued or training ones train again, trained ones keep
     /// their model, unreadable ones are reported failed.
     fn recover(&self) -> std::io::Result<()> {
@@ -505,14 +833,17 @@ impl queue::Queued for Arc<Job> {
 
 impl Drop for Jobs {
     fn drop(&mut self) {
-        self.waiting.close();
+        match &self.store {
+            Store::Local(local) => local.waiting.close(),
+            Store::Shared { closed, .. } => closed.store(true, Ordering::SeqCst),
+        }
     }
 }
 
-impl Jobs {
+impl Local {
     /// Cancels a job and deletes its files (the training thread deletes them if it is training); the jobs
     /// behind it in the queue move up.
-    pub(crate) fn cancel(&self, job: &Arc<Job>) {
+    fn cancel(&self, job: &Arc<Job>) {
         remove(job);
         let order = self.waiting.remove(|j| Arc::ptr_eq(j, job));
         tell_places(&order);
@@ -533,7 +864,11 @@ fn sweep(jobs: Weak<Jobs>, every: Duration) {
     loop {
         std::thread::sleep(every);
         match jobs.upgrade() {
-            Some(j) => j.expire(),
+            Some(j) => {
+                if let Some(local) = j.local() {
+                    local.expire()
+                }
+            }
             None => return,
         }
     }

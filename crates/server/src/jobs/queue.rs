@@ -121,18 +121,19 @@ impl<J: Queued + Clone> Waiting<J> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a job if the queue's bytes stay within `max_bytes` (the first job is always taken); returns
-    /// the jobs in their new order (to tell each its place), or `Err` with the bytes held now.
-    pub fn push(&self, job: J, max_bytes: usize) -> Result<Vec<J>, usize> {
+    /// Adds a job if the queue's bytes stay within `max_bytes` (the first job is always taken), and calls
+    /// `tell` with the jobs in their new order before any training thread can take it (so a job's first
+    /// event is its place); `Err` with the bytes held now.
+    pub fn push(&self, job: J, max_bytes: usize, tell: impl FnOnce(&[J])) -> Result<(), usize> {
         let mut s = self.lock();
         if !s.0.is_empty() && s.0.bytes() + job.bytes() > max_bytes {
             return Err(s.0.bytes());
         }
         s.0.push(job);
-        let order = s.0.in_order();
+        tell(&s.0.in_order());
         drop(s);
         self.ready.notify_one();
-        Ok(order)
+        Ok(())
     }
 
     /// Waits for the next job; `None` once closed. Also returns the jobs still waiting, in order.
@@ -231,9 +232,11 @@ mod tests {
     #[test]
     fn the_byte_bound_refuses_only_beyond_it() {
         let w = Waiting::new();
-        assert!(w.push(J("a1", 70), 100).is_ok());
-        assert_eq!(w.push(J("b1", 40), 100), Err(70));
-        assert!(w.push(J("b2", 30), 100).is_ok());
+        let mut told = Vec::new();
+        assert!(w.push(J("a1", 70), 100, |o| told.push(o.len())).is_ok());
+        assert_eq!(w.push(J("b1", 40), 100, |o| told.push(o.len())), Err(70));
+        assert!(w.push(J("b2", 30), 100, |o| told.push(o.len())).is_ok());
+        assert_eq!(told, [1, 2], "the order is told for each job taken, none for a refused one");
         let (first, rest) = w.pop().unwrap();
         assert_eq!((first.0, rest.len()), ("a1", 1));
         w.close();

@@ -14,8 +14,8 @@ use serde_json::json;
 
 use more_enctrain::upload::{JobRequest, MEDIA_TYPE, decode_body, decode_header};
 
-use super::store::{self, Files, Record, State as JobState};
-use super::{Job, Jobs, TrainingLimits, UPLOAD_MEMORY_PER_BYTE, is_job_id, networks, tag};
+use super::store::{self, Record, State as JobState};
+use super::{Jobs, TrainingLimits, UPLOAD_MEMORY_PER_BYTE, networks, tag};
 use crate::extract::{ApiPath, Client};
 use crate::request::{BodyReader, BodyRules, Received};
 use crate::{ApiError, AppState};
@@ -30,18 +30,6 @@ fn jobs_of(s: &AppState) -> Result<&Arc<Jobs>, ApiError> {
             StatusCode::NOT_FOUND,
             "training_disabled",
             "this server does not train (started with --no-training)",
-        )
-    })
-}
-
-fn job_of(s: &AppState, id: &str) -> Result<Arc<Job>, ApiError> {
-    let jobs = jobs_of(s)?;
-    let found = if is_job_id(id) { jobs.map().get(id).cloned() } else { None };
-    found.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_job",
-            "no such job: it was never created, was deleted after its model was downloaded, was cancelled or expired",
         )
     })
 }
@@ -64,11 +52,6 @@ pub async fn info(State(s): State<AppState>) -> impl IntoResponse {
             "max_memory_bytes": l.max_memory_bytes, "threads": l.threads,
         },
     }))
-}
-
-/// 503 `training_queue_full`: the queue holds all it may; retrying later helps.
-fn queue_full(why: String) -> ApiError {
-    ApiError::unavailable("training_queue_full", format!("{why}; retry later"))
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -111,32 +94,8 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let jobs = jobs_of(&s)?.clone();
     let l = jobs.limits;
-    {
-        let map = jobs.map();
-        if map.len() >= l.max_held_jobs {
-            return Err(queue_full(format!("the server holds {} training jobs, its limit", l.max_held_jobs)));
-        }
-        let (waiting, bytes) = jobs.queued();
-        let declared = crate::request::declared_length(&headers).unwrap_or(0) as usize;
-        if waiting > 0 && bytes + declared > l.max_queue_bytes {
-            return Err(queue_full(format!(
-                "{waiting} jobs wait with {} MiB of uploads, the queue's limit of {} MiB",
-                bytes >> 20,
-                l.max_queue_bytes >> 20
-            )));
-        }
-        let active: Vec<_> = map.values().filter(|j| j.lock().record.state.holds_resources()).collect();
-        if active.iter().filter(|j| j.lock().record.client == client).count() >= l.max_jobs_per_client {
-            return Err(ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_client_jobs",
-                format!(
-                    "you have {} training jobs, the limit per client; download or delete one first",
-                    l.max_jobs_per_client
-                ),
-            ));
-        }
-    }
+    let declared = crate::request::declared_length(&headers).unwrap_or(0) as usize;
+    jobs.admit(&client, declared).await?;
     // The upload is read within its deadline, reserving from the uploads' own budget as it arrives: slow or
     // silent uploads hold only what they sent, and only until their deadline.
     let expected = crate::request::declared_length(&headers)
@@ -193,29 +152,9 @@ pub async fn create(
         error: None,
         attempts: 0,
     };
-    let files = Files::new(&jobs.dir, &id);
-    let written = {
-        let (files, record) = (files.clone(), record.clone());
-        tokio::task::spawn_blocking(move || files.create(&record, &body))
-            .await
-            .map_err(|e| ApiError::internal("storing an upload", e))?
-    };
-    if let Err(e) = written {
-        files.remove();
-        return Err(ApiError::internal("storing an upload", e));
-    }
-    let job = Job::new(files, record);
-    if let Err(bytes) = jobs.enqueue(job.clone(), l.max_queue_bytes) {
-        job.files.remove();
-        return Err(queue_full(format!(
-            "the waiting jobs hold {} MiB of uploads, the queue's limit of {} MiB",
-            bytes >> 20,
-            l.max_queue_bytes >> 20
-        )));
-    }
-    jobs.map().insert(id.clone(), job.clone());
+    let status = jobs.insert(record, body.to_vec()).await?;
     tracing::info!(job = tag(&id), rows, network = %network.id, "training job queued");
-    let mut res = (StatusCode::ACCEPTED, axum::Json(job.status())).into_response();
+    let mut res = (StatusCode::ACCEPTED, axum::Json(status)).into_response();
     res.headers_mut().insert(
         header::LOCATION,
         HeaderValue::from_str(&format!("/api/v1/jobs/{id}")).map_err(|e| ApiError::internal("location", e))?,
@@ -225,51 +164,18 @@ pub async fn create(
 
 /// `GET /api/v1/jobs/{id}`: the job's state.
 pub async fn status(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
-    Ok(axum::Json(job_of(&s, &id)?.status()).into_response())
+    Ok(axum::Json(jobs_of(&s)?.status(&id).await?).into_response())
 }
 
 /// `DELETE /api/v1/jobs/{id}`: cancels the job and deletes everything of it.
 pub async fn delete(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
-    let job = job_of(&s, &id)?;
-    let jobs = jobs_of(&s)?;
-    jobs.map().remove(&id);
-    jobs.cancel(&job);
+    jobs_of(&s)?.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `GET /api/v1/jobs/{id}/model`: the encrypted model, once; the job is deleted after it is read.
 pub async fn model(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
-    let job = job_of(&s, &id)?;
-    let (state, error) = {
-        let inner = job.lock();
-        (inner.record.state, inner.record.error.clone())
-    };
-    match state {
-        JobState::Done => {}
-        JobState::Failed => {
-            let (code, message) = error.unwrap_or_default();
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "job_failed",
-                format!("the job failed ({code}): {message}"),
-            ));
-        }
-        JobState::Queued | JobState::Running => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "not_ready",
-                "the job is still training; follow its events until \"done\"",
-            ));
-        }
-    }
-    let path = job.files.model();
-    let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
-        .await
-        .map_err(|e| ApiError::internal("reading a model", e))?
-        .map_err(|e| ApiError::internal("reading a model", e))?;
-    let jobs = jobs_of(&s)?;
-    jobs.map().remove(&id);
-    jobs.cancel(&job);
+    let bytes = jobs_of(&s)?.take_model(&id).await?;
     let mut res = (StatusCode::OK, bytes).into_response();
     res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-more-encrypted-model"));
     Ok(res)
@@ -285,7 +191,7 @@ pub async fn events(
     ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let job = job_of(&s, &id)?;
+    let jobs = jobs_of(&s)?;
     let after = match headers.get("last-event-id").map(|v| v.to_str().map(str::trim)) {
         None | Some(Ok("")) => None,
         Some(Ok(v)) => Some(v.parse::<u64>().map_err(|_| {
@@ -299,19 +205,11 @@ pub async fn events(
             return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_last_event_id", "Last-Event-ID is not text"));
         }
     };
-    let rx = job.changed.subscribe();
-    let stream = futures_util::stream::unfold((job, rx, after), |(job, mut rx, after)| async move {
-        loop {
-            let (next, over) = job.next_event(after);
-            if let Some(e) = next {
-                let event = Event::default().event(e.kind).id(e.id.to_string()).data(e.data);
-                return Some((Ok::<_, std::convert::Infallible>(event), (job, rx, Some(e.id))));
-            }
-            if over || rx.changed().await.is_err() {
-                return None;
-            }
-        }
-    });
+    use futures_util::StreamExt;
+    let stream = jobs
+        .follow(&id, after)
+        .await?
+        .map(|e| Ok::<_, std::convert::Infallible>(Event::default().event(e.kind).id(e.id.to_string()).data(e.data)));
     let beat = s.limits().stream_heartbeat;
     let mut res = Sse::new(stream).keep_alive(KeepAlive::new().interval(beat).text("heartbeat")).into_response();
     res.headers_mut().insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));

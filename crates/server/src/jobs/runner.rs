@@ -14,12 +14,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ndarray::ArrayD;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use more_enctrain::CoeffTensor;
 use more_enctrain::algebra::Encrypted;
 use more_enctrain::train::Trainer;
-use more_enctrain::upload::{decode_body, loss_to_text};
+use more_enctrain::upload::{JobRequest, decode_body, loss_to_text};
 use more_nn::train::Loss;
 use more_nn::{Algebra, ModelMeta, Reveal};
 
@@ -27,23 +27,42 @@ use super::queue::Waiting;
 use super::{Job, networks, tell_places};
 
 /// Why a job did not produce a model: (code, message).
-type Failure = (&'static str, String);
+pub type Failure = (&'static str, String);
 
-/// Runs queued jobs until the queue is closed.
-pub fn run(queue: Arc<Waiting<Arc<Job>>>, threads: usize, max_wall: Duration) {
-    let pool = match rayon::ThreadPoolBuilder::new()
+/// A job as the training loop sees it, wherever it is kept (this process's jobs directory, or the shared
+/// state).
+pub trait Training: Send + Sync {
+    /// Its id.
+    fn id(&self) -> String;
+    /// The header it was posted with.
+    fn request(&self) -> JobRequest;
+    /// Appends an event to its stream.
+    fn event(&self, kind: &'static str, data: Value);
+    /// Appends an `epoch` event: `epoch` epochs are done.
+    fn epoch_event(&self, epoch: usize, data: Value);
+    /// Whether training must stop (the job was deleted, or is no longer this replica's).
+    fn should_stop(&self) -> bool;
+    /// Its upload.
+    fn data(&self) -> Result<Vec<u8>, Failure>;
+}
+
+/// The training pool of one training thread (`None`, logged, if it cannot be started).
+pub fn pool(threads: usize) -> Option<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
         .num_threads(threads.max(1))
         .thread_name(|i| format!("more-train-{i}"))
         .build()
-    {
-        Ok(p) => p,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start the training pool: training jobs will fail");
-            while let Some((job, _)) = queue.pop() {
-                job.fail("internal", "the server cannot train".into());
-            }
-            return;
+        .map_err(|e| tracing::error!(error = %e, "cannot start the training pool: this server does not train"))
+        .ok()
+}
+
+/// Runs queued jobs of this process until the queue is closed.
+pub fn run(queue: Arc<Waiting<Arc<Job>>>, threads: usize, max_wall: Duration) {
+    let Some(pool) = pool(threads) else {
+        while let Some((job, _)) = queue.pop() {
+            job.fail("internal", "the server cannot train".into());
         }
+        return;
     };
     while let Some((job, rest)) = queue.pop() {
         tell_places(&rest);
@@ -52,8 +71,10 @@ pub fn run(queue: Arc<Waiting<Arc<Job>>>, threads: usize, max_wall: Duration) {
         }
         job.start();
         let clock = Instant::now();
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train(&job, &pool, max_wall)))
-            .unwrap_or_else(|_| Err(("internal", "training panicked".into())));
+        let outcome = train_caught(job.as_ref(), &pool, max_wall).and_then(|model| {
+            std::fs::write(job.files.model(), &model).map_err(|e| ("internal", format!("writing the model: {e}")))?;
+            Ok(model.len())
+        });
         match outcome {
             Ok(model_bytes) => job.finish(model_bytes, clock.elapsed().as_secs_f64()),
             Err(_) if job.is_cancelled() => job.files.remove(),
@@ -67,10 +88,16 @@ pub fn run(queue: Arc<Waiting<Arc<Job>>>, threads: usize, max_wall: Duration) {
     }
 }
 
-fn train(job: &Arc<Job>, pool: &rayon::ThreadPool, max_wall: Duration) -> Result<usize, Failure> {
+/// Trains a job (a panic becomes an `internal` failure); the encrypted model's bytes.
+pub fn train_caught(job: &dyn Training, pool: &rayon::ThreadPool, max_wall: Duration) -> Result<Vec<u8>, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| train(job, pool, max_wall)))
+        .unwrap_or_else(|_| Err(("internal", "training panicked".into())))
+}
+
+fn train(job: &dyn Training, pool: &rayon::ThreadPool, max_wall: Duration) -> Result<Vec<u8>, Failure> {
     let request = job.request();
     let network = networks::find(&request.network).ok_or(("invalid_job", "unknown network".to_string()))?;
-    let bytes = std::fs::read(job.files.data()).map_err(|e| ("lost", format!("the job's data cannot be read: {e}")))?;
+    let bytes = job.data()?;
     let upload = decode_body(&bytes, &network.input_shape, network.outputs)
         .map_err(|e| ("invalid_job", format!("the job's data is not valid: {e}")))?;
     drop(bytes);
@@ -85,7 +112,7 @@ fn train(job: &Arc<Job>, pool: &rayon::ThreadPool, max_wall: Duration) -> Result
         rows,
         steps: rows.div_ceil(cfg.batch_size),
         epochs: cfg.epochs,
-        job: job.clone(),
+        job,
         deadline: Instant::now() + max_wall,
         progress: Mutex::new(Progress { started: Some(Instant::now()), ..Progress::default() }),
     };
@@ -94,7 +121,7 @@ fn train(job: &Arc<Job>, pool: &rayon::ThreadPool, max_wall: Duration) -> Result
         json!({"epochs": cfg.epochs, "steps_per_epoch": reveal.steps, "rows": rows, "network": network.id}),
     );
     let fitted = pool.install(|| trainer.fit(&reveal, &upload.data, None, &cfg));
-    if job.is_cancelled() {
+    if job.should_stop() {
         return Err(("cancelled", "cancelled".into()));
     }
     if Instant::now() >= reveal.deadline {
@@ -105,9 +132,7 @@ fn train(job: &Arc<Job>, pool: &rayon::ThreadPool, max_wall: Duration) -> Result
     meta.description = format!("{} trained on encrypted data by more-server", network.id);
     meta.training.insert("epochs".into(), cfg.epochs.to_string());
     meta.training.insert("rows".into(), rows.to_string());
-    let model = trainer.encrypted_model(meta).and_then(|m| m.to_bytes()).map_err(|e| ("internal", e.to_string()))?;
-    std::fs::write(job.files.model(), &model).map_err(|e| ("internal", format!("writing the model: {e}")))?;
-    Ok(model.len())
+    trainer.encrypted_model(meta).and_then(|m| m.to_bytes()).map_err(|e| ("internal", e.to_string()))
 }
 
 #[derive(Default)]
@@ -126,18 +151,18 @@ struct Progress {
 
 /// The loop's reporting window on a server without the key: computes and streams encrypted losses, reveals
 /// nothing, and stops the loop when the job is cancelled or out of time.
-struct JobReveal {
+struct JobReveal<'a> {
     alg: Encrypted,
     loss: Loss,
     rows: usize,
     steps: usize,
     epochs: usize,
-    job: Arc<Job>,
+    job: &'a dyn Training,
     deadline: Instant,
     progress: Mutex<Progress>,
 }
 
-impl JobReveal {
+impl JobReveal<'_> {
     fn batch_done(
         &self,
         p: &mut Progress,
@@ -158,11 +183,10 @@ impl JobReveal {
         if p.step == self.steps {
             let sum = p.epoch_loss.take().expect("at least one batch");
             let seconds = p.started.replace(Instant::now()).map_or(0.0, |s| s.elapsed().as_secs_f64());
-            self.job.event(
-                "epoch",
+            self.job.epoch_event(
+                p.epoch + 1,
                 json!({"epoch": p.epoch + 1, "epochs": self.epochs, "loss": text(&sum)?, "seconds": seconds}),
             );
-            self.job.epoch_done(p.epoch + 1);
             p.step = 0;
             p.epoch += 1;
         }
@@ -170,9 +194,9 @@ impl JobReveal {
     }
 }
 
-impl Reveal<Encrypted> for JobReveal {
+impl Reveal<Encrypted> for JobReveal<'_> {
     fn reveal(&self, t: &CoeffTensor<f32>) -> more_nn::Result<ArrayD<f32>> {
-        if self.job.is_cancelled() {
+        if self.job.should_stop() {
             return Err(more_nn::Error::Training("the job was cancelled".into()));
         }
         if Instant::now() >= self.deadline {

@@ -93,6 +93,11 @@ impl Redis {
         Ok(Redis { conn, url: url.to_string() })
     }
 
+    /// The URL it was opened with (may hold a password: never log it; see [`redacted`]).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The server's address without any password, for messages.
     fn shown(&self) -> String {
         redacted(&self.url)

@@ -3,6 +3,9 @@
 //! raw HTTP over TCP ([`request`], [`Reply`]).
 #![allow(dead_code)]
 
+pub mod redis_server;
+pub mod training;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
