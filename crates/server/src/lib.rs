@@ -36,6 +36,7 @@ pub mod engine;
 pub mod error;
 pub mod extract;
 pub mod glyphs;
+pub mod idempotency;
 pub mod infer;
 pub mod jobs;
 pub mod metrics;

@@ -78,6 +78,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/jobs/{id}/model", get(jobs::model))
         .route("/api/{*rest}", axum::routing::any(api_not_found))
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::idempotency::layer))
         .layer(DefaultBodyLimit::disable())
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .with_state(state.clone());

@@ -83,6 +83,8 @@ pub(crate) struct Inner {
     pub(crate) trusted_proxies: TrustedProxies,
     /// Where challenges and BFV keys live when not in this process.
     pub(crate) shared: Option<Redis>,
+    /// The answers kept for idempotency keys.
+    pub(crate) idempotency: crate::idempotency::Keys,
 }
 
 impl AppState {
@@ -124,6 +126,7 @@ impl AppState {
                 training_data: None,
                 trusted_proxies: TrustedProxies::default(),
                 shared: None,
+                idempotency: crate::idempotency::Keys::default(),
             }),
         }
     }
@@ -191,7 +194,8 @@ impl AppState {
         self
     }
 
-    /// Keeps class challenges and BFV keys in this Redis instead of this process (`--state redis://…`),
+    /// Keeps class challenges, BFV keys and idempotency keys in this Redis instead of this process
+    /// (`--state redis://…`; training jobs follow with [`Jobs::open_shared`](crate::jobs::Jobs::open_shared)),
     /// whether they are configured before or after this call: every state on the same Redis sees the same
     /// challenges and keys.
     pub fn with_shared_state(mut self, redis: Redis) -> Self {
@@ -202,8 +206,14 @@ impl AppState {
             svc.use_shared_keys(redis.clone());
             inner.bound.bfv = svc.memory_bound();
         }
+        inner.idempotency = crate::idempotency::Keys::Redis(redis.clone());
         inner.shared = Some(redis);
         self
+    }
+
+    /// Where the answers kept for idempotency keys live.
+    pub(crate) fn idempotency_keys(&self) -> &crate::idempotency::Keys {
+        &self.inner.idempotency
     }
 
     /// The Redis holding the shared state, if any.

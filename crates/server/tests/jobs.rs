@@ -543,3 +543,37 @@ async fn the_queue_serves_two_clients_fairly_and_tells_each_job_its_place() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&dir2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_retried_while_the_first_is_running_creates_one_job() {
+    let dir = temp_dir("idempotent");
+    let (router, _jobs) = router_with(&dir, small_limits());
+    let (x, y) = plain_data(600, 30);
+    let body = body_for(&key(30), &job_request(1), &x, &y);
+    let keyed = |key: &str| {
+        let mut req = post_job(body.clone(), 4);
+        req.headers_mut().insert("idempotency-key", key.parse().unwrap());
+        req
+    };
+    // Both at once: the second waits for the first's answer instead of creating a second job.
+    let (one, two) = tokio::join!(send(&router, keyed("same")), send(&router, keyed("same")));
+    assert_eq!((one.status, two.status), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(one.json()["id"], two.json()["id"]);
+    let replays = [&one, &two].iter().filter(|r| r.headers.contains_key("idempotent-replayed")).count();
+    assert_eq!(replays, 1);
+    // Another key is another request.
+    let three = send(&router, keyed("other")).await;
+    assert_ne!(three.json()["id"], one.json()["id"]);
+    let dirs = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(dirs, 2, "two jobs on disk");
+    // A refusal that may pass (429: the client's limit) is not kept: the same key runs again later.
+    let tight = temp_dir("idempotent-tight");
+    let (router, _jobs) = router_with(&tight, TrainingLimits { max_jobs_per_client: 1, ..small_limits() });
+    assert_eq!(send(&router, keyed("a")).await.status, StatusCode::ACCEPTED);
+    let refused = send(&router, keyed("b")).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(!refused.headers.contains_key("idempotent-replayed"));
+    assert_eq!(send(&router, keyed("b")).await.status, StatusCode::TOO_MANY_REQUESTS);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&tight);
+}

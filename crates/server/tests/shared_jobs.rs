@@ -173,6 +173,22 @@ async fn two_replicas_serve_every_job_through_redis() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // A job posted on A and retried on B with the same Idempotency-Key (nginx retrying after A failed): one
+    // job, the same answer.
+    let keyed = || {
+        let mut req = post_job(small.clone(), 3);
+        req.headers_mut().insert("idempotency-key", "job-retry-1".parse().unwrap());
+        req
+    };
+    let (first, retry) = (send(&a, keyed()).await, send(&b, keyed()).await);
+    assert_eq!((first.status, retry.status), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(first.json()["id"], retry.json()["id"]);
+    assert_eq!(retry.headers.get("idempotent-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    let client = redis::Client::open(store.url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let held: usize = redis::cmd("ZCARD").arg("more:jobs").query_async(&mut c).await.unwrap();
+    assert_eq!(held, 4, "three small jobs not yet downloaded and the keyed one");
+
     // The per-client bound counts the client's jobs on every replica.
     let tight = TrainingLimits { max_jobs_per_client: 1, ..limits() };
     let redis = Redis::connect(&store.url).await.unwrap();

@@ -299,3 +299,65 @@ async fn an_unreachable_redis_is_a_clear_error_at_start() {
     assert!(more_server::state_store::StateUrl::parse("http://x").is_err());
     assert_eq!(more_server::state_store::StateUrl::parse("memory"), Ok(more_server::state_store::StateUrl::Embedded));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_post_creates_nothing_twice_on_either_replica() {
+    let Some(server) = RedisServer::start() else { return };
+    let url = server.url.clone();
+    let (a, b) = (replica(&url).await, replica(&url).await);
+    let auth = format!("Bearer {TOKEN}");
+    let replayed = |r: &Reply| r.head.to_ascii_lowercase().contains("idempotent-replayed: true");
+
+    // A challenge created through A and retried through B (as nginx does when A fails): one challenge.
+    let create = |addr, key: &'static str| {
+        let auth = auth.clone();
+        async move {
+            let headers = [("Authorization", auth.as_str()), ("Idempotency-Key", key)];
+            common::request_with(addr, "POST", "/api/v1/challenges", None, b"", None, &headers).await
+        }
+    };
+    let first = create(a, "challenge-1").await;
+    let retry = create(b, "challenge-1").await;
+    assert_eq!((first.status, retry.status), (201, 201), "{}", retry.head);
+    assert!(!replayed(&first) && replayed(&retry), "{}", retry.head);
+    let id = json(&first)["id"].as_str().unwrap().to_string();
+    assert_eq!(json(&retry)["id"], id);
+    // The bound is two challenges: the retry took no place.
+    assert_eq!(create(a, "challenge-2").await.status, 201);
+    assert_eq!(create(b, "challenge-3").await.status, 409);
+
+    // An answer posted through A and retried through B is recorded once.
+    let path = format!("/api/v1/challenges/{id}/answers");
+    let body = serde_json::to_vec(&serde_json::json!({"name": "Ada", "phrase": "NOT IT"})).unwrap();
+    for addr in [a, b] {
+        let headers = [("Idempotency-Key", "answer-1")];
+        let r = common::request_with(addr, "POST", &path, Some("application/json"), &body, None, &headers).await;
+        assert_eq!(r.status, 200, "{}", r.head);
+    }
+    let list = json(&teacher(b, "GET", &format!("/api/v1/challenges/{id}/answers")).await);
+    assert_eq!(list["answers"].as_array().unwrap().len(), 1, "{list}");
+
+    // A BFV key set uploaded through A and retried through B: one set, one id.
+    let mut rng = rand::rng();
+    let keys = encode_keys(&Client::new(&mut rng).eval_keys(&mut rng).unwrap());
+    let mut ids = Vec::new();
+    for addr in [a, b] {
+        let headers = [("Idempotency-Key", "keys-1")];
+        let r = common::request_with(addr, "POST", "/api/v1/bfv/keys", Some(OCTETS), &keys, None, &headers).await;
+        assert_eq!(r.status, 201, "{}", r.head);
+        ids.push(json(&r)["key_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids[0], ids[1]);
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let sets: Vec<String> = redis::cmd("KEYS").arg("more:bfv:key:*").query_async(&mut c).await.unwrap();
+    assert_eq!(sets.len(), 1, "{sets:?}");
+
+    // A key that is not a short visible ASCII token is refused before anything runs.
+    let long = "k".repeat(200);
+    for bad in ["has space", long.as_str()] {
+        let headers = [("Idempotency-Key", bad)];
+        let r = common::request_with(a, "POST", &path, Some("application/json"), &body, None, &headers).await;
+        assert_eq!((r.status, json(&r)["error"].as_str()), (400, Some("bad_idempotency_key")), "{}", r.head);
+    }
+}

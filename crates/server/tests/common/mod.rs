@@ -120,9 +120,25 @@ pub async fn request(
     body: &[u8],
     length: Option<usize>,
 ) -> Reply {
+    request_with(addr, method, path, ct, body, length, &[]).await
+}
+
+/// [`request`] with extra header lines (`name`, `value`).
+pub async fn request_with(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    ct: Option<&str>,
+    body: &[u8],
+    length: Option<usize>,
+    headers: &[(&str, &str)],
+) -> Reply {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
     if let Some(ct) = ct {
         head.push_str(&format!("Content-Type: {ct}\r\n"));
     }
