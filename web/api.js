@@ -52,6 +52,18 @@ async function errorFrom(res, statusWords = STATUS_WORDS) {
   return errorOf(res.status, res.statusText, body, statusWords);
 }
 
+/**
+ * A fresh `Idempotency-Key` for one logical request that creates something (a job, keys, an answer): sent
+ * again unchanged on a retry, it makes the server (any replica) answer the first result instead of creating
+ * a second one.
+ */
+export function idempotencyKey() {
+  // getRandomValues, not randomUUID: the latter exists only on https:// and localhost, and a class server
+  // is often plain http:// on the school's network.
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
 async function request(url, init) {
   try {
     return await fetch(url, init);
@@ -181,6 +193,7 @@ export function createJob(mediaType, body, onProgress = () => {}) {
     xhr.open('POST', apiUrl('jobs'));
     xhr.setRequestHeader('content-type', mediaType);
     xhr.setRequestHeader('accept', 'application/json');
+    xhr.setRequestHeader('idempotency-key', idempotencyKey());
     xhr.responseType = 'text';
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); };
     xhr.onerror = () => reject(new ApiError('The server is not reachable. Is it running?', { code: 'network' }));

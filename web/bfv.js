@@ -1,6 +1,7 @@
 // The page's BFV client: loads the BFV worker (and its wasm) only when first used, generates keys once,
 // uploads the public evaluation keys once (POST /api/v1/bfv/keys), then per digit: encrypt in the worker,
 // POST the ciphertexts, decrypt the answer in the worker. Returns the answer with the time split and bytes.
+import { idempotencyKey } from './api.js';
 
 let worker = null;
 let seq = 0;
@@ -36,7 +37,8 @@ function call(op, args = {}, transfer = []) {
 }
 
 async function post(url, body) {
-  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body });
+  const headers = { 'Content-Type': 'application/octet-stream', 'Idempotency-Key': idempotencyKey() };
+  const res = await fetch(url, { method: 'POST', headers, body });
   if (!res.ok) {
     let msg = `${res.status}`;
     try { msg = (await res.json()).message || msg; } catch { /* not JSON */ }

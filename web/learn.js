@@ -8,6 +8,7 @@
 import init, * as wasm from './pkg/more_wasm.js';
 import { drawGray } from './render.js';
 import { $ } from './ui.js';
+import { idempotencyKey } from './api.js';
 
 const PROGRESS_KEY = 'more-lesson-progress-v1';
 
@@ -399,7 +400,9 @@ function teacherError(e) {
   $('t-out').textContent = `The server refused: ${e.message || e}`;
 }
 async function teacherFetch(path, method = 'GET') {
-  const r = await fetch(path, { method, headers: { authorization: `Bearer ${$('t-token').value.trim()}` } });
+  const headers = { authorization: `Bearer ${$('t-token').value.trim()}` };
+  if (method === 'POST') headers['idempotency-key'] = idempotencyKey();
+  const r = await fetch(path, { method, headers });
   const body = await r.json();
   if (!r.ok) throw new Error(body.message || r.status);
   return body;
@@ -422,7 +425,7 @@ async function submitChallenge(name, phrase) {
   if (!challenge) throw new Error('download and attack the challenge first');
   const r = await fetch(`api/v1/challenges/${challenge.id}/answers`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey() },
     body: JSON.stringify({ name, phrase }),
   });
   const body = await r.json();

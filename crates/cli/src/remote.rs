@@ -366,7 +366,11 @@ impl Server {
 
         let short = agent(Some(Duration::from_secs(600)));
         let url = format!("{base}/api/v1/jobs");
-        let request = Request::post(&url).header("content-type", MEDIA_TYPE).body(&body[..])?;
+        // One key per job: a balancer that resends the upload to another replica creates no second job.
+        let request = Request::post(&url)
+            .header("content-type", MEDIA_TYPE)
+            .header("idempotency-key", format!("{:032x}", rand::random::<u128>()))
+            .body(&body[..])?;
         let explain = || explain_upload(base, upload_bytes);
         let resp = upload(&short, "posting the training job", request, &explain)?;
         drop(body);

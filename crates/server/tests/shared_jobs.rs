@@ -81,6 +81,15 @@ async fn place(router: &Router, id: &str) -> u64 {
     serde_json::from_str::<serde_json::Value>(&data).unwrap()["ahead"].as_u64().unwrap()
 }
 
+/// Bytes Redis uses for a key (`MEMORY USAGE`, every element sampled; 0 if there is no such key).
+async fn usage(url: &str, key: &str) -> i64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let n: Option<i64> =
+        redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query_async(&mut c).await.unwrap();
+    n.unwrap_or(0)
+}
+
 async fn running_in_redis(url: &str) -> usize {
     let client = redis::Client::open(url).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
@@ -121,6 +130,13 @@ async fn two_replicas_serve_every_job_through_redis() {
         let loss = loss_from_text(&k, e["loss"].as_str().unwrap()).unwrap();
         assert!((loss - h.train_loss).abs() <= 1e-3 * h.train_loss.max(1e-3), "{loss} vs {}", h.train_loss);
     }
+    let jk = format!("more:job:{id}");
+    let (record, model, log) = (
+        usage(&store.url, &jk).await,
+        usage(&store.url, &format!("{jk}:model")).await,
+        usage(&store.url, &format!("{jk}:events")).await,
+    );
+    println!("redis: a trained 40-row, 3-epoch job takes {record} B (hash) + {model} B (model) + {log} B (events)");
     let r = send(&b, get(&format!("/api/v1/jobs/{id}/model"))).await;
     assert_eq!(r.status, StatusCode::OK);
     let model = decrypt_model(&KeyOwner::new(k), &EncryptedModel::from_bytes(&r.body, 1 << 30).unwrap()).unwrap();
@@ -155,6 +171,16 @@ async fn two_replicas_serve_every_job_through_redis() {
         places.push(place(if i % 2 == 0 { &b } else { &a }, id).await);
     }
     assert_eq!(places, [0, 2, 3, 1], "A1, A2, A3, B1");
+    let k = format!("more:job:{}", ids[0]);
+    let (record, data, log) = (
+        usage(&store.url, &k).await,
+        usage(&store.url, &format!("{k}:data")).await,
+        usage(&store.url, &format!("{k}:events")).await,
+    );
+    println!(
+        "redis: a waiting job of {} upload bytes takes {record} B (hash) + {data} B (upload) + {log} B (events)",
+        small.len()
+    );
     // Deleting a waiting job (posted on A) through B moves the ones behind it up.
     assert_eq!(send(&b, delete(&ids[1])).await.status, StatusCode::NO_CONTENT);
     assert_eq!(send(&a, get(&format!("/api/v1/jobs/{}", ids[1]))).await.status, StatusCode::NOT_FOUND);

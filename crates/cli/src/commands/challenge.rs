@@ -50,7 +50,10 @@ pub fn run(args: ChallengeArgs) -> Result<()> {
         Action::New(t) => {
             let base = t.server.trim_end_matches('/');
             let url = format!("{base}/api/v1/challenges");
-            let request = Request::post(&url).header("authorization", format!("Bearer {}", t.token)).body(())?;
+            let request = Request::post(&url)
+                .header("authorization", format!("Bearer {}", t.token))
+                .header("idempotency-key", format!("{:032x}", rand::random::<u128>()))
+                .body(())?;
             let body = read_json(call(&agent(TIMEOUT), "creating the challenge", request)?, &url)?;
             let id = body["id"].as_str().context("the answer has no id")?;
             println!("challenge {id}");
