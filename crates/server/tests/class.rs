@@ -63,6 +63,25 @@ impl Drop for Proc {
     }
 }
 
+/// nginx in the foreground, stopped with SIGTERM when dropped (its master then stops its workers; SIGKILL
+/// would leave them running).
+struct Nginx(Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.0.try_wait().ok().flatten().is_none() {
+            if Instant::now() > deadline {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// A `more-server` replica on a fixed port with its own jobs directory, on the shared Redis.
 struct Replica {
     port: u16,
@@ -174,7 +193,7 @@ fn a_class_of_20_through_nginx_and_two_replicas_with_a_restart_loses_nothing() {
 
     let prefix = dir.join("lb");
     std::fs::write(prefix.join("nginx.conf"), nginx_config(lb, [a, b])).unwrap();
-    let _nginx = Proc(
+    let _nginx = Nginx(
         Command::new("nginx")
             .arg("-e")
             .arg(prefix.join("error.log"))
