@@ -3,7 +3,9 @@
 # untrusted bytes. Installs the nightly toolchain and cargo-fuzz if they are missing.
 #
 #   scripts/fuzz.sh TARGET [SECONDS]   # run one target (default 60 s) from its seed corpus
-#   scripts/fuzz.sh --smoke [SECONDS]  # every target for SECONDS each (default 10): the test-suite stage
+#   scripts/fuzz.sh --smoke [SECONDS]  # every target for SECONDS each (default 10): the test-suite stage,
+#                                      # built unoptimised (--dev: 4 min cold instead of ~10 on 2 cores;
+#                                      # slower inputs, and debug assertions on)
 #   scripts/fuzz.sh --list             # the targets
 #
 # Seeds: fuzz/corpus/TARGET (committed, read only). Inputs the fuzzer finds interesting go to
@@ -24,13 +26,15 @@ fi
 
 targets() { sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^more-fuzz$'; }
 
+BUILD=()   # cargo-fuzz build flags: optimised by default, --dev for the smoke run
+
 run() {
   local target=$1 seconds=$2
   [ -d "fuzz/corpus/$target" ] || { log "no seed corpus fuzz/corpus/$target"; exit 2; }
   mkdir -p "fuzz/work/$target" "fuzz/artifacts/$target"
   log "$target: ${seconds}s"
   # -rss_limit_mb: the decoders must refuse huge declared sizes long before 2 GB.
-  (cd fuzz && cargo +nightly fuzz run "$target" "work/$target" "corpus/$target" -- \
+  (cd fuzz && cargo +nightly fuzz run "${BUILD[@]}" "$target" "work/$target" "corpus/$target" -- \
     -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="artifacts/$target/" ${FUZZ_ARGS:-}) 2>&1 | tee "fuzz/work/$target.log" |
     grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|Done |==[0-9]+==|SUMMARY|thread .* panicked|Test unit written|artifact_prefix)' || true
@@ -46,7 +50,8 @@ case "${1:-}" in
   --list) targets ;;
   --smoke)
     seconds=${2:-10}
-    (cd fuzz && cargo +nightly fuzz build) >&2
+    BUILD=(--dev)
+    (cd fuzz && cargo +nightly fuzz build "${BUILD[@]}") >&2
     failed=0
     for t in $(targets); do run "$t" "$seconds" || failed=1; done
     exit $failed ;;
