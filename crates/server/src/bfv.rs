@@ -217,17 +217,22 @@ fn service(s: &AppState) -> Result<&Arc<BfvService>, ApiError> {
     s.inner.bfv.as_ref().ok_or_else(|| ApiError::not_found("this server has no BFV models"))
 }
 
-/// Runs `f` on the blocking pool under a worker permit. The permit and `held` (the request's memory
-/// reservation) move into the task: they are released when the work ends, not when the handler is dropped,
-/// so clients that disconnect cannot start more work than the limits allow.
+/// Runs `f` on the blocking pool under a worker permit, waiting up to the request timeout for one (a burst
+/// of a class's key uploads queues instead of being refused; the waiting requests keep their memory
+/// reservation, so the budget bounds them). The permit and `held` move into the task: they are released
+/// when the work ends, not when the handler is dropped, so clients that disconnect cannot start more work
+/// than the limits allow.
 async fn on_worker<T: Send + 'static>(
+    s: &AppState,
     svc: &Arc<BfvService>,
     held: Reservation,
     f: impl FnOnce() -> Result<T, BfvError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let Ok(permit) = svc.workers.clone().try_acquire_owned() else {
-        return Err(ApiError::unavailable("overloaded", "all BFV workers are busy; retry shortly"));
-    };
+    let busy = || ApiError::unavailable("overloaded", "all BFV workers stayed busy; retry shortly");
+    let permit = tokio::time::timeout(s.limits().request_timeout, svc.workers.clone().acquire_owned())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
     tokio::task::spawn_blocking(move || {
         let _owned = (permit, held);
         f()
@@ -268,7 +273,7 @@ async fn upload_keys(
     svc.keys.check_room(&svc.limits, &client, bytes).await?;
     // The message comes back with its parse: a shared store keeps the bytes.
     let (keys, body) =
-        on_worker(&svc, reservation, move || more_bfv::wire::decode_keys(&body).map(|k| (k, body))).await?;
+        on_worker(&s, &svc, reservation, move || more_bfv::wire::decode_keys(&body).map(|k| (k, body))).await?;
     let id = new_key_id()?;
     svc.keys.insert(&svc.limits, &client, &id, keys, &body).await?;
     drop(body);
@@ -308,7 +313,7 @@ async fn infer(
             let Some(held) = s.budget().try_reserve(bytes * (1 + KEY_MEMORY_PER_BYTE)) else {
                 return Err(crate::request::over_budget(s.budget(), bytes * (1 + KEY_MEMORY_PER_BYTE)));
             };
-            let keys = Arc::new(on_worker(&svc, held, move || more_bfv::wire::decode_keys(&raw)).await?);
+            let keys = Arc::new(on_worker(&s, &svc, held, move || more_bfv::wire::decode_keys(&raw)).await?);
             svc.keys.cache(&key_id, keys.clone(), bytes);
             keys
         }
@@ -318,7 +323,7 @@ async fn infer(
     let body = reader.read_rest().await?;
     reader.reserve(body.len() * INFER_MEMORY_PER_BYTE + EVALUATION_BYTES)?;
     let t0 = Instant::now();
-    let out = on_worker(&svc, reader.into_reservation(), move || {
+    let out = on_worker(&s, &svc, reader.into_reservation(), move || {
         let cts = more_bfv::wire::decode_ciphertexts(&body, INPUT_CIPHERTEXTS, INPUT_LEVEL)?;
         let out = ev.evaluate(&keys, &cts)?;
         Ok(more_bfv::wire::encode_ciphertexts(&out, OUTPUT_LEVEL))

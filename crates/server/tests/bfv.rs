@@ -244,3 +244,13 @@ async fn still_answers_after_1000_hostile_requests() {
     assert_eq!(client.decrypt(&out).unwrap(), model.network.forward(&x).0);
     assert_eq!(request(addr, "GET", "/api/v1/health", None, b"", None).await.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_key_uploads_waits_for_the_two_workers_instead_of_being_refused() {
+    let (_, keys, _, _) = client_case(7);
+    let addr = serve_with(BfvLimits::default(), Limits::default()).await;
+    // Six at once (a class clicking together): two parse, four wait their turn; all are stored.
+    let uploads: Vec<_> = (0..6).map(|_| upload(addr, &keys)).collect();
+    let statuses: Vec<u16> = futures_util::future::join_all(uploads).await.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [201; 6]);
+}
