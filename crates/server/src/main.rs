@@ -302,9 +302,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), banner.as_bytes());
     let listener = BoundedListener::new(listener, args.max_connections, Duration::from_secs(args.idle_timeout_s));
+    let handle = state.clone();
+    let handle_jobs = state.jobs().cloned();
     axum::serve(listener, app(state).into_make_service_with_connect_info::<ClientAddr>())
-        .with_graceful_shutdown(shutdown())
+        .with_graceful_shutdown(async move {
+            shutdown().await;
+            handle.begin_shutdown();
+        })
         .await?;
+    if let Some(jobs) = handle_jobs.as_ref() {
+        jobs.stop().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -85,6 +85,9 @@ pub(crate) struct Inner {
     pub(crate) shared: Option<Redis>,
     /// The answers kept for idempotency keys.
     pub(crate) idempotency: crate::idempotency::Keys,
+    /// Set when the server begins to stop: open event streams end so the graceful shutdown need not wait
+    /// for the jobs they follow (clients reconnect, through a balancer to another replica).
+    pub(crate) stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -127,6 +130,7 @@ impl AppState {
                 trusted_proxies: TrustedProxies::default(),
                 shared: None,
                 idempotency: crate::idempotency::Keys::default(),
+                stopping: tokio::sync::watch::channel(false).0,
             }),
         }
     }
@@ -209,6 +213,19 @@ impl AppState {
         inner.idempotency = crate::idempotency::Keys::Redis(redis.clone());
         inner.shared = Some(redis);
         self
+    }
+
+    /// The server begins to stop: long-lived responses (job event streams) end now.
+    pub fn begin_shutdown(&self) {
+        self.inner.stopping.send_replace(true);
+    }
+
+    /// Resolves once [`AppState::begin_shutdown`] was called.
+    pub(crate) fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.inner.stopping.subscribe();
+        async move {
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        }
     }
 
     /// Where the answers kept for idempotency keys live.

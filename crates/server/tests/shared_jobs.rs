@@ -296,3 +296,58 @@ async fn a_job_outlives_the_replica_training_it() {
     second.kill().unwrap();
     second.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stopped_with_sigterm_ends_its_streams_and_hands_its_job_over_at_once() {
+    let Some(store) = RedisServer::start() else { return };
+    let (mut first, addr) = start_binary(&store.url);
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let (x, y) = plain_data(400, 6);
+    let k = key(6);
+    let r =
+        common::request(addr, "POST", "/api/v1/jobs", Some(MEDIA_TYPE), &body_for(&k, &job_request(30), &x, &y), None)
+            .await;
+    let id = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"].as_str().unwrap().to_string();
+    let t = Instant::now();
+    loop {
+        let r = common::request(addr, "GET", &format!("/api/v1/jobs/{id}"), None, b"", None).await;
+        if serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["epochs_done"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "training never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A client follows the job on the replica that is about to stop.
+    let path = format!("/api/v1/jobs/{id}/events");
+    let stream = tokio::spawn(async move { common::request(addr, "GET", &path, None, b"", None).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (mut second, addr2) = start_binary(&store.url);
+    let addr2: std::net::SocketAddr = addr2.parse().unwrap();
+    let stopping = Instant::now();
+    let term = Command::new("kill").args(["-TERM", &first.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let status = tokio::task::spawn_blocking(move || first.wait().unwrap()).await.unwrap();
+    let stopped_in = stopping.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(stopped_in < Duration::from_secs(5), "the open event stream held the shutdown for {stopped_in:?}");
+    let cut = tokio::time::timeout(Duration::from_secs(5), stream).await.expect("the stream ended").unwrap();
+    assert!(String::from_utf8_lossy(&cut.body).contains("event: epoch"), "the stream carried events until the stop");
+    // The other replica takes the job up within a sweep or two (not after the 10 s lease) and finishes it.
+    let r = tokio::time::timeout(
+        Duration::from_secs(120),
+        common::request(addr2, "GET", &format!("/api/v1/jobs/{id}/events"), None, b"", None),
+    )
+    .await
+    .expect("the job ends");
+    let text = String::from_utf8_lossy(&r.body).to_string();
+    assert!(text.contains("event: resumed"), "{text}");
+    assert!(text.contains("event: done"), "{text}");
+    let status = common::request(addr2, "GET", &format!("/api/v1/jobs/{id}"), None, b"", None).await;
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&status.body).unwrap()["attempts"], 2);
+    println!(
+        "SIGTERM: stopped in {stopped_in:?}, the job finished on the other replica {:?} after",
+        stopping.elapsed()
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+}

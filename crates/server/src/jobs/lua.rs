@@ -306,6 +306,20 @@ if expired + resumed > 0 then tell_places() end
 return {expired, resumed}
 "#;
 
+/// Lets go of the jobs a stopping replica trains: `ARGV` = the replica. Their leases are deleted, so the
+/// next sweep (on any replica) queues them again. Returns how many.
+pub const RELEASE: &str = r#"
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', P .. 'jobs:running')) do
+  local lease = jk(id) .. ':lease'
+  if redis.call('GET', lease) == ARGV[1] then
+    redis.call('DEL', lease)
+    n = n + 1
+  end
+end
+return n
+"#;
+
 /// A script with the prelude.
 pub fn script(body: &str) -> redis::Script {
     redis::Script::new(&format!("{PRELUDE}\n{body}"))

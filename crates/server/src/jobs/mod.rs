@@ -338,7 +338,7 @@ enum Store {
     /// In this process, on disk in its jobs directory.
     Local(Local),
     /// In Redis, shared by every replica.
-    Shared { jobs: SharedJobs, closed: Arc<AtomicBool> },
+    Shared { jobs: SharedJobs, closed: Arc<AtomicBool>, replica: String },
 }
 
 /// Jobs kept by this process: their directory, the jobs in memory and the queue of the training threads.
@@ -470,7 +470,7 @@ impl Jobs {
                 .name("more-jobs-sweep".into())
                 .spawn(move || shared::sweep(redis, ttl, closed))?;
         }
-        Ok(Arc::new(Jobs::with_store(limits, Store::Shared { jobs: SharedJobs::new(redis), closed })))
+        Ok(Arc::new(Jobs::with_store(limits, Store::Shared { jobs: SharedJobs::new(redis), closed, replica })))
     }
 
     fn local(&self) -> Option<&Local> {
@@ -678,6 +678,23 @@ impl Jobs {
                     }
                 })
                 .boxed())
+            }
+        }
+    }
+
+    /// The server stops: no new job is taken, and with shared state the jobs this replica trains are let
+    /// go at once (their leases deleted) so another replica takes them up within a sweep instead of after
+    /// the lease's time to live. Jobs kept in this process wait on disk for the next start.
+    pub async fn stop(&self) {
+        match &self.store {
+            Store::Local(local) => local.waiting.close(),
+            Store::Shared { jobs, closed, replica } => {
+                closed.store(true, Ordering::SeqCst);
+                match jobs.release(replica).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(jobs = n, "jobs in training handed back to the shared queue"),
+                    Err(_) => tracing::warn!("cannot hand jobs back: other replicas take them when the leases end"),
+                }
             }
         }
     }

@@ -206,10 +206,12 @@ pub async fn events(
         }
     };
     use futures_util::StreamExt;
+    // The stream ends when the server begins to stop; the client reconnects with Last-Event-ID.
     let stream = jobs
         .follow(&id, after)
         .await?
-        .map(|e| Ok::<_, std::convert::Infallible>(Event::default().event(e.kind).id(e.id.to_string()).data(e.data)));
+        .map(|e| Ok::<_, std::convert::Infallible>(Event::default().event(e.kind).id(e.id.to_string()).data(e.data)))
+        .take_until(s.stopped());
     let beat = s.limits().stream_heartbeat;
     let mut res = Sse::new(stream).keep_alive(KeepAlive::new().interval(beat).text("heartbeat")).into_response();
     res.headers_mut().insert(HeaderName::from_static("x-accel-buffering"), HeaderValue::from_static("no"));

@@ -165,6 +165,14 @@ impl SharedJobs {
         found(&fields).map(Some)
     }
 
+    /// Deletes the leases `replica` holds (it is stopping); how many.
+    pub async fn release(&self, replica: &str) -> Result<usize, ApiError> {
+        let replica = replica.to_string();
+        let n: i64 =
+            self.redis.run(|mut c| async move { script(lua::RELEASE).arg(replica).invoke_async(&mut c).await }).await?;
+        Ok(n.max(0) as usize)
+    }
+
     /// Deletes a job; `false` if there was none.
     pub async fn delete(&self, id: &str) -> Result<bool, ApiError> {
         let id = id.to_string();
