@@ -97,7 +97,14 @@ pub struct BfvService {
     keys: KeyStore,
     limits: BfvLimits,
     workers: Arc<Semaphore>,
+    /// BFV requests (key uploads and evaluations) admitted at once: [`ADMITTED_PER_WORKER`] per worker.
+    /// Others wait for a place before their body is read, so a class's burst waits in line holding a
+    /// connection, not the memory budget.
+    admitted: Arc<Semaphore>,
 }
+
+/// BFV requests admitted per worker: one working, one read and waiting to work.
+pub const ADMITTED_PER_WORKER: usize = 2;
 
 impl std::fmt::Debug for BfvService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,6 +138,7 @@ impl BfvService {
             keys: KeyStore::default(),
             limits,
             workers: Arc::new(Semaphore::new(limits.workers.max(1))),
+            admitted: Arc::new(Semaphore::new(limits.workers.max(1) * ADMITTED_PER_WORKER)),
         })
     }
 
@@ -249,6 +257,15 @@ fn rules(s: &AppState, limit: usize, per_byte: usize) -> BodyRules {
     BodyRules { media_type: MEDIA_TYPE, limit, per_byte, deadline }
 }
 
+/// Waits (up to the body's deadline) for a place among the BFV requests admitted at once.
+async fn admit(svc: &Arc<BfvService>, rules: &BodyRules) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    let busy = || ApiError::unavailable("overloaded", "the BFV workers stayed busy; retry shortly");
+    tokio::time::timeout(rules.deadline, svc.admitted.clone().acquire_owned())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())
+}
+
 fn new_key_id() -> Result<String, ApiError> {
     let mut raw = [0u8; 16];
     getrandom::fill(&mut raw).map_err(|e| ApiError::internal("drawing a key id", e))?;
@@ -267,6 +284,7 @@ async fn upload_keys(
     }
     // The body and the parsed keys (until they join the key store, which has its own cap).
     let rules = rules(&s, svc.limits.max_key_bytes, 1 + KEY_MEMORY_PER_BYTE);
+    let _admitted = admit(&svc, &rules).await?;
     let Received { bytes: body, reservation } = BodyReader::new(&headers, body, rules, s.budget())?.read_all().await?;
     let bytes = body.len();
     // Check for room before parsing (a dry run of the store), so a full store costs no parse.
@@ -303,6 +321,9 @@ async fn infer(
             "add ?key_id= (from POST /api/v1/bfv/keys)",
         ));
     };
+    let limit = INPUT_CIPHERTEXTS * (MAX_CIPHERTEXT_BYTES + 4) + 64;
+    let rules = rules(&s, limit, INFER_MEMORY_PER_BYTE);
+    let _admitted = admit(&svc, &rules).await?;
     let keys = match svc.keys.lookup(&svc.limits, &key_id).await? {
         Lookup::Ready(keys) => keys,
         Lookup::Unknown => return Err(unknown_key()),
@@ -318,8 +339,7 @@ async fn infer(
             keys
         }
     };
-    let limit = INPUT_CIPHERTEXTS * (MAX_CIPHERTEXT_BYTES + 4) + 64;
-    let mut reader = BodyReader::new(&headers, body, rules(&s, limit, INFER_MEMORY_PER_BYTE), s.budget())?;
+    let mut reader = BodyReader::new(&headers, body, rules, s.budget())?;
     let body = reader.read_rest().await?;
     reader.reserve(body.len() * INFER_MEMORY_PER_BYTE + EVALUATION_BYTES)?;
     let t0 = Instant::now();
