@@ -27,6 +27,7 @@ fi
 targets() { sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^more-fuzz$'; }
 
 BUILD=()   # cargo-fuzz build flags: optimised by default, --dev for the smoke run
+TIMEOUT=10 # seconds one input may take (the unoptimised smoke build: 60, BFV inputs take seconds there)
 
 run() {
   local target=$1 seconds=$2
@@ -35,7 +36,7 @@ run() {
   log "$target: ${seconds}s"
   # -rss_limit_mb: the decoders must refuse huge declared sizes long before 2 GB.
   (cd fuzz && cargo +nightly fuzz run "${BUILD[@]}" "$target" "work/$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout="$TIMEOUT" -print_final_stats=1 \
     -artifact_prefix="artifacts/$target/" ${FUZZ_ARGS:-}) 2>&1 | tee "fuzz/work/$target.log" |
     grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|Done |==[0-9]+==|SUMMARY|thread .* panicked|Test unit written|artifact_prefix)' || true
   # tee hides cargo-fuzz's status: a crash leaves its input in artifacts/ and libFuzzer's "Test unit
@@ -51,6 +52,7 @@ case "${1:-}" in
   --smoke)
     seconds=${2:-10}
     BUILD=(--dev)
+    TIMEOUT=60
     (cd fuzz && cargo +nightly fuzz build "${BUILD[@]}") >&2
     failed=0
     for t in $(targets); do run "$t" "$seconds" || failed=1; done
