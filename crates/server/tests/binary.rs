@@ -1,6 +1,8 @@
 //! The `more-server` binary itself: startup errors are one clear line and a failing exit status; a normal
 //! start prints the URL, answers, and stops cleanly on SIGTERM.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -63,21 +65,8 @@ fn start_with_jobs(jobs: &std::path::Path) -> (std::process::Child, String) {
 
 /// Starts the binary on a free port with jobs in `jobs` and extra flags: (child, address).
 fn start_with(jobs: &std::path::Path, extra: &[&str]) -> (std::process::Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_more-server"))
-        .args(["--addr", "127.0.0.1:0", "--models", "models", "--jobs-dir"])
-        .arg(jobs)
-        .args(extra)
-        .env("RUST_LOG", "off")
-        .current_dir(root())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr =
-        line.trim().strip_prefix("more-server listening on http://").expect(&line).trim_end_matches('/').to_string();
-    (child, addr)
+    let jobs = jobs.to_str().unwrap();
+    common::start_binary(&[&["--jobs-dir", jobs], extra].concat())
 }
 
 /// One HTTP/1.1 exchange: (status line, body).

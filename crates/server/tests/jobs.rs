@@ -52,18 +52,6 @@ fn router_with(dir: &std::path::Path, limits: TrainingLimits) -> (Router, Arc<Jo
     (app(state), jobs)
 }
 
-async fn wait_for(router: &Router, id: &str, state: &str) {
-    let t = Instant::now();
-    loop {
-        let r = send(router, get(&format!("/api/v1/jobs/{id}"))).await;
-        if r.json()["state"] == state {
-            return;
-        }
-        assert!(t.elapsed() < Duration::from_secs(60), "job {id} never reached {state}: {}", r.json());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_job_trains_on_ciphertexts_like_plaintext_training_and_is_deleted_after_download() {
     let dir = temp_dir("e2e");

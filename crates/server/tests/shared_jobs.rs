@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use tower::ServiceExt;
 use more_enctrain::model_file::EncryptedModel;
 use more_enctrain::owner::KeyOwner;
 use more_enctrain::train::decrypt_model;
-use more_enctrain::upload::{MEDIA_TYPE, loss_from_text};
+use more_enctrain::upload::loss_from_text;
 use more_nn::Plain;
 use more_nn::train::{Dataset, Loss, Net, fit};
 use more_server::jobs::{Jobs, TrainingLimits};
@@ -50,18 +49,6 @@ async fn replica(url: &str) -> (Router, Arc<Jobs>) {
         jobs.upload_budget().total() + l.max_upload_bytes + l.max_memory_bytes
     });
     (app(state), jobs)
-}
-
-async fn wait_for(router: &Router, id: &str, state: &str) {
-    let t = Instant::now();
-    loop {
-        let r = send(router, get(&format!("/api/v1/jobs/{id}"))).await;
-        if r.json()["state"] == state {
-            return;
-        }
-        assert!(t.elapsed() < Duration::from_secs(60), "job {id} never reached {state}: {}", r.json());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn delete(id: &str) -> Request<Body> {
@@ -226,48 +213,23 @@ async fn two_replicas_serve_every_job_through_redis() {
 }
 
 /// Starts the real binary on Redis at `url` (a free port): (child, address).
-fn start_binary(url: &str) -> (Child, String) {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_more-server"))
-        .args(["--addr", "127.0.0.1:0", "--models", "models", "--state", url])
-        .env("RUST_LOG", "off")
-        .current_dir(root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr =
-        line.trim().strip_prefix("more-server listening on http://").expect(&line).trim_end_matches('/').to_string();
-    (child, addr)
+fn start_binary(url: &str) -> (Child, std::net::SocketAddr) {
+    let (child, addr) = common::start_binary(&["--state", url]);
+    (child, addr.parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_outlives_the_replica_training_it() {
     let Some(store) = RedisServer::start() else { return };
     let (mut first, addr) = start_binary(&store.url);
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
     let (x, y) = plain_data(400, 5);
     let k = key(5);
     let req = job_request(20);
-    let r = common::request(addr, "POST", "/api/v1/jobs", Some(MEDIA_TYPE), &body_for(&k, &req, &x, &y), None).await;
-    assert_eq!(r.status, 202, "{:?}", String::from_utf8_lossy(&r.body));
-    let id = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"].as_str().unwrap().to_string();
-    let t = Instant::now();
-    loop {
-        let r = common::request(addr, "GET", &format!("/api/v1/jobs/{id}"), None, b"", None).await;
-        if serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["epochs_done"].as_u64() >= Some(1) {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(60), "training never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let id = post_and_wait_for_training(addr, &body_for(&k, &req, &x, &y)).await;
     // The replica dies mid-training (no goodbye); another starts on the same Redis.
     first.kill().unwrap();
     first.wait().unwrap();
     let (mut second, addr2) = start_binary(&store.url);
-    let addr2: std::net::SocketAddr = addr2.parse().unwrap();
     let r = tokio::time::timeout(
         Duration::from_secs(120),
         common::request(addr2, "GET", &format!("/api/v1/jobs/{id}/events"), None, b"", None),
@@ -301,28 +263,14 @@ async fn a_job_outlives_the_replica_training_it() {
 async fn a_replica_stopped_with_sigterm_ends_its_streams_and_hands_its_job_over_at_once() {
     let Some(store) = RedisServer::start() else { return };
     let (mut first, addr) = start_binary(&store.url);
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
     let (x, y) = plain_data(400, 6);
     let k = key(6);
-    let r =
-        common::request(addr, "POST", "/api/v1/jobs", Some(MEDIA_TYPE), &body_for(&k, &job_request(30), &x, &y), None)
-            .await;
-    let id = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"].as_str().unwrap().to_string();
-    let t = Instant::now();
-    loop {
-        let r = common::request(addr, "GET", &format!("/api/v1/jobs/{id}"), None, b"", None).await;
-        if serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["epochs_done"].as_u64() >= Some(1) {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(60), "training never started");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let id = post_and_wait_for_training(addr, &body_for(&k, &job_request(30), &x, &y)).await;
     // A client follows the job on the replica that is about to stop.
     let path = format!("/api/v1/jobs/{id}/events");
     let stream = tokio::spawn(async move { common::request(addr, "GET", &path, None, b"", None).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (mut second, addr2) = start_binary(&store.url);
-    let addr2: std::net::SocketAddr = addr2.parse().unwrap();
     let stopping = Instant::now();
     let term = Command::new("kill").args(["-TERM", &first.id().to_string()]).status().unwrap();
     assert!(term.success());

@@ -255,23 +255,23 @@ async fn the_key_stores_cap_share_and_ttl_hold_across_replicas() {
     assert_eq!((r.status, json(&r)["error"].as_str()), (404, Some("unknown_key")));
     assert_eq!(request(b, "DELETE", &format!("/api/v1/bfv/keys/{second}"), None, b"", None).await.status, 204);
 
-    // A cap of two sets in all, no share, a TTL of five seconds: the third upload, on either replica, is
+    // A cap of two sets in all, no share, a TTL of eight seconds: the third upload, on either replica, is
     // refused; a successful evaluation keeps a set alive, an unused one expires and frees its room.
-    let ttl = Duration::from_secs(5);
+    let ttl = Duration::from_secs(8);
     let limits =
         BfvLimits { key_memory: 2 * cost + 1000, client_share: usize::MAX, key_ttl: ttl, ..BfvLimits::default() };
     let (a, b) = (replica_with(&url, limits).await, replica_with(&url, limits).await);
     let used = id_of(&upload(a).await);
     let unused = id_of(&upload(b).await);
     let unused_at = Instant::now();
-    // Used through B a second later (it then lives `ttl` from the end of the evaluation, at least a second
-    // longer than `unused`).
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let r = request(b, "POST", &infer_path(&used), Some(OCTETS), &input, None).await;
-    assert_eq!(r.status, 200, "{}", r.head);
     let r = upload(a).await;
     assert_eq!((r.status, json(&r)["error"].as_str()), (503, Some("key_store_full")), "{}", r.head);
     assert_eq!(upload(b).await.status, 503);
+    // Used through B a second later (it then lives `ttl` from the end of the evaluation, at least a second
+    // longer than `unused`, however slow the evaluation is).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let r = request(b, "POST", &infer_path(&used), Some(OCTETS), &input, None).await;
+    assert_eq!(r.status, 200, "{}", r.head);
     // Past the unused set's expiry (and the used one's, had the evaluation not restarted its TTL).
     tokio::time::sleep((unused_at + ttl + Duration::from_millis(400)).saturating_duration_since(Instant::now())).await;
     assert!(held(&url, &used).await, "refreshed by the evaluation");

@@ -194,3 +194,24 @@ pub async fn send(router: &Router, req: Request<Body>) -> Answer {
 pub fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
+
+/// Starts the real `more-server` binary from the repository root on a free loopback port, logs off, with
+/// `--models models` and these flags: (child, address).
+pub fn start_binary(flags: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_more-server"))
+        .args(["--addr", "127.0.0.1:0", "--models", "models"])
+        .args(flags)
+        .env("RUST_LOG", "off")
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr =
+        line.trim().strip_prefix("more-server listening on http://").expect(&line).trim_end_matches('/').to_string();
+    (child, addr)
+}

@@ -18,7 +18,7 @@ use more_enctrain::train::TargetNoise;
 use more_enctrain::upload::{JobRequest, MEDIA_TYPE, OptimizerKind, encode_body};
 use more_server::conn::ClientAddr;
 
-use super::{get, send};
+use super::{get, request, send};
 
 /// `POST /api/v1/jobs` with this body, from client `10.0.0.{client}`.
 pub fn post_job(body: Vec<u8>, client: u8) -> Request<Body> {
@@ -84,4 +84,33 @@ pub async fn events(router: &Router, id: &str) -> Vec<(String, serde_json::Value
         }
     }
     out
+}
+
+/// Polls a job's status through `router` until its state is `state` (at most a minute).
+pub async fn wait_for(router: &Router, id: &str, state: &str) {
+    let t = std::time::Instant::now();
+    loop {
+        let r = send(router, get(&format!("/api/v1/jobs/{id}"))).await;
+        if r.json()["state"] == state {
+            return;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "job {id} never reached {state}: {}", r.json());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Posts a job to the server at `addr` over TCP and waits until it has trained one epoch; its id.
+pub async fn post_and_wait_for_training(addr: SocketAddr, body: &[u8]) -> String {
+    let r = request(addr, "POST", "/api/v1/jobs", Some(MEDIA_TYPE), body, None).await;
+    assert_eq!(r.status, 202, "{:?}", String::from_utf8_lossy(&r.body));
+    let id = serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["id"].as_str().unwrap().to_string();
+    let t = std::time::Instant::now();
+    loop {
+        let r = request(addr, "GET", &format!("/api/v1/jobs/{id}"), None, b"", None).await;
+        if serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()["epochs_done"].as_u64() >= Some(1) {
+            return id;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "training never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
