@@ -3,8 +3,7 @@
 # untrusted bytes. Installs the nightly toolchain and cargo-fuzz if they are missing.
 #
 #   scripts/fuzz.sh TARGET [SECONDS]   # run one target (default 60 s) from its seed corpus
-#   scripts/fuzz.sh --smoke [SECONDS]  # every target for SECONDS each (default 10): the test-suite stage,
-#                                      # built without debug info (faster to link; backtraces keep names)
+#   scripts/fuzz.sh --smoke [SECONDS]  # every target for SECONDS each (default 10): the test-suite stage
 #   scripts/fuzz.sh --list             # the targets
 #
 # Seeds: fuzz/corpus/TARGET (committed, read only). Inputs the fuzzer finds interesting go to
@@ -25,8 +24,6 @@ fi
 
 targets() { sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^more-fuzz$'; }
 
-TIMEOUT=10 # seconds one input may take
-
 run() {
   local target=$1 seconds=$2
   [ -d "fuzz/corpus/$target" ] || { log "no seed corpus fuzz/corpus/$target"; exit 2; }
@@ -34,7 +31,7 @@ run() {
   log "$target: ${seconds}s"
   # -rss_limit_mb: the decoders must refuse huge declared sizes long before 2 GB.
   (cd fuzz && cargo +nightly fuzz run "$target" "work/$target" "corpus/$target" -- \
-    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout="$TIMEOUT" -print_final_stats=1 \
+    -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="artifacts/$target/" ${FUZZ_ARGS:-}) 2>&1 | tee "fuzz/work/$target.log" |
     grep -E '^(stat::number_of_executed_units|stat::average_exec_per_sec|stat::new_units_added|Done |==[0-9]+==|SUMMARY|thread .* panicked|Test unit written|artifact_prefix)' || true
   # tee hides cargo-fuzz's status: a crash leaves its input in artifacts/ and libFuzzer's "Test unit
@@ -49,9 +46,9 @@ case "${1:-}" in
   --list) targets ;;
   --smoke)
     seconds=${2:-10}
-    # An unoptimised build (--dev) compiles in less than half the time but spends over a minute on one
-    # input of the BFV targets (fhe.rs's parameter set-up under coverage instrumentation): too slow.
-    export CARGO_PROFILE_RELEASE_DEBUG=0
+    # Optimised, as the long runs: an unoptimised build (--dev) compiles in less than half the time but
+    # spends over a minute on one input of the BFV targets (fhe.rs's parameter set-up under coverage
+    # instrumentation), past libFuzzer's timeout.
     (cd fuzz && cargo +nightly fuzz build) >&2
     failed=0
     for t in $(targets); do run "$t" "$seconds" || failed=1; done
