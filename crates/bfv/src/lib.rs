@@ -19,8 +19,7 @@ pub mod wire;
 
 pub use model::BfvModel;
 pub use network::{FloatNet, QuantizedNet, Ranges};
-pub use scheme::{Client, Evaluator};
-pub use wire::EvalKeys;
+pub use scheme::{Client, EvalKeys, Evaluator};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]

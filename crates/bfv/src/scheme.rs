@@ -8,7 +8,9 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use fhe::bfv::{BfvParameters, Ciphertext, Encoding, EvaluationKeyBuilder, Plaintext, RelinearizationKey, SecretKey};
+use fhe::bfv::{
+    BfvParameters, Ciphertext, Encoding, EvaluationKey, EvaluationKeyBuilder, Plaintext, RelinearizationKey, SecretKey,
+};
 use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter};
 use rand::{CryptoRng, RngCore};
 
@@ -17,7 +19,6 @@ use crate::layout::{
 };
 use crate::network::{CLASSES, QuantizedNet};
 use crate::params::{DENSE_LEVEL, INPUT_LEVEL, OUTPUT_LEVEL, PLAINTEXT_MODULUS, parameters};
-use crate::wire::EvalKeys;
 use crate::{BfvError, Result};
 
 fn fhe_err(what: &str) -> impl Fn(fhe::Error) -> BfvError + '_ {
@@ -101,6 +102,18 @@ impl Client {
     pub fn secret_key_bytes(&self) -> Vec<u8> {
         fhe_traits::Serialize::to_bytes(&self.sk)
     }
+}
+
+/// The evaluation keys a client uploads: public, but large. [`Client::eval_keys`] makes them, [`check_keys`]
+/// checks them and [`Evaluator::evaluate`] uses them.
+#[derive(Debug)]
+pub struct EvalKeys {
+    /// Relinearisation key (after the square).
+    pub relin: RelinearizationKey,
+    /// Row rotation and column rotation by 2048, for ciphertexts at the input level.
+    pub input_rotations: EvaluationKey,
+    /// Column rotations by 1, 2, …, 1024 for ciphertexts at the dense level.
+    pub dense_rotations: EvaluationKey,
 }
 
 /// Checks that uploaded keys support every operation [`Evaluator::evaluate`] performs.

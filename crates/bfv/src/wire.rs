@@ -17,6 +17,10 @@ use fhe::bfv::{Ciphertext, EvaluationKey, RelinearizationKey};
 use fhe_traits::{DeserializeParametrized, Serialize};
 
 use crate::params::{fingerprint, parameters};
+// The keys are the scheme's (made by `Client::eval_keys`, used by `Evaluator::evaluate`); this module only
+// frames them, and names them here too (`more_bfv::wire::EvalKeys`).
+pub use crate::scheme::EvalKeys;
+use crate::scheme::check_keys;
 use crate::{BfvError, Result};
 
 /// Magic of a key message.
@@ -29,17 +33,6 @@ pub const MAX_KEYS_BYTES: usize = 8 << 20;
 pub const MAX_CIPHERTEXT_BYTES: usize = 512 << 10;
 /// Most ciphertexts in one message.
 pub const MAX_CIPHERTEXTS: usize = 16;
-
-/// The evaluation keys a client uploads: public, but large.
-#[derive(Debug)]
-pub struct EvalKeys {
-    /// Relinearisation key (after the square).
-    pub relin: RelinearizationKey,
-    /// Row rotation and column rotation by 2048, for ciphertexts at the input level.
-    pub input_rotations: EvaluationKey,
-    /// Column rotations by 1, 2, …, 1024 for ciphertexts at the dense level.
-    pub dense_rotations: EvaluationKey,
-}
 
 /// Runs an fhe.rs parser on untrusted bytes: its errors and panics both become [`BfvError::Wire`].
 fn parse<T>(what: &str, f: impl FnOnce() -> std::result::Result<T, fhe::Error>) -> Result<T> {
@@ -126,7 +119,7 @@ pub fn decode_keys(bytes: &[u8]) -> Result<EvalKeys> {
     let input_rotations = parse("input-level rotation keys", || EvaluationKey::from_bytes(input_bytes, &par))?;
     let dense_rotations = parse("dense-level rotation keys", || EvaluationKey::from_bytes(dense_bytes, &par))?;
     let keys = EvalKeys { relin, input_rotations, dense_rotations };
-    crate::scheme::check_keys(&keys)?;
+    check_keys(&keys)?;
     Ok(keys)
 }
 

@@ -15,10 +15,11 @@
 //! Decoding never panics: it checks the size limit first, then the header, then that the byte count is
 //! exactly what the shape implies, then that every value is finite.
 
-use std::fmt;
-
 use ndarray::{ArrayD, IxDyn};
 
+// The dtype tag is defined apart (it imports nothing of the crate, so `error` and `real` can name it too)
+// and named here as well, where the wire format uses it: `codec::DType` and `more_core::DType` are one type.
+pub use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::real::Real;
 use crate::tensor::{EncryptedTensor, MAX_DIMS, check_shape};
@@ -29,51 +30,6 @@ pub const MAGIC: [u8; 4] = *b"MORE";
 pub const VERSION: u8 = 1;
 /// The media type servers and clients use for encoded tensors.
 pub const MEDIA_TYPE: &str = "application/x-more-tensor";
-
-/// Element type tag.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DType {
-    /// IEEE-754 binary32, tag 1.
-    F32,
-    /// IEEE-754 binary64, tag 2.
-    F64,
-}
-
-impl DType {
-    /// The wire tag.
-    pub fn tag(self) -> u8 {
-        match self {
-            Self::F32 => 1,
-            Self::F64 => 2,
-        }
-    }
-
-    /// Bytes per value.
-    pub fn size(self) -> usize {
-        match self {
-            Self::F32 => 4,
-            Self::F64 => 8,
-        }
-    }
-
-    fn from_tag(tag: u8) -> Result<Self> {
-        match tag {
-            1 => Ok(Self::F32),
-            2 => Ok(Self::F64),
-            t => Err(Error::Malformed(format!("unknown dtype tag {t}"))),
-        }
-    }
-}
-
-impl fmt::Display for DType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::F32 => "f32",
-            Self::F64 => "f64",
-        })
-    }
-}
 
 /// A parsed header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +72,8 @@ pub fn parse_header(prefix: &[u8]) -> Result<Option<Header>> {
     if prefix[4] != VERSION {
         return Err(Error::UnsupportedVersion(prefix[4]));
     }
-    let dtype = DType::from_tag(prefix[5])?;
+    let dtype =
+        DType::from_tag(prefix[5]).ok_or_else(|| Error::Malformed(format!("unknown dtype tag {}", prefix[5])))?;
     let ndim = prefix[6] as usize;
     if ndim == 0 || ndim > MAX_DIMS {
         return Err(Error::Malformed(format!("ndim {ndim} is outside 1..={MAX_DIMS}")));

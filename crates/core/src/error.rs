@@ -1,6 +1,6 @@
 //! The error type of `more-core`.
 
-use crate::codec::DType;
+use crate::dtype::DType;
 
 /// Everything that can go wrong in the scheme, the tensor algebra and the wire format.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

@@ -7,6 +7,18 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::real::Real;
+
+/// The logistic function `1/(1 + e⁻ˣ)`, evaluated without overflow: for `x < 0` as `eˣ/(1 + eˣ)`.
+pub fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
 /// An elementwise function. The serialised names (`"square"`, `"relu"`, ...) are part of the model file
 /// format and never change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,46 +90,40 @@ impl ElementFunction {
     /// The function on a real number in `f64` (the reference; the logistic function without overflow).
     #[inline]
     pub fn eval(self, x: f64) -> f64 {
-        match self {
-            Self::Square => x * x,
-            Self::Relu => x.max(0.0),
-            Self::Step => {
-                if x > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Self::Abs => x.abs(),
-            Self::Sigmoid => crate::spectral::sigmoid(x),
-            Self::Tanh => x.tanh(),
-            Self::Exp => x.exp(),
-            Self::Ln => x.ln(),
-            Self::Sqrt => x.max(0.0).sqrt(),
-            Self::Recip => 1.0 / x,
-        }
+        self.eval_with(x, sigmoid)
     }
 
     /// The function on an `f32`, as plaintext layers and `f32` training lanes compute it.
     #[inline]
     pub fn eval_f32(self, x: f32) -> f32 {
+        // `f32` lanes have always used the direct logistic formula (not `sigmoid`'s two branches); its
+        // rounding is part of their results, which must stay the same to the bit.
+        self.eval_with(x, |x| 1.0 / (1.0 + (-x).exp()))
+    }
+
+    /// The formula of each function, once for both precisions. The two precisions compute the logistic
+    /// function differently (see [`ElementFunction::eval`] and [`ElementFunction::eval_f32`]), so the caller
+    /// passes it in; every other arm is the same operation on `f32` or `f64`.
+    #[inline]
+    fn eval_with<F: Real>(self, x: F, sigmoid: impl Fn(F) -> F) -> F {
+        let (zero, one) = (F::zero(), F::one());
         match self {
             Self::Square => x * x,
-            Self::Relu => x.max(0.0),
+            Self::Relu => x.max(zero),
             Self::Step => {
-                if x > 0.0 {
-                    1.0
+                if x > zero {
+                    one
                 } else {
-                    0.0
+                    zero
                 }
             }
             Self::Abs => x.abs(),
-            Self::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+            Self::Sigmoid => sigmoid(x),
             Self::Tanh => x.tanh(),
             Self::Exp => x.exp(),
             Self::Ln => x.ln(),
-            Self::Sqrt => x.max(0.0).sqrt(),
-            Self::Recip => 1.0 / x,
+            Self::Sqrt => x.max(zero).sqrt(),
+            Self::Recip => one / x,
         }
     }
 
@@ -130,7 +136,7 @@ impl ElementFunction {
                 (e, e)
             }
             Self::Sigmoid => {
-                let s = crate::spectral::sigmoid(x);
+                let s = sigmoid(x);
                 let d1 = s * (1.0 - s);
                 (d1, d1 * (1.0 - 6.0 * s + 6.0 * s * s))
             }

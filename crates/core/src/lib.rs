@@ -24,6 +24,7 @@
 pub mod attack;
 pub mod cipher;
 pub mod codec;
+mod dtype;
 pub mod error;
 pub mod function;
 pub mod key;
@@ -34,7 +35,8 @@ pub mod spectral;
 pub mod tensor;
 
 pub use cipher::Ciphertext;
-pub use codec::{AnyTensor, DType, decode, decode_any, encode};
+pub use codec::{AnyTensor, decode, decode_any, encode};
+pub use dtype::DType;
 pub use error::{Error, Result};
 pub use function::ElementFunction;
 pub use key::{KeyOptions, NoiseRange, SecretKey};

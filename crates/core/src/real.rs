@@ -5,7 +5,7 @@ use std::fmt::{Debug, Display};
 use ndarray::{LinalgScalar, ScalarOperand};
 use num_traits::Float;
 
-use crate::codec::DType;
+use crate::dtype::DType;
 
 /// An element type for ciphertext planes: `f32` or `f64`.
 ///

@@ -15,15 +15,9 @@
 use crate::error::{Error, Result};
 use crate::function::ElementFunction;
 
-/// The logistic function, evaluated without overflow.
-pub fn sigmoid(x: f64) -> f64 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
+// The logistic function is a scalar element function and lives with the others in `function`; it is also
+// named here, where it has always been public (`more_core::spectral::sigmoid`).
+pub use crate::function::sigmoid;
 
 /// Relative tolerance on a negative discriminant that is still treated as rounding (`δ = 0`).
 const DISCRIMINANT_TOLERANCE: f64 = 1e-4;

@@ -28,10 +28,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use more_bfv::layout::{INPUT_CIPHERTEXTS, OUTPUT_CIPHERTEXTS};
 use more_bfv::params::{INPUT_LEVEL, OUTPUT_LEVEL};
-use more_bfv::wire::{MAX_CIPHERTEXT_BYTES, MAX_KEYS_BYTES};
+use more_bfv::wire::MAX_CIPHERTEXT_BYTES;
 use more_bfv::{BfvError, BfvModel, Evaluator};
 use tokio::sync::Semaphore;
 
+// The limits are defined apart so that the key store can read them without importing this module;
+// `more_server::bfv::BfvLimits` and the two constants remain public paths.
+pub use crate::bfv_limits::{BfvLimits, CLIENT_SHARES, KEY_MEMORY_PER_BYTE};
 use crate::budget::Reservation;
 use crate::extract::{ApiPath, Client};
 use crate::request::{BodyReader, BodyRules, Received};
@@ -41,22 +44,6 @@ use crate::{ApiError, AppState};
 
 /// Media type of key and ciphertext messages.
 pub const MEDIA_TYPE: &str = "application/octet-stream";
-
-/// Limits of the BFV endpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BfvLimits {
-    /// Largest key upload (bytes).
-    pub max_key_bytes: usize,
-    /// Keys are dropped this long after their last use.
-    pub key_ttl: Duration,
-    /// Memory all stored keys may take together, counted as [`KEY_MEMORY_PER_BYTE`] times their size.
-    pub key_memory: usize,
-    /// Key parses and evaluations running at once (each uses one blocking thread).
-    pub workers: usize,
-    /// Memory one client's keys may take (counted as `key_memory`); beyond it, a new upload replaces the
-    /// client's least recently used key set. A client may always hold one set.
-    pub client_share: usize,
-}
 
 /// What one model is taken to keep resident where the resident set cannot be read (not Linux); 57 MB was
 /// measured for `mnist-bfv-square` on Linux.
@@ -70,25 +57,6 @@ pub const INFER_MEMORY_PER_BYTE: usize = 4;
 /// square before relinearisation (three polynomials), the dense rounds' products and rotations and the
 /// encoded answer — about 12 MiB at N = 8192 with five moduli, counted twice.
 pub const EVALUATION_BYTES: usize = 24 << 20;
-
-/// Bytes of memory a parsed key takes per uploaded byte (polynomials in NTT form, 8 bytes per coefficient
-/// and modulus, and the seeded halves expanded).
-pub const KEY_MEMORY_PER_BYTE: usize = 3;
-
-impl Default for BfvLimits {
-    fn default() -> Self {
-        BfvLimits {
-            max_key_bytes: MAX_KEYS_BYTES,
-            key_ttl: Duration::from_secs(15 * 60),
-            key_memory: 256 << 20,
-            workers: 2,
-            client_share: (256 << 20) / CLIENT_SHARES,
-        }
-    }
-}
-
-/// By default a client's key sets may take a quarter of the key store ([`BfvLimits::client_share`]).
-pub const CLIENT_SHARES: usize = 4;
 
 /// The BFV models and the key store.
 pub struct BfvService {

@@ -29,6 +29,7 @@
 
 pub mod allocator;
 pub mod bfv;
+mod bfv_limits;
 pub mod budget;
 pub mod challenge;
 pub mod conn;

@@ -31,7 +31,7 @@ use more_bfv::EvalKeys;
 
 use super::Redis;
 use crate::ApiError;
-use crate::bfv::{BfvLimits, KEY_MEMORY_PER_BYTE};
+use crate::bfv_limits::{BfvLimits, KEY_MEMORY_PER_BYTE};
 
 /// Parsed key sets one replica keeps when keys live in Redis.
 pub const CACHED_SETS: usize = 4;
