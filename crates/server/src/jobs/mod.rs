@@ -132,6 +132,13 @@ pub struct EventLog {
 }
 
 impl EventLog {
+    /// An empty log whose first id is `first`: a job taken up again after a restart numbers its new events
+    /// above every id its earlier run gave, so a client that reconnects with the `Last-Event-ID` it had
+    /// gets them all (the `resumed` event first).
+    pub fn starting_at(first: u64) -> Self {
+        EventLog { events: Vec::new(), next: first }
+    }
+
     /// Appends an event (coalescing consecutive steps); returns its id.
     pub fn push(&mut self, kind: &'static str, data: String) -> u64 {
         let id = self.next;
@@ -767,6 +774,9 @@ impl Local {
             };
             let state = record.state;
             let job = Job::new(files, record);
+            // The earlier run's ids counted from 0, one per event: milliseconds since the epoch are above
+            // any of them.
+            job.lock().events = EventLog::starting_at(store::now().saturating_mul(1000));
             match state {
                 JobState::Done if !job.files.model().is_file() => {
                     job.fail("lost", "the server restarted and the trained model is missing".into())
