@@ -219,3 +219,58 @@ export async function deleteJob(id) {
   const res = await request(apiUrl(`jobs/${encodeURIComponent(id)}`), { method: 'DELETE' });
   if (!res.ok && res.status !== 404) throw await errorFrom(res, JOB_STATUS_WORDS);
 }
+
+/** A JSON answer, or an `ApiError` carrying the server's own message (`what` leads it when there is none). */
+async function jsonOrError(res, what) {
+  let body = null;
+  try { body = await res.json(); } catch { /* not JSON */ }
+  if (!res.ok) {
+    throw new ApiError((body && body.message) || `${what}: ${res.status}`, { status: res.status, code: body && body.error });
+  }
+  return body;
+}
+
+/** `GET /api/v1/challenges/{id}` → the challenge's description (shape, value range, ciphertext_url, ...). */
+export async function challengeInfo(id) {
+  return jsonOrError(await request(apiUrl(`challenges/${encodeURIComponent(id)}`)), 'challenge');
+}
+
+/** A challenge's ciphertext (its `ciphertext_url`) → Uint8Array of wire format. */
+export async function challengeCiphertext(path) {
+  const res = await request(serverUrl(path));
+  if (!res.ok) throw new ApiError(`ciphertext: ${res.status}`, { status: res.status });
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+/** `POST /api/v1/challenges/{id}/answers` with `{name, phrase}` or `{name, answer}` → `{correct, ...}`. */
+export async function submitAnswer(id, answer) {
+  const res = await request(apiUrl(`challenges/${encodeURIComponent(id)}/answers`), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey() },
+    body: JSON.stringify(answer),
+  });
+  return jsonOrError(res, 'answer');
+}
+
+/**
+ * A teacher's request (`Authorization: Bearer token`) to an API path such as `challenges` or
+ * `challenges/{id}/answers` → its JSON answer. A POST carries an idempotency key.
+ */
+export async function teacherRequest(path, token, method = 'GET') {
+  const headers = { authorization: `Bearer ${token}` };
+  if (method === 'POST') headers['idempotency-key'] = idempotencyKey();
+  return jsonOrError(await request(apiUrl(path), { method, headers }), 'teacher');
+}
+
+/** POSTs a BFV message (`application/octet-stream`: keys or ciphertexts) to a listed URL → the response. */
+export async function postBfv(path, body) {
+  const headers = { 'Content-Type': 'application/octet-stream', 'Idempotency-Key': idempotencyKey() };
+  const res = await request(serverUrl(path), { method: 'POST', headers, body });
+  if (!res.ok) {
+    let msg = `${res.status}`;
+    try { msg = (await res.json()).message || msg; } catch { /* not JSON */ }
+    throw new ApiError(`BFV server: ${msg}`, { status: res.status });
+  }
+  return res;
+}
+

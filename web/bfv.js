@@ -1,7 +1,7 @@
 // The page's BFV client: loads the BFV worker (and its wasm) only when first used, generates keys once,
 // uploads the public evaluation keys once (POST /api/v1/bfv/keys), then per digit: encrypt in the worker,
 // POST the ciphertexts, decrypt the answer in the worker. Returns the answer with the time split and bytes.
-import { idempotencyKey } from './api.js';
+import { postBfv } from './api.js';
 
 let worker = null;
 let seq = 0;
@@ -36,23 +36,13 @@ function call(op, args = {}, transfer = []) {
   });
 }
 
-async function post(url, body) {
-  const headers = { 'Content-Type': 'application/octet-stream', 'Idempotency-Key': idempotencyKey() };
-  const res = await fetch(url, { method: 'POST', headers, body });
-  if (!res.ok) {
-    let msg = `${res.status}`;
-    try { msg = (await res.json()).message || msg; } catch { /* not JSON */ }
-    throw new Error(`BFV server: ${msg}`);
-  }
-  return res;
-}
 
 /** Key generation and upload, once per page (and again if the server forgot the keys). */
 async function ensureSession(model) {
   if (session) return session;
   const { keys, parameters, ms: keygenMs } = await call('keygen');
   const t0 = performance.now();
-  const res = await post(model.keys_url, keys);
+  const res = await postBfv(model.keys_url, keys);
   const { key_id: keyId } = await res.json();
   session = { keyId, keyBytes: keys.length, keygenMs, uploadKeysMs: performance.now() - t0, parameters };
   return session;
@@ -71,7 +61,7 @@ export async function classifyBfv(model, raw) {
   const t0 = performance.now();
   let res;
   try {
-    res = await post(`${model.infer_url}?key_id=${s.keyId}`, message);
+    res = await postBfv(`${model.infer_url}?key_id=${s.keyId}`, message);
   } catch (err) {
     session = null; // keys expired or the server restarted: a new session next time
     throw err;

@@ -8,7 +8,7 @@
 import init, * as wasm from './pkg/more_wasm.js';
 import { drawGray } from './render.js';
 import { $ } from './ui.js';
-import { idempotencyKey } from './api.js';
+import { challengeCiphertext, challengeInfo, submitAnswer, teacherRequest } from './api.js';
 
 const PROGRESS_KEY = 'more-lesson-progress-v1';
 
@@ -380,12 +380,8 @@ function challengeError(e) {
 async function loadChallenge() {
   const id = $('ch-id').value.trim();
   if (!/^[0-9a-f]{1,32}$/.test(id)) throw new Error('a challenge id is a short string of 0-9 and a-f');
-  const r = await fetch(`api/v1/challenges/${id}`);
-  const info = await r.json();
-  if (!r.ok) throw new Error(info.message || r.status);
-  const c = await fetch(info.ciphertext_url.replace(/^\//, ''));
-  if (!c.ok) throw new Error(`ciphertext: ${c.status}`);
-  const wire = new Uint8Array(await c.arrayBuffer());
+  const info = await challengeInfo(id);
+  const wire = await challengeCiphertext(info.ciphertext_url);
   const [h, w] = info.shape;
   const rec = wasm.attackRecoverImage(wire, h, w, info.value_range[0], info.value_range[1]);
   const values = rec.values();
@@ -399,16 +395,9 @@ async function loadChallenge() {
 function teacherError(e) {
   $('t-out').textContent = `The server refused: ${e.message || e}`;
 }
-async function teacherFetch(path, method = 'GET') {
-  const headers = { authorization: `Bearer ${$('t-token').value.trim()}` };
-  if (method === 'POST') headers['idempotency-key'] = idempotencyKey();
-  const r = await fetch(path, { method, headers });
-  const body = await r.json();
-  if (!r.ok) throw new Error(body.message || r.status);
-  return body;
-}
+const teacherFetch = (path, method = 'GET') => teacherRequest(path, $('t-token').value.trim(), method);
 async function teacherNew() {
-  const { id } = await teacherFetch('api/v1/challenges', 'POST');
+  const { id } = await teacherFetch('challenges', 'POST');
   $('ch-id').value = id;
   const link = new URL(`web/learn.html#challenge=${id}`, document.baseURI).href;
   $('t-out').textContent = `Challenge ${id} created. Give the students the id, or the link ${link}`;
@@ -416,21 +405,14 @@ async function teacherNew() {
 async function teacherList() {
   const id = $('ch-id').value.trim();
   if (!/^[0-9a-f]{1,32}$/.test(id)) throw new Error('enter or create a challenge id first');
-  const list = await teacherFetch(`api/v1/challenges/${id}/answers`);
+  const list = await teacherFetch(`challenges/${id}/answers`);
   const rows = list.solved.map((x) => `${x.name} — ${x.at} (${x.seconds} s)`);
   $('t-out').textContent = `Phrase ${list.phrase}: ${list.solved.length} solved, ${list.answers.length} answers.${rows.length ? `\n${rows.join('\n')}` : ''}`;
 }
 
 async function submitChallenge(name, phrase) {
   if (!challenge) throw new Error('download and attack the challenge first');
-  const r = await fetch(`api/v1/challenges/${challenge.id}/answers`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'idempotency-key': idempotencyKey() },
-    body: JSON.stringify({ name, phrase }),
-  });
-  const body = await r.json();
-  if (!r.ok) throw new Error(body.message || r.status);
-  return body.correct;
+  return (await submitAnswer(challenge.id, { name, phrase })).correct;
 }
 
 // ---- progress ------------------------------------------------------------------------------------------

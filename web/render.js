@@ -102,6 +102,7 @@ export function showTiming(table, rows, total) {
   tr.insertCell().textContent = fmt(total);
 }
 
+/** A byte count for people: `512 B`, `35.7 KiB`, `7.38 MiB` (the one byte formatter of the pages). */
 export function formatBytes(n) {
   return n < 1024 ? `${n} B` : n < 1 << 20 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / (1 << 20)).toFixed(2)} MiB`;
 }

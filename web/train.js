@@ -10,6 +10,7 @@ import init, {
 } from './pkg-train/more_wasm_train.js';
 import { $, setStatus, showError } from './ui.js';
 import { createJob, deleteJob, jobModel, mnistSamples, serverUrl, trainingInfo } from './api.js';
+import { formatBytes } from './render.js';
 
 const HELD_OUT = 0.2;
 const OUTPUTS = 6;
@@ -61,7 +62,6 @@ function call(w, op, args, transfer = [], onProgress = () => {}) {
 
 const fmt = (v, digits = 4) => (Number.isFinite(v) ? Number(v).toPrecision(digits) : '—');
 const pct = (v, digits = 3) => `${(100 * v).toFixed(digits)}%`;
-const kb = (b) => (b >= 1 << 20 ? `${(b / (1 << 20)).toFixed(1)} MB` : `${(b / 1024).toFixed(1)} KB`);
 const secs = (ms) => `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
 
 function setResult(values) {
@@ -132,7 +132,7 @@ function offerPatients(ms) {
 const MAX_CSV_BYTES = 32 << 20;
 
 async function loadPatients(file) {
-  if (file.size > MAX_CSV_BYTES) throw new Error(`${file.name} is ${kb(file.size)}; the page reads at most ${kb(MAX_CSV_BYTES)}.`);
+  if (file.size > MAX_CSV_BYTES) throw new Error(`${file.name} is ${formatBytes(file.size)}; the page reads at most ${formatBytes(MAX_CSV_BYTES)}.`);
   const seed = Math.round(Number($('wbc-seed').value));
   if (!(seed >= 0)) throw new Error('The seed must be a whole number ≥ 0.');
   const t0 = performance.now();
@@ -175,7 +175,7 @@ async function fetchDigits() {
   if (state.mnist) { state.mnist.train.free(); state.mnist.test.free(); }
   state.mnist = { train: MnistSamples.parse(train), test: MnistSamples.parse(test) };
   drawDigits(state.mnist.train);
-  $('mnist-summary').textContent = `${state.mnist.train.len().toLocaleString()} training digits (${kb(train.length)}) `
+  $('mnist-summary').textContent = `${state.mnist.train.len().toLocaleString()} training digits (${formatBytes(train.length)}) `
     + `and ${state.mnist.test.len().toLocaleString()} test digits in ${secs(performance.now() - t0)}.`;
 }
 
@@ -376,7 +376,7 @@ function showReadout(encrypted, decrypted) {
   const w = decrypted.weights();
   const d = [0, 1].map((i) => maxDiff(readout.candidate(i), w));
   const best = d[0] <= d[1] ? 0 : 1;
-  $('readout-summary').textContent = `Without the key, from the ${kb(encrypted.length)} encrypted model alone: candidate `
+  $('readout-summary').textContent = `Without the key, from the ${formatBytes(encrypted.length)} encrypted model alone: candidate `
     + `${'AB'[best]} equals the model you decrypted to within ${fmt(d[best], 2)} on each of its ${w.length.toLocaleString()} `
     + `weights (candidate ${'AB'[1 - best]}, the noise lane's shadow model, differs by up to ${fmt(d[1 - best], 3)}). `
     + 'The server could read the trained model as soon as it had trained it.';
@@ -431,11 +431,11 @@ async function train() {
     const maxUpload = state.info.limits && state.info.limits.max_upload_bytes;
     if (maxUpload && body.length > maxUpload) {
       const fits = Math.floor(rows * (maxUpload / body.length));
-      throw new Error(`The encrypted data set is ${kb(body.length)}; this server accepts at most ${kb(maxUpload)} `
+      throw new Error(`The encrypted data set is ${formatBytes(body.length)}; this server accepts at most ${formatBytes(maxUpload)} `
         + `per job. Use at most about ${fits.toLocaleString()} rows.`);
     }
     $('encrypt-info').textContent = `${rows.toLocaleString()} rows encrypted in ${secs(encryptMs)} under a fresh key `
-      + `(condition number ${owner.conditionNumber().toFixed(2)}; it stays in this page): ${kb(body.length)} to upload.`;
+      + `(condition number ${owner.conditionNumber().toFixed(2)}; it stays in this page): ${formatBytes(body.length)} to upload.`;
     const epochs = request.epochs;
     const plainRun = call(plainWorker, 'train', { request: JSON.stringify(request), inputs, targets }, [inputs.buffer, targets.buffer], (m) => {
       series.page[m.epoch - 1] = m.loss;
@@ -445,14 +445,14 @@ async function train() {
       drawChart(epochs);
     });
     plainRun.catch(() => {}); // awaited below; this only keeps an early failure from being reported twice
-    setStatus(`Uploading ${kb(body.length)} of ciphertexts…`, false, 'train-status');
+    setStatus(`Uploading ${formatBytes(body.length)} of ciphertexts…`, false, 'train-status');
     const tUp = performance.now();
     const upload = $('upload-progress');
     upload.max = body.length;
     upload.value = 0;
     state.job = await createJob(state.info.media_type, body, (sent) => {
       upload.value = sent;
-      setStatus(`Uploading ciphertexts: ${kb(sent)} of ${kb(body.length)}…`, false, 'train-status');
+      setStatus(`Uploading ciphertexts: ${formatBytes(sent)} of ${formatBytes(body.length)}…`, false, 'train-status');
     });
     upload.value = body.length;
     const uploadMs = performance.now() - tUp;
@@ -491,8 +491,8 @@ async function train() {
     const serverS = mean(serverEpochS);
     const pageS = mean(plainResult.epochMs) / 1000;
     $('result-figures').textContent = `${secs(toModelMs)} from "train" to the decrypted model (encryption ${secs(encryptMs)}, `
-      + `upload of ${kb(body.length)} ${secs(uploadMs)}); time per epoch ${serverS.toFixed(3)} s on the server on ciphertexts vs `
-      + `${pageS.toFixed(3)} s in this page on plaintext (${(serverS / pageS).toFixed(1)}x); encrypted model ${kb(encrypted.length)}.`;
+      + `upload of ${formatBytes(body.length)} ${secs(uploadMs)}); time per epoch ${serverS.toFixed(3)} s on the server on ciphertexts vs `
+      + `${pageS.toFixed(3)} s in this page on plaintext (${(serverS / pageS).toFixed(1)}x); encrypted model ${formatBytes(encrypted.length)}.`;
     setResult({
       epochs, rows, uploadBytes: body.length, modelBytes: encrypted.length, encryptMs: encryptMs.toFixed(0),
       uploadMs: uploadMs.toFixed(0), toModelMs: toModelMs.toFixed(0), serverEpochS: serverS, pageEpochS: pageS,

@@ -1,6 +1,6 @@
-// Page helpers shared by the three pages (index.html → app.js, walkthrough.html → walkthrough.js,
-// wbc.html → wbc.js): element lookup, the status line, error boxes, the file drop zone and the model
-// descriptions used when the server is not reachable.
+// Page helpers shared by the pages (index.html → app.js, walkthrough.html → walkthrough.js, wbc.html →
+// wbc.js, learn.html → learn.js, train.html → train.js): element lookup, the status line, error boxes,
+// the file drop zone and the model descriptions used when the server is not reachable.
 
 /** The element with this id. */
 export const $ = (id) => document.getElementById(id);
