@@ -48,13 +48,22 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub quiet: QuietArgs,
     /// `more` (the default) or `bfv` (a `.bfv.json` model from `more bfv quantize`, MNIST only).
-    #[arg(long, default_value = "more")]
-    pub scheme: String,
+    #[arg(long, value_enum, default_value_t = Scheme::More)]
+    pub scheme: Scheme,
+}
+
+/// The encryption scheme a command runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scheme {
+    /// MORE: fast, weak (the papers' scheme).
+    More,
+    /// BFV: 128-bit lattice security (fhe.rs).
+    Bfv,
 }
 
 /// Runs `more eval`; the options `given` that the scheme does not read are refused.
 pub fn run(args: EvalArgs, given: &Given) -> Result<()> {
-    if args.scheme == "bfv" {
+    if args.scheme == Scheme::Bfv {
         for (id, why) in [
             ("record", "a .bfv.json model gets its metrics when `more bfv quantize` writes it"),
             ("four_planes", "BFV ciphertexts have no planes"),
@@ -67,13 +76,12 @@ pub fn run(args: EvalArgs, given: &Given) -> Result<()> {
     if args.record && args.limit.is_some() {
         bail!("--record stores metrics of the whole evaluation set: drop --limit");
     }
-    match (args.scheme.as_str(), args.task.name()) {
-        ("more", _) => {}
-        ("bfv", "mnist") => {
+    match (args.scheme, args.task.name()) {
+        (Scheme::More, _) => {}
+        (Scheme::Bfv, "mnist") => {
             return crate::bfv::eval(&args.model, Some(&args.data.dir()), args.limit, args.json.json);
         }
-        ("bfv", task) => bail!("--scheme bfv has a model for mnist only, not {task}"),
-        (scheme, _) => bail!("unknown scheme {scheme:?} (available: more, bfv)"),
+        (Scheme::Bfv, task) => bail!("--scheme bfv has a model for mnist only, not {task}"),
     }
     let c = tasks::classifier(args.task, "eval")?;
     let json = args.json.json;
