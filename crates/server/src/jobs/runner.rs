@@ -23,8 +23,9 @@ use more_enctrain::upload::{JobRequest, decode_body, loss_to_text};
 use more_nn::train::Loss;
 use more_nn::{Algebra, ModelMeta, Reveal};
 
+use super::local::{Job, tell_places};
+use super::networks;
 use super::queue::Waiting;
-use super::{Job, networks, tell_places};
 
 /// Why a job did not produce a model: (code, message).
 pub type Failure = (&'static str, String);
