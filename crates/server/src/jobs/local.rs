@@ -6,12 +6,14 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use more_enctrain::upload::JobRequest;
 
+use super::queue::Waiting;
 use super::store::{self, Files, Record, State as JobState};
 use super::{Logged, TrainingLimits, is_final, is_job_id, queue, runner, status_json, tag, unknown_job};
 use crate::ApiError;
@@ -384,4 +386,36 @@ fn remove(job: &Job) {
         job.files.remove();
     }
     job.event("cancelled", json!({"message": "the job was deleted"}));
+}
+
+/// Runs queued jobs of this process until the queue is closed.
+pub fn run(queue: Arc<Waiting<Arc<Job>>>, threads: usize, max_wall: Duration) {
+    let Some(pool) = runner::pool(threads) else {
+        while let Some((job, _)) = queue.pop() {
+            job.fail("internal", "the server cannot train".into());
+        }
+        return;
+    };
+    while let Some((job, rest)) = queue.pop() {
+        tell_places(&rest);
+        if job.is_cancelled() {
+            continue;
+        }
+        job.start();
+        let clock = Instant::now();
+        let outcome = runner::train_caught(job.as_ref(), &pool, max_wall).and_then(|model| {
+            std::fs::write(job.files.model(), &model).map_err(|e| ("internal", format!("writing the model: {e}")))?;
+            Ok(model.len())
+        });
+        match outcome {
+            Ok(model_bytes) => job.finish(model_bytes, clock.elapsed().as_secs_f64()),
+            Err(_) if job.is_cancelled() => job.files.remove(),
+            Err((code, message)) => {
+                if code == "internal" {
+                    tracing::error!(job = tag(&job.id()), %message, "training failed");
+                }
+                job.fail(code, message)
+            }
+        }
+    }
 }

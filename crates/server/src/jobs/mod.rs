@@ -236,7 +236,7 @@ impl Jobs {
             let waiting = waiting.clone();
             std::thread::Builder::new()
                 .name(format!("more-train-job-{i}"))
-                .spawn(move || runner::run(waiting, threads, wall))?;
+                .spawn(move || local::run(waiting, threads, wall))?;
         }
         jobs.local().expect("local").recover()?;
         let weak = Arc::downgrade(&jobs);

@@ -1,6 +1,8 @@
-//! A training thread: takes queued jobs from the fair queue one at a time and trains each on its ciphertexts with
-//! more-enctrain's [`Trainer`] (more-nn's `fit` loop) inside a dedicated rayon pool of a fixed number of
-//! threads, so the inference workers keep their share of the machine.
+//! Training one job on its ciphertexts with more-enctrain's [`Trainer`] (more-nn's `fit` loop) inside a
+//! training thread's own rayon pool of a fixed number of threads, so the inference workers keep their share
+//! of the machine. The training threads' loops, which take jobs from the queue, belong to the stores
+//! ([`local::run`](super::local::run), [`shared::run`](super::shared::run)); they see a job through the
+//! [`Training`] trait.
 //!
 //! The server holds no key, so nothing is revealed: [`JobReveal`] is the loop's reporting window. It
 //! receives each batch's encrypted outputs and targets, computes the batch loss on the ciphertexts
@@ -9,7 +11,6 @@
 //! additions), streams both as ciphertexts, and hands the loop zeros. The loop therefore runs a fixed
 //! number of epochs: no early stopping, no model selection, no checkpoints.
 
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -23,9 +24,7 @@ use more_enctrain::upload::{JobRequest, decode_body, loss_to_text};
 use more_nn::train::Loss;
 use more_nn::{Algebra, ModelMeta, Reveal};
 
-use super::local::{Job, tell_places};
 use super::networks;
-use super::queue::Waiting;
 
 /// Why a job did not produce a model: (code, message).
 pub type Failure = (&'static str, String);
@@ -55,38 +54,6 @@ pub fn pool(threads: usize) -> Option<rayon::ThreadPool> {
         .build()
         .map_err(|e| tracing::error!(error = %e, "cannot start the training pool: this server does not train"))
         .ok()
-}
-
-/// Runs queued jobs of this process until the queue is closed.
-pub fn run(queue: Arc<Waiting<Arc<Job>>>, threads: usize, max_wall: Duration) {
-    let Some(pool) = pool(threads) else {
-        while let Some((job, _)) = queue.pop() {
-            job.fail("internal", "the server cannot train".into());
-        }
-        return;
-    };
-    while let Some((job, rest)) = queue.pop() {
-        tell_places(&rest);
-        if job.is_cancelled() {
-            continue;
-        }
-        job.start();
-        let clock = Instant::now();
-        let outcome = train_caught(job.as_ref(), &pool, max_wall).and_then(|model| {
-            std::fs::write(job.files.model(), &model).map_err(|e| ("internal", format!("writing the model: {e}")))?;
-            Ok(model.len())
-        });
-        match outcome {
-            Ok(model_bytes) => job.finish(model_bytes, clock.elapsed().as_secs_f64()),
-            Err(_) if job.is_cancelled() => job.files.remove(),
-            Err((code, message)) => {
-                if code == "internal" {
-                    tracing::error!(job = super::tag(&job.id()), %message, "training failed");
-                }
-                job.fail(code, message)
-            }
-        }
-    }
 }
 
 /// Trains a job (a panic becomes an `internal` failure); the encrypted model's bytes.
