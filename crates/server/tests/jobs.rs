@@ -493,24 +493,9 @@ async fn the_queue_serves_two_clients_fairly_and_tells_each_job_its_place() {
         ids.push(r.json()["id"].as_str().unwrap().to_string());
     }
     // Places now: A1 0, B1 1, A2 2, A3 3 — read from each stream's last `queued` event.
-    let place = |id: String| {
-        let router = router.clone();
-        async move {
-            let req = Request::get(format!("/api/v1/jobs/{id}/events")).body(Body::empty()).unwrap();
-            let res = router.oneshot(req).await.unwrap();
-            let mut body = res.into_body().into_data_stream();
-            let mut text = String::new();
-            // The log replays at once; the first chunks hold the queued event.
-            while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_millis(300), body.next()).await {
-                text.push_str(&String::from_utf8_lossy(&chunk));
-            }
-            let data = text.lines().filter_map(|l| l.strip_prefix("data:")).next_back().unwrap().trim().to_string();
-            serde_json::from_str::<serde_json::Value>(&data).unwrap()["ahead"].as_u64().unwrap()
-        }
-    };
     let mut places = Vec::new();
     for id in &ids {
-        places.push(place(id.clone()).await);
+        places.push(place(&router, id).await);
     }
     assert_eq!(places, [0, 2, 3, 1], "A1, A2, A3, B1");
     // Cancelling the training job lets the queue move (in that order: the unit tests of `jobs::queue` check

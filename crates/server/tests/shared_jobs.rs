@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use futures_util::StreamExt;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use tower::ServiceExt;
 
 use more_enctrain::model_file::EncryptedModel;
 use more_enctrain::owner::KeyOwner;
@@ -53,19 +51,6 @@ async fn replica(url: &str) -> (Router, Arc<Jobs>) {
 
 fn delete(id: &str) -> Request<Body> {
     Request::delete(format!("/api/v1/jobs/{id}")).body(Body::empty()).unwrap()
-}
-
-/// The place a waiting job's stream reports last (`queued` → `ahead`).
-async fn place(router: &Router, id: &str) -> u64 {
-    let req = Request::get(format!("/api/v1/jobs/{id}/events")).body(Body::empty()).unwrap();
-    let res = router.clone().oneshot(req).await.unwrap();
-    let mut body = res.into_body().into_data_stream();
-    let mut text = String::new();
-    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_millis(600), body.next()).await {
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
-    let data = text.lines().filter_map(|l| l.strip_prefix("data:")).next_back().unwrap().trim().to_string();
-    serde_json::from_str::<serde_json::Value>(&data).unwrap()["ahead"].as_u64().unwrap()
 }
 
 /// Bytes Redis uses for a key (`MEMORY USAGE`, every element sampled; 0 if there is no such key).
@@ -212,6 +197,15 @@ async fn two_replicas_serve_every_job_through_redis() {
     assert_eq!((r.status, r.error().as_str()), (StatusCode::TOO_MANY_REQUESTS, "too_many_client_jobs"));
 }
 
+/// A job's whole event stream from the server at `addr` (raw, until the job ends; at most two minutes).
+async fn follow_to_the_end(addr: std::net::SocketAddr, id: &str) -> String {
+    let path = format!("/api/v1/jobs/{id}/events");
+    let r = tokio::time::timeout(Duration::from_secs(120), common::request(addr, "GET", &path, None, b"", None))
+        .await
+        .expect("the job ends");
+    String::from_utf8_lossy(&r.body).to_string()
+}
+
 /// Starts the real binary on Redis at `url` (a free port): (child, address).
 fn start_binary(url: &str) -> (Child, std::net::SocketAddr) {
     let (child, addr) = common::start_binary(&["--state", url]);
@@ -230,13 +224,7 @@ async fn a_job_outlives_the_replica_training_it() {
     first.kill().unwrap();
     first.wait().unwrap();
     let (mut second, addr2) = start_binary(&store.url);
-    let r = tokio::time::timeout(
-        Duration::from_secs(120),
-        common::request(addr2, "GET", &format!("/api/v1/jobs/{id}/events"), None, b"", None),
-    )
-    .await
-    .expect("the job ends");
-    let text = String::from_utf8_lossy(&r.body).to_string();
+    let text = follow_to_the_end(addr2, &id).await;
     let kinds: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
     let resumed = kinds.iter().position(|k| *k == "resumed").unwrap_or_else(|| panic!("no resumed event: {kinds:?}"));
     assert_eq!(kinds.last(), Some(&"done"), "{kinds:?}");
@@ -281,13 +269,7 @@ async fn a_replica_stopped_with_sigterm_ends_its_streams_and_hands_its_job_over_
     let cut = tokio::time::timeout(Duration::from_secs(5), stream).await.expect("the stream ended").unwrap();
     assert!(String::from_utf8_lossy(&cut.body).contains("event: epoch"), "the stream carried events until the stop");
     // The other replica takes the job up within a sweep or two (not after the 10 s lease) and finishes it.
-    let r = tokio::time::timeout(
-        Duration::from_secs(120),
-        common::request(addr2, "GET", &format!("/api/v1/jobs/{id}/events"), None, b"", None),
-    )
-    .await
-    .expect("the job ends");
-    let text = String::from_utf8_lossy(&r.body).to_string();
+    let text = follow_to_the_end(addr2, &id).await;
     assert!(text.contains("event: resumed"), "{text}");
     assert!(text.contains("event: done"), "{text}");
     let status = common::request(addr2, "GET", &format!("/api/v1/jobs/{id}"), None, b"", None).await;

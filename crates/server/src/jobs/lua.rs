@@ -320,7 +320,14 @@ end
 return n
 "#;
 
-/// A script with the prelude.
-pub fn script(body: &str) -> redis::Script {
-    redis::Script::new(&format!("{PRELUDE}\n{body}"))
+/// A script with the prelude, built (and its SHA-1 computed) once per script: the training threads append
+/// an event per step and every open stream polls its log, so scripts are invoked often.
+pub fn script(body: &'static str) -> &'static redis::Script {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<HashMap<usize, &'static redis::Script>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .entry(body.as_ptr() as usize)
+        .or_insert_with(|| Box::leak(Box::new(redis::Script::new(&format!("{PRELUDE}\n{body}")))))
 }

@@ -114,3 +114,19 @@ pub async fn post_and_wait_for_training(addr: SocketAddr, body: &[u8]) -> String
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The place a waiting job's stream reports last (`queued` → `ahead`): the log replays at once, so the
+/// chunks that come within 600 ms hold it.
+pub async fn place(router: &Router, id: &str) -> u64 {
+    use futures_util::StreamExt;
+    use tower::ServiceExt;
+    let req = Request::get(format!("/api/v1/jobs/{id}/events")).body(Body::empty()).unwrap();
+    let res = router.clone().oneshot(req).await.unwrap();
+    let mut body = res.into_body().into_data_stream();
+    let mut text = String::new();
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(Duration::from_millis(600), body.next()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let data = text.lines().filter_map(|l| l.strip_prefix("data:")).next_back().unwrap().trim().to_string();
+    serde_json::from_str::<serde_json::Value>(&data).unwrap()["ahead"].as_u64().unwrap()
+}
