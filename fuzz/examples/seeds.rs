@@ -90,6 +90,9 @@ fn main() {
     idx.extend((0..12).map(|i| i as u8 * 20));
     write("idx", "u8-2x3x2", &idx);
 
+    write("onnx_import", "mlp.onnx", &more_onnx::sample::mlp());
+    write("onnx_import", "cnn.onnx", &more_onnx::sample::cnn());
+
     // A still-encrypted model: canaries and two parameters under one key.
     let mut owner = KeyOwner::with_seed(key.clone(), 3);
     let canaries = owner.encrypt_canaries::<f32>().unwrap();
