@@ -7,7 +7,7 @@
 //! JavaScript as plain objects (through `serde-wasm-bindgen`); each exported function has a typed twin
 //! (e.g. [`eigenvalue_reading`] for [`attack_eigenvalues`]) for Rust callers and tests.
 
-use more_core::attack::{self, DataPrior, Lane};
+use more_core::attack::{self, DataPrior, Lane, LaneLooks};
 use more_core::{AnyTensor, EncryptedTensor, NoiseRange};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -85,7 +85,16 @@ pub struct ImageRecovery {
     eigenvectors: Vec<f64>,
     spread: f64,
     degenerate: bool,
-    scores: Vec<f64>,
+    scores: Option<LaneScores>,
+}
+
+/// How much each lane of an image looks like data ([`ImageRecovery::scores`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LaneScores {
+    /// The lane judged to be the image.
+    pub chosen: LaneLooks,
+    /// The other lane.
+    pub other: LaneLooks,
 }
 
 #[wasm_bindgen]
@@ -123,10 +132,11 @@ impl ImageRecovery {
         self.degenerate
     }
 
-    /// Data-likeness scores `[ties, smooth, grid, range, score]` of the chosen lane, then of the other
-    /// (`NaN` for a feature that was not used).
-    pub fn scores(&self) -> Vec<f64> {
-        self.scores.clone()
+    /// Data-likeness scores of both lanes, an object [`LaneScores`] `{chosen, other}`, each
+    /// `{ties, smooth, grid, range, score}` (a feature that was not used is left out); `undefined` when
+    /// the lane was not chosen by its looks.
+    pub fn scores(&self) -> Result<JsValue, JsError> {
+        to_js(&self.scores)
     }
 }
 
@@ -138,14 +148,8 @@ pub fn attack_recover_image(wire: &[u8], height: u32, width: u32, lo: f64, hi: f
     let prior = DataPrior::image_8bit(lo, hi, height as usize, width as usize);
     let rec = attack::ciphertext_only(&[&t], &prior).map_err(|e| js_err("ciphertext-only attack", e))?;
     let [v1, v2] = rec.basis.eigenvectors();
-    let mut scores = Vec::with_capacity(10);
-    if let Some(looks) = rec.verdict.looks {
-        let chosen = rec.verdict.lane.index();
-        for l in [looks[chosen], looks[1 - chosen]] {
-            let nan = f64::NAN;
-            scores.extend([l.ties, l.smooth.unwrap_or(nan), l.grid.unwrap_or(nan), l.range.unwrap_or(nan), l.score]);
-        }
-    }
+    let chosen = rec.verdict.lane.index();
+    let scores = rec.verdict.looks.map(|looks| LaneScores { chosen: looks[chosen], other: looks[1 - chosen] });
     Ok(ImageRecovery {
         values: to_f32(rec.decrypt(&t)),
         noise: to_f32(rec.noise(&t)),

@@ -62,6 +62,11 @@ fn ciphertext_only_recovery_of_a_drawn_digit() {
         assert!(rec.confidence() > 0.0 && rec.confidence() <= 1.0);
         assert!(!rec.degenerate());
         assert_eq!(rec.eigenvectors().len(), 4);
+        // The lane choice's evidence, as an object per lane.
+        let scores = rec.scores().unwrap();
+        let chosen = field(&field(&scores, "chosen"), "score").as_f64().unwrap();
+        let other = field(&field(&scores, "other"), "score").as_f64().unwrap();
+        assert!(chosen > other, "the chosen lane looks more like data: {chosen} vs {other}");
         // The other lane is the encryption's noise, not the image.
         assert!(max_diff(&rec.noise(), &img) > 0.05);
     }
