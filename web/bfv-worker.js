@@ -16,7 +16,7 @@ self.onmessage = async (e) => {
     if (op === 'keygen') {
       client = new BfvClient();
       const keys = client.evalKeys();
-      result = { keys, parameters: JSON.parse(bfvParameters()) };
+      result = { keys, parameters: bfvParameters() };
     } else if (op === 'encrypt') {
       result = { message: client.encrypt(args.pixels, args.levels) };
     } else if (op === 'decrypt') {

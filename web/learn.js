@@ -73,7 +73,7 @@ const STEPS = [
           el('button', { type: 'button', id: 'w1-go', onclick: () => {
             const wire = encrypt([num('w1-m')]);
             const e = wasm.attackEigenvalues(wire, 0);
-            $('w1-out').innerHTML = `${tex(`C = ${mat(e.slice(0, 4))}`)} — decrypts to ${fmt(key.decrypt(wire)[0])}`;
+            $('w1-out').innerHTML = `${tex(`C = ${mat(e.ciphertext)}`)} — decrypts to ${fmt(key.decrypt(wire)[0])}`;
             typeset($('w1-out'));
           } }, 'Encrypt with the page’s key')),
         output('w1-out'),
@@ -137,7 +137,7 @@ const STEPS = [
         el('div', { class: 'row' }, numberInput('w3-m', 'Message m', '-0.75'),
           el('button', { type: 'button', id: 'w3-go', onclick: () => {
             const e = wasm.attackEigenvalues(encrypt([num('w3-m')]), 0);
-            const [hi, lo] = [e[6], e[7]];
+            const { high: hi, low: lo } = e;
             $('w3-out').textContent = `eigenvalues the server computes: ${fmt(hi)} and ${fmt(lo)}; ReLU applied to each: ${fmt(Math.max(hi, 0))} and ${fmt(Math.max(lo, 0))}`;
           } }, 'Apply ReLU the published way')),
         output('w3-out'),
@@ -169,7 +169,7 @@ const STEPS = [
         el('div', { class: 'row' }, numberInput('w4-m', 'Message m', '0.42'),
           el('button', { type: 'button', id: 'w4-go', onclick: () => {
             const e = wasm.attackEigenvalues(encrypt([num('w4-m')]), 0);
-            $('w4-out').textContent = `trace ${fmt(e[4])}, determinant ${fmt(e[5])} → eigenvalues ${fmt(e[6])} and ${fmt(e[7])}`;
+            $('w4-out').textContent = `trace ${fmt(e.trace)}, determinant ${fmt(e.det)} → eigenvalues ${fmt(e.high)} and ${fmt(e.low)}`;
           } }, 'Encrypt, then attack')),
         output('w4-out'),
       );
@@ -268,7 +268,7 @@ const STEPS = [
         el('div', { class: 'row' }, numberInput('w7-a', 'm_i', '0.5'), numberInput('w7-b', 'm_j', '0.5'),
           el('button', { type: 'button', id: 'w7-go', onclick: () => {
             const z = wasm.attackEquality(encrypt([num('w7-a'), num('w7-b')]), 0, 1);
-            $('w7-out').textContent = `det(C_i − C_j) = ${z[0].toExponential(2)} (scale ${fmt(z[2], 3)}) → ${z[3] ? 'equal' : 'different'}`;
+            $('w7-out').textContent = `det(C_i − C_j) = ${z.det.toExponential(2)} (scale ${fmt(z.scale, 3)}) → ${z.equal ? 'equal' : 'different'}`;
           } }, 'Test equality on the ciphertexts')),
         output('w7-out'),
       );
@@ -307,7 +307,7 @@ const STEPS = [
           const b = (a.reduce((acc, ai, i) => acc + ai * s[i], 0) + e + bit * Math.floor(q / 2)) % q;
           const more = wasm.attackEigenvalues(encrypt([bit]), 0);
           $('w8-out').textContent = `LWE ciphertext (a, b) = ([${a.join(', ')}], ${b}) — nothing to factor.\n`
-            + `MORE ciphertext of the same bit: eigenvalues ${fmt(more[6])} and ${fmt(more[7])} — the bit is one of them.`;
+            + `MORE ciphertext of the same bit: eigenvalues ${fmt(more.high)} and ${fmt(more.low)} — the bit is one of them.`;
         } }, 'Encrypt the bit 1 both ways'),
         output('w8-out'),
       );

@@ -3,7 +3,8 @@
 //   simulate — one simulation of the whole-body circulation model per patient (a slice of the page's
 //              Latin hypercube; several workers share the patients);
 //   train    — the comparison run: the same network trained on the same plaintext, one epoch at a time.
-// Messages in: { id, op, args }. Out: { id, type: 'progress' | 'result' | 'error', ... }.
+// Messages in: { id, op, args } (train's args.request is the page's request object, as TrainingOwner.jobBody
+// takes it). Out: { id, type: 'progress' | 'result' | 'error', ... }.
 // Nothing here holds a key: the key owner lives in the page.
 
 import init, { PlainTraining, wbcSimulateOutputs } from './pkg-train/more_wasm_train.js';

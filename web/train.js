@@ -426,7 +426,7 @@ async function train() {
   try {
     setStatus('Encrypting inputs and targets under a fresh key…', false, 'train-status');
     await new Promise((r) => setTimeout(r, 0));
-    const body = owner.jobBody(JSON.stringify(request), inputs, targets);
+    const body = owner.jobBody(request, inputs, targets);
     const encryptMs = performance.now() - t0;
     const maxUpload = state.info.limits && state.info.limits.max_upload_bytes;
     if (maxUpload && body.length > maxUpload) {
@@ -437,7 +437,7 @@ async function train() {
     $('encrypt-info').textContent = `${rows.toLocaleString()} rows encrypted in ${secs(encryptMs)} under a fresh key `
       + `(condition number ${owner.conditionNumber().toFixed(2)}; it stays in this page): ${formatBytes(body.length)} to upload.`;
     const epochs = request.epochs;
-    const plainRun = call(plainWorker, 'train', { request: JSON.stringify(request), inputs, targets }, [inputs.buffer, targets.buffer], (m) => {
+    const plainRun = call(plainWorker, 'train', { request, inputs, targets }, [inputs.buffer, targets.buffer], (m) => {
       series.page[m.epoch - 1] = m.loss;
       const row = tableRow(m.epoch);
       row.cells[3].textContent = fmt(m.loss, 5);
@@ -477,8 +477,8 @@ async function train() {
     const plainResult = await plainRun;
     const plain = TrainedModel.fromBytes(plainResult.model);
     if (task === 'wbc') {
-      const enc = JSON.parse(wbc.errors(decrypted));
-      const pl = JSON.parse(wbc.errors(plain));
+      const enc = wbc.errors(decrypted);
+      const pl = wbc.errors(plain);
       const x = wbc.heldOutInputs();
       showWbcResult(enc, pl, maxDiff(decrypted.predict(x), plain.predict(x)));
     } else {

@@ -190,13 +190,13 @@ function stepServer() {
 function stepEigen() {
   const a = st.pixelA;
   const [e, t] = timed(() => wasm.attackEigenvalues(st.wire, a));
-  const [, , , , tr, det, high, low] = e;
+  const { ciphertext: c, trace: tr, det, high, low } = e;
   const m = st.x[a];
   const pixelIsHigh = Math.abs(high - m) <= Math.abs(low - m);
   const pixel = pixelIsHigh ? high : low;
   const partner = pixelIsHigh ? low : high;
   facts($('eg-table'), [
-    ['ciphertext of pixel ' + pixelName(a), `[[${fmt(e[0])}, ${fmt(e[1])}], [${fmt(e[2])}, ${fmt(e[3])}]]`],
+    ['ciphertext of pixel ' + pixelName(a), `[[${fmt(c[0])}, ${fmt(c[1])}], [${fmt(c[2])}, ${fmt(c[3])}]]`],
     ['trace C = m + r', fmt(tr)],
     ['det C = m · r', fmt(det)],
     ['eigenvalues', `${fmt(high)} and ${fmt(low)}`],
@@ -275,7 +275,7 @@ function stepKnown() {
   let gap = -1;
   for (const i of known) {
     const e = wasm.attackEigenvalues(st.wire, i);
-    if (e[6] - e[7] > gap) { gap = e[6] - e[7]; best = i; }
+    if (e.high - e.low > gap) { gap = e.high - e.low; best = i; }
   }
   const [stolen, t] = timed(() => wasm.attackKeyFromKnownPixel(st.wire, best, value));
   matrix($('kn-stolen'), stolen.matrix());
@@ -316,13 +316,13 @@ function stepLeaks() {
   let equalBg = null;
   if (bg.length === 2) {
     const e = wasm.attackEquality(st.wire, bg[0], bg[1]);
-    equalBg = e[3] === 1;
-    rows.push([`pixels ${pixelName(bg[0])} and ${pixelName(bg[1])} equal?`, `${equalBg ? 'yes' : 'no'} (det(C₁ − C₂) = ${fmt(e[0], 3)})`]);
+    equalBg = e.equal;
+    rows.push([`pixels ${pixelName(bg[0])} and ${pixelName(bg[1])} equal?`, `${equalBg ? 'yes' : 'no'} (det(C₁ − C₂) = ${fmt(e.det, 3)})`]);
   }
   const e2 = wasm.attackEquality(st.wire, st.pixelA, st.pixelB);
-  rows.push([`pixels ${pixelName(st.pixelA)} and ${pixelName(st.pixelB)} equal?`, `${e2[3] === 1 ? 'yes' : 'no'} (det(C₁ − C₂) = ${fmt(e2[0], 3)})`]);
+  rows.push([`pixels ${pixelName(st.pixelA)} and ${pixelName(st.pixelB)} equal?`, `${e2.equal ? 'yes' : 'no'} (det(C₁ − C₂) = ${fmt(e2.det, 3)})`]);
   facts($('lk-table'), rows);
-  return { agree: right, n: mask.length, equalBackground: equalBg, equalAB: e2[3] === 1 };
+  return { agree: right, n: mask.length, equalBackground: equalBg, equalAB: e2.equal };
 }
 
 async function stepAnswer() {
@@ -335,9 +335,9 @@ async function stepAnswer() {
   const { lo, hi } = norm();
   const { answer } = await infer(model.id, st.wire);
   const [leak, t] = timed(() => wasm.attackOutputs(st.wire, answer, st.h, st.w, lo, hi));
-  const k = model.labels.length || leak.length - 1;
-  const values = Array.from(leak.slice(leak.length - 1 - k, leak.length - 1));
-  const serverClass = leak[leak.length - 1];
+  const k = model.labels.length || leak.values.length;
+  const values = leak.values.slice(leak.values.length - k);
+  const serverClass = leak.argmax;
   const owner = Array.from(st.key.decrypt(answer));
   const ownerValues = owner.slice(owner.length - k);
   const ownerClass = ownerValues.indexOf(Math.max(...ownerValues));

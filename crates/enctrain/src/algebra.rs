@@ -9,10 +9,10 @@
 //! — and the row softmax, which is evaluated
 //! lane by lane with the usual max subtraction (so it cannot overflow on either lane).
 
-use ndarray::{ArrayD, ArrayView2, Axis, Ix2, Ix4, IxDyn};
+use ndarray::{ArrayD, ArrayView2, Axis, Ix2, Ix4};
 
 use more_core::ElementFunction;
-use more_nn::algebra::{Algebra, PAD, Reveal};
+use more_nn::algebra::{Algebra, Reveal};
 use more_nn::kernels::{self, Window};
 
 use crate::basis::Basis;
@@ -58,32 +58,6 @@ fn shape_err(op: &'static str, expected: impl Into<String>, found: &[usize]) -> 
 
 fn as2<'a>(op: &'static str, a: &'a ArrayD<f32>) -> NnResult<ArrayView2<'a, f32>> {
     a.view().into_dimensionality::<Ix2>().map_err(|_| shape_err(op, "a 2-D tensor", a.shape()))
-}
-
-fn gather1(src: &ArrayD<f32>, index: &[usize], shape: &[usize]) -> NnResult<ArrayD<f32>> {
-    let s = src.as_standard_layout();
-    let s = s.as_slice().expect("standard layout");
-    let mut out = Vec::with_capacity(index.len());
-    for &i in index {
-        out.push(if i == PAD {
-            0.0
-        } else {
-            *s.get(i).ok_or_else(|| shape_err("gather", format!("index {i} in range"), src.shape()))?
-        });
-    }
-    Ok(ArrayD::from_shape_vec(IxDyn(shape), out).expect("count checked"))
-}
-
-fn scatter1(src: &ArrayD<f32>, index: &[usize], shape: &[usize]) -> NnResult<ArrayD<f32>> {
-    let n: usize = shape.iter().product();
-    let mut out = vec![0.0f32; n];
-    let s = src.as_standard_layout();
-    for (&i, &v) in index.iter().zip(s.iter()) {
-        if i != PAD {
-            *out.get_mut(i).ok_or_else(|| shape_err("scatter_add", format!("index {i} < {n}"), shape))? += v;
-        }
-    }
-    Ok(ArrayD::from_shape_vec(IxDyn(shape), out).expect("count checked"))
 }
 
 fn op(x: ArrayView2<'_, f32>, transpose: bool) -> ArrayView2<'_, f32> {
@@ -142,18 +116,13 @@ impl Algebra for Encrypted {
         Ok(t.rows(rows))
     }
 
+    // Both are linear index moves: each coefficient array goes through the plaintext kernel on its own.
     fn gather(&self, t: &CoeffTensor<f32>, index: &[usize], shape: &[usize]) -> NnResult<CoeffTensor<f32>> {
-        if index.len() != shape.iter().product::<usize>() {
-            return Err(shape_err("gather", format!("{} indices", index.len()), shape));
-        }
-        t.try_map_linear(|x| gather1(x, index, shape))
+        t.try_map_linear(|x| kernels::gather(x, index, shape))
     }
 
     fn scatter_add(&self, t: &CoeffTensor<f32>, index: &[usize], shape: &[usize]) -> NnResult<CoeffTensor<f32>> {
-        if index.len() != t.len() {
-            return Err(shape_err("scatter_add", format!("{} elements", index.len()), t.shape()));
-        }
-        t.try_map_linear(|x| scatter1(x, index, shape))
+        t.try_map_linear(|x| kernels::scatter_add(x, index, shape))
     }
 
     fn add(&self, a: &CoeffTensor<f32>, b: &CoeffTensor<f32>) -> NnResult<CoeffTensor<f32>> {

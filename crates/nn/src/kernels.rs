@@ -1,8 +1,13 @@
-//! Plaintext array kernels shared by inference and plaintext training: im2col/col2im for convolutions and
-//! the window loops of pooling. They act on ordinary `f32` arrays; an encrypted tensor's four planes go
-//! through them as one batch four times as large.
+//! Plaintext array kernels shared by inference and training: im2col/col2im for convolutions, the window
+//! loops of pooling, and the index-map moves [`gather`] / [`scatter_add`]. They act on ordinary `f32`
+//! arrays. Every one of them is linear, so an encrypted tensor goes through them plane by plane: inference
+//! passes its four planes as one batch four times as large, and the encrypted training algebra
+//! (`more-enctrain`) calls them on each coefficient array of a ciphertext tensor.
 
-use ndarray::{Array2, Array4, ArrayView2, ArrayView4};
+use ndarray::{Array2, Array4, ArrayD, ArrayView2, ArrayView4, IxDyn};
+
+use crate::algebra::PAD;
+use crate::error::{Error, Result};
 
 /// Geometry of a 2-D sliding window (convolution or pooling) over `[C, H, W]` inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,4 +182,47 @@ pub fn pool_indices(shape: [usize; 4], size: usize, stride: usize) -> Vec<Vec<us
         }
     }
     out
+}
+
+/// `out.flat[i] = src.flat[index[i]]`, or `0` where `index[i]` is [`PAD`]; `out` has shape `shape`
+/// (row-major flat indices). This is [`crate::Algebra::gather`] on one array: transposes, im2col as an
+/// index map, pooling windows.
+///
+/// Fails when `index` does not hold one entry per element of `shape`, or an index is out of `src`'s range.
+pub fn gather(src: &ArrayD<f32>, index: &[usize], shape: &[usize]) -> Result<ArrayD<f32>> {
+    let n: usize = shape.iter().product();
+    if index.len() != n {
+        return Err(Error::shape("gather", format!("{n} indices"), &[index.len()]));
+    }
+    let s = src.as_standard_layout();
+    let s = s.as_slice().expect("standard layout");
+    let mut out = Vec::with_capacity(n);
+    for &i in index {
+        out.push(if i == PAD {
+            0.0
+        } else {
+            *s.get(i).ok_or_else(|| Error::shape("gather", format!("index {i} in range"), src.shape()))?
+        });
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(shape), out).expect("count checked"))
+}
+
+/// The adjoint of [`gather`]: `out.flat[index[i]] += src.flat[i]` (entries whose index is [`PAD`] are
+/// dropped), `out` of shape `shape` starting from zeros. This is [`crate::Algebra::scatter_add`] on one
+/// array: the backward pass of a gather.
+///
+/// Fails when `index` does not hold one entry per element of `src`, or an index is out of `shape`'s range.
+pub fn scatter_add(src: &ArrayD<f32>, index: &[usize], shape: &[usize]) -> Result<ArrayD<f32>> {
+    if index.len() != src.len() {
+        return Err(Error::shape("scatter_add", format!("{} elements", index.len()), src.shape()));
+    }
+    let n: usize = shape.iter().product();
+    let mut out = vec![0.0f32; n];
+    let s = src.as_standard_layout();
+    for (&i, &v) in index.iter().zip(s.iter()) {
+        if i != PAD {
+            *out.get_mut(i).ok_or_else(|| Error::shape("scatter_add", format!("index {i} < {n}"), shape))? += v;
+        }
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(shape), out).expect("count checked"))
 }

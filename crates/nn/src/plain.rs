@@ -4,7 +4,7 @@ use ndarray::{ArrayD, ArrayView2, Axis, Ix2, IxDyn};
 
 use more_core::ElementFunction;
 
-use crate::algebra::{Algebra, PAD, Reveal};
+use crate::algebra::{Algebra, Reveal};
 use crate::error::{Error, Result};
 use crate::kernels::{self, Window};
 
@@ -53,35 +53,11 @@ impl Algebra for Plain {
     }
 
     fn gather(&self, t: &ArrayD<f32>, index: &[usize], shape: &[usize]) -> Result<ArrayD<f32>> {
-        if index.len() != count(shape) {
-            return Err(Error::shape("gather", format!("{} indices", count(shape)), &[index.len()]));
-        }
-        let src = t.as_standard_layout();
-        let src = src.as_slice().expect("standard layout");
-        let mut out = Vec::with_capacity(index.len());
-        for &i in index {
-            out.push(if i == PAD {
-                0.0
-            } else {
-                *src.get(i).ok_or_else(|| Error::shape("gather", format!("index {i} in range"), t.shape()))?
-            });
-        }
-        Ok(ArrayD::from_shape_vec(IxDyn(shape), out).expect("count checked"))
+        kernels::gather(t, index, shape)
     }
 
     fn scatter_add(&self, t: &ArrayD<f32>, index: &[usize], shape: &[usize]) -> Result<ArrayD<f32>> {
-        if index.len() != t.len() {
-            return Err(Error::shape("scatter_add", format!("{} elements", index.len()), t.shape()));
-        }
-        let n = count(shape);
-        let mut out = vec![0.0f32; n];
-        let src = t.as_standard_layout();
-        for (&i, &v) in index.iter().zip(src.iter()) {
-            if i != PAD {
-                *out.get_mut(i).ok_or_else(|| Error::shape("scatter_add", format!("index {i} < {n}"), shape))? += v;
-            }
-        }
-        Ok(ArrayD::from_shape_vec(IxDyn(shape), out).expect("count checked"))
+        kernels::scatter_add(t, index, shape)
     }
 
     fn add(&self, a: &ArrayD<f32>, b: &ArrayD<f32>) -> Result<ArrayD<f32>> {

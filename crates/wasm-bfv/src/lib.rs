@@ -63,8 +63,9 @@ impl Default for BfvClient {
     }
 }
 
-/// The parameters as JSON (`N`, moduli, `t`, security and its source).
+/// The parameters as an object (`more_bfv::params::SchemeInfo`: the ring degree `N`, the moduli, `t`, the
+/// security level and its source).
 #[wasm_bindgen(js_name = bfvParameters)]
-pub fn bfv_parameters() -> String {
-    serde_json::to_string(&scheme_info()).unwrap_or_default()
+pub fn bfv_parameters() -> Result<JsValue, serde_wasm_bindgen::Error> {
+    serde_wasm_bindgen::to_value(&scheme_info())
 }

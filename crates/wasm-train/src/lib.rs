@@ -15,6 +15,11 @@
 //!
 //! It is a separate module from the main page's `more-wasm`, loaded only by the training page. It has no
 //! cryptography of its own: everything is `more-core`, `more-nn`, `more-enctrain` and `more-hemo`.
+//!
+//! Structured values cross the boundary as JavaScript objects (through `serde-wasm-bindgen`): the training
+//! request comes in as `{network, epochs, batch_size, lr, ...}` and reports go out as plain objects; bulk
+//! numbers cross as typed arrays. Each exported function that takes or returns such an object has a typed
+//! Rust twin (e.g. [`owner::TrainingOwner::encrypt_job`]) that native code and tests call.
 #![deny(missing_docs)]
 
 pub mod attack;
@@ -24,6 +29,8 @@ pub mod owner;
 pub mod plain;
 pub mod wbc;
 
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use wasm_bindgen::JsValue;
 
 /// An error for JavaScript: thrown as an `Error` with this message in plain words. (A plain Rust value
@@ -46,6 +53,16 @@ impl std::fmt::Display for Fault {
 /// A [`Fault`] saying `context: e`.
 pub(crate) fn fault(context: &str, e: impl std::fmt::Display) -> Fault {
     Fault(format!("{context}: {e}"))
+}
+
+/// Reads `what`, a value the page passes as a JavaScript object.
+pub(crate) fn from_js<T: DeserializeOwned>(what: &str, value: JsValue) -> Result<T, Fault> {
+    serde_wasm_bindgen::from_value(value).map_err(|e| fault(what, e))
+}
+
+/// `value` as a JavaScript object for the page (`what` names it in an error).
+pub(crate) fn to_js<T: Serialize>(what: &str, value: &T) -> Result<JsValue, Fault> {
+    serde_wasm_bindgen::to_value(value).map_err(|e| fault(what, e))
 }
 
 /// Looks up a network offered for training jobs.

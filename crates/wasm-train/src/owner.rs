@@ -11,7 +11,7 @@ use more_enctrain::upload::{JobRequest, encode_body, loss_from_text};
 use wasm_bindgen::prelude::*;
 
 use crate::model::TrainedModel;
-use crate::{Fault, fault, network, rows_array};
+use crate::{Fault, fault, from_js, network, rows_array};
 
 /// Largest encrypted model parsed (the MNIST CNNs' are about 1 MB).
 pub const MAX_MODEL_BYTES: usize = 64 << 20;
@@ -33,6 +33,22 @@ impl TrainingOwner {
     pub fn with_key(key: SecretKey) -> Self {
         TrainingOwner { owner: KeyOwner::new(key) }
     }
+
+    /// [`TrainingOwner::job_body`] for a request already read.
+    pub fn encrypt_job(&mut self, request: &JobRequest, inputs: &[f32], targets: &[f32]) -> Result<Vec<u8>, Fault> {
+        let net = network(&request.network)?;
+        let x = rows_array("inputs", inputs, &net.input_shape)?;
+        let y = rows_array("targets", targets, &[net.outputs])?;
+        if x.shape()[0] != y.shape()[0] {
+            return Err(Fault(format!("{} input rows but {} target rows", x.shape()[0], y.shape()[0])));
+        }
+        let setup = EncryptionSetup::for_network(&net);
+        let bad = |e| fault("cannot encrypt", e);
+        let cx = self.owner.encrypt_inputs(&x.view(), setup.input_noise.0, setup.input_noise.1).map_err(bad)?;
+        let cy = self.owner.encrypt_targets(&y, setup.targets).map_err(bad)?;
+        let canaries = self.owner.encrypt_canaries::<f32>().map_err(bad)?;
+        encode_body(request, &cx, &cy, &canaries).map_err(bad)
+    }
 }
 
 #[wasm_bindgen]
@@ -52,23 +68,12 @@ impl TrainingOwner {
     }
 
     /// The body of `POST /api/v1/jobs` (media type `application/x-more-training-job`): the request
-    /// (`{"network", "epochs", "batch_size", "lr", ...}` as JSON) and the inputs and targets (row-major, the
-    /// network's shapes) encrypted under this key with the network's noise lanes, plus the canaries.
+    /// (an object `{network, epochs, batch_size, lr, lr_decay?, optimizer?, seed?}`) and the inputs and
+    /// targets (row-major, the network's shapes) encrypted under this key with the network's noise lanes,
+    /// plus the canaries. Throws on a malformed request (an unknown or missing field).
     #[wasm_bindgen(js_name = jobBody)]
-    pub fn job_body(&mut self, request: &str, inputs: &[f32], targets: &[f32]) -> Result<Vec<u8>, Fault> {
-        let request: JobRequest = serde_json::from_str(request).map_err(|e| fault("training request", e))?;
-        let net = network(&request.network)?;
-        let x = rows_array("inputs", inputs, &net.input_shape)?;
-        let y = rows_array("targets", targets, &[net.outputs])?;
-        if x.shape()[0] != y.shape()[0] {
-            return Err(Fault(format!("{} input rows but {} target rows", x.shape()[0], y.shape()[0])));
-        }
-        let setup = EncryptionSetup::for_network(&net);
-        let bad = |e| fault("cannot encrypt", e);
-        let cx = self.owner.encrypt_inputs(&x.view(), setup.input_noise.0, setup.input_noise.1).map_err(bad)?;
-        let cy = self.owner.encrypt_targets(&y, setup.targets).map_err(bad)?;
-        let canaries = self.owner.encrypt_canaries::<f32>().map_err(bad)?;
-        encode_body(&request, &cx, &cy, &canaries).map_err(bad)
+    pub fn job_body(&mut self, request: JsValue, inputs: &[f32], targets: &[f32]) -> Result<Vec<u8>, Fault> {
+        self.encrypt_job(&from_js("training request", request)?, inputs, targets)
     }
 
     /// Decrypts an encrypted loss from the job's events (base64 of a wire-format ciphertext).

@@ -10,7 +10,7 @@ use rand_chacha::rand_core::SeedableRng;
 use wasm_bindgen::prelude::*;
 
 use crate::model::TrainedModel;
-use crate::{Fault, fault, network, rows_array};
+use crate::{Fault, fault, from_js, network, rows_array};
 
 /// Plaintext training of one network, an epoch at a time.
 #[wasm_bindgen]
@@ -24,13 +24,9 @@ pub struct PlainTraining {
     fitting: Fitting<Plain>,
 }
 
-#[wasm_bindgen]
 impl PlainTraining {
-    /// Prepares training the request's network (`{"network", "epochs", "batch_size", "lr", ...}` as JSON)
-    /// on inputs and targets (row-major, the network's shapes), initialised from the request's seed.
-    #[wasm_bindgen(constructor)]
-    pub fn new(request: &str, inputs: &[f32], targets: &[f32]) -> Result<PlainTraining, Fault> {
-        let request: JobRequest = serde_json::from_str(request).map_err(|e| fault("training request", e))?;
+    /// [`PlainTraining::new`] for a request already read.
+    pub fn start(request: JobRequest, inputs: &[f32], targets: &[f32]) -> Result<PlainTraining, Fault> {
         let net_spec = network(&request.network)?;
         let x = rows_array("inputs", inputs, &net_spec.input_shape)?;
         let y = rows_array("targets", targets, &[net_spec.outputs])?;
@@ -41,6 +37,17 @@ impl PlainTraining {
         let cfg = request.train_config(net_spec.loss, net_spec.classification);
         let fitting = Fitting::new(&Plain, &data, None, &cfg).map_err(nn)?;
         Ok(PlainTraining { id: request.network, classification: net_spec.classification, net, data, cfg, fitting })
+    }
+}
+
+#[wasm_bindgen]
+impl PlainTraining {
+    /// Prepares training the request's network (an object `{network, epochs, batch_size, lr, ...}`, as
+    /// [`crate::owner::TrainingOwner::job_body`] takes it) on inputs and targets (row-major, the network's
+    /// shapes), initialised from the request's seed.
+    #[wasm_bindgen(constructor)]
+    pub fn new(request: JsValue, inputs: &[f32], targets: &[f32]) -> Result<PlainTraining, Fault> {
+        PlainTraining::start(from_js("training request", request)?, inputs, targets)
     }
 
     /// Epochs asked for.
@@ -78,8 +85,9 @@ mod tests {
         let n = 40;
         let x: Vec<f32> = (0..n * 7).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
         let y: Vec<f32> = x.chunks(7).flat_map(|r| (0..6).map(move |k| (r[k] * 0.5 + r[6] * 0.1).tanh())).collect();
-        let req = r#"{"network":"wbc-mlp","epochs":3,"batch_size":8,"lr":0.01,"seed":4}"#;
-        let mut t = PlainTraining::new(req, &x, &y).unwrap();
+        let request: JobRequest =
+            serde_json::from_str(r#"{"network":"wbc-mlp","epochs":3,"batch_size":8,"lr":0.01,"seed":4}"#).unwrap();
+        let mut t = PlainTraining::start(request.clone(), &x, &y).unwrap();
         let mut losses = Vec::new();
         while let Some(l) = t.next_epoch().unwrap() {
             losses.push(l);
@@ -87,7 +95,6 @@ mod tests {
         assert_eq!(losses.len(), 3);
         assert!(losses[2] < losses[0], "{losses:?}");
         // The same as more-nn's fit in one call.
-        let request: JobRequest = serde_json::from_str(req).unwrap();
         let spec = network("wbc-mlp").unwrap();
         let cfg = request.train_config(spec.loss, false);
         let (model, history) = more_nn::train::fit_plain(
@@ -102,7 +109,8 @@ mod tests {
         .unwrap();
         assert_eq!(history.epochs.last().unwrap().train_loss, losses[2]);
         assert_eq!(TrainedModel::new(model).weights(), t.model().unwrap().weights());
-        assert!(PlainTraining::new(r#"{"network":"nope","epochs":1,"batch_size":8,"lr":0.01}"#, &x, &y).is_err());
-        assert!(PlainTraining::new(req, &x[..13], &y).is_err());
+        let unknown = JobRequest { network: "nope".into(), ..request.clone() };
+        assert!(PlainTraining::start(unknown, &x, &y).is_err());
+        assert!(PlainTraining::start(request, &x[..13], &y).is_err());
     }
 }

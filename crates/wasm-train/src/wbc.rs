@@ -6,11 +6,11 @@
 
 use more_hemo::surrogate::{Scaling, errors};
 use more_hemo::{Dataset, N_OUTPUTS, N_PARAMS, OUTPUT_NAMES, OUTPUT_UNITS, PatientParams};
-use serde_json::json;
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::model::TrainedModel;
-use crate::{Fault, fault};
+use crate::{Fault, fault, to_js};
 
 /// `n` patients' parameters, row-major `[n, 7]`: a Latin hypercube over the parameter ranges, deterministic
 /// in `seed`.
@@ -37,6 +37,25 @@ pub fn wbc_simulate_outputs(params: &[f64]) -> Result<Vec<f64>, Fault> {
 /// Largest patients file read (about 100,000 patients).
 pub const MAX_CSV_BYTES: usize = 32 << 20;
 
+/// A model's errors on the held-out patients, per output in the order of `names` (the page's result table).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldOutErrors {
+    /// Output names.
+    pub names: [&'static str; N_OUTPUTS],
+    /// Output units.
+    pub units: [&'static str; N_OUTPUTS],
+    /// Held-out patients.
+    pub n: usize,
+    /// Mean absolute error, in the output's unit.
+    pub mean_abs: [f64; N_OUTPUTS],
+    /// Mean relative error (a fraction).
+    pub mean_rel: [f64; N_OUTPUTS],
+    /// Largest relative error (a fraction).
+    pub max_rel: [f64; N_OUTPUTS],
+    /// Mean of `mean_rel` over the outputs.
+    pub mre: f64,
+}
+
 /// Simulated patients split into training and held-out rows.
 #[wasm_bindgen]
 #[derive(Debug, Clone)]
@@ -52,16 +71,21 @@ impl WbcData {
         &self.train
     }
 
-    /// The held-out rows' error table, as JSON.
-    pub fn errors_value(&self, model: &TrainedModel) -> Result<serde_json::Value, Fault> {
+    /// Errors of `model` on the held-out rows ([`WbcData::errors`] before it becomes a JavaScript object).
+    pub fn held_out_errors(&self, model: &TrainedModel) -> Result<HeldOutErrors, Fault> {
         let y = model.outputs(&self.held_out_inputs())?;
         let pred = self.scaling.outputs(y.as_slice().ok_or_else(|| Fault("non-contiguous output".into()))?);
         let t = errors(&pred, &self.test.outputs);
         let mre = t.mean_rel.iter().sum::<f64>() / N_OUTPUTS as f64;
-        Ok(json!({
-            "names": OUTPUT_NAMES, "units": OUTPUT_UNITS, "n": t.n,
-            "mean_abs": t.mean_abs, "mean_rel": t.mean_rel, "max_rel": t.max_rel, "mre": mre,
-        }))
+        Ok(HeldOutErrors {
+            names: OUTPUT_NAMES,
+            units: OUTPUT_UNITS,
+            n: t.n,
+            mean_abs: t.mean_abs,
+            mean_rel: t.mean_rel,
+            max_rel: t.max_rel,
+            mre,
+        })
     }
 }
 
@@ -166,11 +190,11 @@ impl WbcData {
         self.scaling.inputs(&self.test)
     }
 
-    /// Errors of `model` on the held-out patients, in physical units, as JSON: `names`, `units`, `n`,
-    /// `mean_abs`, `mean_rel` and `max_rel` per output (relative errors as fractions), and `mre` (their
-    /// mean relative error).
-    pub fn errors(&self, model: &TrainedModel) -> Result<String, Fault> {
-        Ok(self.errors_value(model)?.to_string())
+    /// Errors of `model` on the held-out patients, in physical units, as an object ([`HeldOutErrors`]):
+    /// `names`, `units`, `n`, `mean_abs`, `mean_rel` and `max_rel` per output (relative errors as
+    /// fractions), and `mre` (their mean relative error).
+    pub fn errors(&self, model: &TrainedModel) -> Result<JsValue, Fault> {
+        to_js("held-out errors", &self.held_out_errors(model)?)
     }
 }
 

@@ -8,7 +8,7 @@ use more_core::{KeyOptions, SecretKey};
 use more_enctrain::CoeffTensor;
 use more_enctrain::algebra::Encrypted;
 use more_enctrain::train::Trainer;
-use more_enctrain::upload::decode_body;
+use more_enctrain::upload::{JobRequest, decode_body};
 use more_nn::{ModelMeta, Reveal};
 use more_wasm_train::attack::ModelReadout;
 use more_wasm_train::owner::TrainingOwner;
@@ -29,6 +29,11 @@ fn data(n: usize) -> (Vec<f32>, Vec<f32>) {
     (x, y)
 }
 
+/// A training request as the page builds it.
+fn request(json: &str) -> JobRequest {
+    serde_json::from_str(json).unwrap()
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
@@ -36,11 +41,11 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn encrypted_training_decrypts_to_the_plaintext_model() {
-    let request = r#"{"network":"wbc-mlp","epochs":3,"batch_size":16,"lr":0.003,"seed":7}"#;
+    let request = request(r#"{"network":"wbc-mlp","epochs":3,"batch_size":16,"lr":0.003,"seed":7}"#);
     let (x, y) = data(64);
     let key = SecretKey::generate(KeyOptions::default()).unwrap();
     let mut owner = TrainingOwner::with_key(key);
-    let body = owner.job_body(request, &x, &y).unwrap();
+    let body = owner.encrypt_job(&request, &x, &y).unwrap();
 
     // The trainer: ciphertexts only.
     let up = decode_body(&body, &[7], 6).unwrap();
@@ -51,7 +56,7 @@ fn encrypted_training_decrypts_to_the_plaintext_model() {
     let encrypted = trainer.encrypted_model(ModelMeta::new("wbc-mlp", "regression")).unwrap().to_bytes().unwrap();
 
     let decrypted = owner.decrypt_model(&encrypted).unwrap();
-    let mut plain = PlainTraining::new(request, &x, &y).unwrap();
+    let mut plain = PlainTraining::start(request, &x, &y).unwrap();
     while plain.next_epoch().unwrap().is_some() {}
     let plain = plain.model().unwrap();
     // Rounding drift (the encrypted trainer's f64 coefficient algebra vs f32 plaintext, amplified by
@@ -79,8 +84,8 @@ fn digits_are_classified_once_for_accuracy_and_agreement() {
     use more_wasm_train::mnist::MnistSamples;
     let set = more_nn::idx::load_mnist(more_nn::idx::data_dir(None), "test").expect("MNIST in ../shared/data");
     let samples = MnistSamples::parse(&set.range_bytes(0, 64)).unwrap();
-    let request = r#"{"network":"mnist-cnn-square","epochs":1,"batch_size":16,"lr":0.001,"seed":2}"#;
-    let mut run = PlainTraining::new(request, &samples.inputs(), &samples.targets()).unwrap();
+    let request = request(r#"{"network":"mnist-cnn-square","epochs":1,"batch_size":16,"lr":0.001,"seed":2}"#);
+    let mut run = PlainTraining::start(request, &samples.inputs(), &samples.targets()).unwrap();
     while run.next_epoch().unwrap().is_some() {}
     let model = run.model().unwrap();
     let c = model.classify(&samples).unwrap();
@@ -98,14 +103,14 @@ fn digits_are_classified_once_for_accuracy_and_agreement() {
 fn bad_requests_and_data_are_refused() {
     let mut owner = TrainingOwner::with_key(SecretKey::generate(KeyOptions::default()).unwrap());
     let (x, y) = data(8);
-    let ok = r#"{"network":"wbc-mlp","epochs":1,"batch_size":4,"lr":0.01}"#;
-    assert!(owner.job_body(ok, &x, &y).is_ok());
-    assert!(owner.job_body(r#"{"network":"nope","epochs":1,"batch_size":4,"lr":0.01}"#, &x, &y).is_err());
-    assert!(owner.job_body("not json", &x, &y).is_err());
-    assert!(owner.job_body(ok, &x[..14], &y).unwrap_err().0.contains("rows"));
+    let ok = request(r#"{"network":"wbc-mlp","epochs":1,"batch_size":4,"lr":0.01}"#);
+    assert!(owner.encrypt_job(&ok, &x, &y).is_ok());
+    let unknown = JobRequest { network: "nope".into(), ..ok.clone() };
+    assert!(owner.encrypt_job(&unknown, &x, &y).unwrap_err().0.contains("unknown network"));
+    assert!(owner.encrypt_job(&ok, &x[..14], &y).unwrap_err().0.contains("rows"));
     let mut nan = x.clone();
     nan[3] = f32::NAN;
-    assert!(owner.job_body(ok, &nan, &y).unwrap_err().0.contains("non-finite"));
+    assert!(owner.encrypt_job(&ok, &nan, &y).unwrap_err().0.contains("non-finite"));
     assert!(owner.decrypt_loss("!!").is_err());
     assert!(owner.decrypt_model(b"MOREENCM").is_err());
 }

@@ -2,13 +2,18 @@
 //! receives, **without the key**. Every function here takes wire-format tensors only (what the server
 //! receives) — except [`homomorphic_pair`], which also needs nothing secret — and calls
 //! `more_core::attack`; the page then compares the results with the user's own input.
+//!
+//! Readings with named parts ([`EigenvalueReading`], [`EqualityReading`], [`OutputReading`]) reach
+//! JavaScript as plain objects (through `serde-wasm-bindgen`); each exported function has a typed twin
+//! (e.g. [`eigenvalue_reading`] for [`attack_eigenvalues`]) for Rust callers and tests.
 
-use more_core::attack::{self, DataPrior, Lane};
+use more_core::attack::{self, DataPrior, Lane, LaneLooks};
 use more_core::{AnyTensor, EncryptedTensor, NoiseRange};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::keys::Key;
-use crate::{MAX_WIRE_BYTES, js_err};
+use crate::{MAX_WIRE_BYTES, js_err, to_js};
 
 fn decode(bytes: &[u8]) -> Result<EncryptedTensor<f64>, JsError> {
     let t = more_core::decode_any(bytes, MAX_WIRE_BYTES).map_err(|e| js_err("not an encrypted tensor", e))?;
@@ -27,15 +32,35 @@ fn to_f32(values: impl IntoIterator<Item = f64>) -> Vec<f32> {
     values.into_iter().map(|v| v as f32).collect()
 }
 
-/// Attack 1 on element `index`: `[c00, c01, c10, c11, trace, det, high, low]` — the ciphertext, its
-/// trace `m + r`, determinant `m·r`, and the two eigenvalues `{m, r}` (larger first).
-#[wasm_bindgen(js_name = attackEigenvalues)]
-pub fn attack_eigenvalues(wire: &[u8], index: u32) -> Result<Vec<f64>, JsError> {
+/// What attack 1 reads from one ciphertext: the matrix, its trace `m + r`, its determinant `m·r`, and
+/// the two eigenvalues `{m, r}`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EigenvalueReading {
+    /// The ciphertext row-major: `[c00, c01, c10, c11]`.
+    pub ciphertext: [f64; 4],
+    /// Its trace, `m + r`.
+    pub trace: f64,
+    /// Its determinant, `m·r`.
+    pub det: f64,
+    /// The larger eigenvalue.
+    pub high: f64,
+    /// The smaller eigenvalue.
+    pub low: f64,
+}
+
+/// Attack 1 on element `index` of a wire tensor ([`attack_eigenvalues`] as a Rust value).
+pub fn eigenvalue_reading(wire: &[u8], index: u32) -> Result<EigenvalueReading, JsError> {
     let t = decode(wire)?;
     let c = element(&t, index)?;
     let p = attack::eigenvalues(&c).map_err(|e| js_err("eigenvalue attack", e))?;
     let [[a, b], [c1, d]] = c.0;
-    Ok(vec![a, b, c1, d, p.trace, p.det, p.high, p.low])
+    Ok(EigenvalueReading { ciphertext: [a, b, c1, d], trace: p.trace, det: p.det, high: p.high, low: p.low })
+}
+
+/// Attack 1 on element `index`: an object [`EigenvalueReading`] `{ciphertext, trace, det, high, low}`.
+#[wasm_bindgen(js_name = attackEigenvalues)]
+pub fn attack_eigenvalues(wire: &[u8], index: u32) -> Result<JsValue, JsError> {
+    to_js(&eigenvalue_reading(wire, index)?)
 }
 
 /// Homomorphic operations on two encrypted values, computed with no key: a wire tensor of shape `[2]`
@@ -60,7 +85,16 @@ pub struct ImageRecovery {
     eigenvectors: Vec<f64>,
     spread: f64,
     degenerate: bool,
-    scores: Vec<f64>,
+    scores: Option<LaneScores>,
+}
+
+/// How much each lane of an image looks like data ([`ImageRecovery::scores`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LaneScores {
+    /// The lane judged to be the image.
+    pub chosen: LaneLooks,
+    /// The other lane.
+    pub other: LaneLooks,
 }
 
 #[wasm_bindgen]
@@ -98,10 +132,11 @@ impl ImageRecovery {
         self.degenerate
     }
 
-    /// Data-likeness scores `[ties, smooth, grid, range, score]` of the chosen lane, then of the other
-    /// (`NaN` for a feature that was not used).
-    pub fn scores(&self) -> Vec<f64> {
-        self.scores.clone()
+    /// Data-likeness scores of both lanes, an object [`LaneScores`] `{chosen, other}`, each
+    /// `{ties, smooth, grid, range, score}` (a feature that was not used is left out); `undefined` when
+    /// the lane was not chosen by its looks.
+    pub fn scores(&self) -> Result<JsValue, JsError> {
+        to_js(&self.scores)
     }
 }
 
@@ -113,14 +148,8 @@ pub fn attack_recover_image(wire: &[u8], height: u32, width: u32, lo: f64, hi: f
     let prior = DataPrior::image_8bit(lo, hi, height as usize, width as usize);
     let rec = attack::ciphertext_only(&[&t], &prior).map_err(|e| js_err("ciphertext-only attack", e))?;
     let [v1, v2] = rec.basis.eigenvectors();
-    let mut scores = Vec::with_capacity(10);
-    if let Some(looks) = rec.verdict.looks {
-        let chosen = rec.verdict.lane.index();
-        for l in [looks[chosen], looks[1 - chosen]] {
-            let nan = f64::NAN;
-            scores.extend([l.ties, l.smooth.unwrap_or(nan), l.grid.unwrap_or(nan), l.range.unwrap_or(nan), l.score]);
-        }
-    }
+    let chosen = rec.verdict.lane.index();
+    let scores = rec.verdict.looks.map(|looks| LaneScores { chosen: looks[chosen], other: looks[1 - chosen] });
     Ok(ImageRecovery {
         values: to_f32(rec.decrypt(&t)),
         noise: to_f32(rec.noise(&t)),
@@ -159,17 +188,64 @@ pub fn attack_ink_mask(wire: &[u8], background: f64) -> Result<Vec<u8>, JsError>
     Ok(attack::ink_mask(&t, background, attack::DEFAULT_REL_TOL).iter().map(|&b| u8::from(b)).collect())
 }
 
-/// Attack 5: are elements `i` and `j` equal? `[det(C_i − C_j), smallest eigenvalue, scale, equal (0/1)]`.
-#[wasm_bindgen(js_name = attackEquality)]
-pub fn attack_equality(wire: &[u8], i: u32, j: u32) -> Result<Vec<f64>, JsError> {
+/// What attack 5 reads from two ciphertexts: whether their plaintexts are equal, and the evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct EqualityReading {
+    /// `det(C_i − C_j)`: zero exactly when the plaintexts are equal (up to rounding).
+    pub det: f64,
+    /// The smallest eigenvalue of `C_i − C_j` in absolute value.
+    pub smallest: f64,
+    /// The scale the tolerance is relative to.
+    pub scale: f64,
+    /// The verdict: equal plaintexts.
+    pub equal: bool,
+}
+
+/// Attack 5 on elements `i` and `j` ([`attack_equality`] as a Rust value).
+pub fn equality_reading(wire: &[u8], i: u32, j: u32) -> Result<EqualityReading, JsError> {
     let t = decode(wire)?;
     let z = attack::equality_test(&element(&t, i)?, &element(&t, j)?, attack::DEFAULT_REL_TOL);
-    Ok(vec![z.det, z.smallest, z.scale, f64::from(u8::from(z.is_zero))])
+    Ok(EqualityReading { det: z.det, smallest: z.smallest, scale: z.scale, equal: z.is_zero })
+}
+
+/// Attack 5: are elements `i` and `j` equal? An object [`EqualityReading`] `{det, smallest, scale, equal}`.
+#[wasm_bindgen(js_name = attackEquality)]
+pub fn attack_equality(wire: &[u8], i: u32, j: u32) -> Result<JsValue, JsError> {
+    to_js(&equality_reading(wire, i, j)?)
+}
+
+/// What the server reads from the model's encrypted answer without the key.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutputReading {
+    /// The answer's values (the model's scores), in order.
+    pub values: Vec<f64>,
+    /// The index of the largest value: the class the model gives.
+    pub argmax: usize,
+}
+
+/// [`attack_outputs`] as a Rust value.
+pub fn output_reading(
+    input_wire: &[u8],
+    output_wire: &[u8],
+    height: u32,
+    width: u32,
+    lo: f64,
+    hi: f64,
+) -> Result<OutputReading, JsError> {
+    let input = decode(input_wire)?;
+    let output = decode(output_wire)?;
+    let prior = DataPrior::image_8bit(lo, hi, height as usize, width as usize);
+    let rec = attack::ciphertext_only(&[&input], &prior).map_err(|e| js_err("ciphertext-only attack", e))?;
+    let leak = attack::leak_outputs(&rec.basis, Lane::First, &output).map_err(|e| js_err("output leak", e))?;
+    Ok(OutputReading {
+        values: leak.values.iter().copied().collect(),
+        argmax: leak.argmax.first().copied().unwrap_or(0),
+    })
 }
 
 /// What the server learns about the model's answer: the eigenbasis and lane recovered from the encrypted
-/// input image (`height x width`, levels on `[lo, hi]`) decrypt the encrypted output. Returns the output
-/// values followed by the argmax.
+/// input image (`height x width`, levels on `[lo, hi]`) decrypt the encrypted output. An object
+/// [`OutputReading`] `{values, argmax}`.
 #[wasm_bindgen(js_name = attackOutputs)]
 pub fn attack_outputs(
     input_wire: &[u8],
@@ -178,13 +254,6 @@ pub fn attack_outputs(
     width: u32,
     lo: f64,
     hi: f64,
-) -> Result<Vec<f64>, JsError> {
-    let input = decode(input_wire)?;
-    let output = decode(output_wire)?;
-    let prior = DataPrior::image_8bit(lo, hi, height as usize, width as usize);
-    let rec = attack::ciphertext_only(&[&input], &prior).map_err(|e| js_err("ciphertext-only attack", e))?;
-    let leak = attack::leak_outputs(&rec.basis, Lane::First, &output).map_err(|e| js_err("output leak", e))?;
-    let mut out: Vec<f64> = leak.values.iter().copied().collect();
-    out.push(leak.argmax.first().copied().unwrap_or(0) as f64);
-    Ok(out)
+) -> Result<JsValue, JsError> {
+    to_js(&output_reading(input_wire, output_wire, height, width, lo, hi)?)
 }

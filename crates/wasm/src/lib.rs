@@ -5,7 +5,8 @@
 //! (`docs/wire-format.md`), decryption of the server's answer, the ciphertext planes for display, and the
 //! image preprocessing the models expect. It has no cryptography of its own: everything is `more-core`
 //! and `more-imaging`. JavaScript sees the names in `camelCase`; errors are thrown as `Error` with a
-//! message in plain words.
+//! message in plain words. Bulk numbers cross as typed arrays; readings with named parts as plain objects
+//! (through `serde-wasm-bindgen`).
 //!
 //! MORE hides nothing from a curious server (see `web/walkthrough.html` and `docs/attacks.md`): this
 //! crate is a faithful demo of the scheme, not a privacy guarantee.
@@ -28,6 +29,11 @@ pub const MAX_WIRE_BYTES: usize = 64 << 20;
 #[wasm_bindgen::prelude::wasm_bindgen(js_name = version)]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// `value` as a plain JavaScript object (structs become objects with the same field names).
+pub(crate) fn to_js<T: serde::Serialize>(value: &T) -> Result<wasm_bindgen::JsValue, wasm_bindgen::JsError> {
+    serde_wasm_bindgen::to_value(value).map_err(|e| js_err("cannot hand the result to JavaScript", e))
 }
 
 /// Turns any displayable error into a JavaScript `Error`.

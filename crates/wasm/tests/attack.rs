@@ -5,7 +5,7 @@
 use more_wasm::Key;
 use more_wasm::attack::{
     attack_eigenvalues, attack_equality, attack_ink_mask, attack_key_from_known_pixel, attack_linear_relation,
-    attack_outputs, attack_recover_image, homomorphic_pair,
+    attack_outputs, attack_recover_image, eigenvalue_reading, equality_reading, homomorphic_pair, output_reading,
 };
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
@@ -15,6 +15,11 @@ wasm_bindgen_test_configure!(run_in_browser);
 fn message(e: wasm_bindgen::JsError) -> String {
     let v: JsValue = e.into();
     js_sys::Reflect::get(&v, &JsValue::from_str("message")).unwrap().as_string().unwrap_or_default()
+}
+
+/// Property `name` of a JavaScript object.
+fn field(v: &JsValue, name: &str) -> JsValue {
+    js_sys::Reflect::get(v, &JsValue::from_str(name)).unwrap()
 }
 
 /// A 28x28 "digit" on 8-bit levels in `[0, 1]`: a thick diagonal stroke with graded edges on black.
@@ -57,6 +62,11 @@ fn ciphertext_only_recovery_of_a_drawn_digit() {
         assert!(rec.confidence() > 0.0 && rec.confidence() <= 1.0);
         assert!(!rec.degenerate());
         assert_eq!(rec.eigenvectors().len(), 4);
+        // The lane choice's evidence, as an object per lane.
+        let scores = rec.scores().unwrap();
+        let chosen = field(&field(&scores, "chosen"), "score").as_f64().unwrap();
+        let other = field(&field(&scores, "other"), "score").as_f64().unwrap();
+        assert!(chosen > other, "the chosen lane looks more like data: {chosen} vs {other}");
         // The other lane is the encryption's noise, not the image.
         assert!(max_diff(&rec.noise(), &img) > 0.05);
     }
@@ -68,11 +78,15 @@ fn eigenvalues_expose_each_pixel() {
     let key = Key::generate(None).unwrap();
     let wire = key.encrypt(&img, &[1, 28, 28]).unwrap();
     for index in [0u32, 300, 350, 783] {
-        let e = attack_eigenvalues(&wire, index).unwrap();
-        assert_eq!(e.len(), 8);
+        let e = eigenvalue_reading(&wire, index).unwrap();
         let m = img[index as usize] as f64;
-        assert!((e[4] - (e[6] + e[7])).abs() < 1e-5, "trace = sum of eigenvalues");
-        assert!((e[6] - m).abs() < 1e-5 || (e[7] - m).abs() < 1e-5, "pixel {m} among eigenvalues {e:?}");
+        assert!((e.trace - (e.high + e.low)).abs() < 1e-5, "trace = sum of eigenvalues");
+        assert!((e.high - m).abs() < 1e-5 || (e.low - m).abs() < 1e-5, "pixel {m} among eigenvalues {e:?}");
+        // The page gets the same reading as an object with these field names.
+        let js = attack_eigenvalues(&wire, index).unwrap();
+        assert_eq!(field(&js, "high").as_f64(), Some(e.high));
+        assert_eq!(field(&js, "trace").as_f64(), Some(e.trace));
+        assert_eq!(js_sys::Array::from(&field(&js, "ciphertext")).length(), 4);
     }
 }
 
@@ -104,8 +118,9 @@ fn ink_mask_and_equality_without_the_key() {
     assert!(wrong <= 2, "{wrong} of 784 pixels misread");
     // Two black pixels are equal, a black and a white one are not.
     let ink = img.iter().position(|&v| v == 1.0).unwrap() as u32;
-    assert_eq!(attack_equality(&wire, 0, 1).unwrap()[3], 1.0);
-    assert_eq!(attack_equality(&wire, 0, ink).unwrap()[3], 0.0);
+    assert!(equality_reading(&wire, 0, 1).unwrap().equal);
+    assert!(!equality_reading(&wire, 0, ink).unwrap().equal);
+    assert_eq!(field(&attack_equality(&wire, 0, 1).unwrap(), "equal").as_bool(), Some(true));
 }
 
 #[wasm_bindgen_test]
@@ -119,18 +134,20 @@ fn homomorphic_sum_and_product_decrypt_with_the_key() {
 #[wasm_bindgen_test]
 fn model_outputs_leak_through_the_input_basis() {
     // A "model answer" encrypted under the same key as the image: the basis recovered from the image
-    // decrypts it, and the argmax comes last.
+    // decrypts it, and its argmax is the class.
     let img = digit();
     let key = Key::generate(None).unwrap();
     let input = key.encrypt(&img, &[1, 28, 28]).unwrap();
     let logits = [0.1f32, -1.0, 3.5, 0.2, 0.0, -0.3, 1.1, 0.9, -2.0, 0.4];
     let output = key.encrypt(&logits, &[10]).unwrap();
-    let leak = attack_outputs(&input, &output, 28, 28, 0.0, 1.0).unwrap();
-    assert_eq!(leak.len(), 11);
-    for (a, b) in leak.iter().zip(&logits) {
+    let leak = output_reading(&input, &output, 28, 28, 0.0, 1.0).unwrap();
+    assert_eq!(leak.values.len(), 10);
+    for (a, b) in leak.values.iter().zip(&logits) {
         assert!((*a as f32 - b).abs() < 1e-4, "{leak:?}");
     }
-    assert_eq!(leak[10], 2.0);
+    assert_eq!(leak.argmax, 2);
+    let js = attack_outputs(&input, &output, 28, 28, 0.0, 1.0).unwrap();
+    assert_eq!(field(&js, "argmax").as_f64(), Some(2.0));
 }
 
 #[wasm_bindgen_test]

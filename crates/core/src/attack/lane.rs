@@ -57,8 +57,8 @@ impl DataPrior {
 }
 
 /// How much one lane looks like data. Every score is in `[0, 1]`; `None` when the prior lacks what the
-/// feature needs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// feature needs. (Serialisable, so the page receives it as an object.)
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct LaneLooks {
     /// Fraction of sorted neighbours that tie (within the recovery resolution), rescaled so a continuous
     /// random lane scores about 0.
