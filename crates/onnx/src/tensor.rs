@@ -44,11 +44,14 @@ pub fn decode(t: &TensorProto, what: &str) -> Result<Constant> {
         )));
     }
     let mut shape = Vec::with_capacity(t.dims.len());
-    let mut count: usize = 1;
+    // The element count, and the product of the non-zero axes: ndarray refuses a shape whose non-zero
+    // axes multiply past `isize::MAX` even when another axis is 0 (and the count is 0).
+    let (mut count, mut extent) = (1usize, 1usize);
+    let too_large = || ImportError::TooLarge(format!("tensor {what} dims {:?}", t.dims));
     for &d in &t.dims {
         let d = usize::try_from(d).map_err(|_| ImportError::Graph(format!("tensor {what} has dimension {d}")))?;
-        count =
-            count.checked_mul(d).ok_or_else(|| ImportError::TooLarge(format!("tensor {what} dims {:?}", t.dims)))?;
+        count = count.checked_mul(d).ok_or_else(too_large)?;
+        extent = extent.checked_mul(d.max(1)).filter(|&e| e <= isize::MAX as usize).ok_or_else(too_large)?;
         shape.push(d);
     }
     let raw = t.raw_data.as_deref();
@@ -60,7 +63,9 @@ pub fn decode(t: &TensorProto, what: &str) -> Result<Constant> {
         if values.len() != count {
             return Err(mismatch(values.len()));
         }
-        Ok(Constant::Real(ArrayD::from_shape_vec(IxDyn(&shape), values).expect("count checked")))
+        ArrayD::from_shape_vec(IxDyn(&shape), values)
+            .map(Constant::Real)
+            .map_err(|e| ImportError::Graph(format!("tensor {what}: {e}")))
     };
     let int = |values: Vec<i64>| -> Result<Constant> {
         if values.len() != count {

@@ -151,6 +151,17 @@ fn what_cannot_be_translated_is_refused_with_the_reason() {
             ),
             "needs 6000000000 values",
         ),
+        // Found by fuzzing: a zero axis beside axes whose product passes isize::MAX (count 0, so the data
+        // length matched, and ndarray then refused the shape).
+        (
+            model(
+                &[None, Some(3)],
+                vec![node("Gemm", &["x", "W", "B"], "y", vec![])],
+                vec![tensor("W", &[0, 1 << 62, 4], &[]), tensor("B", &[2], &[0.0, 0.0])],
+                "y",
+            ),
+            "too large",
+        ),
         // An input without a fixed per-sample size.
         (model(&[None, None], vec![node("Relu", &["x"], "y", vec![])], vec![], "y"), "fixed size"),
         // A multiplication at the very end with nothing to absorb it.
