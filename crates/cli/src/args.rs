@@ -243,9 +243,6 @@ pub struct ComparisonArgs {
     /// Per-epoch parameter snapshots of both runs, `plain/` and `encrypted/` below it (set by a study).
     #[arg(skip)]
     pub snapshots: Option<PathBuf>,
-    /// One run of a study: write the report file only, print nothing on stdout.
-    #[arg(skip)]
-    pub in_study: bool,
 }
 
 /// The options of `more reproduce <task>` (and of `more wbc reproduce`).

@@ -10,6 +10,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 mod args;
 mod bfv;
 mod commands;
+mod comparison;
 mod data;
 mod encrypted;
 mod files;

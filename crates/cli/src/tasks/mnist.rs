@@ -3,6 +3,7 @@
 //! and hyper-parameters trained on plaintext and on encrypted data in one run (final test accuracy,
 //! training time per epoch, inference time, ratios); the encrypted side is `more-enctrain`.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -25,7 +26,8 @@ use super::{Classifier, Defaults, Hyper, Task, Use};
 use crate::args::{Arch, ImageArgs, ReproduceOptions, TrainOptions};
 use crate::data::LabelledImages;
 use crate::encrypted::{EncryptedTaskOutput, train_encrypted_task};
-use crate::files::{command_line, encrypted_outputs, model_path, refuse_existing, write_svg, wrote};
+use crate::comparison::{Better, Comparison, Paired, Unit, Written};
+use crate::files::{command_line, encrypted_outputs, model_path, refuse_existing, wrote};
 
 /// The MNIST task.
 pub struct Mnist;
@@ -61,8 +63,8 @@ impl Task for Mnist {
         }
     }
 
-    fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
-        reproduce(options, hyper)
+    fn compare(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<Comparison> {
+        compare(options, hyper)
     }
 
     fn options(&self, command: Use) -> &'static [&'static str] {
@@ -380,8 +382,9 @@ fn train_encrypted(options: &TrainOptions, hyper: &Hyper) -> Result<()> {
 }
 
 
-/// `more reproduce mnist`.
-fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
+/// `more reproduce mnist`: both runs, the test accuracy of each, their times, and the still-encrypted
+/// model's inference on the encrypted test set; with `--save` the three models.
+fn compare(options: &ReproduceOptions, hyper: &Hyper) -> Result<Comparison> {
     let (images, cmp) = (&options.images, &options.comparison);
     let (json, quiet) = (options.json.json, options.quiet.quiet);
     let mut cfg = config(images, hyper, !quiet && !json);
@@ -498,40 +501,34 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
         plain_val_accuracy: plain_hist.epochs.iter().filter_map(|e| e.val_accuracy).collect(),
         encrypted_val_accuracy: run.history.epochs.iter().filter_map(|e| e.val_accuracy).collect(),
     };
+    let mut written = Vec::new();
     if let (Some(dir), Some([plain_file, decrypted_file, encrypted_file])) = (&cmp.save, &saved) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         plain_model.save(plain_file)?;
         run.model.save(decrypted_file)?;
         run.encrypted.save(encrypted_file)?;
-        for (file, what) in [
+        for (path, what) in [
             (plain_file, "trained on plaintext"),
             (decrypted_file, "trained on encrypted data, decrypted"),
             (encrypted_file, "trained on encrypted data, still encrypted"),
         ] {
-            // A study's runs print nothing; stdout carries the table or the JSON.
-            if !cmp.in_study {
-                wrote(file, Some(what), json);
-            }
+            written.push(Written { path: path.clone(), what });
         }
     }
-    if let Some(path) = &cmp.svg {
-        let arch = if images.arch == Arch::Relu { "ReLU CNN" } else { "square CNN" };
-        let title = format!("MNIST ({arch}): plaintext vs encrypted training, seed {}", hyper.seed);
-        write_svg(path, &crate::plot::training_curves_svg(&title, plain_hist, &run.history))?;
-    }
-    let text = serde_json::to_string_pretty(&report)?;
-    if let Some(path) = &cmp.report {
-        std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
-    }
-    if cmp.in_study {
-        return Ok(());
-    }
-    if json {
-        println!("{text}");
-    } else {
-        print_table(&report);
-    }
-    Ok(())
+    let arch = if images.arch == Arch::Relu { "ReLU CNN" } else { "square CNN" };
+    Ok(Comparison {
+        headline: vec![
+            Paired::new("test accuracy", plain_acc, enc_acc, Unit::Fraction, Better::Higher),
+            Paired::new("training time per epoch", plain_epoch, enc_epoch, Unit::Seconds, Better::Lower),
+        ],
+        key_condition: Some(report.key_condition),
+        plain_history: plain.history,
+        encrypted_history: enc.run.history,
+        title: format!("MNIST ({arch}): plaintext vs encrypted training, seed {}", hyper.seed),
+        table: table(&report),
+        details: Box::new(report),
+        written,
+    })
 }
 
 /// The reproduction's figures (also the `--json` object).
@@ -609,53 +606,64 @@ pub struct Report {
     pub encrypted_val_accuracy: Vec<f64>,
 }
 
-fn print_table(r: &Report) {
-    println!(
+/// The report as printed without `--json`.
+fn table(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
         "MNIST, plaintext vs encrypted training — one run, same architecture, seed {} and hyper-parameters",
         r.seed
     );
-    println!("architecture: {}", r.architecture);
-    println!("optimizer: {}", r.optimizer);
-    println!(
+    let _ = writeln!(s, "architecture: {}", r.architecture);
+    let _ = writeln!(s, "optimizer: {}", r.optimizer);
+    let _ = writeln!(
+        s,
         "data: {} training, {} validation, {} test images; key κ = {:.2}",
         r.train_images, r.val_images, r.test_images, r.key_condition
     );
-    println!();
-    println!("| | plaintext | encrypted | ratio / difference |");
-    println!("|---|---|---|---|");
-    println!(
+    let _ = writeln!(s);
+    let _ = writeln!(s, "| | plaintext | encrypted | ratio / difference |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    let _ = writeln!(
+        s,
         "| test accuracy | {:.2}% | {:.2}% (decrypted model) | {:+.2} pp |",
         100.0 * r.plain_test_accuracy,
         100.0 * r.encrypted_test_accuracy,
         r.accuracy_gap_pp
     );
-    println!(
+    let _ = writeln!(
+        s,
         "| training time per epoch | {:.1} s | {:.1} s | {:.2}x |",
         r.plain_epoch_seconds, r.encrypted_epoch_seconds, r.training_overhead
     );
-    println!(
+    let _ = writeln!(
+        s,
         "| CPU time per epoch (all threads, incl. validation) | {:.1} s | {:.1} s | {:.2}x |",
         r.plain_cpu_seconds_per_epoch, r.encrypted_cpu_seconds_per_epoch, r.training_cpu_overhead
     );
-    println!(
+    let _ = writeln!(
+        s,
         "| inference time per image (batch 500) | {:.1} µs | {:.1} µs (encrypted weights) | {:.2}x |",
         r.plain_inference_us_per_image, r.encrypted_inference_us_per_image, r.inference_overhead
     );
-    println!(
+    let _ = writeln!(
+        s,
         "| epochs run (best) | {} ({}) | {} ({}) | |",
         r.plain_epochs, r.plain_best_epoch, r.encrypted_epochs, r.encrypted_best_epoch
     );
-    println!();
-    println!(
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
         "encrypted model on the encrypted test set: {:.2}% accuracy, argmax agrees with the decrypted model on {:.2}% of images, max |logit diff| {:.2e}",
         100.0 * r.encrypted_model_encrypted_test_accuracy,
         100.0 * r.encrypted_model_agreement,
         r.encrypted_model_max_logit_diff
     );
-    println!("encrypting the training and validation data: {:.1} s", r.encrypt_data_seconds);
-    println!(
+    let _ = writeln!(s, "encrypting the training and validation data: {:.1} s", r.encrypt_data_seconds);
+    let _ = writeln!(
+        s,
         "random lanes: inputs U[0, {}), labels (1 + {}·U[-1,1))/Σ; largest |weight|: {:.3} (model), {:.3} (shadow model on the noise lane)",
         r.input_noise, r.label_spread, r.max_abs_weight, r.shadow_max_abs_weight
     );
+    s
 }
-

@@ -9,6 +9,7 @@ use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
 use crate::args::{Given, ReproduceOptions, TrainOptions, flag};
+use crate::comparison::Comparison;
 use crate::data::LabelledImages;
 
 /// Registers the tasks: declares each module and lists its task, in the order `--help` shows them.
@@ -149,8 +150,10 @@ pub trait Task: Sync {
     fn reproduce_defaults(&self) -> Defaults;
     /// `more train <task> [--encrypted]`.
     fn train(&self, options: &TrainOptions, hyper: &Hyper) -> Result<()>;
-    /// `more reproduce <task>`: plaintext vs encrypted training in one run.
-    fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<()>;
+    /// `more reproduce <task>`: the same network trained on plaintext and on encrypted data in one run,
+    /// measured. It prints at most progress (on stderr, unless `--quiet`); `commands::reproduce` presents
+    /// the result, and a study repeats it.
+    fn compare(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<Comparison>;
     /// The options of [`TRAIN_OPTIONS`] or [`REPRODUCE_OPTIONS`] this task reads in `command`; the others
     /// are refused when given ([`refuse_unused_options`]).
     fn options(&self, command: Use) -> &'static [&'static str];

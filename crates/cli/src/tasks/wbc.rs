@@ -3,6 +3,7 @@
 //! on encrypted inputs and targets — and scored by its errors on held-out samples. `more wbc` has the
 //! simulator's own commands.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -10,6 +11,7 @@ use more_hemo::{OUTPUT_NAMES, OUTPUT_UNITS};
 
 use super::{Defaults, Hyper, Task, Use};
 use crate::args::{ReproduceOptions, SurrogateArgs, TrainOptions};
+use crate::comparison::{Better, Comparison, Paired, Unit};
 use crate::files::{command_line, model_path, wrote};
 
 /// The WBC task.
@@ -40,8 +42,8 @@ impl Task for Wbc {
         train(options, hyper)
     }
 
-    fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
-        reproduce(options, hyper)
+    fn compare(&self, options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<Comparison> {
+        compare(options, hyper)
     }
 
     fn options(&self, command: Use) -> &'static [&'static str] {
@@ -137,6 +139,8 @@ pub struct Trained {
     pub train_seconds: f64,
     /// Epochs run.
     pub epochs: usize,
+    /// The training history (decrypted figures for an encrypted run).
+    pub history: more_nn::train::History,
     /// Plaintext inference time per sample over the test set (µs).
     pub infer_plain_us: f64,
     /// Encrypted inference time per sample over the test set (µs; forward pass on ciphertexts).
@@ -332,6 +336,7 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
         test: errs,
         train_seconds,
         epochs: history.epochs.len(),
+        history,
         infer_plain_us,
         infer_encrypted_us,
         max_encrypted_diff,
@@ -528,7 +533,7 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyho
 
 /// `more reproduce wbc`: the same data, seed and hyper-parameters trained on plaintext and on encrypted
 /// data; per output, mean absolute and relative errors of both on the held-out samples, and the times.
-fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
+fn compare(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<Comparison> {
     let json = options.json.json;
     let mut a = Settings::new(&options.surrogate, hyper, None, options.quiet.quiet || json);
     a.snapshots = options.comparison.snapshots.clone();
@@ -541,7 +546,7 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
         (0..no).map(|k| (enc.test.mean_rel[k] - plain.test.mean_rel[k]).abs() / plain.test.mean_rel[k]).collect();
     let pass_mre = (0..no).all(|k| plain.test.mean_rel[k] < 0.03 && enc.test.mean_rel[k] < 0.03);
     let pass_close = rel_diff.iter().all(|d| *d < 0.05);
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (plain_mre, enc_mre) = (mean(&plain.test.mean_rel), mean(&enc.test.mean_rel));
     let per_output: Vec<_> = (0..no)
         .map(|k| {
             serde_json::json!({
@@ -560,20 +565,12 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
         "training_overhead": enc.train_seconds / plain.train_seconds,
         "plain_infer_us": plain.infer_plain_us, "encrypted_infer_us": plain.infer_encrypted_us,
         "max_weight_noise_lane": enc.lanes.map(|l| l.1),
-        "plain_mean_mre": mean(&plain.test.mean_rel), "encrypted_mean_mre": mean(&enc.test.mean_rel),
+        "plain_mean_mre": plain_mre, "encrypted_mean_mre": enc_mre,
         "outputs": per_output, "pass_mre_below_3pct": pass_mre, "pass_encrypted_within_5pct": pass_close,
     });
-    if let Some(p) = &options.comparison.report {
-        std::fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
-    }
-    if options.comparison.in_study {
-        return Ok(());
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    println!(
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
         "WBC surrogate ({} training / {} held-out samples, 7-{h}-{h}-6 tanh MLP, {} epochs, seed {}):",
         data.train.len(),
         data.test.len(),
@@ -581,11 +578,12 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
         hyper.seed,
         h = a.surrogate.hidden
     );
-    println!();
-    println!("| output | plaintext-trained MAE | MRE | encrypted-trained MAE | MRE | MRE difference |");
-    println!("|---|---|---|---|---|---|");
+    let _ = writeln!(t);
+    let _ = writeln!(t, "| output | plaintext-trained MAE | MRE | encrypted-trained MAE | MRE | MRE difference |");
+    let _ = writeln!(t, "|---|---|---|---|---|---|");
     for k in 0..no {
-        println!(
+        let _ = writeln!(
+        t,
             "| {} ({}) | {:.4} | {:.3}% | {:.4} | {:.3}% | {:.2}% |",
             OUTPUT_NAMES[k],
             OUTPUT_UNITS[k],
@@ -596,36 +594,51 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
             100.0 * rel_diff[k]
         );
     }
-    println!();
-    println!("| | plaintext | encrypted | ratio |");
-    println!("|---|---|---|---|");
-    println!(
+    let _ = writeln!(t);
+    let _ = writeln!(t, "| | plaintext | encrypted | ratio |");
+    let _ = writeln!(t, "|---|---|---|---|");
+    let _ = writeln!(
+        t,
         "| training ({} epochs) | {:.1} s | {:.1} s | {:.2}x |",
         hyper.epochs,
         plain.train_seconds,
         enc.train_seconds,
         enc.train_seconds / plain.train_seconds
     );
-    println!(
+    let _ = writeln!(
+        t,
         "| inference per sample (batch {}) | {:.2} µs | {:.2} µs | {:.2}x |",
         data.test.len(),
         plain.infer_plain_us,
         plain.infer_encrypted_us,
         plain.infer_encrypted_us / plain.infer_plain_us
     );
-    println!();
+    let _ = writeln!(t);
     if data.simulate_seconds > 0.0 {
-        println!("simulating the data sets took {:.1} s", data.simulate_seconds);
+        let _ = writeln!(t, "simulating the data sets took {:.1} s", data.simulate_seconds);
     }
     if let Some((message, noise)) = enc.lanes {
-        println!("encrypted training: largest |weight| message lane {message:.3}, noise (shadow) lane {noise:.3}");
+        let _ = writeln!(t, "encrypted training: largest |weight| message lane {message:.3}, noise (shadow) lane {noise:.3}");
     }
-    println!(
+    let _ = writeln!(
+        t,
         "bars: both mean relative errors < 3%: {}; encrypted-trained MRE within 5% (relative) of plaintext-trained for every output: {}",
         if pass_mre { "PASS" } else { "FAIL" },
         if pass_close { "PASS" } else { "FAIL" }
     );
-    Ok(())
+    Ok(Comparison {
+        headline: vec![
+            Paired::new("mean relative error (6 outputs)", plain_mre, enc_mre, Unit::Fraction, Better::Lower),
+            Paired::new("training time", plain.train_seconds, enc.train_seconds, Unit::Seconds, Better::Lower),
+        ],
+        key_condition: enc.key_condition,
+        plain_history: plain.history,
+        encrypted_history: enc.history,
+        title: format!("WBC surrogate: plaintext vs encrypted training, seed {}", hyper.seed),
+        details: Box::new(report),
+        table: t,
+        written: vec![],
+    })
 }
 
 #[cfg(test)]
