@@ -55,7 +55,7 @@ pub struct DataArgs {
 impl DataArgs {
     /// The directory to read data sets from.
     pub fn dir(&self) -> PathBuf {
-        crate::data::data_dir(self.data.as_deref())
+        crate::paths::data_dir(self.data.as_deref())
     }
 }
 
@@ -73,6 +73,15 @@ pub struct QuietArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// The encryption scheme a command runs under (`more eval --scheme`, `more bench --scheme`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scheme {
+    /// MORE: fast, weak (the papers' scheme).
+    More,
+    /// BFV: 128-bit lattice security (fhe.rs).
+    Bfv,
 }
 
 /// Network architectures for MNIST.

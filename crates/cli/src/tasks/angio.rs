@@ -93,7 +93,7 @@ impl Task for Angio {
     fn classifier(&self) -> Option<Classifier> {
         Some(Classifier {
             input: ANGIO_INPUT,
-            default_model: "models/angio-cnn.morenn",
+            default_model: crate::paths::ANGIO_MODEL,
             eval_split: "val",
             row: "frame",
             batch: 100,

@@ -107,7 +107,7 @@ impl Task for Mnist {
     fn classifier(&self) -> Option<Classifier> {
         Some(Classifier {
             input: MNIST_INPUT,
-            default_model: "models/mnist-cnn-relu.morenn",
+            default_model: crate::paths::MNIST_MODEL,
             eval_split: "test",
             row: "image",
             batch: 500,

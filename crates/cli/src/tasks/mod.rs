@@ -119,7 +119,7 @@ pub const REPRODUCE_OPTIONS: &[&str] = &[
 pub struct Classifier {
     /// Input shape of its models (one image).
     pub input: [usize; 3],
-    /// The bundled model `more bench` uses by default.
+    /// The bundled model `more bench` uses by default: a file name in `models/` (`crate::paths::bundled`).
     pub default_model: &'static str,
     /// The split `more eval` scores (metrics are named after it: `test_accuracy`, `val_accuracy`).
     pub eval_split: &'static str,
@@ -308,7 +308,7 @@ mod tests {
                 assert!(d.epochs > 0 && d.batch_size > 0 && d.lr_decay > 0.0 && d.lr_decay <= 1.0, "{task:?}");
             }
             if let Some(c) = task.classifier() {
-                let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(c.default_model);
+                let path = crate::paths::built_models_dir().join(c.default_model);
                 let model = more_nn::Model::load(&path).expect(c.default_model);
                 assert_eq!(model.meta().task, task.name());
                 assert_eq!(model.input_shape(), c.input.as_slice());
