@@ -28,6 +28,7 @@ use crate::data::LabelledImages;
 use crate::encrypted::{EncryptedTaskOutput, train_encrypted_task};
 use crate::comparison::{Better, Comparison, Paired, Unit, Written};
 use crate::files::{command_line, encrypted_outputs, model_path, refuse_existing, wrote};
+use crate::server_training::{BothSides, Outcome, ServerData, ServerJob};
 
 /// The MNIST task.
 pub struct Mnist;
@@ -54,9 +55,7 @@ impl Task for Mnist {
     }
 
     fn train(&self, options: &TrainOptions, hyper: &Hyper) -> Result<()> {
-        if let Some(server) = &options.common.server {
-            train_on_server(server, options, hyper)
-        } else if options.common.encrypted {
+        if options.common.encrypted {
             train_encrypted(options, hyper)
         } else {
             train(options, hyper)
@@ -102,6 +101,10 @@ impl Task for Mnist {
             }
             _ => return None,
         })
+    }
+
+    fn server_job(&self, options: &TrainOptions, hyper: &Hyper) -> Result<ServerJob> {
+        server_job(options, hyper)
     }
 
     fn classifier(&self) -> Option<Classifier> {
@@ -194,99 +197,89 @@ fn splits(images: &ImageArgs, test_limit: Option<usize>, seed: u64) -> Result<Sp
     Ok(Splits { train: part(&tr), val: part(&va), test: PlainData { inputs: test.inputs, targets: test.targets } })
 }
 
-/// `more train mnist --encrypted --server URL`: this process is the data owner. It encrypts the first
-/// `--limit` training images and their one-hot labels under a fresh key (the noise lanes of
-/// `more train mnist --encrypted`), has the server train `mnist-cnn-<arch>` on the ciphertexts (fixed
-/// epochs, no augmentation, no validation split: the server cannot select without the key), decrypts the
-/// model, trains the same network here on the same plaintext with the same seed and hyper-parameters, and
-/// reports both test accuracies.
-fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> Result<()> {
+/// `more train mnist --encrypted --server URL` (`crate::server_training`): the server trains
+/// `mnist-cnn-<arch>` on the first `--limit` training images and their one-hot labels, encrypted with the
+/// noise lanes of `more train mnist --encrypted`; both models are scored on the 10,000 test images.
+fn server_job(options: &TrainOptions, hyper: &Hyper) -> Result<ServerJob> {
     use more_enctrain::upload::{JobRequest, OptimizerKind};
-    let (images, json) = (&options.images, options.common.json);
-    let quiet = options.common.quiet.quiet || json;
-    let id = options.common.model_id.clone().unwrap_or_else(|| format!("mnist-cnn-{}-enctrain", images.arch.name()));
-    let out = model_path(options.common.out.as_deref(), &id, options.common.force)?;
-    let lr = config(images, hyper, false).optimizer.lr();
+    let images = options.images.clone();
+    let arch = images.arch;
+    let id = options.common.model_id.clone().unwrap_or_else(|| format!("mnist-cnn-{}-enctrain", arch.name()));
     let request = JobRequest {
-        network: format!("mnist-cnn-{}", images.arch.name()),
+        network: format!("mnist-cnn-{}", arch.name()),
         epochs: hyper.epochs,
         batch_size: hyper.batch_size,
-        lr,
+        lr: config(&images, hyper, false).optimizer.lr(),
         lr_decay: hyper.lr_decay,
         optimizer: OptimizerKind::Adam,
         seed: hyper.seed,
     };
-    // The server's limits first: a job it would refuse fails before the digits are read.
-    let trainer = crate::remote::Server::connect(server, &request)?;
-    let dir = images.data.dir();
-    let train_set = load(&dir, "train", images.limit)?;
-    let test = load(&dir, "test", None)?;
-    let key = crate::encrypted::fresh_key(None)?;
-    let fewer = |k: usize| format!("pass --limit {k}");
-    let remote = trainer.train(
-        &key,
-        &request,
-        &train_set.inputs,
-        &train_set.targets,
-        &EncryptionSetup::default(),
-        &crate::remote::Rows { noun: "digits", fewer: &fewer },
-        quiet,
-    )?;
-
-    let alg = Plain;
-    let cfg = request.train_config(Loss::CrossEntropy, true);
-    let mut net =
-        Net::new(&alg, &MNIST_INPUT, &specs(images.arch), &mut ChaCha8Rng::seed_from_u64(hyper.seed))?;
-    let data = Dataset::new(&alg, train_set.inputs.clone(), train_set.targets.clone())?;
-    let history = fit(&alg, &alg, &mut net, &data, None, &cfg)?;
-    let test_set = Dataset::new(&alg, test.inputs, test.targets)?;
-    let (_, plain_acc) = evaluate(&alg, &alg, &net, &test_set, Loss::CrossEntropy, 500)?;
-    let mut model = remote.model;
-    let (_, enc_acc) =
-        evaluate(&alg, &alg, &Net::from_model(&alg, &model)?, &test_set, Loss::CrossEntropy, 500)?;
-
-    let mut m = meta(&id, images.arch);
-    m.training.insert("command".into(), command_line());
-    m.training.insert("trainer".into(), format!("more-server at {server}, on encrypted images and labels"));
-    m.metrics.insert("test_accuracy".into(), enc_acc);
-    *model.meta_mut() = m;
-    model.save(&out)?;
-    wrote(&out, Some("the decrypted model"), json);
-    let plain_epoch = mean_epoch_seconds(&history);
-    let server_epoch = remote.epoch_seconds.iter().sum::<f64>() / remote.epoch_seconds.len().max(1) as f64;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "task": "mnist", "server": server, "network": request.network,
-                "train_images": train_set.labels.len(), "test_images": test_set.len(&alg),
-                "epochs": remote.epoch_losses.len(), "batch_size": hyper.batch_size, "lr": lr, "seed": hyper.seed,
+    let (network, job_id) = (request.network.clone(), id.clone());
+    let data = move || -> Result<ServerData> {
+        let dir = images.data.dir();
+        let train_set = load(&dir, "train", images.limit)?;
+        let test = load(&dir, "test", None)?;
+        let train_images = train_set.labels.len();
+        let finish = move |sides: &mut BothSides, server: &str| -> Result<Outcome> {
+            let alg = Plain;
+            let test_set = Dataset::new(&alg, test.inputs, test.targets)?;
+            let accuracy = |model: &more_nn::Model| -> Result<f64> {
+                Ok(evaluate(&alg, &alg, &Net::from_model(&alg, model)?, &test_set, Loss::CrossEntropy, 500)?.1)
+            };
+            let (plain_acc, enc_acc) = (accuracy(&sides.plain)?, accuracy(&sides.remote.model)?);
+            let mut m = meta(&id, arch);
+            m.training.insert("command".into(), command_line());
+            m.training.insert("trainer".into(), format!("more-server at {server}, on encrypted images and labels"));
+            m.metrics.insert("test_accuracy".into(), enc_acc);
+            *sides.remote.model.meta_mut() = m;
+            let (remote, test_images) = (&sides.remote, test_set.len(&alg));
+            let json = serde_json::json!({
+                "network": network, "train_images": train_images, "test_images": test_images,
                 "plaintext_accuracy": plain_acc, "encrypted_accuracy": enc_acc,
-                "seconds": remote.seconds, "encrypt_seconds": remote.encrypt_seconds,
-                "upload_bytes": remote.upload_bytes, "model_bytes": remote.model_bytes,
-                "plaintext_epoch_seconds": plain_epoch, "server_epoch_seconds": server_epoch,
-                "plaintext_losses": history.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>(),
-                "encrypted_losses": remote.epoch_losses, "model": out.display().to_string(),
-            })
-        );
-        return Ok(());
-    }
-    println!(
-        "{} trained by {server} on {} encrypted images ({} epochs): {:.1} s from encryption to the decrypted model, {} bytes uploaded",
-        request.network,
-        train_set.labels.len(),
-        remote.epoch_losses.len(),
-        remote.seconds,
-        remote.upload_bytes
-    );
-    println!("time per epoch: {plain_epoch:.2} s here on plaintext, {server_epoch:.2} s on the server on ciphertexts");
-    println!(
-        "test accuracy ({} images): plaintext-trained {:.2}%, encrypted-trained {:.2}%",
-        test_set.len(&alg),
-        100.0 * plain_acc,
-        100.0 * enc_acc,
-    );
-    Ok(())
+                "plaintext_losses": sides.plain_history.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>(),
+                "encrypted_losses": remote.epoch_losses,
+            });
+            let mut text = String::new();
+            let _ = writeln!(
+                text,
+                "{network} trained by {server} on {train_images} encrypted images ({} epochs): {:.1} s from encryption to the decrypted model, {} bytes uploaded",
+                remote.epoch_losses.len(),
+                remote.seconds,
+                remote.upload_bytes
+            );
+            let _ = writeln!(
+                text,
+                "time per epoch: {:.2} s here on plaintext, {:.2} s on the server on ciphertexts",
+                sides.plain_epoch_seconds(),
+                sides.server_epoch_seconds()
+            );
+            let _ = writeln!(
+                text,
+                "test accuracy ({test_images} images): plaintext-trained {:.2}%, encrypted-trained {:.2}%",
+                100.0 * plain_acc,
+                100.0 * enc_acc,
+            );
+            Ok(Outcome { json, text })
+        };
+        Ok(ServerData {
+            inputs: train_set.inputs,
+            targets: train_set.targets,
+            setup: EncryptionSetup::default(),
+            noun: "digits",
+            fewer: Box::new(|k| format!("pass --limit {k}")),
+            finish: Box::new(finish),
+        })
+    };
+    Ok(ServerJob {
+        id: job_id,
+        request,
+        input_shape: MNIST_INPUT.to_vec(),
+        specs: specs(arch),
+        loss: Loss::CrossEntropy,
+        classification: true,
+        plain_meta: meta(&format!("mnist-cnn-{}", arch.name()), arch),
+        data: Box::new(data),
+    })
 }
 
 /// `more train mnist`: plaintext training with a checkpoint per epoch; the test accuracy goes in the file.

@@ -11,6 +11,7 @@ use clap::builder::PossibleValue;
 use crate::args::{Given, ReproduceOptions, TrainOptions, flag};
 use crate::comparison::Comparison;
 use crate::data::LabelledImages;
+use crate::server_training::ServerJob;
 
 /// Registers the tasks: declares each module and lists its task, in the order `--help` shows them.
 macro_rules! registry {
@@ -162,6 +163,13 @@ pub trait Task: Sync {
     fn instead(&self, option: &str, command: Use) -> Option<&'static str> {
         let _ = (option, command);
         None
+    }
+    /// `more train <task> --encrypted --server URL`: the job a server trains for this task
+    /// (`crate::server_training`). A task without one lists no options for [`Use::TrainOnServer`], so
+    /// `--server` is refused before this is asked.
+    fn server_job(&self, options: &TrainOptions, hyper: &Hyper) -> Result<ServerJob> {
+        let _ = (options, hyper);
+        bail!("a server does not train {}", self.name())
     }
     /// The classifier of `more eval` and `more bench`, if the task has one.
     fn classifier(&self) -> Option<Classifier> {

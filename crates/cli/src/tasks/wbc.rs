@@ -13,6 +13,7 @@ use super::{Defaults, Hyper, Task, Use};
 use crate::args::{ReproduceOptions, SurrogateArgs, TrainOptions};
 use crate::comparison::{Better, Comparison, Paired, Unit};
 use crate::files::{command_line, model_path, wrote};
+use crate::server_training::{BothSides, Outcome, ServerData, ServerJob};
 
 /// The WBC task.
 pub struct Wbc;
@@ -40,6 +41,10 @@ impl Task for Wbc {
 
     fn train(&self, options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
         train(options, hyper)
+    }
+
+    fn server_job(&self, options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<ServerJob> {
+        server_job(options, hyper)
     }
 
     fn compare(&self, options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<Comparison> {
@@ -348,9 +353,6 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
 /// model.
 fn train(options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
     let common = &options.common;
-    if let Some(server) = &common.server {
-        return train_on_server(server, options, hyper);
-    }
     let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet);
     let encrypted = common.encrypted;
     let out = model_path(common.out.as_deref(), &a.model_id(encrypted), common.force)?;
@@ -404,23 +406,17 @@ fn samples_for_training_rows(rows: usize) -> usize {
     n
 }
 
-/// `more train wbc --encrypted --server URL`: this process is the data owner. It simulates the patients,
-/// encrypts the training inputs and targets under a fresh key, has the server train its `wbc-mlp` on the
-/// ciphertexts (following the decrypted loss), decrypts the model it sends back, and trains the same
-/// network here on the same plaintext with the same seed and hyper-parameters (fixed epochs, no
-/// validation split: the server cannot select without the key); both are scored on the held-out patients.
-fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
+/// `more train wbc --encrypted --server URL` (`crate::server_training`): the server trains its `wbc-mlp`
+/// on the simulated patients' standardised inputs and targets, encrypted with the noise lanes of
+/// `more train wbc --encrypted`; both models are scored on the held-out patients.
+fn server_job(options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<ServerJob> {
     use more_enctrain::train::EncryptionSetup;
     use more_enctrain::upload::{JobRequest, OptimizerKind};
-    use more_nn::train::{Dataset, Loss, Net, fit};
-    use rand_chacha::rand_core::SeedableRng;
 
     let common = &options.common;
-    let json = common.json;
-    let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet || json);
+    let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet || common.json);
     anyhow::ensure!(a.surrogate.hidden == 64, "the server's wbc-mlp has 64 hidden units (--hidden 64)");
     let id = a.model_id(true);
-    let out = model_path(common.out.as_deref(), &id, common.force)?;
     let request = JobRequest {
         network: "wbc-mlp".into(),
         epochs: hyper.epochs,
@@ -430,105 +426,103 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyho
         optimizer: OptimizerKind::Adam,
         seed: hyper.seed,
     };
-    // The server's limits first: a job it would refuse fails before the patients are simulated.
-    let trainer = crate::remote::Server::connect(server, &request)?;
-    let data = load_data(&a)?;
-    let (np, no) = (more_hemo::N_PARAMS, more_hemo::N_OUTPUTS);
-    let all = &data.train;
-    let x = array(all.len(), np, data.scaling.inputs(all));
-    let y = array(all.len(), no, data.scaling.targets(all));
-    // The same noise lanes as `more train wbc --encrypted`.
-    let setup = EncryptionSetup::standardised_regression();
-    let key = more_core::SecretKey::generate(more_core::KeyOptions::default())?;
-    let surrogate = &a.surrogate;
-    let fewer = |train_rows: usize| {
-        if surrogate.train_csv.is_some() {
-            format!("use at most {train_rows} rows of the --train-csv file")
-        } else {
-            format!("pass --samples {} (or --n-train {train_rows})", samples_for_training_rows(train_rows))
-        }
-    };
-    let rows = crate::remote::Rows { noun: "training patients", fewer: &fewer };
-    let remote = trainer.train(&key, &request, &x, &y, &setup, &rows, a.quiet)?;
-
-    let cfg = request.train_config(Loss::Mse, false);
-    let alg = more_nn::Plain;
-    let mut net = Net::new(&alg, &[np], &specs(64), &mut rand_chacha::ChaCha8Rng::seed_from_u64(hyper.seed))?;
-    let history = fit(&alg, &alg, &mut net, &Dataset::new(&alg, x, y)?, None, &cfg)?;
     let mut plain_meta = more_nn::ModelMeta::new("wbc-mlp-plain", "wbc");
     plain_meta.output_kind = more_nn::OutputKind::Values;
-    let plain_model = net.to_model(&alg, plain_meta)?;
-
-    let plain = held_out_errors(&plain_model, &data)?;
-    let enc = held_out_errors(&remote.model, &data)?;
-    let (plain_mre, enc_mre) = (mean(&plain.mean_rel), mean(&enc.mean_rel));
-    let plain_epoch: Vec<f64> = history.epochs.iter().map(|e| e.train_seconds).collect();
-    let plain_losses: Vec<f64> = history.epochs.iter().map(|e| e.train_loss).collect();
-
-    let mut model = remote.model;
-    let m = model.meta_mut();
-    m.id = id.clone();
-    m.task = "wbc".into();
-    m.labels = OUTPUT_NAMES.iter().map(|s| s.to_string()).collect();
-    m.output_kind = more_nn::OutputKind::Values;
-    m.preprocessing.kind = "wbc-params".into();
-    m.preprocessing.scale = 1.0;
-    m.preprocessing.mean = data.scaling.input_mean.iter().map(|v| *v as f32).collect();
-    m.preprocessing.std = data.scaling.input_std.iter().map(|v| *v as f32).collect();
-    m.preprocessing.output_offset = data.scaling.output_offset.iter().map(|v| *v as f32).collect();
-    m.preprocessing.output_scale = data.scaling.output_scale.iter().map(|v| *v as f32).collect();
-    m.training.insert("command".into(), command_line());
-    m.training.insert("encrypted".into(), "true".into());
-    m.training.insert("trainer".into(), format!("more-server at {server}"));
-    m.metrics.insert("test_mre_mean".into(), enc_mre);
-    model.save(&out)?;
-    wrote(&out, Some("the decrypted model"), json);
-
-    if json {
-        let per_output: Vec<_> = (0..no)
-            .map(|k| {
-                serde_json::json!({
-                    "output": OUTPUT_NAMES[k], "plaintext_mre": plain.mean_rel[k], "encrypted_mre": enc.mean_rel[k],
-                    "plaintext_mae": plain.mean_abs[k], "encrypted_mae": enc.mean_abs[k],
+    let (np, no) = (more_hemo::N_PARAMS, more_hemo::N_OUTPUTS);
+    let job_id = id.clone();
+    let data = move || -> anyhow::Result<ServerData> {
+        let data = load_data(&a)?;
+        let all = &data.train;
+        let x = array(all.len(), np, data.scaling.inputs(all));
+        let y = array(all.len(), no, data.scaling.targets(all));
+        let from_csv = a.surrogate.train_csv.is_some();
+        let fewer = move |train_rows: usize| {
+            if from_csv {
+                format!("use at most {train_rows} rows of the --train-csv file")
+            } else {
+                format!("pass --samples {} (or --n-train {train_rows})", samples_for_training_rows(train_rows))
+            }
+        };
+        let finish = move |sides: &mut BothSides, server: &str| -> anyhow::Result<Outcome> {
+            let plain = held_out_errors(&sides.plain, &data)?;
+            let enc = held_out_errors(&sides.remote.model, &data)?;
+            let (plain_mre, enc_mre) = (mean(&plain.mean_rel), mean(&enc.mean_rel));
+            let m = sides.remote.model.meta_mut();
+            m.id = id.clone();
+            m.task = "wbc".into();
+            m.labels = OUTPUT_NAMES.iter().map(|s| s.to_string()).collect();
+            m.output_kind = more_nn::OutputKind::Values;
+            m.preprocessing.kind = "wbc-params".into();
+            m.preprocessing.scale = 1.0;
+            m.preprocessing.mean = data.scaling.input_mean.iter().map(|v| *v as f32).collect();
+            m.preprocessing.std = data.scaling.input_std.iter().map(|v| *v as f32).collect();
+            m.preprocessing.output_offset = data.scaling.output_offset.iter().map(|v| *v as f32).collect();
+            m.preprocessing.output_scale = data.scaling.output_scale.iter().map(|v| *v as f32).collect();
+            m.training.insert("command".into(), command_line());
+            m.training.insert("encrypted".into(), "true".into());
+            m.training.insert("trainer".into(), format!("more-server at {server}"));
+            m.metrics.insert("test_mre_mean".into(), enc_mre);
+            let per_output: Vec<_> = (0..no)
+                .map(|k| {
+                    serde_json::json!({
+                        "output": OUTPUT_NAMES[k], "plaintext_mre": plain.mean_rel[k], "encrypted_mre": enc.mean_rel[k],
+                        "plaintext_mae": plain.mean_abs[k], "encrypted_mae": enc.mean_abs[k],
+                    })
                 })
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "task": "wbc", "server": server, "train_samples": data.train.len(), "test_samples": data.test.len(),
-                "epochs": remote.epoch_losses.len(), "batch_size": hyper.batch_size, "lr": a.lr(), "seed": hyper.seed,
+                .collect();
+            let remote = &sides.remote;
+            let json = serde_json::json!({
+                "train_samples": data.train.len(), "test_samples": data.test.len(),
                 "plaintext_mre": plain_mre, "encrypted_mre": enc_mre,
                 "mre_relative_difference": (enc_mre - plain_mre).abs() / plain_mre,
-                "seconds": remote.seconds, "encrypt_seconds": remote.encrypt_seconds,
-                "upload_bytes": remote.upload_bytes, "model_bytes": remote.model_bytes,
-                "plaintext_epoch_seconds": mean(&plain_epoch), "server_epoch_seconds": mean(&remote.epoch_seconds),
-                "plaintext_final_loss": plain_losses.last(), "encrypted_final_loss": remote.epoch_losses.last(),
-                "outputs": per_output, "model": out.display().to_string(),
-            })
-        );
-        return Ok(());
-    }
-    println!(
-        "wbc-mlp trained by {server} on encrypted data ({} patients, {} held out, {} epochs): {:.1} s from encryption to the decrypted model, {} bytes uploaded",
-        data.train.len(),
-        data.test.len(),
-        remote.epoch_losses.len(),
-        remote.seconds,
-        remote.upload_bytes
-    );
-    println!(
-        "time per epoch: {:.3} s here on plaintext, {:.3} s on the server on ciphertexts",
-        mean(&plain_epoch),
-        mean(&remote.epoch_seconds)
-    );
-    println!("| output | plaintext-trained MRE | encrypted-trained MRE |");
-    println!("|---|---|---|");
-    for (k, name) in OUTPUT_NAMES.iter().enumerate() {
-        println!("| {name} | {:.3}% | {:.3}% |", 100.0 * plain.mean_rel[k], 100.0 * enc.mean_rel[k]);
-    }
-    println!("| mean | {:.3}% | {:.3}% |", 100.0 * plain_mre, 100.0 * enc_mre);
-    Ok(())
+                "plaintext_final_loss": sides.plain_history.epochs.last().map(|e| e.train_loss),
+                "encrypted_final_loss": remote.epoch_losses.last(),
+                "outputs": per_output,
+            });
+            let mut t = String::new();
+            let _ = writeln!(
+                t,
+                "wbc-mlp trained by {server} on encrypted data ({} patients, {} held out, {} epochs): {:.1} s from encryption to the decrypted model, {} bytes uploaded",
+                data.train.len(),
+                data.test.len(),
+                remote.epoch_losses.len(),
+                remote.seconds,
+                remote.upload_bytes
+            );
+            let _ = writeln!(
+                t,
+                "time per epoch: {:.3} s here on plaintext, {:.3} s on the server on ciphertexts",
+                sides.plain_epoch_seconds(),
+                sides.server_epoch_seconds()
+            );
+            let _ = writeln!(t, "| output | plaintext-trained MRE | encrypted-trained MRE |");
+            let _ = writeln!(t, "|---|---|---|");
+            for (k, name) in OUTPUT_NAMES.iter().enumerate() {
+                let _ = writeln!(t, "| {name} | {:.3}% | {:.3}% |", 100.0 * plain.mean_rel[k], 100.0 * enc.mean_rel[k]);
+            }
+            let _ = writeln!(t, "| mean | {:.3}% | {:.3}% |", 100.0 * plain_mre, 100.0 * enc_mre);
+            Ok(Outcome { json, text: t })
+        };
+        Ok(ServerData {
+            inputs: x,
+            targets: y,
+            // The same noise lanes as `more train wbc --encrypted`.
+            setup: EncryptionSetup::standardised_regression(),
+            noun: "training patients",
+            fewer: Box::new(fewer),
+            finish: Box::new(finish),
+        })
+    };
+    Ok(ServerJob {
+        id: job_id,
+        request,
+        input_shape: vec![np],
+        specs: specs(64),
+        loss: more_nn::train::Loss::Mse,
+        classification: false,
+        plain_meta,
+        data: Box::new(data),
+    })
 }
 
 /// `more reproduce wbc`: the same data, seed and hyper-parameters trained on plaintext and on encrypted
