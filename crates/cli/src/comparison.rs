@@ -15,6 +15,8 @@ pub enum Unit {
     /// A fraction (accuracy, relative error), shown in percent, differences in percentage points. A
     /// quality: a study gives it a verdict against the plaintext runs' seed-to-seed spread.
     Fraction,
+    /// A number shown as it is (a loss, an error in the data's own units). A quality, as a fraction is.
+    Number,
     /// Seconds. A cost: a study gives the encrypted-over-plaintext ratio.
     Seconds,
 }
@@ -24,7 +26,7 @@ impl Unit {
     pub fn scale(self) -> f64 {
         match self {
             Unit::Fraction => 100.0,
-            Unit::Seconds => 1.0,
+            Unit::Number | Unit::Seconds => 1.0,
         }
     }
 
@@ -32,6 +34,7 @@ impl Unit {
     pub fn suffix(self) -> &'static str {
         match self {
             Unit::Fraction => "%",
+            Unit::Number => "",
             Unit::Seconds => " s",
         }
     }
@@ -40,13 +43,14 @@ impl Unit {
     pub fn difference_suffix(self) -> &'static str {
         match self {
             Unit::Fraction => " pp",
+            Unit::Number => "",
             Unit::Seconds => " s",
         }
     }
 
     /// Whether the metric measures quality (judged by a verdict) rather than cost (judged by a ratio).
     pub fn is_quality(self) -> bool {
-        self == Unit::Fraction
+        self != Unit::Seconds
     }
 }
 

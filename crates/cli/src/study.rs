@@ -14,7 +14,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::comparison::{Better, Comparison, Paired};
+use crate::comparison::{Better, Comparison, Paired, Unit};
 use crate::stats::{PairedDifference, Summary, Verdict, plain, signed, verdict};
 
 /// The study options of `more reproduce`.
@@ -113,6 +113,9 @@ pub struct MetricReport {
     pub name: String,
     /// Unit of the values after scaling.
     pub unit: String,
+    /// The metric's kind of unit (how its differences are shown).
+    #[serde(skip)]
+    pub kind: Unit,
     /// Display factor: the summaries hold raw values (fractions, seconds), shown multiplied by this.
     pub scale: f64,
     /// Plaintext runs.
@@ -318,6 +321,7 @@ pub fn run(
         metric_reports.push(MetricReport {
             name: first.name.clone(),
             unit: unit.suffix().into(),
+            kind: unit,
             scale,
             plain: ps,
             encrypted: Summary::of(&enc).context("no runs")?,
@@ -402,7 +406,7 @@ pub fn print_table(r: &StudyReport) {
                 signed(p.difference.mean * m.scale),
                 signed(p.ci95_low * m.scale),
                 signed(p.ci95_high * m.scale),
-                if m.unit == "%" { " pp" } else { m.unit.as_str() }
+                m.kind.difference_suffix()
             ),
             (None, None) => "—".into(),
         };
@@ -456,7 +460,6 @@ mod tests {
     use super::*;
 
     fn fake_run(req: &RunRequest, plain: f64, enc: f64) -> Result<Comparison> {
-        use crate::comparison::Unit;
         for (side, v) in [("plain", 0.5f32), ("encrypted", 0.5f32 + 1e-4)] {
             let d = req.snapshots.join(side);
             std::fs::create_dir_all(&d)?;
