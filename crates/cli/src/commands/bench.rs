@@ -94,7 +94,10 @@ fn time_us(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)
 pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
     let (task, scheme) = match args.task {
         BenchTarget::Task(t) => (t, args.scheme),
-        BenchTarget::Bfv => (TaskRef::from_str("mnist", false).map_err(anyhow::Error::msg)?, Scheme::Bfv),
+        BenchTarget::Bfv if given.has("scheme") && args.scheme == Scheme::More => {
+            anyhow::bail!("bfv is benchmarked under --scheme bfv, not more (drop --scheme)")
+        }
+        BenchTarget::Bfv => (TaskRef::from_str(super::bfv::TASK, false).map_err(anyhow::Error::msg)?, Scheme::Bfv),
     };
     match scheme {
         Scheme::More if given.has("limit") => anyhow::bail!(
@@ -105,10 +108,8 @@ pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
             "--seconds applies to {}, not bfv (use --limit to time fewer test images)",
             tasks::and_list(tasks::ALL.iter().filter(|t| t.classifier().is_some()).map(|t| t.name()))
         ),
-        Scheme::Bfv if task.name() != "mnist" => {
-            anyhow::bail!("--scheme bfv has a model for mnist only, not {}", task.name())
-        }
         Scheme::Bfv => {
+            super::bfv::require_task(task.name())?;
             return super::bfv::bench(args.model.as_deref(), Some(&args.data.dir()), args.limit, args.json.json);
         }
         Scheme::More => {}

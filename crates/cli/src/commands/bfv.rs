@@ -62,6 +62,15 @@ pub struct QuantizeArgs {
     data: Option<PathBuf>,
 }
 
+/// The one task BFV has a model for; `--scheme bfv` with another task is refused.
+pub const TASK: &str = "mnist";
+
+/// An error unless `task` is the one BFV has a model for ([`TASK`]).
+pub fn require_task(task: &str) -> Result<()> {
+    ensure!(task == TASK, "--scheme bfv has a model for {TASK} only, not {task}");
+    Ok(())
+}
+
 /// Runs `more bfv`.
 pub fn run(args: BfvArgs) -> Result<()> {
     match args.command {

@@ -69,10 +69,10 @@ pub fn run(args: EvalArgs, given: &Given) -> Result<()> {
     }
     match (args.scheme, args.task.name()) {
         (Scheme::More, _) => {}
-        (Scheme::Bfv, "mnist") => {
+        (Scheme::Bfv, task) => {
+            super::bfv::require_task(task)?;
             return super::bfv::eval(&args.model, Some(&args.data.dir()), args.limit, args.json.json);
         }
-        (Scheme::Bfv, task) => bail!("--scheme bfv has a model for mnist only, not {task}"),
     }
     let c = tasks::classifier(args.task, "eval")?;
     let json = args.json.json;
