@@ -215,8 +215,9 @@ pub struct TrainOptions {
     pub surrogate: SurrogateArgs,
 }
 
-/// The plaintext-vs-encrypted comparison's own options (MNIST uses them all, angiography the report and
-/// the figure).
+/// The plaintext-vs-encrypted comparison's own options: those that shape the runs (MNIST reads them all),
+/// and where `more reproduce` puts the result (`--report` for every task, `--svg` for those that draw
+/// training curves, and for every study).
 #[derive(Debug, Clone, Args)]
 pub struct ComparisonArgs {
     /// Optimizer (both runs): `sgd` (momentum 0.9; ring-only on ciphertexts) or `adam` (its square root

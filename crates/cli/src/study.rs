@@ -1,6 +1,6 @@
 //! `more reproduce TASK --runs K`: the papers' claim with error bars. K plaintext runs under K seeds and K
-//! encrypted runs (the same seeds, each under a fresh key), then per metric the mean, standard deviation
-//! and range of each side, the paired difference with a 95% confidence interval, and a verdict against the
+//! encrypted runs (the same seeds, each under a fresh key), then per headline metric of the task's
+//! comparison (`crate::comparison::Paired`) the mean, standard deviation and range of each side, the paired difference with a 95% confidence interval, and a verdict against the
 //! plaintext runs' own seed-to-seed spread. Each finished run is a JSON file in the study directory, so an
 //! interrupted study resumes where it stopped (`--resume DIR`). Optional extra runs under keys of chosen
 //! condition numbers (`--drift-kappas`) show how far the encrypted weights drift from the plaintext ones
@@ -57,7 +57,9 @@ pub struct RunRequest {
 /// condition number, read back when a study is resumed.
 #[derive(Debug, Serialize, serde::Deserialize)]
 struct Headline {
+    /// Condition number of the encrypted run's key.
     key_condition: Option<f64>,
+    /// The comparison's headline metrics, in order.
     metrics: Vec<Paired>,
 }
 
