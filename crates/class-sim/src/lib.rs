@@ -27,7 +27,7 @@ pub mod http;
 pub mod lesson;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -69,6 +69,16 @@ pub struct Config {
     pub progress: bool,
 }
 
+/// The data directory: `explicit` (`--data`), else env `MORE_DATA`, else `../shared/data` beside the
+/// repository this program was built from.
+pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    std::env::var_os("MORE_DATA")
+        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"), PathBuf::from)
+}
+
 impl Config {
     /// The defaults for a server at `url` with teacher token `token`: 20 students, 4 at once, every 5th
     /// with BFV, jobs of 60 patients and 6 epochs in batches of 16, 3 retries (1, 2 and 4 s later).
@@ -81,7 +91,7 @@ impl Config {
             bfv_every: 5,
             token: token.to_string(),
             bfv_model: root.join("models/mnist-bfv-square.bfv.json"),
-            data: more_nn::idx::data_dir(None),
+            data: data_dir(None),
             patients: 60,
             epochs: 6,
             batch_size: 16,

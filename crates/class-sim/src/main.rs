@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use more_class_sim::{Config, Hook, run};
+use more_class_sim::{Config, Hook, data_dir, run};
 
 /// A class of simulated students doing the lesson against a more-server (or a balancer).
 #[derive(Debug, Parser)]
@@ -94,7 +94,7 @@ fn main() {
         concurrency: a.concurrency,
         bfv_every: a.bfv_every,
         bfv_model: a.models.join("mnist-bfv-square.bfv.json"),
-        data: more_nn::idx::data_dir(a.data.as_deref()),
+        data: data_dir(a.data.as_deref()),
         patients: a.patients,
         epochs: a.epochs,
         batch_size: a.batch_size,

@@ -55,7 +55,7 @@ pub struct DataArgs {
 impl DataArgs {
     /// The directory to read data sets from.
     pub fn dir(&self) -> PathBuf {
-        crate::data::data_dir(self.data.as_deref())
+        crate::paths::data_dir(self.data.as_deref())
     }
 }
 
@@ -73,6 +73,15 @@ pub struct QuietArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// The encryption scheme a command runs under (`more eval --scheme`, `more bench --scheme`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scheme {
+    /// MORE: fast, weak (the papers' scheme).
+    More,
+    /// BFV: 128-bit lattice security (fhe.rs).
+    Bfv,
 }
 
 /// Network architectures for MNIST.
@@ -206,8 +215,9 @@ pub struct TrainOptions {
     pub surrogate: SurrogateArgs,
 }
 
-/// The plaintext-vs-encrypted comparison's own options (MNIST uses them all, angiography the report and
-/// the figure).
+/// The plaintext-vs-encrypted comparison's own options: those that shape the runs (MNIST reads them all),
+/// and where `more reproduce` puts the result (`--report` for every task, `--svg` for those that draw
+/// training curves, and for every study).
 #[derive(Debug, Clone, Args)]
 pub struct ComparisonArgs {
     /// Optimizer (both runs): `sgd` (momentum 0.9; ring-only on ciphertexts) or `adam` (its square root
@@ -243,9 +253,6 @@ pub struct ComparisonArgs {
     /// Per-epoch parameter snapshots of both runs, `plain/` and `encrypted/` below it (set by a study).
     #[arg(skip)]
     pub snapshots: Option<PathBuf>,
-    /// One run of a study: write the report file only, print nothing on stdout.
-    #[arg(skip)]
-    pub in_study: bool,
 }
 
 /// The options of `more reproduce <task>` (and of `more wbc reproduce`).

@@ -1,25 +1,12 @@
-//! Locating and loading data sets and model files (read-only, from `../shared/data`, `--data DIR` or
-//! `MORE_DATA`).
+//! Loading data sets and model files (read-only; where they are is `crate::paths`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use ndarray::ArrayD;
 
 use more_nn::Model;
-use more_nn::idx::{self, ImageSet};
-
-/// The data directory: `--data`, else `MORE_DATA`, else `../shared/data` from the current directory if it
-/// exists, else relative to the repository this binary was built from.
-pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
-    if explicit.is_none() && std::env::var_os("MORE_DATA").is_none() {
-        let local = Path::new("../shared/data");
-        if local.is_dir() {
-            return local.to_path_buf();
-        }
-    }
-    idx::data_dir(explicit)
-}
+use more_nn::idx::ImageSet;
 
 /// Images as model inputs `[N, 1, H, W]`, with their one-hot targets and labels.
 pub struct LabelledImages {

@@ -2,17 +2,12 @@
 //!
 //! Model files follow one rule: a command never replaces an existing file unless it was given `--force`
 //! ([`refuse_existing`], checked before any work starts), and it says where it wrote and how much
-//! ([`wrote`]). Without `--out`, models go to [`DEFAULT_DIR`], away from the bundled `models/` the server
-//! serves.
+//! ([`wrote`]). Without `--out`, models go to `crate::paths::TRAINED_DIR`, away from the bundled `models/`
+//! the server serves.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-
-/// Where `more train` writes when it is given no `--out`: `trained/<model-id>.morenn`, relative to the
-/// working directory. Not `models/`, so that a training run cannot replace a bundled model (nor put its
-/// key file where the server loads models).
-pub const DEFAULT_DIR: &str = "trained";
 
 /// The command line as a model file records it: `more` and the arguments, whatever path the binary ran
 /// from (`./target/release/more`, `cargo run`'s `target/...`), so the record reads as the documented command.
@@ -31,7 +26,7 @@ pub fn model_path(out: Option<&Path>, id: &str, force: bool) -> Result<PathBuf> 
 
 /// `trained/<id>.morenn`.
 pub fn default_model_path(id: &str) -> PathBuf {
-    Path::new(DEFAULT_DIR).join(format!("{id}.{}", more_nn::model::FILE_EXTENSION))
+    Path::new(crate::paths::TRAINED_DIR).join(format!("{id}.{}", more_nn::model::FILE_EXTENSION))
 }
 
 /// The files `more train <task> --encrypted` writes: the decrypted model at `out`, the still-encrypted

@@ -1,6 +1,7 @@
 //! `more`: train, evaluate and benchmark networks on plaintext and MORE-encrypted data.
 //!
-//! Each subcommand lives in `commands/`, each task in `tasks/`, the shared argument groups in `args.rs`;
+//! Each subcommand lives in `commands/`, each task in `tasks/`, the shared argument groups in `args.rs`,
+//! the default data and model locations in `paths.rs`;
 //! this file only parses arguments and dispatches.
 
 use std::process::ExitCode;
@@ -8,19 +9,21 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod args;
-mod bfv;
 mod commands;
+mod comparison;
 mod data;
 mod encrypted;
 mod files;
 mod metrics;
+mod paths;
 mod plot;
 mod remote;
+mod server_training;
 mod stats;
 mod study;
 mod tasks;
 
-use commands::{attack, bench, challenge, classify, eval, reproduce, train, wbc};
+use commands::{attack, bench, bfv, challenge, classify, eval, reproduce, train, wbc};
 
 /// Privacy-preserving deep learning on MORE-encrypted data.
 #[derive(Debug, Parser)]

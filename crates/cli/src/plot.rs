@@ -1,10 +1,15 @@
-//! Training curves of a plaintext and an encrypted run as one self-contained SVG (`more reproduce --svg`):
-//! training loss and validation accuracy per epoch, the plaintext run solid, the encrypted run (decrypted
-//! figures) dashed over it — where the two runs agree the lines coincide.
+//! The figures of `more reproduce --svg`, each one self-contained SVG. One comparison: the training curves
+//! of its plaintext and encrypted runs (this file) — training loss and validation accuracy per epoch, the
+//! plaintext run solid, the encrypted run (decrypted figures) dashed over it, so that where the two runs
+//! agree the lines coincide. A study: [`study_svg`].
 
 use std::fmt::Write as _;
 
 use more_nn::train::History;
+
+mod study;
+
+pub use study::study_svg;
 
 /// The two runs: legend label, colour, dashed. The plaintext run is drawn wide and pale, the encrypted run
 /// dashed on top, so both stay visible where they agree.

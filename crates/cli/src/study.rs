@@ -1,12 +1,11 @@
 //! `more reproduce TASK --runs K`: the papers' claim with error bars. K plaintext runs under K seeds and K
-//! encrypted runs (the same seeds, each under a fresh key), then per metric the mean, standard deviation
-//! and range of each side, the paired difference with a 95% confidence interval, and a verdict against the
+//! encrypted runs (the same seeds, each under a fresh key), then per headline metric of the task's
+//! comparison (`crate::comparison::Paired`) the mean, standard deviation and range of each side, the paired difference with a 95% confidence interval, and a verdict against the
 //! plaintext runs' own seed-to-seed spread. Each finished run is a JSON file in the study directory, so an
 //! interrupted study resumes where it stopped (`--resume DIR`). Optional extra runs under keys of chosen
 //! condition numbers (`--drift-kappas`) show how far the encrypted weights drift from the plaintext ones
 //! epoch by epoch, and how that depends on `κ(S)`.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -15,6 +14,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::comparison::{Better, Comparison, Paired, Unit};
 use crate::stats::{PairedDifference, Summary, Verdict, plain, signed, verdict};
 
 /// The study options of `more reproduce`.
@@ -51,71 +51,20 @@ pub struct RunRequest {
     pub key_condition: Option<f64>,
     /// Directory for per-epoch parameter snapshots (`plain/` and `encrypted/` below it).
     pub snapshots: PathBuf,
-    /// Where the run writes its JSON report.
-    pub report: PathBuf,
 }
 
-/// A paired metric of a task's reproduce report: where each side's value is (JSON pointers) and how to show
-/// it.
-#[derive(Debug, Clone, Copy)]
-pub struct Metric {
-    /// Name in tables and JSON.
-    pub name: &'static str,
-    /// Pointer to the plaintext value.
-    pub plain: &'static str,
-    /// Pointer to the encrypted value.
-    pub encrypted: &'static str,
-    /// Display factor (100 for fractions shown in percent).
-    pub scale: f64,
-    /// Unit after scaling (`%`, ` s`).
-    pub unit: &'static str,
-    /// Unit of differences after scaling (` pp`, ` s`).
-    pub diff_unit: &'static str,
-    /// Whether higher is better (accuracy) or lower (error, time).
-    pub higher_is_better: bool,
-    /// A quality metric gets a verdict; a cost metric a ratio.
-    pub quality: bool,
+/// What a run file of the study keeps besides the comparison's details: the headline metrics and the key's
+/// condition number, read back when a study is resumed.
+#[derive(Debug, Serialize, serde::Deserialize)]
+struct Headline {
+    /// Condition number of the encrypted run's key.
+    key_condition: Option<f64>,
+    /// The comparison's headline metrics, in order.
+    metrics: Vec<Paired>,
 }
 
-/// The paired metrics of each task's reproduce report.
-pub fn metrics(task: &str) -> Vec<Metric> {
-    let pct = |name, plain, encrypted, higher| Metric {
-        name,
-        plain,
-        encrypted,
-        scale: 100.0,
-        unit: "%",
-        diff_unit: " pp",
-        higher_is_better: higher,
-        quality: true,
-    };
-    let secs = |name, plain, encrypted| Metric {
-        name,
-        plain,
-        encrypted,
-        scale: 1.0,
-        unit: " s",
-        diff_unit: " s",
-        higher_is_better: false,
-        quality: false,
-    };
-    match task {
-        "mnist" => vec![
-            pct("test accuracy", "/plain_test_accuracy", "/encrypted_test_accuracy", true),
-            secs("training time per epoch", "/plain_epoch_seconds", "/encrypted_epoch_seconds"),
-        ],
-        "angio" => vec![
-            pct("val accuracy", "/val_accuracy/plain", "/val_accuracy/encrypted", true),
-            pct("val balanced accuracy", "/val_balanced_accuracy/plain", "/val_balanced_accuracy/encrypted", true),
-            secs("training time per epoch", "/epoch_wall_seconds/plain", "/epoch_wall_seconds/encrypted"),
-        ],
-        "wbc" => vec![
-            pct("mean relative error (6 outputs)", "/plain_mean_mre", "/encrypted_mean_mre", false),
-            secs("training time", "/plain_train_seconds", "/encrypted_train_seconds"),
-        ],
-        _ => vec![],
-    }
-}
+/// The key of [`Headline`] in a run file.
+const HEADLINE: &str = "study_headline";
 
 /// Weight drift at one epoch: decrypted encrypted-run parameters minus the plaintext run's.
 #[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
@@ -166,6 +115,9 @@ pub struct MetricReport {
     pub name: String,
     /// Unit of the values after scaling.
     pub unit: String,
+    /// The metric's kind of unit (how its differences are shown).
+    #[serde(skip)]
+    pub kind: Unit,
     /// Display factor: the summaries hold raw values (fractions, seconds), shown multiplied by this.
     pub scale: f64,
     /// Plaintext runs.
@@ -248,19 +200,16 @@ struct Plan {
     settings: Vec<String>,
 }
 
-/// Runs (or resumes) the study of `task`: `one` trains both sides for a [`RunRequest`] and writes the
-/// report there. `settings` are the command-line arguments that must not change between resumptions.
+/// Runs (or resumes) the study of `task`: `one` trains both sides for a [`RunRequest`]; its comparison's
+/// details and headline are kept as the run's file. `settings` are the command-line arguments that must
+/// not change between resumptions.
 pub fn run(
     task: &str,
     base_seed: u64,
     args: &StudyArgs,
     settings: Vec<String>,
-    mut one: impl FnMut(&RunRequest) -> Result<()>,
+    mut one: impl FnMut(&RunRequest) -> Result<Comparison>,
 ) -> Result<StudyReport> {
-    let metrics = metrics(task);
-    if metrics.is_empty() {
-        bail!("no study metrics for task {task:?}");
-    }
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }
@@ -306,81 +255,94 @@ pub fn run(
     let total = jobs.len();
     let started = Instant::now();
     let mut reports = Vec::with_capacity(total);
+    let mut headlines: Vec<Headline> = Vec::with_capacity(total);
     for (i, (name, seed, kappa)) in jobs.iter().enumerate() {
         let path = dir.join(format!("{name}.json"));
         let label = format!("[{}/{total}] {name}, seed {seed}", i + 1);
-        if let Some(done) = std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
+        if let Some((done, headline)) = finished(&path) {
             eprintln!("{label}: finished earlier, kept");
             reports.push(done);
+            headlines.push(headline);
             continue;
         }
         let t = Instant::now();
         let snapshots = dir.join(format!("{name}.snapshots"));
-        let req = RunRequest {
-            seed: *seed,
-            key_condition: *kappa,
-            snapshots: snapshots.clone(),
-            report: dir.join(format!("{name}.partial.json")),
-        };
+        let req = RunRequest { seed: *seed, key_condition: *kappa, snapshots: snapshots.clone() };
         eprintln!("{label}: training both sides …");
-        one(&req).with_context(|| format!("{name} (seed {seed})"))?;
-        let text = std::fs::read_to_string(&req.report).with_context(|| format!("reading {}", req.report.display()))?;
-        let mut report: Value = serde_json::from_str(&text)?;
+        let comparison = one(&req).with_context(|| format!("{name} (seed {seed})"))?;
+        let headline = Headline { key_condition: comparison.key_condition, metrics: comparison.headline };
+        let mut report = comparison.details.to_value()?;
         let drift = weight_drift(&snapshots)?;
         report["study_seed"] = (*seed).into();
         report["study_wall_seconds"] = t.elapsed().as_secs_f64().into();
         report["weight_drift"] = serde_json::to_value(&drift)?;
+        report[HEADLINE] = serde_json::to_value(&headline)?;
         std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
-        std::fs::remove_file(&req.report).ok();
         std::fs::remove_dir_all(&snapshots).ok();
-        let shown: Vec<String> = metrics
+        let shown: Vec<String> = headline
+            .metrics
             .iter()
-            .filter(|m| m.quality)
-            .filter_map(|m| {
-                let (p, e) = (report.pointer(m.plain)?.as_f64()?, report.pointer(m.encrypted)?.as_f64()?);
-                Some(format!("{} {:.2}{u} vs {:.2}{u}", m.name, p * m.scale, e * m.scale, u = m.unit))
+            .filter(|m| m.unit.is_quality())
+            .map(|m| {
+                let (scale, u) = (m.unit.scale(), m.unit.suffix());
+                format!("{} {:.2}{u} vs {:.2}{u}", m.name, m.plain * scale, m.encrypted * scale)
             })
             .collect();
-        let kappa_seen = report.pointer("/key_condition").and_then(Value::as_f64).unwrap_or(f64::NAN);
         eprintln!(
-            "{label}: κ {kappa_seen:.2}, plaintext vs encrypted: {} ({:.0} s)",
+            "{label}: κ {:.2}, plaintext vs encrypted: {} ({:.0} s)",
+            headline.key_condition.unwrap_or(f64::NAN),
             shown.join(", "),
             t.elapsed().as_secs_f64()
         );
         reports.push(report);
+        headlines.push(headline);
     }
     let wall_seconds = started.elapsed().as_secs_f64();
-    let main_runs = &reports[..args.runs];
-    let value = |r: &Value, p: &str| -> Result<f64> {
-        r.pointer(p).and_then(Value::as_f64).with_context(|| format!("a run report lacks {p}"))
-    };
+    let main_runs = &headlines[..args.runs];
+    let names: Vec<&str> = main_runs[0].metrics.iter().map(|m| m.name.as_str()).collect();
+    if names.is_empty() {
+        bail!("the {task} comparison has no headline metrics to summarise");
+    }
+    if let Some(other) = main_runs.iter().find(|h| !h.metrics.iter().map(|m| m.name.as_str()).eq(names.iter().copied()))
+    {
+        bail!(
+            "the runs report different metrics ({} vs {}): resume with the `more` that started the study, or start a new one",
+            names.join(", "),
+            other.metrics.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
     let mut metric_reports = Vec::new();
-    for m in &metrics {
-        let plain: Vec<f64> = main_runs.iter().map(|r| value(r, m.plain)).collect::<Result<_>>()?;
-        let enc: Vec<f64> = main_runs.iter().map(|r| value(r, m.encrypted)).collect::<Result<_>>()?;
+    for (k, first) in main_runs[0].metrics.iter().enumerate() {
+        let plain: Vec<f64> = main_runs.iter().map(|h| h.metrics[k].plain).collect();
+        let enc: Vec<f64> = main_runs.iter().map(|h| h.metrics[k].encrypted).collect();
+        let (unit, scale, quality) = (first.unit, first.unit.scale(), first.unit.is_quality());
         let ps = Summary::of(&plain).context("no runs")?;
         let paired = PairedDifference::of(&plain, &enc);
         let ratios: Vec<f64> = plain.iter().zip(&enc).map(|(p, e)| e / p).collect();
+        let higher_is_better = first.better == Better::Higher;
         metric_reports.push(MetricReport {
-            name: m.name.into(),
-            unit: m.unit.into(),
-            scale: m.scale,
+            name: first.name.clone(),
+            unit: unit.suffix().into(),
+            kind: unit,
+            scale,
             plain: ps,
             encrypted: Summary::of(&enc).context("no runs")?,
-            verdict: paired.filter(|_| m.quality).map(|d| verdict(&ps, &d, m.scale, m.diff_unit, m.higher_is_better)),
+            verdict: paired
+                .filter(|_| quality)
+                .map(|d| verdict(&ps, &d, scale, unit.difference_suffix(), higher_is_better)),
             paired_difference: paired,
-            ratio: if m.quality { None } else { Summary::of(&ratios) },
+            ratio: if quality { None } else { Summary::of(&ratios) },
             plain_values: plain,
             encrypted_values: enc,
         });
     }
     let run_details = jobs
         .iter()
-        .zip(&reports)
-        .map(|((name, seed, _), r)| RunSummary {
+        .zip(reports.iter().zip(&headlines))
+        .map(|((name, seed, _), (r, h))| RunSummary {
             name: name.clone(),
             seed: *seed,
-            key_condition: r.pointer("/key_condition").and_then(Value::as_f64),
+            key_condition: h.key_condition,
             weight_drift: r
                 .get("weight_drift")
                 .and_then(|d| serde_json::from_value(d.clone()).ok())
@@ -401,6 +363,14 @@ pub fn run(
         metrics: metric_reports,
         run_details,
     })
+}
+
+/// A run finished by an earlier invocation: its file's content and headline. A file that does not parse
+/// or lacks the headline is not a finished run (the run is trained again).
+fn finished(path: &Path) -> Option<(Value, Headline)> {
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    let headline = serde_json::from_value(report.get(HEADLINE)?.clone()).ok()?;
+    Some((report, headline))
 }
 
 /// The study as Markdown tables and verdicts.
@@ -438,7 +408,7 @@ pub fn print_table(r: &StudyReport) {
                 signed(p.difference.mean * m.scale),
                 signed(p.ci95_low * m.scale),
                 signed(p.ci95_high * m.scale),
-                if m.unit == "%" { " pp" } else { m.unit.as_str() }
+                m.kind.difference_suffix()
             ),
             (None, None) => "—".into(),
         };
@@ -477,168 +447,6 @@ pub fn print_table(r: &StudyReport) {
     println!("runs kept in {}; wall time of this invocation {:.0} s", r.directory, r.wall_seconds);
 }
 
-/// Both sides' distributions per metric (dots per run, mean and ± sd) and the weight drift per epoch,
-/// as one self-contained SVG.
-pub fn svg(r: &StudyReport) -> String {
-    let panels: Vec<&MetricReport> = r.metrics.iter().collect();
-    let has_drift = r.run_details.iter().any(|d| !d.weight_drift.is_empty());
-    let (pw, ph, gap) = (260.0, 260.0, 70.0);
-    let n_panels = panels.len() + usize::from(has_drift);
-    let width = 40.0 + n_panels as f64 * (pw + gap);
-    let height = ph + 140.0;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#fff"/>"##);
-    let _ = writeln!(
-        s,
-        r#"<text x="20" y="24" font-size="15" font-weight="bold">{}: {} plaintext vs {} encrypted training runs (seeds {}–{})</text>"#,
-        r.task,
-        r.runs,
-        r.runs,
-        r.seeds.first().unwrap_or(&0),
-        r.seeds.last().unwrap_or(&0)
-    );
-    let top = 70.0;
-    for (i, m) in panels.iter().enumerate() {
-        let left = 60.0 + i as f64 * (pw + gap);
-        let all: Vec<f64> = m.plain_values.iter().chain(&m.encrypted_values).map(|v| v * m.scale).collect();
-        let (mut lo, mut hi) =
-            (all.iter().copied().fold(f64::INFINITY, f64::min), all.iter().copied().fold(f64::NEG_INFINITY, f64::max));
-        let pad = ((hi - lo) * 0.15).max(1e-6 * hi.abs().max(1.0));
-        lo -= pad;
-        hi += pad;
-        let y = |v: f64| top + ph - (v - lo) / (hi - lo) * ph;
-        let _ = writeln!(s, r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#555"/>"##);
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="middle" font-weight="bold">{} ({})</text>"#,
-            left + pw / 2.0,
-            top - 10.0,
-            m.name,
-            m.unit.trim()
-        );
-        for k in 0..=4 {
-            let v = lo + (hi - lo) * k as f64 / 4.0;
-            let _ = writeln!(
-                s,
-                r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">{v:.3}</text>"##,
-                left + pw,
-                left - 5.0,
-                y(v) + 4.0,
-                yy = y(v)
-            );
-        }
-        for (col, (label, color, values, summary)) in [
-            ("plaintext", "#1f5fbf", &m.plain_values, &m.plain),
-            ("encrypted", "#d9480f", &m.encrypted_values, &m.encrypted),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let cx = left + pw * (0.3 + 0.4 * col as f64);
-            let n = values.len().max(1) as f64;
-            for (j, v) in values.iter().enumerate() {
-                let jitter = (j as f64 - (n - 1.0) / 2.0) * (40.0 / n);
-                let _ = writeln!(
-                    s,
-                    r#"<circle cx="{:.1}" cy="{:.1}" r="4" fill="{color}" fill-opacity="0.7"/>"#,
-                    cx + jitter,
-                    y(v * m.scale)
-                );
-            }
-            let (mean, sd) = (summary.mean * m.scale, summary.sd * m.scale);
-            let _ = writeln!(
-                s,
-                r#"<rect x="{:.1}" y="{:.1}" width="60" height="{:.1}" fill="{color}" fill-opacity="0.12" stroke="{color}"/>"#,
-                cx - 30.0,
-                y(mean + sd),
-                (y(mean - sd) - y(mean + sd)).max(0.5)
-            );
-            let _ = writeln!(
-                s,
-                r#"<line x1="{:.1}" x2="{:.1}" y1="{ym:.1}" y2="{ym:.1}" stroke="{color}" stroke-width="3"/>"#,
-                cx - 34.0,
-                cx + 34.0,
-                ym = y(mean)
-            );
-            let _ = writeln!(s, r#"<text x="{cx:.1}" y="{}" text-anchor="middle">{label}</text>"#, top + ph + 18.0);
-            let _ = writeln!(
-                s,
-                r#"<text x="{cx:.1}" y="{}" text-anchor="middle">{mean:.3} ± {sd:.3}</text>"#,
-                top + ph + 34.0
-            );
-        }
-        if let Some(v) = &m.verdict {
-            let short =
-                if v.within_seed_spread { "within the seed-to-seed spread" } else { "outside the seed-to-seed spread" };
-            let _ = writeln!(
-                s,
-                r#"<text x="{}" y="{}" text-anchor="middle">{short}</text>"#,
-                left + pw / 2.0,
-                top + ph + 52.0
-            );
-        }
-    }
-    if has_drift {
-        let left = 60.0 + panels.len() as f64 * (pw + gap);
-        let runs: Vec<&RunSummary> = r.run_details.iter().filter(|d| !d.weight_drift.is_empty()).collect();
-        let epochs = runs.iter().map(|d| d.weight_drift.len()).max().unwrap_or(1).max(2);
-        let vals: Vec<f64> =
-            runs.iter().flat_map(|d| d.weight_drift.iter().map(|x| x.max_abs)).filter(|v| *v > 0.0).collect();
-        let lo = vals.iter().copied().fold(f64::INFINITY, f64::min).log10().floor();
-        let hi = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max).log10().ceil().max(lo + 1.0);
-        let y = |v: f64| top + ph - (v.max(1e-30).log10() - lo) / (hi - lo) * ph;
-        let x = |e: usize| left + (e - 1) as f64 / (epochs - 1) as f64 * pw;
-        let _ = writeln!(s, r##"<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" stroke="#555"/>"##);
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="middle" font-weight="bold">largest weight drift per epoch</text>"#,
-            left + pw / 2.0,
-            top - 10.0
-        );
-        let mut p = lo;
-        while p <= hi {
-            let _ = writeln!(
-                s,
-                r##"<line x1="{left}" x2="{}" y1="{yy:.1}" y2="{yy:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end">1e{p}</text>"##,
-                left + pw,
-                left - 5.0,
-                y(10f64.powf(p)) + 4.0,
-                yy = y(10f64.powf(p))
-            );
-            p += 1.0;
-        }
-        let _ =
-            writeln!(s, r#"<text x="{}" y="{}" text-anchor="middle">epoch</text>"#, left + pw / 2.0, top + ph + 18.0);
-        for (i, d) in runs.iter().enumerate() {
-            let kappa = d.key_condition.unwrap_or(1.0);
-            // Colour by κ: blue (1) to red (10 and above).
-            let t = ((kappa - 1.0) / 9.0).clamp(0.0, 1.0);
-            let color = format!("rgb({},{},{})", (40.0 + 200.0 * t) as u8, 70, (200.0 - 160.0 * t) as u8);
-            let pts: Vec<String> =
-                d.weight_drift.iter().map(|w| format!("{:.1},{:.1}", x(w.epoch), y(w.max_abs))).collect();
-            let dash = if d.name.starts_with("kappa") { "" } else { r#" stroke-dasharray="4 3""# };
-            let _ = writeln!(
-                s,
-                r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="2"{dash}/>"#,
-                pts.join(" ")
-            );
-            let _ = writeln!(
-                s,
-                r#"<text x="{}" y="{}" fill="{color}">{} κ={kappa:.2}</text>"#,
-                left + pw + 6.0,
-                top + 14.0 + 14.0 * i as f64,
-                d.name
-            );
-        }
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -653,7 +461,7 @@ mod tests {
 
     use super::*;
 
-    fn fake_run(req: &RunRequest, plain: f64, enc: f64) -> Result<()> {
+    fn fake_run(req: &RunRequest, plain: f64, enc: f64) -> Result<Comparison> {
         for (side, v) in [("plain", 0.5f32), ("encrypted", 0.5f32 + 1e-4)] {
             let d = req.snapshots.join(side);
             std::fs::create_dir_all(&d)?;
@@ -662,13 +470,20 @@ mod tests {
                 std::fs::write(d.join(format!("epoch-{e:03}.f32")), bytes)?;
             }
         }
-        let r = serde_json::json!({
-            "plain_test_accuracy": plain, "encrypted_test_accuracy": enc,
-            "plain_epoch_seconds": 1.0, "encrypted_epoch_seconds": 3.0,
-            "key_condition": req.key_condition.unwrap_or(2.0),
-        });
-        std::fs::write(&req.report, r.to_string())?;
-        Ok(())
+        let history = more_nn::train::History { epochs: vec![], best_epoch: 0, stopped_early: false };
+        Ok(Comparison {
+            headline: vec![
+                Paired::new("test accuracy", plain, enc, Unit::Fraction, Better::Higher),
+                Paired::new("training time per epoch", 1.0, 3.0, Unit::Seconds, Better::Lower),
+            ],
+            key_condition: Some(req.key_condition.unwrap_or(2.0)),
+            plain_history: history.clone(),
+            encrypted_history: history,
+            title: "fake".into(),
+            details: Box::new(serde_json::json!({ "plain_test_accuracy": plain, "encrypted_test_accuracy": enc })),
+            table: String::new(),
+            written: vec![],
+        })
     }
 
     #[test]
@@ -712,7 +527,7 @@ mod tests {
         assert!((drift[2].max_abs - 3e-4).abs() < 1e-6 && (drift[2].mean_abs - 2e-4).abs() < 1e-6, "{drift:?}");
         assert_eq!(drift[2].max_abs_weight, 1.5);
         assert!(!dir.join("run-01.snapshots").exists());
-        assert!(svg(&report).contains("<circle"));
+        assert!(crate::plot::study_svg(&report).contains("<circle"));
         // Other settings in the same directory are refused.
         let e = run("mnist", 7, &args, vec!["--epochs".into(), "3".into()], |req| fake_run(req, 0.9, 0.9));
         assert!(e.unwrap_err().to_string().contains("other settings"));

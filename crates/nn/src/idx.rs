@@ -212,18 +212,6 @@ pub fn load_angio(data: impl AsRef<Path>, split: &str) -> Result<ImageSet> {
     load_image_set(data.as_ref().join("angio"), split)
 }
 
-/// The data directory: `explicit`, else env `MORE_DATA`, else `../shared/data` relative to the repository
-/// root (resolved from this crate's source location).
-pub fn data_dir(explicit: Option<&Path>) -> PathBuf {
-    if let Some(p) = explicit {
-        return p.to_path_buf();
-    }
-    if let Some(p) = std::env::var_os("MORE_DATA") {
-        return PathBuf::from(p);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,9 +267,15 @@ mod tests {
         assert!(e.contains("MORE_DATA"), "{e}");
     }
 
+    /// The shared data: env `MORE_DATA`, else `../shared/data` beside the repository.
+    fn data_dir() -> PathBuf {
+        std::env::var_os("MORE_DATA")
+            .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"), PathBuf::from)
+    }
+
     #[test]
     fn loads_mnist_test_labels_and_angio_val() {
-        let dir = data_dir(None);
+        let dir = data_dir();
         let t = load_mnist(&dir, "test").expect("MNIST must be in ../shared/data/mnist");
         assert_eq!(t.images.dim(), (10_000, 28, 28));
         assert!(t.labels.iter().all(|&l| l < 10));

@@ -155,7 +155,11 @@ fn both_optimizers_reduce_a_quadratic() {
 
 #[test]
 fn short_mnist_training_reaches_a_sanity_accuracy() {
-    let dir = more_nn::idx::data_dir(None);
+    // The shared data: env `MORE_DATA`, else `../shared/data` beside the repository.
+    let dir = std::env::var_os("MORE_DATA").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+        std::path::PathBuf::from,
+    );
     let train = more_nn::idx::load_mnist(&dir, "train").expect("MNIST must be in ../shared/data/mnist").take(3000);
     let test = more_nn::idx::load_mnist(&dir, "test").unwrap().take(1000);
     let alg = Plain;

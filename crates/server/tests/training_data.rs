@@ -5,11 +5,19 @@ mod common;
 
 use axum::http::{StatusCode, header};
 
-use more_nn::idx::{ImageSet, LABELLED_IMAGES_MEDIA_TYPE, data_dir, load_mnist};
+use more_nn::idx::{ImageSet, LABELLED_IMAGES_MEDIA_TYPE, load_mnist};
 use more_server::training_data::{MAX_OFFERED, TrainingData};
 use more_server::{EngineConfig, Limits, app};
 
 use common::{get, send, state_with};
+
+/// The shared data: env `MORE_DATA`, else `../shared/data` beside the repository.
+fn data_dir() -> std::path::PathBuf {
+    std::env::var_os("MORE_DATA").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+        std::path::PathBuf::from,
+    )
+}
 
 async fn fetch(router: &axum::Router, uri: &str) -> (StatusCode, Option<String>, Vec<u8>) {
     let a = send(router, get(uri)).await;
@@ -25,7 +33,7 @@ fn error_code(body: &[u8]) -> String {
 
 #[tokio::test]
 async fn mnist_slices_match_the_idx_files_and_bad_queries_are_refused() {
-    let dir = data_dir(None);
+    let dir = data_dir();
     let data = TrainingData::load_mnist(&dir).expect("MNIST must be in ../shared/data/mnist");
     assert_eq!(data.bytes(), 2 * MAX_OFFERED * (28 * 28 + 1));
     let state = state_with(EngineConfig::default(), Limits::default()).with_training_data(data);
@@ -72,7 +80,7 @@ async fn without_training_data_the_route_says_so() {
 
 #[tokio::test]
 async fn a_slice_reserves_its_size_from_the_memory_budget_until_sent() {
-    let data = TrainingData::load_mnist(&data_dir(None)).expect("MNIST must be in ../shared/data/mnist");
+    let data = TrainingData::load_mnist(&data_dir()).expect("MNIST must be in ../shared/data/mnist");
     // A 4 MiB budget: 1,000 images (0.75 MiB) fit, 10,000 (7.5 MiB) do not.
     let state = state_with(EngineConfig::default(), Limits { memory_budget: 4 << 20, ..Limits::default() })
         .with_training_data(data);

@@ -82,7 +82,12 @@ fn encrypted_training_decrypts_to_the_plaintext_model() {
 #[test]
 fn digits_are_classified_once_for_accuracy_and_agreement() {
     use more_wasm_train::mnist::MnistSamples;
-    let set = more_nn::idx::load_mnist(more_nn::idx::data_dir(None), "test").expect("MNIST in ../shared/data");
+    // The shared data: env `MORE_DATA`, else `../shared/data` beside the repository.
+    let data = std::env::var_os("MORE_DATA").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+        std::path::PathBuf::from,
+    );
+    let set = more_nn::idx::load_mnist(data, "test").expect("MNIST in ../shared/data");
     let samples = MnistSamples::parse(&set.range_bytes(0, 64)).unwrap();
     let request = request(r#"{"network":"mnist-cnn-square","epochs":1,"batch_size":16,"lr":0.001,"seed":2}"#);
     let mut run = PlainTraining::start(request, &samples.inputs(), &samples.targets()).unwrap();

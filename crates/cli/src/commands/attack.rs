@@ -213,7 +213,7 @@ fn load_angio(data: &Path) -> Result<ImageSet> {
 
 /// The first `models/{task}-*.morenn` (sorted), if any.
 fn find_model(task: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let dir = crate::paths::built_models_dir();
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -227,7 +227,7 @@ fn find_model(task: &str) -> Option<PathBuf> {
     found
         .into_iter()
         .next()
-        .and_then(|p| Some(Path::new("models").join(p.file_name()?)).filter(|r| r.exists()).or(Some(p)))
+        .and_then(|p| Some(crate::paths::bundled(p.file_name()?.to_str()?)).filter(|r| r.exists()).or(Some(p)))
 }
 
 /// `(mean, std)` of the model's preprocessing (first channel), or the default.

@@ -15,9 +15,10 @@ use ndarray::{ArrayD, Axis};
 use more_core::{EncryptedTensor, KeyOptions, SecretKey};
 use more_nn::EncryptedForm;
 
-use crate::args::{DataArgs, Given, JsonArgs};
+use crate::args::{DataArgs, Given, JsonArgs, Scheme};
 use crate::data;
 use crate::tasks::{self, TaskRef};
+use clap::ValueEnum as _;
 
 /// Arguments of `more bench`.
 #[derive(Debug, Args)]
@@ -39,9 +40,12 @@ pub struct BenchArgs {
     /// `bfv` only: the number of test images (default 200).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// `more` (the default) or `bfv` (MNIST only: `more bench mnist --scheme bfv` is `more bench bfv`).
+    #[arg(long, value_enum, default_value_t = Scheme::More)]
+    pub scheme: Scheme,
 }
 
-/// What `more bench` measures: a registered task, or MNIST under BFV.
+/// What `more bench` measures: a registered task, or `bfv`, short for MNIST under `--scheme bfv`.
 #[derive(Debug, Clone, Copy)]
 pub enum BenchTarget {
     /// A task's plaintext vs MORE-encrypted inference.
@@ -88,25 +92,30 @@ fn time_us(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)
 /// Runs `more bench`; `--limit` (BFV only) and `--seconds` (MORE only) are refused where they do not
 /// apply, if `given`.
 pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
-    match args.task {
-        BenchTarget::Task(t) if given.has("limit") => anyhow::bail!(
+    let (task, scheme) = match args.task {
+        BenchTarget::Task(t) => (t, args.scheme),
+        BenchTarget::Bfv if given.has("scheme") && args.scheme == Scheme::More => {
+            anyhow::bail!("bfv is benchmarked under --scheme bfv, not more (drop --scheme)")
+        }
+        BenchTarget::Bfv => (TaskRef::from_str(super::bfv::TASK, false).map_err(anyhow::Error::msg)?, Scheme::Bfv),
+    };
+    match scheme {
+        Scheme::More if given.has("limit") => anyhow::bail!(
             "--limit applies to bfv, not {} (use --seconds to change how long each measurement runs)",
-            t.name()
+            task.name()
         ),
-        BenchTarget::Bfv if given.has("seconds") => anyhow::bail!(
+        Scheme::Bfv if given.has("seconds") => anyhow::bail!(
             "--seconds applies to {}, not bfv (use --limit to time fewer test images)",
             tasks::and_list(tasks::ALL.iter().filter(|t| t.classifier().is_some()).map(|t| t.name()))
         ),
-        _ => {}
-    }
-    let task = match args.task {
-        BenchTarget::Bfv => {
-            return crate::bfv::bench(args.model.as_deref(), Some(&args.data.dir()), args.limit, args.json.json);
+        Scheme::Bfv => {
+            super::bfv::require_task(task.name())?;
+            return super::bfv::bench(args.model.as_deref(), Some(&args.data.dir()), args.limit, args.json.json);
         }
-        BenchTarget::Task(t) => t,
-    };
+        Scheme::More => {}
+    }
     let classifier = tasks::classifier(task, "bench")?;
-    let path = args.model.clone().unwrap_or_else(|| PathBuf::from(classifier.default_model));
+    let path = args.model.clone().unwrap_or_else(|| crate::paths::bundled(classifier.default_model));
     let model = data::model_for_task(&path, task.name(), &classifier.input)?;
     let inputs = (classifier.load)(&args.data.dir(), classifier.eval_split, classifier.bench_rows)?.inputs;
     let rows = inputs.shape()[0];

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use more_core::{KeyOptions, SecretKey};
 use more_nn::{EncryptedForm, Model};
 
-use crate::args::{DataArgs, Given, JsonArgs, QuietArgs};
+use crate::args::{DataArgs, Given, JsonArgs, QuietArgs, Scheme};
 use crate::data;
 use crate::metrics::{argmax, confusion, hits, scores};
 use crate::tasks::{self, Classifier, TaskRef};
@@ -52,15 +52,6 @@ pub struct EvalArgs {
     pub scheme: Scheme,
 }
 
-/// The encryption scheme a command runs under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scheme {
-    /// MORE: fast, weak (the papers' scheme).
-    More,
-    /// BFV: 128-bit lattice security (fhe.rs).
-    Bfv,
-}
-
 /// Runs `more eval`; the options `given` that the scheme does not read are refused.
 pub fn run(args: EvalArgs, given: &Given) -> Result<()> {
     if args.scheme == Scheme::Bfv {
@@ -78,10 +69,10 @@ pub fn run(args: EvalArgs, given: &Given) -> Result<()> {
     }
     match (args.scheme, args.task.name()) {
         (Scheme::More, _) => {}
-        (Scheme::Bfv, "mnist") => {
-            return crate::bfv::eval(&args.model, Some(&args.data.dir()), args.limit, args.json.json);
+        (Scheme::Bfv, task) => {
+            super::bfv::require_task(task)?;
+            return super::bfv::eval(&args.model, Some(&args.data.dir()), args.limit, args.json.json);
         }
-        (Scheme::Bfv, task) => bail!("--scheme bfv has a model for mnist only, not {task}"),
     }
     let c = tasks::classifier(args.task, "eval")?;
     let json = args.json.json;

@@ -1,8 +1,10 @@
 //! The subcommands of `more`, each written once: the task-generic ones (`train`, `eval`, `bench`,
-//! `reproduce`) take a task from `crate::tasks`; `attack`, `classify` and `wbc` have their own data; `challenge` talks to a server.
+//! `reproduce`) take a task from `crate::tasks`; `attack`, `classify` and `wbc` have their own data; `bfv`
+//! quantizes a model for BFV; `challenge` talks to a server.
 
 pub mod attack;
 pub mod bench;
+pub mod bfv;
 pub mod challenge;
 pub mod classify;
 pub mod eval;

@@ -1,10 +1,14 @@
 //! `more reproduce <task>`: the papers' table — the same network, seed, data and hyper-parameters trained
-//! on plaintext and on encrypted data in one run, compared.
+//! on plaintext and on encrypted data in one run, compared. The task measures
+//! ([`Task::compare`](crate::tasks::Task::compare)); this command alone presents the
+//! [`Comparison`]: its table or JSON, the report file, the figure, or a study of many runs.
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::args::{Given, ReproduceOptions};
+use crate::comparison::Comparison;
+use crate::files::{write_svg, wrote};
 use crate::tasks::{Hyper, TaskRef, Use, refuse_unused_options};
 
 /// Arguments of `more reproduce`.
@@ -42,27 +46,46 @@ pub fn reproduce(task: TaskRef, options: &ReproduceOptions) -> Result<()> {
     if options.study.is_study() {
         return study(task, options, &hyper);
     }
-    task.reproduce(options, &hyper)
+    let comparison = task.compare(options, &hyper)?;
+    present(&comparison, options)
 }
 
-/// The study: each run is one [`Task::reproduce`](crate::tasks::Task::reproduce) with its seed, key
-/// condition and snapshot directory, writing its report file only.
+/// One comparison: the files it wrote, the figure (`--svg`), the report file (`--report`), then the JSON
+/// object (`--json`) or the table on stdout.
+fn present(c: &Comparison, options: &ReproduceOptions) -> Result<()> {
+    let (json, cmp) = (options.json.json, &options.comparison);
+    for file in &c.written {
+        wrote(&file.path, Some(file.what), json);
+    }
+    if let Some(path) = &cmp.svg {
+        write_svg(path, &crate::plot::training_curves_svg(&c.title, &c.plain_history, &c.encrypted_history))?;
+    }
+    let text = c.details.to_pretty()?;
+    if let Some(path) = &cmp.report {
+        std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if json {
+        println!("{text}");
+    } else {
+        print!("{}", c.table);
+    }
+    Ok(())
+}
+
+/// The study: each run is one [`Task::compare`](crate::tasks::Task::compare) with its seed, key condition
+/// and snapshot directory, quiet; the study keeps and summarises the runs' comparisons.
 fn study(task: TaskRef, options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
     let report = crate::study::run(task.name(), hyper.seed, &options.study, study_settings(), |req| {
         let mut one = options.clone();
         one.run.seed = req.seed;
         one.comparison.key_condition = req.key_condition;
         one.comparison.snapshots = Some(req.snapshots.clone());
-        one.comparison.report = Some(req.report.clone());
-        one.comparison.svg = None;
-        one.comparison.in_study = true;
-        one.json.json = false;
         one.quiet.quiet = true;
-        task.reproduce(&one, &Hyper { seed: req.seed, ..*hyper })
+        task.compare(&one, &Hyper { seed: req.seed, ..*hyper })
     })?;
     let cmp = &options.comparison;
     if let Some(path) = &cmp.svg {
-        crate::files::write_svg(path, &crate::study::svg(&report))?;
+        write_svg(path, &crate::plot::study_svg(&report))?;
     }
     let json = serde_json::to_string_pretty(&report)?;
     if let Some(path) = &cmp.report {

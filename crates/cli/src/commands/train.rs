@@ -1,4 +1,5 @@
-//! `more train <task>`: plaintext training (and, with `--encrypted`, training on encrypted data).
+//! `more train <task>`: plaintext training (and, with `--encrypted`, training on encrypted data; with
+//! `--server` too, on a more-server: `crate::server_training`).
 
 use anyhow::Result;
 use clap::Args;
@@ -26,5 +27,8 @@ pub fn run(args: TrainArgs, given: &Given) -> Result<()> {
 /// Trains `task` with `options` (the task's defaults for the hyper-parameters left unset).
 pub fn train(task: TaskRef, options: &TrainOptions) -> Result<()> {
     let hyper = Hyper::new(&options.common.run, task.train_defaults());
-    task.train(options, &hyper)
+    match &options.common.server {
+        Some(server) => crate::server_training::train(task, server, options, &hyper),
+        None => task.train(options, &hyper),
+    }
 }

@@ -8,6 +8,7 @@
 //! per-class loss weights). Augmentation (small rotations, contrast/brightness) is done once by the data
 //! owner before training (extra rows); shifts are the trainer's own (`augment_shift`).
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -20,7 +21,7 @@ use serde::Serialize;
 use more_core::{KeyOptions, SecretKey};
 use more_enctrain::owner::KeyOwner;
 use more_enctrain::task::{
-    Task as TrainingTask, balanced_class_weights, compare, mean_epoch_seconds, predict_encrypted, predict_plain,
+    Task as TrainingTask, balanced_class_weights, compare as train_both, mean_epoch_seconds, predict_encrypted, predict_plain,
     train_plain,
 };
 use more_enctrain::train::{EncryptionSetup, PlainData};
@@ -33,7 +34,8 @@ use super::{Classifier, Defaults, Hyper, Task, Use};
 use crate::args::{ReproduceOptions, TrainOptions};
 use crate::data::LabelledImages;
 use crate::encrypted::{EncryptedTaskOutput, train_encrypted_task};
-use crate::files::{command_line, encrypted_outputs, model_path, write_svg, wrote};
+use crate::comparison::{Better, Comparison, Paired, Unit};
+use crate::files::{command_line, encrypted_outputs, model_path, wrote};
 use crate::metrics::argmax;
 
 /// The angiography task.
@@ -61,8 +63,8 @@ impl Task for Angio {
         train(options, hyper)
     }
 
-    fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
-        reproduce(options, hyper)
+    fn compare(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<Comparison> {
+        compare(options, hyper)
     }
 
     fn options(&self, command: Use) -> &'static [&'static str] {
@@ -91,7 +93,7 @@ impl Task for Angio {
     fn classifier(&self) -> Option<Classifier> {
         Some(Classifier {
             input: ANGIO_INPUT,
-            default_model: "models/angio-cnn.morenn",
+            default_model: crate::paths::ANGIO_MODEL,
             eval_split: "val",
             row: "frame",
             batch: 100,
@@ -416,11 +418,10 @@ impl Pair {
     }
 }
 
-/// `more reproduce angio [--json]`: plaintext vs encrypted training (same seed, data and hyper-parameters)
-/// and plaintext vs encrypted inference, from one run.
-fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
+/// `more reproduce angio`: plaintext vs encrypted training (same seed, data and hyper-parameters) and
+/// plaintext vs encrypted inference, from one run.
+fn compare(options: &ReproduceOptions, hyper: &Hyper) -> Result<Comparison> {
     let images = &options.images;
-    let json = options.json.json;
     let s = Settings {
         epochs: hyper.epochs,
         seed: hyper.seed,
@@ -432,14 +433,14 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
         augment: AUGMENT,
         limit: images.limit,
         data: images.data.dir(),
-        progress: !options.quiet.quiet && !json,
+        progress: !options.quiet.quiet && !options.json.json,
     };
     let (mut task, labels) = task(&s)?;
     task.cfg.snapshots = options.comparison.snapshots.clone();
     let val = task.val.clone().context("val split")?;
     let n = labels.len();
     let key = crate::encrypted::fresh_key(options.comparison.key_condition)?;
-    let c = compare(&task, &key, meta("angio-cnn-plain"), meta("angio-cnn-enctrain"))?;
+    let c = train_both(&task, &key, meta("angio-cnn-plain"), meta("angio-cnn-enctrain"))?;
     let (plain_model, enc_run) = (&c.plain.model, &c.encrypted.run);
 
     // Accuracy: the plaintext-trained model vs the decrypted encrypted-trained one.
@@ -474,10 +475,6 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
     let serve_enc = t.elapsed().as_secs_f64();
     let serve_agree = frame_enc.iter().zip(&frame_plain).filter(|(a, b)| a == b).count();
 
-    if let Some(path) = &options.comparison.svg {
-        let title = format!("Angiography (ARCADE LCA vs RCA): plaintext vs encrypted training, seed {}", s.seed);
-        write_svg(path, &crate::plot::training_curves_svg(&title, &c.plain.history, &enc_run.history))?;
-    }
     let ms = |secs: f64| 1e3 * secs / n.max(1) as f64;
     let accuracy = Pair { plain: pa, encrypted: da };
     let balanced = Pair { plain: pb, encrypted: db };
@@ -504,62 +501,71 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
         "plain_best_epoch": c.plain.history.best_epoch, "encrypted_best_epoch": enc_run.history.best_epoch,
         "plain_history": c.plain.history, "encrypted_history": enc_run.history,
     });
-    if let Some(p) = &options.comparison.report {
-        std::fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
-    }
-    if options.comparison.in_study {
-        return Ok(());
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    println!(
+    let mut t = String::new();
+    let _ = writeln!(
+            t,
         "Angiography (ARCADE, LCA vs RCA), plaintext vs encrypted training — one run, same network, seed {} and \
          hyper-parameters",
         s.seed
     );
-    println!("architecture: {}", plain_model.meta().architecture);
-    println!(
+    let _ = writeln!(t, "architecture: {}", plain_model.meta().architecture);
+    let _ = writeln!(
+            t,
         "data: {} training rows (1 augmented copy per frame, classes balanced by resampling), {n} val frames; key κ = {:.2}",
         task.train.rows(),
         key.condition_number()
     );
-    println!();
-    println!("| | plaintext | encrypted | ratio / difference |");
-    println!("|---|---|---|---|");
-    let pct = |p: &Pair, what: &str| {
-        println!(
+    let _ = writeln!(t);
+    let _ = writeln!(t, "| | plaintext | encrypted | ratio / difference |");
+    let _ = writeln!(t, "|---|---|---|---|");
+    let mut pct = |p: &Pair, what: &str| {
+        let _ = writeln!(
+            t,
             "| {what} | {:.2}% | {:.2}% (decrypted model) | {:+.2} pp |",
             100.0 * p.plain,
             100.0 * p.encrypted,
             100.0 * (p.encrypted - p.plain)
-        )
+        );
     };
     pct(&accuracy, "val accuracy");
     pct(&balanced, "val balanced accuracy");
-    let row = |p: &Pair, what: &str, unit: &str, note: &str| {
-        println!("| {what} | {:.2} {unit} | {:.2} {unit}{note} | {:.2}x |", p.plain, p.encrypted, p.ratio())
+    let mut row = |p: &Pair, what: &str, unit: &str, note: &str| {
+        let _ = writeln!(t, "| {what} | {:.2} {unit} | {:.2} {unit}{note} | {:.2}x |", p.plain, p.encrypted, p.ratio());
     };
     row(&wall, "training time per epoch", "s", "");
     row(&cpu, "CPU time per epoch (all threads, incl. validation)", "s", "");
     row(&train_engine, "inference per frame, training engine (batch 100, f64)", "ms", " (encrypted weights)");
     row(&serve_engine, "inference per frame, serving engine (batch 1, f32, fresh key each)", "ms", "");
-    println!(
+    let _ = writeln!(
+            t,
         "| epochs run (best) | {} ({}) | {} ({}) | |",
         c.plain.history.epochs.len(),
         c.plain.history.best_epoch,
         enc_run.history.epochs.len(),
         enc_run.history.best_epoch
     );
-    println!();
-    println!(
+    let _ = writeln!(t);
+    let _ = writeln!(
+            t,
         "encrypted-weights model on encrypted val frames: argmax agrees with the decrypted model on {enc_model_agree}/{n}, \
          max |logit diff| {enc_model_diff:.2e}"
     );
-    println!("serving engine: encrypted vs plaintext argmax agreement {serve_agree}/{n}");
-    println!("encrypting the training and val frames: {:.1} s", enc_run.encrypt_seconds);
-    Ok(())
+    let _ = writeln!(t, "serving engine: encrypted vs plaintext argmax agreement {serve_agree}/{n}");
+    let _ = writeln!(t, "encrypting the training and val frames: {:.1} s", enc_run.encrypt_seconds);
+    Ok(Comparison {
+        headline: vec![
+            Paired::new("val accuracy", pa, da, Unit::Fraction, Better::Higher),
+            Paired::new("val balanced accuracy", pb, db, Unit::Fraction, Better::Higher),
+            Paired::new("training time per epoch", wall.plain, wall.encrypted, Unit::Seconds, Better::Lower),
+        ],
+        key_condition: Some(key.condition_number()),
+        plain_history: c.plain.history,
+        encrypted_history: c.encrypted.run.history,
+        title: format!("Angiography (ARCADE LCA vs RCA): plaintext vs encrypted training, seed {}", s.seed),
+        details: Box::new(report),
+        table: t,
+        written: vec![],
+    })
 }
 
 #[cfg(test)]

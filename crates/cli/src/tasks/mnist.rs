@@ -3,6 +3,7 @@
 //! and hyper-parameters trained on plaintext and on encrypted data in one run (final test accuracy,
 //! training time per epoch, inference time, ratios); the encrypted side is `more-enctrain`.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
@@ -25,7 +26,9 @@ use super::{Classifier, Defaults, Hyper, Task, Use};
 use crate::args::{Arch, ImageArgs, ReproduceOptions, TrainOptions};
 use crate::data::LabelledImages;
 use crate::encrypted::{EncryptedTaskOutput, train_encrypted_task};
-use crate::files::{command_line, encrypted_outputs, model_path, refuse_existing, write_svg, wrote};
+use crate::comparison::{Better, Comparison, Paired, Unit, Written};
+use crate::files::{command_line, encrypted_outputs, model_path, refuse_existing, wrote};
+use crate::server_training::{BothSides, Outcome, ServerData, ServerJob};
 
 /// The MNIST task.
 pub struct Mnist;
@@ -52,17 +55,15 @@ impl Task for Mnist {
     }
 
     fn train(&self, options: &TrainOptions, hyper: &Hyper) -> Result<()> {
-        if let Some(server) = &options.common.server {
-            train_on_server(server, options, hyper)
-        } else if options.common.encrypted {
+        if options.common.encrypted {
             train_encrypted(options, hyper)
         } else {
             train(options, hyper)
         }
     }
 
-    fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
-        reproduce(options, hyper)
+    fn compare(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<Comparison> {
+        compare(options, hyper)
     }
 
     fn options(&self, command: Use) -> &'static [&'static str] {
@@ -102,10 +103,14 @@ impl Task for Mnist {
         })
     }
 
+    fn server_job(&self, options: &TrainOptions, hyper: &Hyper) -> Result<ServerJob> {
+        server_job(options, hyper)
+    }
+
     fn classifier(&self) -> Option<Classifier> {
         Some(Classifier {
             input: MNIST_INPUT,
-            default_model: "models/mnist-cnn-relu.morenn",
+            default_model: crate::paths::MNIST_MODEL,
             eval_split: "test",
             row: "image",
             batch: 500,
@@ -192,99 +197,89 @@ fn splits(images: &ImageArgs, test_limit: Option<usize>, seed: u64) -> Result<Sp
     Ok(Splits { train: part(&tr), val: part(&va), test: PlainData { inputs: test.inputs, targets: test.targets } })
 }
 
-/// `more train mnist --encrypted --server URL`: this process is the data owner. It encrypts the first
-/// `--limit` training images and their one-hot labels under a fresh key (the noise lanes of
-/// `more train mnist --encrypted`), has the server train `mnist-cnn-<arch>` on the ciphertexts (fixed
-/// epochs, no augmentation, no validation split: the server cannot select without the key), decrypts the
-/// model, trains the same network here on the same plaintext with the same seed and hyper-parameters, and
-/// reports both test accuracies.
-fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> Result<()> {
+/// `more train mnist --encrypted --server URL` (`crate::server_training`): the server trains
+/// `mnist-cnn-<arch>` on the first `--limit` training images and their one-hot labels, encrypted with the
+/// noise lanes of `more train mnist --encrypted`; both models are scored on the 10,000 test images.
+fn server_job(options: &TrainOptions, hyper: &Hyper) -> Result<ServerJob> {
     use more_enctrain::upload::{JobRequest, OptimizerKind};
-    let (images, json) = (&options.images, options.common.json);
-    let quiet = options.common.quiet.quiet || json;
-    let id = options.common.model_id.clone().unwrap_or_else(|| format!("mnist-cnn-{}-enctrain", images.arch.name()));
-    let out = model_path(options.common.out.as_deref(), &id, options.common.force)?;
-    let lr = config(images, hyper, false).optimizer.lr();
+    let images = options.images.clone();
+    let arch = images.arch;
+    let id = options.common.model_id.clone().unwrap_or_else(|| format!("mnist-cnn-{}-enctrain", arch.name()));
     let request = JobRequest {
-        network: format!("mnist-cnn-{}", images.arch.name()),
+        network: format!("mnist-cnn-{}", arch.name()),
         epochs: hyper.epochs,
         batch_size: hyper.batch_size,
-        lr,
+        lr: config(&images, hyper, false).optimizer.lr(),
         lr_decay: hyper.lr_decay,
         optimizer: OptimizerKind::Adam,
         seed: hyper.seed,
     };
-    // The server's limits first: a job it would refuse fails before the digits are read.
-    let trainer = crate::remote::Server::connect(server, &request)?;
-    let dir = images.data.dir();
-    let train_set = load(&dir, "train", images.limit)?;
-    let test = load(&dir, "test", None)?;
-    let key = crate::encrypted::fresh_key(None)?;
-    let fewer = |k: usize| format!("pass --limit {k}");
-    let remote = trainer.train(
-        &key,
-        &request,
-        &train_set.inputs,
-        &train_set.targets,
-        &EncryptionSetup::default(),
-        &crate::remote::Rows { noun: "digits", fewer: &fewer },
-        quiet,
-    )?;
-
-    let alg = Plain;
-    let cfg = request.train_config(Loss::CrossEntropy, true);
-    let mut net =
-        Net::new(&alg, &MNIST_INPUT, &specs(images.arch), &mut ChaCha8Rng::seed_from_u64(hyper.seed))?;
-    let data = Dataset::new(&alg, train_set.inputs.clone(), train_set.targets.clone())?;
-    let history = fit(&alg, &alg, &mut net, &data, None, &cfg)?;
-    let test_set = Dataset::new(&alg, test.inputs, test.targets)?;
-    let (_, plain_acc) = evaluate(&alg, &alg, &net, &test_set, Loss::CrossEntropy, 500)?;
-    let mut model = remote.model;
-    let (_, enc_acc) =
-        evaluate(&alg, &alg, &Net::from_model(&alg, &model)?, &test_set, Loss::CrossEntropy, 500)?;
-
-    let mut m = meta(&id, images.arch);
-    m.training.insert("command".into(), command_line());
-    m.training.insert("trainer".into(), format!("more-server at {server}, on encrypted images and labels"));
-    m.metrics.insert("test_accuracy".into(), enc_acc);
-    *model.meta_mut() = m;
-    model.save(&out)?;
-    wrote(&out, Some("the decrypted model"), json);
-    let plain_epoch = mean_epoch_seconds(&history);
-    let server_epoch = remote.epoch_seconds.iter().sum::<f64>() / remote.epoch_seconds.len().max(1) as f64;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "task": "mnist", "server": server, "network": request.network,
-                "train_images": train_set.labels.len(), "test_images": test_set.len(&alg),
-                "epochs": remote.epoch_losses.len(), "batch_size": hyper.batch_size, "lr": lr, "seed": hyper.seed,
+    let (network, job_id) = (request.network.clone(), id.clone());
+    let data = move || -> Result<ServerData> {
+        let dir = images.data.dir();
+        let train_set = load(&dir, "train", images.limit)?;
+        let test = load(&dir, "test", None)?;
+        let train_images = train_set.labels.len();
+        let finish = move |sides: &mut BothSides, server: &str| -> Result<Outcome> {
+            let alg = Plain;
+            let test_set = Dataset::new(&alg, test.inputs, test.targets)?;
+            let accuracy = |model: &more_nn::Model| -> Result<f64> {
+                Ok(evaluate(&alg, &alg, &Net::from_model(&alg, model)?, &test_set, Loss::CrossEntropy, 500)?.1)
+            };
+            let (plain_acc, enc_acc) = (accuracy(&sides.plain)?, accuracy(&sides.remote.model)?);
+            let mut m = meta(&id, arch);
+            m.training.insert("command".into(), command_line());
+            m.training.insert("trainer".into(), format!("more-server at {server}, on encrypted images and labels"));
+            m.metrics.insert("test_accuracy".into(), enc_acc);
+            *sides.remote.model.meta_mut() = m;
+            let (remote, test_images) = (&sides.remote, test_set.len(&alg));
+            let json = serde_json::json!({
+                "network": network, "train_images": train_images, "test_images": test_images,
                 "plaintext_accuracy": plain_acc, "encrypted_accuracy": enc_acc,
-                "seconds": remote.seconds, "encrypt_seconds": remote.encrypt_seconds,
-                "upload_bytes": remote.upload_bytes, "model_bytes": remote.model_bytes,
-                "plaintext_epoch_seconds": plain_epoch, "server_epoch_seconds": server_epoch,
-                "plaintext_losses": history.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>(),
-                "encrypted_losses": remote.epoch_losses, "model": out.display().to_string(),
-            })
-        );
-        return Ok(());
-    }
-    println!(
-        "{} trained by {server} on {} encrypted images ({} epochs): {:.1} s from encryption to the decrypted model, {} bytes uploaded",
-        request.network,
-        train_set.labels.len(),
-        remote.epoch_losses.len(),
-        remote.seconds,
-        remote.upload_bytes
-    );
-    println!("time per epoch: {plain_epoch:.2} s here on plaintext, {server_epoch:.2} s on the server on ciphertexts");
-    println!(
-        "test accuracy ({} images): plaintext-trained {:.2}%, encrypted-trained {:.2}%",
-        test_set.len(&alg),
-        100.0 * plain_acc,
-        100.0 * enc_acc,
-    );
-    Ok(())
+                "plaintext_losses": sides.plain_history.epochs.iter().map(|e| e.train_loss).collect::<Vec<_>>(),
+                "encrypted_losses": remote.epoch_losses,
+            });
+            let mut text = String::new();
+            let _ = writeln!(
+                text,
+                "{network} trained by {server} on {train_images} encrypted images ({} epochs): {:.1} s from encryption to the decrypted model, {} bytes uploaded",
+                remote.epoch_losses.len(),
+                remote.seconds,
+                remote.upload_bytes
+            );
+            let _ = writeln!(
+                text,
+                "time per epoch: {:.2} s here on plaintext, {:.2} s on the server on ciphertexts",
+                sides.plain_epoch_seconds(),
+                sides.server_epoch_seconds()
+            );
+            let _ = writeln!(
+                text,
+                "test accuracy ({test_images} images): plaintext-trained {:.2}%, encrypted-trained {:.2}%",
+                100.0 * plain_acc,
+                100.0 * enc_acc,
+            );
+            Ok(Outcome { json, text })
+        };
+        Ok(ServerData {
+            inputs: train_set.inputs,
+            targets: train_set.targets,
+            setup: EncryptionSetup::default(),
+            noun: "digits",
+            fewer: Box::new(|k| format!("pass --limit {k}")),
+            finish: Box::new(finish),
+        })
+    };
+    Ok(ServerJob {
+        id: job_id,
+        request,
+        input_shape: MNIST_INPUT.to_vec(),
+        specs: specs(arch),
+        loss: Loss::CrossEntropy,
+        classification: true,
+        plain_meta: meta(&format!("mnist-cnn-{}", arch.name()), arch),
+        data: Box::new(data),
+    })
 }
 
 /// `more train mnist`: plaintext training with a checkpoint per epoch; the test accuracy goes in the file.
@@ -380,8 +375,9 @@ fn train_encrypted(options: &TrainOptions, hyper: &Hyper) -> Result<()> {
 }
 
 
-/// `more reproduce mnist`.
-fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
+/// `more reproduce mnist`: both runs, the test accuracy of each, their times, and the still-encrypted
+/// model's inference on the encrypted test set; with `--save` the three models.
+fn compare(options: &ReproduceOptions, hyper: &Hyper) -> Result<Comparison> {
     let (images, cmp) = (&options.images, &options.comparison);
     let (json, quiet) = (options.json.json, options.quiet.quiet);
     let mut cfg = config(images, hyper, !quiet && !json);
@@ -498,40 +494,34 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> Result<()> {
         plain_val_accuracy: plain_hist.epochs.iter().filter_map(|e| e.val_accuracy).collect(),
         encrypted_val_accuracy: run.history.epochs.iter().filter_map(|e| e.val_accuracy).collect(),
     };
+    let mut written = Vec::new();
     if let (Some(dir), Some([plain_file, decrypted_file, encrypted_file])) = (&cmp.save, &saved) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         plain_model.save(plain_file)?;
         run.model.save(decrypted_file)?;
         run.encrypted.save(encrypted_file)?;
-        for (file, what) in [
+        for (path, what) in [
             (plain_file, "trained on plaintext"),
             (decrypted_file, "trained on encrypted data, decrypted"),
             (encrypted_file, "trained on encrypted data, still encrypted"),
         ] {
-            // A study's runs print nothing; stdout carries the table or the JSON.
-            if !cmp.in_study {
-                wrote(file, Some(what), json);
-            }
+            written.push(Written { path: path.clone(), what });
         }
     }
-    if let Some(path) = &cmp.svg {
-        let arch = if images.arch == Arch::Relu { "ReLU CNN" } else { "square CNN" };
-        let title = format!("MNIST ({arch}): plaintext vs encrypted training, seed {}", hyper.seed);
-        write_svg(path, &crate::plot::training_curves_svg(&title, plain_hist, &run.history))?;
-    }
-    let text = serde_json::to_string_pretty(&report)?;
-    if let Some(path) = &cmp.report {
-        std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
-    }
-    if cmp.in_study {
-        return Ok(());
-    }
-    if json {
-        println!("{text}");
-    } else {
-        print_table(&report);
-    }
-    Ok(())
+    let arch = if images.arch == Arch::Relu { "ReLU CNN" } else { "square CNN" };
+    Ok(Comparison {
+        headline: vec![
+            Paired::new("test accuracy", plain_acc, enc_acc, Unit::Fraction, Better::Higher),
+            Paired::new("training time per epoch", plain_epoch, enc_epoch, Unit::Seconds, Better::Lower),
+        ],
+        key_condition: Some(report.key_condition),
+        plain_history: plain.history,
+        encrypted_history: enc.run.history,
+        title: format!("MNIST ({arch}): plaintext vs encrypted training, seed {}", hyper.seed),
+        table: table(&report),
+        details: Box::new(report),
+        written,
+    })
 }
 
 /// The reproduction's figures (also the `--json` object).
@@ -609,53 +599,64 @@ pub struct Report {
     pub encrypted_val_accuracy: Vec<f64>,
 }
 
-fn print_table(r: &Report) {
-    println!(
+/// The report as printed without `--json`.
+fn table(r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
         "MNIST, plaintext vs encrypted training — one run, same architecture, seed {} and hyper-parameters",
         r.seed
     );
-    println!("architecture: {}", r.architecture);
-    println!("optimizer: {}", r.optimizer);
-    println!(
+    let _ = writeln!(s, "architecture: {}", r.architecture);
+    let _ = writeln!(s, "optimizer: {}", r.optimizer);
+    let _ = writeln!(
+        s,
         "data: {} training, {} validation, {} test images; key κ = {:.2}",
         r.train_images, r.val_images, r.test_images, r.key_condition
     );
-    println!();
-    println!("| | plaintext | encrypted | ratio / difference |");
-    println!("|---|---|---|---|");
-    println!(
+    let _ = writeln!(s);
+    let _ = writeln!(s, "| | plaintext | encrypted | ratio / difference |");
+    let _ = writeln!(s, "|---|---|---|---|");
+    let _ = writeln!(
+        s,
         "| test accuracy | {:.2}% | {:.2}% (decrypted model) | {:+.2} pp |",
         100.0 * r.plain_test_accuracy,
         100.0 * r.encrypted_test_accuracy,
         r.accuracy_gap_pp
     );
-    println!(
+    let _ = writeln!(
+        s,
         "| training time per epoch | {:.1} s | {:.1} s | {:.2}x |",
         r.plain_epoch_seconds, r.encrypted_epoch_seconds, r.training_overhead
     );
-    println!(
+    let _ = writeln!(
+        s,
         "| CPU time per epoch (all threads, incl. validation) | {:.1} s | {:.1} s | {:.2}x |",
         r.plain_cpu_seconds_per_epoch, r.encrypted_cpu_seconds_per_epoch, r.training_cpu_overhead
     );
-    println!(
+    let _ = writeln!(
+        s,
         "| inference time per image (batch 500) | {:.1} µs | {:.1} µs (encrypted weights) | {:.2}x |",
         r.plain_inference_us_per_image, r.encrypted_inference_us_per_image, r.inference_overhead
     );
-    println!(
+    let _ = writeln!(
+        s,
         "| epochs run (best) | {} ({}) | {} ({}) | |",
         r.plain_epochs, r.plain_best_epoch, r.encrypted_epochs, r.encrypted_best_epoch
     );
-    println!();
-    println!(
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
         "encrypted model on the encrypted test set: {:.2}% accuracy, argmax agrees with the decrypted model on {:.2}% of images, max |logit diff| {:.2e}",
         100.0 * r.encrypted_model_encrypted_test_accuracy,
         100.0 * r.encrypted_model_agreement,
         r.encrypted_model_max_logit_diff
     );
-    println!("encrypting the training and validation data: {:.1} s", r.encrypt_data_seconds);
-    println!(
+    let _ = writeln!(s, "encrypting the training and validation data: {:.1} s", r.encrypt_data_seconds);
+    let _ = writeln!(
+        s,
         "random lanes: inputs U[0, {}), labels (1 + {}·U[-1,1))/Σ; largest |weight|: {:.3} (model), {:.3} (shadow model on the noise lane)",
         r.input_noise, r.label_spread, r.max_abs_weight, r.shadow_max_abs_weight
     );
+    s
 }
-

@@ -9,7 +9,9 @@ use clap::ValueEnum;
 use clap::builder::PossibleValue;
 
 use crate::args::{Given, ReproduceOptions, TrainOptions, flag};
+use crate::comparison::Comparison;
 use crate::data::LabelledImages;
+use crate::server_training::ServerJob;
 
 /// Registers the tasks: declares each module and lists its task, in the order `--help` shows them.
 macro_rules! registry {
@@ -118,7 +120,7 @@ pub const REPRODUCE_OPTIONS: &[&str] = &[
 pub struct Classifier {
     /// Input shape of its models (one image).
     pub input: [usize; 3],
-    /// The bundled model `more bench` uses by default.
+    /// The bundled model `more bench` uses by default: a file name in `models/` (`crate::paths::bundled`).
     pub default_model: &'static str,
     /// The split `more eval` scores (metrics are named after it: `test_accuracy`, `val_accuracy`).
     pub eval_split: &'static str,
@@ -149,8 +151,10 @@ pub trait Task: Sync {
     fn reproduce_defaults(&self) -> Defaults;
     /// `more train <task> [--encrypted]`.
     fn train(&self, options: &TrainOptions, hyper: &Hyper) -> Result<()>;
-    /// `more reproduce <task>`: plaintext vs encrypted training in one run.
-    fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<()>;
+    /// `more reproduce <task>`: the same network trained on plaintext and on encrypted data in one run,
+    /// measured. It prints at most progress (on stderr, unless `--quiet`); `commands::reproduce` presents
+    /// the result, and a study repeats it.
+    fn compare(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<Comparison>;
     /// The options of [`TRAIN_OPTIONS`] or [`REPRODUCE_OPTIONS`] this task reads in `command`; the others
     /// are refused when given ([`refuse_unused_options`]).
     fn options(&self, command: Use) -> &'static [&'static str];
@@ -159,6 +163,13 @@ pub trait Task: Sync {
     fn instead(&self, option: &str, command: Use) -> Option<&'static str> {
         let _ = (option, command);
         None
+    }
+    /// `more train <task> --encrypted --server URL`: the job a server trains for this task
+    /// (`crate::server_training`). A task without one lists no options for [`Use::TrainOnServer`], so
+    /// `--server` is refused before this is asked.
+    fn server_job(&self, options: &TrainOptions, hyper: &Hyper) -> Result<ServerJob> {
+        let _ = (options, hyper);
+        bail!("a server does not train {}", self.name())
     }
     /// The classifier of `more eval` and `more bench`, if the task has one.
     fn classifier(&self) -> Option<Classifier> {
@@ -305,7 +316,7 @@ mod tests {
                 assert!(d.epochs > 0 && d.batch_size > 0 && d.lr_decay > 0.0 && d.lr_decay <= 1.0, "{task:?}");
             }
             if let Some(c) = task.classifier() {
-                let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(c.default_model);
+                let path = crate::paths::built_models_dir().join(c.default_model);
                 let model = more_nn::Model::load(&path).expect(c.default_model);
                 assert_eq!(model.meta().task, task.name());
                 assert_eq!(model.input_shape(), c.input.as_slice());

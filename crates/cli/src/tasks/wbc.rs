@@ -3,6 +3,7 @@
 //! on encrypted inputs and targets — and scored by its errors on held-out samples. `more wbc` has the
 //! simulator's own commands.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -10,7 +11,9 @@ use more_hemo::{OUTPUT_NAMES, OUTPUT_UNITS};
 
 use super::{Defaults, Hyper, Task, Use};
 use crate::args::{ReproduceOptions, SurrogateArgs, TrainOptions};
+use crate::comparison::{Better, Comparison, Paired, Unit};
 use crate::files::{command_line, model_path, wrote};
+use crate::server_training::{BothSides, Outcome, ServerData, ServerJob};
 
 /// The WBC task.
 pub struct Wbc;
@@ -40,8 +43,12 @@ impl Task for Wbc {
         train(options, hyper)
     }
 
-    fn reproduce(&self, options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
-        reproduce(options, hyper)
+    fn server_job(&self, options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<ServerJob> {
+        server_job(options, hyper)
+    }
+
+    fn compare(&self, options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<Comparison> {
+        compare(options, hyper)
     }
 
     fn options(&self, command: Use) -> &'static [&'static str] {
@@ -137,6 +144,8 @@ pub struct Trained {
     pub train_seconds: f64,
     /// Epochs run.
     pub epochs: usize,
+    /// The training history (decrypted figures for an encrypted run).
+    pub history: more_nn::train::History,
     /// Plaintext inference time per sample over the test set (µs).
     pub infer_plain_us: f64,
     /// Encrypted inference time per sample over the test set (µs; forward pass on ciphertexts).
@@ -332,6 +341,7 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
         test: errs,
         train_seconds,
         epochs: history.epochs.len(),
+        history,
         infer_plain_us,
         infer_encrypted_us,
         max_encrypted_diff,
@@ -343,9 +353,6 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
 /// model.
 fn train(options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
     let common = &options.common;
-    if let Some(server) = &common.server {
-        return train_on_server(server, options, hyper);
-    }
     let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet);
     let encrypted = common.encrypted;
     let out = model_path(common.out.as_deref(), &a.model_id(encrypted), common.force)?;
@@ -399,23 +406,17 @@ fn samples_for_training_rows(rows: usize) -> usize {
     n
 }
 
-/// `more train wbc --encrypted --server URL`: this process is the data owner. It simulates the patients,
-/// encrypts the training inputs and targets under a fresh key, has the server train its `wbc-mlp` on the
-/// ciphertexts (following the decrypted loss), decrypts the model it sends back, and trains the same
-/// network here on the same plaintext with the same seed and hyper-parameters (fixed epochs, no
-/// validation split: the server cannot select without the key); both are scored on the held-out patients.
-fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
+/// `more train wbc --encrypted --server URL` (`crate::server_training`): the server trains its `wbc-mlp`
+/// on the simulated patients' standardised inputs and targets, encrypted with the noise lanes of
+/// `more train wbc --encrypted`; both models are scored on the held-out patients.
+fn server_job(options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<ServerJob> {
     use more_enctrain::train::EncryptionSetup;
     use more_enctrain::upload::{JobRequest, OptimizerKind};
-    use more_nn::train::{Dataset, Loss, Net, fit};
-    use rand_chacha::rand_core::SeedableRng;
 
     let common = &options.common;
-    let json = common.json;
-    let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet || json);
+    let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet || common.json);
     anyhow::ensure!(a.surrogate.hidden == 64, "the server's wbc-mlp has 64 hidden units (--hidden 64)");
     let id = a.model_id(true);
-    let out = model_path(common.out.as_deref(), &id, common.force)?;
     let request = JobRequest {
         network: "wbc-mlp".into(),
         epochs: hyper.epochs,
@@ -425,110 +426,108 @@ fn train_on_server(server: &str, options: &TrainOptions, hyper: &Hyper) -> anyho
         optimizer: OptimizerKind::Adam,
         seed: hyper.seed,
     };
-    // The server's limits first: a job it would refuse fails before the patients are simulated.
-    let trainer = crate::remote::Server::connect(server, &request)?;
-    let data = load_data(&a)?;
-    let (np, no) = (more_hemo::N_PARAMS, more_hemo::N_OUTPUTS);
-    let all = &data.train;
-    let x = array(all.len(), np, data.scaling.inputs(all));
-    let y = array(all.len(), no, data.scaling.targets(all));
-    // The same noise lanes as `more train wbc --encrypted`.
-    let setup = EncryptionSetup::standardised_regression();
-    let key = more_core::SecretKey::generate(more_core::KeyOptions::default())?;
-    let surrogate = &a.surrogate;
-    let fewer = |train_rows: usize| {
-        if surrogate.train_csv.is_some() {
-            format!("use at most {train_rows} rows of the --train-csv file")
-        } else {
-            format!("pass --samples {} (or --n-train {train_rows})", samples_for_training_rows(train_rows))
-        }
-    };
-    let rows = crate::remote::Rows { noun: "training patients", fewer: &fewer };
-    let remote = trainer.train(&key, &request, &x, &y, &setup, &rows, a.quiet)?;
-
-    let cfg = request.train_config(Loss::Mse, false);
-    let alg = more_nn::Plain;
-    let mut net = Net::new(&alg, &[np], &specs(64), &mut rand_chacha::ChaCha8Rng::seed_from_u64(hyper.seed))?;
-    let history = fit(&alg, &alg, &mut net, &Dataset::new(&alg, x, y)?, None, &cfg)?;
     let mut plain_meta = more_nn::ModelMeta::new("wbc-mlp-plain", "wbc");
     plain_meta.output_kind = more_nn::OutputKind::Values;
-    let plain_model = net.to_model(&alg, plain_meta)?;
-
-    let plain = held_out_errors(&plain_model, &data)?;
-    let enc = held_out_errors(&remote.model, &data)?;
-    let (plain_mre, enc_mre) = (mean(&plain.mean_rel), mean(&enc.mean_rel));
-    let plain_epoch: Vec<f64> = history.epochs.iter().map(|e| e.train_seconds).collect();
-    let plain_losses: Vec<f64> = history.epochs.iter().map(|e| e.train_loss).collect();
-
-    let mut model = remote.model;
-    let m = model.meta_mut();
-    m.id = id.clone();
-    m.task = "wbc".into();
-    m.labels = OUTPUT_NAMES.iter().map(|s| s.to_string()).collect();
-    m.output_kind = more_nn::OutputKind::Values;
-    m.preprocessing.kind = "wbc-params".into();
-    m.preprocessing.scale = 1.0;
-    m.preprocessing.mean = data.scaling.input_mean.iter().map(|v| *v as f32).collect();
-    m.preprocessing.std = data.scaling.input_std.iter().map(|v| *v as f32).collect();
-    m.preprocessing.output_offset = data.scaling.output_offset.iter().map(|v| *v as f32).collect();
-    m.preprocessing.output_scale = data.scaling.output_scale.iter().map(|v| *v as f32).collect();
-    m.training.insert("command".into(), command_line());
-    m.training.insert("encrypted".into(), "true".into());
-    m.training.insert("trainer".into(), format!("more-server at {server}"));
-    m.metrics.insert("test_mre_mean".into(), enc_mre);
-    model.save(&out)?;
-    wrote(&out, Some("the decrypted model"), json);
-
-    if json {
-        let per_output: Vec<_> = (0..no)
-            .map(|k| {
-                serde_json::json!({
-                    "output": OUTPUT_NAMES[k], "plaintext_mre": plain.mean_rel[k], "encrypted_mre": enc.mean_rel[k],
-                    "plaintext_mae": plain.mean_abs[k], "encrypted_mae": enc.mean_abs[k],
+    let (np, no) = (more_hemo::N_PARAMS, more_hemo::N_OUTPUTS);
+    let job_id = id.clone();
+    let data = move || -> anyhow::Result<ServerData> {
+        let data = load_data(&a)?;
+        let all = &data.train;
+        let x = array(all.len(), np, data.scaling.inputs(all));
+        let y = array(all.len(), no, data.scaling.targets(all));
+        let from_csv = a.surrogate.train_csv.is_some();
+        let fewer = move |train_rows: usize| {
+            if from_csv {
+                format!("use at most {train_rows} rows of the --train-csv file")
+            } else {
+                format!("pass --samples {} (or --n-train {train_rows})", samples_for_training_rows(train_rows))
+            }
+        };
+        let finish = move |sides: &mut BothSides, server: &str| -> anyhow::Result<Outcome> {
+            let plain = held_out_errors(&sides.plain, &data)?;
+            let enc = held_out_errors(&sides.remote.model, &data)?;
+            let (plain_mre, enc_mre) = (mean(&plain.mean_rel), mean(&enc.mean_rel));
+            let m = sides.remote.model.meta_mut();
+            m.id = id.clone();
+            m.task = "wbc".into();
+            m.labels = OUTPUT_NAMES.iter().map(|s| s.to_string()).collect();
+            m.output_kind = more_nn::OutputKind::Values;
+            m.preprocessing.kind = "wbc-params".into();
+            m.preprocessing.scale = 1.0;
+            m.preprocessing.mean = data.scaling.input_mean.iter().map(|v| *v as f32).collect();
+            m.preprocessing.std = data.scaling.input_std.iter().map(|v| *v as f32).collect();
+            m.preprocessing.output_offset = data.scaling.output_offset.iter().map(|v| *v as f32).collect();
+            m.preprocessing.output_scale = data.scaling.output_scale.iter().map(|v| *v as f32).collect();
+            m.training.insert("command".into(), command_line());
+            m.training.insert("encrypted".into(), "true".into());
+            m.training.insert("trainer".into(), format!("more-server at {server}"));
+            m.metrics.insert("test_mre_mean".into(), enc_mre);
+            let per_output: Vec<_> = (0..no)
+                .map(|k| {
+                    serde_json::json!({
+                        "output": OUTPUT_NAMES[k], "plaintext_mre": plain.mean_rel[k], "encrypted_mre": enc.mean_rel[k],
+                        "plaintext_mae": plain.mean_abs[k], "encrypted_mae": enc.mean_abs[k],
+                    })
                 })
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "task": "wbc", "server": server, "train_samples": data.train.len(), "test_samples": data.test.len(),
-                "epochs": remote.epoch_losses.len(), "batch_size": hyper.batch_size, "lr": a.lr(), "seed": hyper.seed,
+                .collect();
+            let remote = &sides.remote;
+            let json = serde_json::json!({
+                "train_samples": data.train.len(), "test_samples": data.test.len(),
                 "plaintext_mre": plain_mre, "encrypted_mre": enc_mre,
                 "mre_relative_difference": (enc_mre - plain_mre).abs() / plain_mre,
-                "seconds": remote.seconds, "encrypt_seconds": remote.encrypt_seconds,
-                "upload_bytes": remote.upload_bytes, "model_bytes": remote.model_bytes,
-                "plaintext_epoch_seconds": mean(&plain_epoch), "server_epoch_seconds": mean(&remote.epoch_seconds),
-                "plaintext_final_loss": plain_losses.last(), "encrypted_final_loss": remote.epoch_losses.last(),
-                "outputs": per_output, "model": out.display().to_string(),
-            })
-        );
-        return Ok(());
-    }
-    println!(
-        "wbc-mlp trained by {server} on encrypted data ({} patients, {} held out, {} epochs): {:.1} s from encryption to the decrypted model, {} bytes uploaded",
-        data.train.len(),
-        data.test.len(),
-        remote.epoch_losses.len(),
-        remote.seconds,
-        remote.upload_bytes
-    );
-    println!(
-        "time per epoch: {:.3} s here on plaintext, {:.3} s on the server on ciphertexts",
-        mean(&plain_epoch),
-        mean(&remote.epoch_seconds)
-    );
-    println!("| output | plaintext-trained MRE | encrypted-trained MRE |");
-    println!("|---|---|---|");
-    for (k, name) in OUTPUT_NAMES.iter().enumerate() {
-        println!("| {name} | {:.3}% | {:.3}% |", 100.0 * plain.mean_rel[k], 100.0 * enc.mean_rel[k]);
-    }
-    println!("| mean | {:.3}% | {:.3}% |", 100.0 * plain_mre, 100.0 * enc_mre);
-    Ok(())
+                "plaintext_final_loss": sides.plain_history.epochs.last().map(|e| e.train_loss),
+                "encrypted_final_loss": remote.epoch_losses.last(),
+                "outputs": per_output,
+            });
+            let mut t = String::new();
+            let _ = writeln!(
+                t,
+                "wbc-mlp trained by {server} on encrypted data ({} patients, {} held out, {} epochs): {:.1} s from encryption to the decrypted model, {} bytes uploaded",
+                data.train.len(),
+                data.test.len(),
+                remote.epoch_losses.len(),
+                remote.seconds,
+                remote.upload_bytes
+            );
+            let _ = writeln!(
+                t,
+                "time per epoch: {:.3} s here on plaintext, {:.3} s on the server on ciphertexts",
+                sides.plain_epoch_seconds(),
+                sides.server_epoch_seconds()
+            );
+            let _ = writeln!(t, "| output | plaintext-trained MRE | encrypted-trained MRE |");
+            let _ = writeln!(t, "|---|---|---|");
+            for (k, name) in OUTPUT_NAMES.iter().enumerate() {
+                let _ = writeln!(t, "| {name} | {:.3}% | {:.3}% |", 100.0 * plain.mean_rel[k], 100.0 * enc.mean_rel[k]);
+            }
+            let _ = writeln!(t, "| mean | {:.3}% | {:.3}% |", 100.0 * plain_mre, 100.0 * enc_mre);
+            Ok(Outcome { json, text: t })
+        };
+        Ok(ServerData {
+            inputs: x,
+            targets: y,
+            // The same noise lanes as `more train wbc --encrypted`.
+            setup: EncryptionSetup::standardised_regression(),
+            noun: "training patients",
+            fewer: Box::new(fewer),
+            finish: Box::new(finish),
+        })
+    };
+    Ok(ServerJob {
+        id: job_id,
+        request,
+        input_shape: vec![np],
+        specs: specs(64),
+        loss: more_nn::train::Loss::Mse,
+        classification: false,
+        plain_meta,
+        data: Box::new(data),
+    })
 }
 
 /// `more reproduce wbc`: the same data, seed and hyper-parameters trained on plaintext and on encrypted
 /// data; per output, mean absolute and relative errors of both on the held-out samples, and the times.
-fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
+fn compare(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<Comparison> {
     let json = options.json.json;
     let mut a = Settings::new(&options.surrogate, hyper, None, options.quiet.quiet || json);
     a.snapshots = options.comparison.snapshots.clone();
@@ -541,7 +540,7 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
         (0..no).map(|k| (enc.test.mean_rel[k] - plain.test.mean_rel[k]).abs() / plain.test.mean_rel[k]).collect();
     let pass_mre = (0..no).all(|k| plain.test.mean_rel[k] < 0.03 && enc.test.mean_rel[k] < 0.03);
     let pass_close = rel_diff.iter().all(|d| *d < 0.05);
-    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (plain_mre, enc_mre) = (mean(&plain.test.mean_rel), mean(&enc.test.mean_rel));
     let per_output: Vec<_> = (0..no)
         .map(|k| {
             serde_json::json!({
@@ -560,20 +559,12 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
         "training_overhead": enc.train_seconds / plain.train_seconds,
         "plain_infer_us": plain.infer_plain_us, "encrypted_infer_us": plain.infer_encrypted_us,
         "max_weight_noise_lane": enc.lanes.map(|l| l.1),
-        "plain_mean_mre": mean(&plain.test.mean_rel), "encrypted_mean_mre": mean(&enc.test.mean_rel),
+        "plain_mean_mre": plain_mre, "encrypted_mean_mre": enc_mre,
         "outputs": per_output, "pass_mre_below_3pct": pass_mre, "pass_encrypted_within_5pct": pass_close,
     });
-    if let Some(p) = &options.comparison.report {
-        std::fs::write(p, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", p.display()))?;
-    }
-    if options.comparison.in_study {
-        return Ok(());
-    }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    println!(
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
         "WBC surrogate ({} training / {} held-out samples, 7-{h}-{h}-6 tanh MLP, {} epochs, seed {}):",
         data.train.len(),
         data.test.len(),
@@ -581,11 +572,12 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
         hyper.seed,
         h = a.surrogate.hidden
     );
-    println!();
-    println!("| output | plaintext-trained MAE | MRE | encrypted-trained MAE | MRE | MRE difference |");
-    println!("|---|---|---|---|---|---|");
+    let _ = writeln!(t);
+    let _ = writeln!(t, "| output | plaintext-trained MAE | MRE | encrypted-trained MAE | MRE | MRE difference |");
+    let _ = writeln!(t, "|---|---|---|---|---|---|");
     for k in 0..no {
-        println!(
+        let _ = writeln!(
+        t,
             "| {} ({}) | {:.4} | {:.3}% | {:.4} | {:.3}% | {:.2}% |",
             OUTPUT_NAMES[k],
             OUTPUT_UNITS[k],
@@ -596,36 +588,51 @@ fn reproduce(options: &ReproduceOptions, hyper: &Hyper) -> anyhow::Result<()> {
             100.0 * rel_diff[k]
         );
     }
-    println!();
-    println!("| | plaintext | encrypted | ratio |");
-    println!("|---|---|---|---|");
-    println!(
+    let _ = writeln!(t);
+    let _ = writeln!(t, "| | plaintext | encrypted | ratio |");
+    let _ = writeln!(t, "|---|---|---|---|");
+    let _ = writeln!(
+        t,
         "| training ({} epochs) | {:.1} s | {:.1} s | {:.2}x |",
         hyper.epochs,
         plain.train_seconds,
         enc.train_seconds,
         enc.train_seconds / plain.train_seconds
     );
-    println!(
+    let _ = writeln!(
+        t,
         "| inference per sample (batch {}) | {:.2} µs | {:.2} µs | {:.2}x |",
         data.test.len(),
         plain.infer_plain_us,
         plain.infer_encrypted_us,
         plain.infer_encrypted_us / plain.infer_plain_us
     );
-    println!();
+    let _ = writeln!(t);
     if data.simulate_seconds > 0.0 {
-        println!("simulating the data sets took {:.1} s", data.simulate_seconds);
+        let _ = writeln!(t, "simulating the data sets took {:.1} s", data.simulate_seconds);
     }
     if let Some((message, noise)) = enc.lanes {
-        println!("encrypted training: largest |weight| message lane {message:.3}, noise (shadow) lane {noise:.3}");
+        let _ = writeln!(t, "encrypted training: largest |weight| message lane {message:.3}, noise (shadow) lane {noise:.3}");
     }
-    println!(
+    let _ = writeln!(
+        t,
         "bars: both mean relative errors < 3%: {}; encrypted-trained MRE within 5% (relative) of plaintext-trained for every output: {}",
         if pass_mre { "PASS" } else { "FAIL" },
         if pass_close { "PASS" } else { "FAIL" }
     );
-    Ok(())
+    Ok(Comparison {
+        headline: vec![
+            Paired::new("mean relative error (6 outputs)", plain_mre, enc_mre, Unit::Fraction, Better::Lower),
+            Paired::new("training time", plain.train_seconds, enc.train_seconds, Unit::Seconds, Better::Lower),
+        ],
+        key_condition: enc.key_condition,
+        plain_history: plain.history,
+        encrypted_history: enc.history,
+        title: format!("WBC surrogate: plaintext vs encrypted training, seed {}", hyper.seed),
+        details: Box::new(report),
+        table: t,
+        written: vec![],
+    })
 }
 
 #[cfg(test)]

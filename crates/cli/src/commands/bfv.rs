@@ -1,5 +1,5 @@
-//! BFV beside MORE (`more-bfv`): `more bfv quantize` (float model → integer network checked on every test
-//! image), `more eval mnist --scheme bfv` and `more bench bfv`.
+//! `more bfv`: BFV beside MORE (`more-bfv`). `more bfv quantize` (float model → integer network checked on
+//! every test image), and the BFV side of `more eval mnist --scheme bfv` and `more bench bfv`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,13 +16,7 @@ use more_bfv::wire::{decode_ciphertexts, decode_keys, encode_ciphertexts, encode
 use more_bfv::{BfvModel, Client, Evaluator, FloatNet, QuantizedNet, Ranges};
 use more_nn::{ElementFunction, LayerSpec, Model};
 
-use crate::data;
-
-/// Default BFV model file (the bundled one).
-pub const DEFAULT_MODEL: &str = "models/mnist-bfv-square.bfv.json";
-
-/// Where `more bfv quantize` writes without `--out`: beside `more train`'s models, not over the bundled one.
-const QUANTIZED_OUT: &str = "trained/mnist-bfv-square.bfv.json";
+use crate::paths;
 
 /// Arguments of `more bfv`.
 #[derive(Debug, Args)]
@@ -46,7 +40,7 @@ pub struct QuantizeArgs {
     model: PathBuf,
     /// Output file (default `trained/mnist-bfv-square.bfv.json`; an existing file is kept unless
     /// `--force`). The server serves `models/`: write there with `--out` to replace the bundled model.
-    #[arg(long, default_value = QUANTIZED_OUT)]
+    #[arg(long, default_value_os_t = Path::new(paths::TRAINED_DIR).join(paths::BFV_MODEL))]
     out: PathBuf,
     /// Overwrite the output file if it exists.
     #[arg(long)]
@@ -66,6 +60,15 @@ pub struct QuantizeArgs {
     /// Data directory (default `../shared/data`, or env `MORE_DATA`).
     #[arg(long)]
     data: Option<PathBuf>,
+}
+
+/// The one task BFV has a model for; `--scheme bfv` with another task is refused.
+pub const TASK: &str = "mnist";
+
+/// An error unless `task` is the one BFV has a model for ([`TASK`]).
+pub fn require_task(task: &str) -> Result<()> {
+    ensure!(task == TASK, "--scheme bfv has a model for {TASK} only, not {task}");
+    Ok(())
 }
 
 /// Runs `more bfv`.
@@ -101,7 +104,7 @@ fn float_weights(model: &Model) -> Result<[Vec<f32>; 4]> {
 
 /// The MNIST test images as rows of 784 values in `[0, 1]`, and labels.
 fn test_images(data_dir: Option<&Path>, limit: Option<usize>) -> Result<(Vec<Vec<f32>>, Vec<u8>)> {
-    let dir = data::data_dir(data_dir);
+    let dir = paths::data_dir(data_dir);
     let test = crate::tasks::mnist::load(&dir, "test", limit)?;
     let rows = test.inputs.as_slice().context("inputs not contiguous")?.chunks(784).map(<[f32]>::to_vec).collect();
     Ok((rows, test.labels))
@@ -120,7 +123,7 @@ fn simulate(net: &QuantizedNet, images: &[Vec<f32>], labels: &[u8]) -> Result<(u
 
 fn quantize(args: &QuantizeArgs) -> Result<()> {
     crate::files::refuse_existing(&[&args.out], args.force)?;
-    let float = data::model_for_task(&args.model, "mnist", &[1, 28, 28])?;
+    let float = crate::data::model_for_task(&args.model, "mnist", &[1, 28, 28])?;
     let [cw, cb, dw, db] = float_weights(&float)?;
     let weights = FloatNet { conv_weight: &cw, conv_bias: &cb, dense_weight: &dw, dense_bias: &db };
     let net = QuantizedNet::quantize(&weights, args.input_levels, args.conv_levels, args.dense_levels)?;
@@ -266,7 +269,7 @@ pub fn eval(model_path: &Path, data_dir: Option<&Path>, limit: Option<usize>, js
 /// clock (`ms_per_image` and its split) and thread CPU time (`cpu_ms_per_image`, which on a shared machine
 /// leaves out the time other processes hold the core).
 pub fn bench(model_path: Option<&Path>, data_dir: Option<&Path>, limit: Option<usize>, json: bool) -> Result<()> {
-    let model = BfvModel::load(model_path.unwrap_or(Path::new(DEFAULT_MODEL)))?;
+    let model = BfvModel::load(model_path.map_or_else(|| paths::bundled(paths::BFV_MODEL), Path::to_path_buf))?;
     let (images, labels) = test_images(data_dir, Some(limit.unwrap_or(200)))?;
     let n = labels.len();
     ensure!(n > 0, "no images");
