@@ -31,11 +31,14 @@ impl LabelledImages {
 
 /// Loads a model file for `task`, refusing upfront (before any data is read) a model whose input shape is
 /// not `input` — e.g. an MNIST model given to `more eval angio` — with a message that says which is which.
+/// A flat model reading the same number of values (an imported `[784]` MNIST network) is accepted: see
+/// [`inputs_for`].
 pub fn model_for_task(path: &Path, task: &str, input: &[usize]) -> Result<Model> {
     let model = Model::load(path)?;
     let meta = model.meta();
+    let flat_same = meta.input_shape.len() == 1 && meta.input_shape[0] == input.iter().product::<usize>();
     anyhow::ensure!(
-        meta.input_shape == input,
+        meta.input_shape == input || flat_same,
         "{} is the {} model {:?} with input {:?}; {task} needs input {input:?}",
         path.display(),
         meta.task,
@@ -43,4 +46,23 @@ pub fn model_for_task(path: &Path, task: &str, input: &[usize]) -> Result<Model>
         meta.input_shape
     );
     Ok(model)
+}
+
+/// The loader's inputs (`[N, ...]`, pixels `p / 255`) as `model` reads them: normalised by the model's own
+/// preprocessing when it is not `p / 255` (an imported network trained with a mean and standard
+/// deviation), and in the model's input shape (a flat model reads each image's values in order).
+pub fn inputs_for(model: &Model, inputs: &ArrayD<f32>) -> Result<ArrayD<f32>> {
+    let norm = model.meta().preprocessing.normalization()?;
+    let unit = norm.scale == 1.0 / 255.0 && norm.mean.iter().all(|&m| m == 0.0) && norm.std.iter().all(|&d| d == 1.0);
+    let mut x = inputs.as_standard_layout().into_owned();
+    if !unit {
+        let values = x.as_slice_mut().expect("standard layout");
+        for v in values.iter_mut() {
+            *v = (*v * 255.0).round();
+        }
+        norm.apply(values).map_err(|e| anyhow::anyhow!("the model's preprocessing: {e}"))?;
+    }
+    let mut shape = vec![x.shape()[0]];
+    shape.extend_from_slice(model.input_shape());
+    Ok(x.into_shape_with_order(ndarray::IxDyn(&shape))?)
 }

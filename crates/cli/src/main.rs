@@ -23,7 +23,7 @@ mod stats;
 mod study;
 mod tasks;
 
-use commands::{attack, bench, bfv, challenge, classify, eval, reproduce, train, wbc};
+use commands::{attack, bench, bfv, challenge, classify, eval, import, reproduce, train, wbc};
 
 /// Privacy-preserving deep learning on MORE-encrypted data.
 #[derive(Debug, Parser)]
@@ -53,6 +53,8 @@ enum Command {
     Challenge(challenge::ChallengeArgs),
     /// BFV (lattice-based, 128-bit) beside MORE: quantize a model for it.
     Bfv(bfv::BfvArgs),
+    /// Import an ONNX network (PyTorch, scikit-learn, ...) as a model that runs on MORE ciphertexts.
+    Import(import::ImportArgs),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Classify(args) => classify::run(args),
         Command::Challenge(args) => challenge::run(args),
         Command::Bfv(args) => bfv::run(args),
+        Command::Import(args) => import::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,12 +23,22 @@ pub const MNIST_MODEL: &str = "mnist-cnn-relu.morenn";
 /// The bundled angiography model `more bench angio` times by default.
 pub const ANGIO_MODEL: &str = "angio-cnn.morenn";
 
+/// The bundled whole-body circulation surrogate.
+pub const WBC_MODEL: &str = "wbc-mlp.morenn";
+
 /// The bundled BFV model (`more bench bfv`, `more eval mnist --scheme bfv`).
 pub const BFV_MODEL: &str = "mnist-bfv-square.bfv.json";
 
 /// The bundled model file `name`: `models/<name>`.
 pub fn bundled(name: &str) -> PathBuf {
     Path::new(MODELS_DIR).join(name)
+}
+
+/// The bundled model file `name` in `models/` of the working directory, else of the repository this
+/// binary was built from.
+pub fn find_bundled(name: &str) -> PathBuf {
+    let local = bundled(name);
+    if local.is_file() { local } else { built_models_dir().join(name) }
 }
 
 /// The bundled models' directory of the repository this binary was built from, for finding models when

@@ -179,8 +179,9 @@ pub fn bfv_evaluable<'a>(layers: impl IntoIterator<Item = &'a LayerSpec>) -> std
         };
         if !ok {
             return Err(format!(
-                "{spec:?} is not a polynomial: BFV adds and multiplies integers only (use squares and average \
-                 pooling, and drop a final softmax)"
+                "{} is not a polynomial: BFV adds and multiplies integers only (use squares and average \
+                 pooling, and drop a final softmax)",
+                spec.describe()
             ));
         }
     }

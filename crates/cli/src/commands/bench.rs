@@ -118,6 +118,7 @@ pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
     let path = args.model.clone().unwrap_or_else(|| crate::paths::bundled(classifier.default_model));
     let model = data::model_for_task(&path, task.name(), &classifier.input)?;
     let inputs = (classifier.load)(&args.data.dir(), classifier.eval_split, classifier.bench_rows)?.inputs;
+    let inputs = data::inputs_for(&model, &inputs)?;
     let rows = inputs.shape()[0];
     let key = SecretKey::from_seed(7, KeyOptions::default())?;
     let batches = |b: usize| -> Vec<ArrayD<f32>> {

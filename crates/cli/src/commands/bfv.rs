@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use clap::{Args, Subcommand};
+use clap::{Args, FromArgMatches, Subcommand};
 use cpu_time::ThreadTime;
 use rayon::prelude::*;
 
@@ -119,6 +119,44 @@ fn simulate(net: &QuantizedNet, images: &[Vec<f32>], labels: &[u8]) -> Result<(u
     let ranges = results.iter().fold(Ranges::default(), |r, (_, x)| r.merge(x));
     let correct = results.iter().zip(labels).filter(|((l, _), y)| argmax(l) == **y as usize).count();
     Ok((correct, results.into_iter().map(|(l, _)| l).collect(), ranges))
+}
+
+/// `more import --bfv-out`: quantizes an imported model (already written to `model`) with the default
+/// levels (or `levels` = input, conv, dense), checking every MNIST test image for wrap-around as `more bfv quantize` does. The model must take
+/// pixels as the bundled BFV model does (`x / 255`, no mean or standard deviation).
+pub fn quantize_imported(
+    model: &Path,
+    out: &Path,
+    id: &str,
+    levels: Option<&[i64]>,
+    data: Option<&Path>,
+    force: bool,
+) -> Result<()> {
+    let float = Model::load(model)?;
+    let p = &float.meta().preprocessing;
+    let unit =
+        (p.scale - 1.0 / 255.0).abs() < 1e-9 && p.mean.iter().all(|&m| m == 0.0) && p.std.iter().all(|&s| s == 1.0);
+    ensure!(
+        unit,
+        "BFV quantizes pixels as x / 255: import with --scale 0.00392156862745098 --mean 0 --std 1 (the \
+         network must have been trained on pixels in [0, 1])"
+    );
+    // The command's own parser supplies the default levels.
+    let mut argv: Vec<std::ffi::OsString> = vec!["quantize".into(), "--model".into(), model.into()];
+    argv.extend(["--out".into(), out.into(), "--id".into(), format!("{id}-bfv").into()]);
+    if let Some(d) = data {
+        argv.extend(["--data".into(), d.into()]);
+    }
+    if let Some([input, conv, dense]) = levels {
+        for (flag, v) in [("--input-levels", input), ("--conv-levels", conv), ("--dense-levels", dense)] {
+            argv.extend([flag.into(), v.to_string().into()]);
+        }
+    }
+    if force {
+        argv.push("--force".into());
+    }
+    let matches = QuantizeArgs::augment_args(clap::Command::new("quantize")).try_get_matches_from(argv)?;
+    quantize(&QuantizeArgs::from_arg_matches(&matches)?)
 }
 
 fn quantize(args: &QuantizeArgs) -> Result<()> {

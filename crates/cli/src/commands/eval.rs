@@ -77,7 +77,8 @@ pub fn run(args: EvalArgs, given: &Given) -> Result<()> {
     let c = tasks::classifier(args.task, "eval")?;
     let json = args.json.json;
     let mut model = data::model_for_task(&args.model, args.task.name(), &c.input)?;
-    let set = (c.load)(&args.data.dir(), c.eval_split, args.limit)?;
+    let mut set = (c.load)(&args.data.dir(), c.eval_split, args.limit)?;
+    set.inputs = data::inputs_for(&model, &set.inputs)?;
     let (n, labels, split) = (set.labels.len(), &set.labels, c.eval_split);
     let plain = forward_plain(&model, &set.inputs, c.batch)?;
     let pred: Vec<usize> = plain.axis_iter(Axis(0)).map(argmax).collect();

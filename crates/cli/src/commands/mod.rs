@@ -1,6 +1,7 @@
 //! The subcommands of `more`, each written once: the task-generic ones (`train`, `eval`, `bench`,
 //! `reproduce`) take a task from `crate::tasks`; `attack`, `classify` and `wbc` have their own data; `bfv`
-//! quantizes a model for BFV; `challenge` talks to a server.
+//! quantizes a model for BFV; `import` reads ONNX networks; `challenge`
+//! talks to a server.
 
 pub mod attack;
 pub mod bench;
@@ -8,6 +9,7 @@ pub mod bfv;
 pub mod challenge;
 pub mod classify;
 pub mod eval;
+pub mod import;
 pub mod reproduce;
 pub mod train;
 pub mod wbc;

@@ -175,6 +175,11 @@ pub trait Task: Sync {
     fn classifier(&self) -> Option<Classifier> {
         None
     }
+    /// The task's bundled model, a file name in `models/`: the preprocessing and labels an imported
+    /// model of the task takes (`more import`). Default: the classifier's model.
+    fn bundled_model(&self) -> Option<&'static str> {
+        self.classifier().map(|c| c.default_model)
+    }
 }
 
 /// A registered task, as a typed command-line value (`more train mnist`).
@@ -314,6 +319,10 @@ mod tests {
             }
             for d in [task.train_defaults(), task.reproduce_defaults()] {
                 assert!(d.epochs > 0 && d.batch_size > 0 && d.lr_decay > 0.0 && d.lr_decay <= 1.0, "{task:?}");
+            }
+            if let Some(name) = task.bundled_model() {
+                let model = more_nn::Model::load(crate::paths::built_models_dir().join(name)).expect(name);
+                assert_eq!(model.meta().task, task.name(), "{name}");
             }
             if let Some(c) = task.classifier() {
                 let path = crate::paths::built_models_dir().join(c.default_model);

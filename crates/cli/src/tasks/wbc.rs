@@ -39,6 +39,10 @@ impl Task for Wbc {
         self.train_defaults()
     }
 
+    fn bundled_model(&self) -> Option<&'static str> {
+        Some(crate::paths::WBC_MODEL)
+    }
+
     fn train(&self, options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
         train(options, hyper)
     }
