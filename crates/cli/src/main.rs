@@ -18,6 +18,7 @@ mod metrics;
 mod paths;
 mod plot;
 mod remote;
+mod server_job;
 mod server_training;
 mod stats;
 mod study;

@@ -4,97 +4,25 @@
 //! decrypted loss), decrypts the model it sends back, and trains the same network here on the same
 //! plaintext with the same seed and hyper-parameters (fixed epochs, no validation split: the server cannot
 //! select without the key). The task scores both models on its held-out data and describes the result
-//! ([`ServerData::finish`]); this module saves the decrypted model and prints.
+//! ([`ServerData::finish`](crate::server_job::ServerData::finish)); this module saves the decrypted model and prints.
 //!
 //! A task offers the job with [`Task::server_job`](crate::tasks::Task::server_job).
 
 use std::path::Path;
 
 use anyhow::Result;
-use ndarray::ArrayD;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use more_enctrain::task::mean_epoch_seconds;
-use more_enctrain::train::EncryptionSetup;
 use more_enctrain::upload::JobRequest;
-use more_nn::train::{Dataset, History, Loss, Net, fit};
-use more_nn::{LayerSpec, Model, ModelMeta, Plain};
+use more_nn::train::{Dataset, Net, fit};
+use more_nn::Plain;
 
 use crate::args::TrainOptions;
 use crate::files::{model_path, wrote};
-use crate::remote::{RemoteRun, Rows, Server};
+use crate::remote::{Rows, Server};
+use crate::server_job::BothSides;
 use crate::tasks::{Hyper, TaskRef};
-
-/// What a task has a server train, and the same network for the local plaintext run.
-pub struct ServerJob {
-    /// The id the decrypted model is saved under.
-    pub id: String,
-    /// The job: the server's network id and the hyper-parameters.
-    pub request: JobRequest,
-    /// Input shape of one row.
-    pub input_shape: Vec<usize>,
-    /// The network's layers (the same as the server's network `request.network`).
-    pub specs: Vec<LayerSpec>,
-    /// The loss both runs minimise.
-    pub loss: Loss,
-    /// Whether the targets are classes (accuracy is tracked).
-    pub classification: bool,
-    /// Metadata of the plaintext-trained model (it is scored, not saved).
-    pub plain_meta: ModelMeta,
-    /// Loads or simulates the data; called once the server has accepted the job, so that a job it would
-    /// refuse fails before any data are read.
-    pub data: Box<dyn FnOnce() -> Result<ServerData>>,
-}
-
-/// The training rows of a [`ServerJob`] and what the task does with the two trained models.
-pub struct ServerData {
-    /// Training inputs, one row per sample.
-    pub inputs: ArrayD<f32>,
-    /// Training targets.
-    pub targets: ArrayD<f32>,
-    /// The noise lanes the inputs and targets are encrypted with.
-    pub setup: EncryptionSetup,
-    /// What a row is called in messages (`digits`).
-    pub noun: &'static str,
-    /// How to send at most this many rows, for an upload over the server's limit (`pass --limit 800`).
-    pub fewer: Box<dyn Fn(usize) -> String>,
-    /// Scores both models on the task's held-out data and completes the decrypted model's metadata
-    /// (`server` is the server's URL).
-    #[allow(clippy::type_complexity)]
-    pub finish: Box<dyn FnOnce(&mut BothSides, &str) -> Result<Outcome>>,
-}
-
-/// The two models of one job: trained by the server on ciphertexts, and here on the plaintext.
-pub struct BothSides {
-    /// The server's run, its model decrypted.
-    pub remote: RemoteRun,
-    /// The model trained here on the plaintext.
-    pub plain: Model,
-    /// Its training history.
-    pub plain_history: History,
-}
-
-impl BothSides {
-    /// Mean training time per epoch here on the plaintext, seconds.
-    pub fn plain_epoch_seconds(&self) -> f64 {
-        mean_epoch_seconds(&self.plain_history)
-    }
-
-    /// Mean training time per epoch on the server on the ciphertexts, seconds.
-    pub fn server_epoch_seconds(&self) -> f64 {
-        let s = &self.remote.epoch_seconds;
-        s.iter().sum::<f64>() / s.len().max(1) as f64
-    }
-}
-
-/// How a task reports a job: its own fields of the JSON object (`--json`) and its text otherwise.
-pub struct Outcome {
-    /// The task's fields (the held-out scores); the job's own (times, bytes, model file) are added.
-    pub json: serde_json::Value,
-    /// The text printed without `--json`.
-    pub text: String,
-}
 
 /// Runs `more train <task> --encrypted --server URL`.
 pub fn train(task: TaskRef, server: &str, options: &TrainOptions, hyper: &Hyper) -> Result<()> {

@@ -17,10 +17,8 @@ use ndarray::ArrayD;
 use more_core::ElementFunction;
 
 use crate::error::Result;
+pub use crate::kernels::PAD;
 use crate::kernels::Window;
-
-/// Index meaning "no source element: zero" in [`Algebra::gather`], "drop" in [`Algebra::scatter_add`].
-pub const PAD: usize = usize::MAX;
 
 /// A tensor algebra for training: plaintext ([`crate::Plain`]) or ciphertexts (`more-enctrain`).
 ///

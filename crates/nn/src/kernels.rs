@@ -6,8 +6,11 @@
 
 use ndarray::{Array2, Array4, ArrayD, ArrayView2, ArrayView4, IxDyn};
 
-use crate::algebra::PAD;
 use crate::error::{Error, Result};
+
+/// Index meaning "no source element: zero" in [`gather`] (and `Algebra::gather`), "drop" in
+/// [`scatter_add`] (and `Algebra::scatter_add`).
+pub const PAD: usize = usize::MAX;
 
 /// Geometry of a 2-D sliding window (convolution or pooling) over `[C, H, W]` inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,7 +28,7 @@ use crate::data::LabelledImages;
 use crate::encrypted::{EncryptedTaskOutput, train_encrypted_task};
 use crate::comparison::{Better, Comparison, Paired, Unit, Written};
 use crate::files::{command_line, encrypted_outputs, model_path, refuse_existing, wrote};
-use crate::server_training::{BothSides, Outcome, ServerData, ServerJob};
+use crate::server_job::{BothSides, Outcome, ServerData, ServerJob};
 
 /// The MNIST task.
 pub struct Mnist;

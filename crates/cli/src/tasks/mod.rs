@@ -11,7 +11,7 @@ use clap::builder::PossibleValue;
 use crate::args::{Given, ReproduceOptions, TrainOptions, flag};
 use crate::comparison::Comparison;
 use crate::data::LabelledImages;
-use crate::server_training::ServerJob;
+use crate::server_job::ServerJob;
 
 /// Registers the tasks: declares each module and lists its task, in the order `--help` shows them.
 macro_rules! registry {

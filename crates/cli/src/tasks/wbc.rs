@@ -13,7 +13,7 @@ use super::{Defaults, Hyper, Task, Use};
 use crate::args::{ReproduceOptions, SurrogateArgs, TrainOptions};
 use crate::comparison::{Better, Comparison, Paired, Unit};
 use crate::files::{command_line, model_path, wrote};
-use crate::server_training::{BothSides, Outcome, ServerData, ServerJob};
+use crate::server_job::{BothSides, Outcome, ServerData, ServerJob};
 
 /// The WBC task.
 pub struct Wbc;
