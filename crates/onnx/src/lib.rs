@@ -167,23 +167,18 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported> {
     Ok(Imported { model: model_out, report })
 }
 
-/// `Ok` when every layer is one BFV evaluates exactly (linear layers, squares, average pooling,
-/// flattening), else the first that is not.
+/// `Ok` when every layer is one BFV evaluates exactly, else why not. A layer is BFV-evaluable exactly when
+/// it is ring-only under MORE ([`LayerSpec::is_ring_only`]: additions and multiplications by public
+/// values and by itself — linear layers, squares, average pooling, flattening), since BFV offers the same
+/// ring operations on integers; anything that reads MORE's 2x2 structure (ReLU, max, exp) is not a
+/// polynomial.
 pub fn bfv_evaluable<'a>(layers: impl IntoIterator<Item = &'a LayerSpec>) -> std::result::Result<(), String> {
-    for spec in layers {
-        let ok = match spec {
-            LayerSpec::Dense { .. } | LayerSpec::Conv2d { .. } | LayerSpec::AvgPool { .. } => true,
-            LayerSpec::GlobalAvgPool | LayerSpec::Flatten => true,
-            LayerSpec::Activation { function } => *function == more_nn::ElementFunction::Square,
-            LayerSpec::MaxPool { .. } | LayerSpec::Softmax => false,
-        };
-        if !ok {
-            return Err(format!(
-                "{} is not a polynomial: BFV adds and multiplies integers only (use squares and average \
-                 pooling, and drop a final softmax)",
-                spec.describe()
-            ));
-        }
+    match layers.into_iter().find(|spec| !spec.is_ring_only()) {
+        None => Ok(()),
+        Some(spec) => Err(format!(
+            "{} is not a polynomial: BFV adds and multiplies integers only (use squares and average pooling, \
+             and drop a final softmax)",
+            spec.describe()
+        )),
     }
-    Ok(())
 }
