@@ -15,8 +15,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use more_enctrain::upload::JobRequest;
-use more_nn::train::{Dataset, Net, fit};
 use more_nn::Plain;
+use more_nn::train::{Dataset, Net, fit};
 
 use crate::args::TrainOptions;
 use crate::files::{model_path, wrote};
