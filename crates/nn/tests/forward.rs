@@ -207,7 +207,10 @@ fn well_checksummed_but_invalid_headers_are_errors() {
             "[1,1,1]",
             r#"[{"type":"conv2d","in_channels":1,"out_channels":0,"kernel":[4294967296,4294967296],"stride":1,"padding":2147483648},{"type":"flatten"}]"#,
         ),
-        with("[1,4,4]", r#"[{"type":"max_pool","size":2,"stride":2},{"type":"flatten"},{"type":"dense","inputs":4,"outputs":0}]"#),
+        with(
+            "[1,4,4]",
+            r#"[{"type":"max_pool","size":2,"stride":2},{"type":"flatten"},{"type":"dense","inputs":4,"outputs":0}]"#,
+        ),
         "{}".to_string(),
         "not json".to_string(),
     ];
