@@ -20,13 +20,13 @@ export CARGO_PROFILE_RELEASE_LTO=true
 export CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1
 target_dir=${CARGO_TARGET_DIR:-target}
 
-# build_module CRATE NAME OUT_DIR OPT_LEVEL WASM_OPT_FLAG [RUSTFLAGS]: cargo build -> wasm-bindgen -> wasm-opt
-# -> OUT_DIR.
+# build_module CRATE NAME OUT_DIR OPT_LEVEL WASM_OPT_FLAG [RUSTFLAGS] [FEATURES]: cargo build -> wasm-bindgen ->
+# wasm-opt -> OUT_DIR.
 build_module() {
-  local crate=$1 name=$2 out=$3 level=$4 opt=$5 flags=${6:-}
-  log "cargo build --release -p $crate --target wasm32-unknown-unknown (opt-level $level, LTO${flags:+, $flags})"
+  local crate=$1 name=$2 out=$3 level=$4 opt=$5 flags=${6:-} features=${7:-}
+  log "cargo build --release -p $crate --target wasm32-unknown-unknown (opt-level $level, LTO${flags:+, $flags}${features:+, features $features})"
   RUSTFLAGS="${RUSTFLAGS:-} $flags" CARGO_PROFILE_RELEASE_OPT_LEVEL=$level \
-    cargo build --release -p "$crate" --target wasm32-unknown-unknown
+    cargo build --release -p "$crate" --target wasm32-unknown-unknown ${features:+--features "$features"}
   rm -rf "$out.tmp" && mkdir -p "$out.tmp"
   wasm-bindgen --target web --no-typescript --out-dir "$out.tmp" --out-name "$name" \
     "$target_dir/wasm32-unknown-unknown/release/$name.wasm"
@@ -44,6 +44,9 @@ build_module() {
 
 # The main page's module: small.
 build_module more-wasm more_wasm web/pkg "${WASM_OPT_LEVEL:-s}" -Oz
+# The same crate with the ONNX import (feature onnx), loaded by the main page only when the user imports their
+# own model (web/own-model.js): the import (more-nn, the protobuf decoder) would double the page's module.
+build_module more-wasm more_wasm web/pkg-onnx "${WASM_OPT_LEVEL:-s}" -Oz "" onnx
 # The BFV module (more-wasm-bfv), a separate file loaded by the page only when BFV is used, so the MORE
 # page's module stays small.
 build_module more-wasm-bfv more_wasm_bfv web/pkg-bfv "${WASM_OPT_LEVEL:-s}" -Oz

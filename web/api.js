@@ -106,6 +106,35 @@ function normalizeModel(m) {
   };
 }
 
+// Model uploads: the server's message says what it refused; these words lead it.
+const UPLOAD_STATUS_WORDS = {
+  400: 'the server could not read the model file',
+  404: 'this server takes no uploaded models',
+  413: 'the model file is larger than the server accepts',
+  415: 'the server did not accept the data type',
+  422: 'the server cannot run this model',
+  503: 'the server holds as many uploaded models as it allows, or is overloaded; try again later',
+};
+
+/** The media type of a more-nn model file upload. */
+export const MODEL_MEDIA_TYPE = 'application/x-more-model';
+
+/**
+ * `POST /api/v1/models` with a model file (.morenn bytes) → `{ id, model, expiresInS }`, `model` being the
+ * listing of `GET /api/v1/models/{id}` (normalised like `listModels`). The id is a capability: whoever holds
+ * it may use or delete the model, and it is not listed.
+ */
+export async function uploadModel(bytes) {
+  const res = await request(apiUrl('models'), {
+    method: 'POST',
+    headers: { 'content-type': MODEL_MEDIA_TYPE, accept: 'application/json', 'idempotency-key': idempotencyKey() },
+    body: bytes,
+  });
+  if (!res.ok) throw await errorFrom(res, UPLOAD_STATUS_WORDS);
+  const body = await res.json();
+  return { id: body.id, model: normalizeModel(body.model), expiresInS: body.expires_in_s };
+}
+
 /** `GET /api/v1/samples` → [{ url, name, label }], or [] if the server offers none. */
 export async function listSamples() {
   let res;

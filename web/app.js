@@ -3,13 +3,15 @@
 //
 // For tests and other pages, `window.moreApp` exposes: `ready` (a promise), `wasm` (the module), `getKey()`,
 // `keyBytes()`, `models`, `results` (one entry per answer: { task, model, label, index, probs, times, total })
-// and `classifyDigit()` / `classifyImageBlob(blob, name)`. The last preprocessed digit (28x28, 0..255) is kept in
+// `classifyDigit()` / `classifyImageBlob(blob, name)`, `addModel(listing)` (a model uploaded by web/own-model.js
+// joins the picker, chosen) and `importOwnModel()` (web/own-model.js: import the picked ONNX file, upload it). The last preprocessed digit (28x28, 0..255) is kept in
 // sessionStorage['more.lastDigit'] (a JSON array) for the walkthrough page.
 
 import init, * as wasm from './pkg/more_wasm.js';
 import { ApiError, infer, listModels, listSamples } from './api.js';
 import { DrawingPad } from './draw.js';
 import { classifyDigitBfv } from './bfv-panel.js';
+import { setupOwnModel } from './own-model.js';
 import { drawGray, formatBytes, showBars, showPlanes, showTiming, softmax } from './render.js';
 import { $, FALLBACK, setStatus, setupDropZone, showError } from './ui.js';
 
@@ -86,7 +88,9 @@ function fillSelect(task) {
     const acc = m.metrics.encrypted_test_accuracy ?? m.metrics.test_accuracy ?? m.metrics.val_accuracy;
     // A server running the coefficient form lists its conversion (2x2 structure) before ring-only layers.
     const tag = ringOnly ? 'ring-only' : m.layers_ring_only ? 'ring-only layers, 2x2 coefficient form' : 'uses 2x2 structure';
-    const opt = new Option(`${m.id} (${tag})${acc != null ? ` — accuracy ${(100 * acc).toFixed(1)}%` : ''}`, m.id);
+    // An uploaded model's id is a long capability: it is shown by the name the file gave it.
+    const name = m.id.startsWith('upload-') ? `your model "${m.training?.uploaded_as || 'uploaded'}"` : m.id;
+    const opt = new Option(`${name} (${tag})${acc != null ? ` — accuracy ${(100 * acc).toFixed(1)}%` : ''}`, m.id);
     sel.add(opt);
   }
   if (!list.length) sel.add(new Option(app.serverUp ? 'none on this server' : 'server not reachable', ''));
@@ -96,7 +100,7 @@ function fillSelect(task) {
 function describe(m) {
   const div = document.createElement('div');
   const h = document.createElement('h3');
-  h.textContent = m.id;
+  h.textContent = m.id.startsWith('upload-') ? `your model "${m.training?.uploaded_as || 'uploaded'}" (uploaded)` : m.id;
   const p = document.createElement('p');
   p.textContent = m.description || '';
   const shape = document.createElement('p');
@@ -156,6 +160,15 @@ async function loadModels() {
   fillSelect('angio');
   showModelInfo();
 }
+
+/** Adds a model the page uploaded (its listing) to its task's picker and chooses it. */
+function addModel(listing) {
+  app.models = app.models.filter((m) => m.id !== listing.id).concat([listing]);
+  fillSelect(listing.task);
+  $(`model-${listing.task}`).value = listing.id;
+  showModelInfo();
+}
+app.addModel = addModel;
 
 // ---------------------------------------------------------------- shared pipeline
 /**
@@ -382,6 +395,7 @@ async function main() {
   setStatus('Key generated in your browser. Contacting the server…');
   await loadModels();
   if (app.serverUp) setStatus(`Ready: key generated in your browser; the server lists ${app.models.length} model(s).`);
+  setupOwnModel(app);
   await setupAngio();
 }
 

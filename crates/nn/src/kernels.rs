@@ -26,9 +26,11 @@ pub struct Window {
 }
 
 impl Window {
-    /// Output height and width for an input of `h x w`, or `None` if the window does not fit.
+    /// Output height and width for an input of `h x w`, or `None` if the window does not fit (or the
+    /// padded size does not fit in a `usize`: a model file can declare any padding).
     pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let (hp, wp) = (h + 2 * self.padding, w + 2 * self.padding);
+        let pad = self.padding.checked_mul(2)?;
+        let (hp, wp) = (h.checked_add(pad)?, w.checked_add(pad)?);
         if self.stride == 0 || self.kh == 0 || self.kw == 0 || hp < self.kh || wp < self.kw {
             return None;
         }

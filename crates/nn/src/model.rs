@@ -42,6 +42,11 @@ fn join(mut parts: Vec<ArrayD<f32>>, axis: Axis) -> Result<ArrayD<f32>> {
     ndarray::concatenate(axis, &views).map_err(|e| Error::InvalidModel(format!("joining chunks: {e}")))
 }
 
+/// Elements of a per-sample shape, `None` if a dimension is 0 or the product overflows `usize`.
+pub fn elements(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |acc, &d| if d == 0 { None } else { acc.checked_mul(d) })
+}
+
 /// How [`Model::forward_encrypted_in`] runs an encrypted batch through the layers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -223,7 +228,7 @@ impl Model {
     /// Builds a model, checking that the layers chain from `input_shape` to a 1-D output; fills in
     /// `meta.input_shape`, `meta.architecture` and `meta.operations`.
     pub fn new(mut meta: ModelMeta, input_shape: &[usize], layers: Vec<Layer>) -> Result<Model> {
-        if input_shape.is_empty() || input_shape.contains(&0) {
+        if input_shape.is_empty() || elements(input_shape).is_none() {
             return Err(Error::InvalidModel(format!("input shape {input_shape:?}")));
         }
         let mut shape = input_shape.to_vec();
@@ -231,6 +236,14 @@ impl Model {
             shape = layer
                 .output_shape(&shape)
                 .map_err(|e| Error::InvalidModel(format!("layer {i} ({}): {e}", layer.describe())))?;
+            // Every later shape computation (a flatten's product, the memory estimates) may then multiply
+            // the dimensions without overflowing.
+            if elements(&shape).is_none() {
+                return Err(Error::InvalidModel(format!(
+                    "layer {i} ({}) gives the shape {shape:?}: an empty or impossibly large output",
+                    layer.describe()
+                )));
+            }
         }
         if shape.len() != 1 {
             return Err(Error::InvalidModel(format!("output must be 1-D per sample, got {shape:?}")));
@@ -448,7 +461,11 @@ impl Model {
                 weights = rest;
                 let values: Vec<f32> =
                     chunk.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
-                params.push(ArrayD::from_shape_vec(IxDyn(&shape), values).expect("count matches"));
+                // ndarray also refuses shapes whose non-zero dimensions multiply past `isize::MAX`, even
+                // when another dimension is 0.
+                let param = ArrayD::from_shape_vec(IxDyn(&shape), values)
+                    .map_err(|e| bad(format!("parameter shape {shape:?} at layer {spec:?}: {e}")))?;
+                params.push(param);
             }
             layers.push(spec.build(params).map_err(|e| bad(e.to_string()))?);
         }

@@ -197,6 +197,20 @@ fn well_checksummed_but_invalid_headers_are_errors() {
         with("[]", r#"[]"#),
         with("[0]", r#"[]"#),
         with("[4]", r#"[{"type":"unknown"}]"#),
+        // Shapes whose element counts overflow, and layers with empty outputs: errors, never a panic.
+        with("[4294967296,4294967296,2]", r#"[{"type":"flatten"}]"#),
+        with(
+            "[1,1,1]",
+            r#"[{"type":"conv2d","in_channels":1,"out_channels":0,"kernel":[1,1],"stride":1,"padding":4611686018427387904},{"type":"flatten"}]"#,
+        ),
+        with(
+            "[1,1,1]",
+            r#"[{"type":"conv2d","in_channels":1,"out_channels":0,"kernel":[4294967296,4294967296],"stride":1,"padding":2147483648},{"type":"flatten"}]"#,
+        ),
+        with(
+            "[1,4,4]",
+            r#"[{"type":"max_pool","size":2,"stride":2},{"type":"flatten"},{"type":"dense","inputs":4,"outputs":0}]"#,
+        ),
         "{}".to_string(),
         "not json".to_string(),
     ];

@@ -196,6 +196,9 @@ pub struct Bound {
     /// Training jobs: uploads being read and checked (each up to three times the upload limit) and the one
     /// job training (its memory limit plus its data read back), 0 with training off.
     pub training: usize,
+    /// Uploaded models held (or, with the shared state, cached) in this process: their count cap times
+    /// one model's largest memory (0 when uploads are off); uploads being checked reserve from `budget`.
+    pub uploads: usize,
 }
 
 impl Bound {
@@ -219,6 +222,7 @@ impl Bound {
             data: 0,
             bfv: 0,
             training: 0,
+            uploads: 0,
         }
     }
 
@@ -232,12 +236,13 @@ impl Bound {
             .saturating_add(self.data)
             .saturating_add(self.bfv)
             .saturating_add(self.training)
+            .saturating_add(self.uploads)
     }
 
-    /// The same bound with the parts set outside [`Bound::new`] (sample data, BFV, training) taken from
+    /// The same bound with the parts set outside [`Bound::new`] (sample data, BFV, training, uploads) taken from
     /// `other`.
     pub fn with_extras_of(self, other: &Bound) -> Bound {
-        Bound { data: other.data, bfv: other.bfv, training: other.training, ..self }
+        Bound { data: other.data, bfv: other.bfv, training: other.training, uploads: other.uploads, ..self }
     }
 }
 
@@ -254,7 +259,12 @@ impl std::fmt::Display for Bound {
             mib(self.connections),
             mib(self.budget)
         )?;
-        for (name, bytes) in [("sample data", self.data), ("bfv", self.bfv), ("training", self.training)] {
+        for (name, bytes) in [
+            ("sample data", self.data),
+            ("bfv", self.bfv),
+            ("training", self.training),
+            ("uploaded models", self.uploads),
+        ] {
             if bytes > 0 {
                 write!(f, " + {name} {:.1}", mib(bytes))?;
             }
@@ -326,17 +336,30 @@ mod tests {
 
     #[test]
     fn bound_adds_its_parts() {
-        let b = Bound { models: 1, runtime: 2, threads: 3, connections: 4, budget: 5, data: 0, bfv: 0, training: 0 };
+        let b = Bound {
+            models: 1,
+            runtime: 2,
+            threads: 3,
+            connections: 4,
+            budget: 5,
+            data: 0,
+            bfv: 0,
+            training: 0,
+            uploads: 0,
+        };
         assert_eq!(b.total(), 15);
         assert!(b.to_string().starts_with("0.0 MiB = models"));
         assert!(!b.to_string().contains("sample data"));
         let with_data = Bound { data: 3 << 20, ..b };
         assert_eq!(with_data.total(), 15 + (3 << 20));
         assert!(with_data.to_string().ends_with("+ sample data 3.0"), "{with_data}");
-        let all = Bound { bfv: 1 << 20, training: 2 << 20, ..with_data };
-        assert_eq!(all.total(), 15 + (6 << 20));
-        assert!(all.to_string().ends_with("+ sample data 3.0 + bfv 1.0 + training 2.0"), "{all}");
+        let all = Bound { bfv: 1 << 20, training: 2 << 20, uploads: 4 << 20, ..with_data };
+        assert_eq!(all.total(), 15 + (10 << 20));
+        assert!(all.to_string().ends_with("+ sample data 3.0 + bfv 1.0 + training 2.0 + uploaded models 4.0"), "{all}");
         let renewed = Bound::new(std::iter::empty(), 1, 1, 5).with_extras_of(&all);
-        assert_eq!((renewed.data, renewed.bfv, renewed.training), (3 << 20, 1 << 20, 2 << 20));
+        assert_eq!(
+            (renewed.data, renewed.bfv, renewed.training, renewed.uploads),
+            (3 << 20, 1 << 20, 2 << 20, 4 << 20)
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! Idempotency keys: a request that creates something (a training job, a BFV key set, a class challenge,
-//! a challenge answer) and carries an `Idempotency-Key` header is carried out at most once per key. A retry
+//! Idempotency keys: a request that creates something (a training job, a BFV key set, an uploaded model, a
+//! class challenge, a challenge answer) and carries an `Idempotency-Key` header is carried out at most once per key. A retry
 //! with the same key — the client's own, or the balancer's when the first replica failed (nginx's
 //! `proxy_next_upstream … non_idempotent`) — gets the first answer again, marked `Idempotent-Replayed:
 //! true`, and creates nothing. A retry that arrives while the first is still being carried out waits for
@@ -61,7 +61,7 @@ pub fn covers(method: &Method, path: &str) -> bool {
     if method != Method::POST {
         return false;
     }
-    matches!(path, "/api/v1/jobs" | "/api/v1/bfv/keys" | "/api/v1/challenges")
+    matches!(path, "/api/v1/jobs" | "/api/v1/bfv/keys" | "/api/v1/challenges" | "/api/v1/models")
         || path
             .strip_prefix("/api/v1/challenges/")
             .and_then(|rest| rest.strip_suffix("/answers"))
@@ -325,7 +325,13 @@ mod tests {
 
     #[test]
     fn the_creating_routes_are_covered_and_nothing_else() {
-        for path in ["/api/v1/jobs", "/api/v1/bfv/keys", "/api/v1/challenges", "/api/v1/challenges/abc/answers"] {
+        for path in [
+            "/api/v1/jobs",
+            "/api/v1/bfv/keys",
+            "/api/v1/challenges",
+            "/api/v1/challenges/abc/answers",
+            "/api/v1/models",
+        ] {
             assert!(covers(&Method::POST, path), "{path}");
         }
         for (m, path) in [

@@ -28,7 +28,7 @@ pub async fn infer(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let model = s.registry().get(&id).ok_or_else(|| ApiError::unknown_model(&id))?.clone();
+    let model = crate::uploads::find(&s, &id).await?;
     let limits = s.limits();
     let rules = BodyRules {
         media_type: more_core::codec::MEDIA_TYPE,
@@ -64,7 +64,7 @@ pub async fn infer(
     let bytes = more_core::encode(&output);
     let encode = t2.elapsed();
     tracing::info!(
-        model = %id,
+        model = %crate::uploads::logged(&id),
         samples,
         batch = computed.batch_samples,
         decode_us = decode.as_micros() as u64,

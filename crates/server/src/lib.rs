@@ -11,11 +11,13 @@
 //! - the class challenges under `/api/v1/challenges` (see [`challenge`]; the teacher's routes need the
 //!   [`TeacherToken`]).
 //! - BFV: `POST /api/v1/bfv/keys`, `POST /api/v1/bfv/models/{id}/infer?key_id=` ([`bfv`]).
+//! - uploaded models ([`uploads`]): `POST /api/v1/models` (a model file) → an unguessable id that the
+//!   infer route takes like a bundled model's; `DELETE /api/v1/models/{id}`.
 //! - training jobs on encrypted data ([`jobs`]): `GET /api/v1/training`, `POST /api/v1/jobs`,
 //!   `GET|DELETE /api/v1/jobs/{id}`, `GET /api/v1/jobs/{id}/events` (Server-Sent Events),
 //!   `GET /api/v1/jobs/{id}/model`.
 //!
-//! Shared state: class challenges and BFV keys live in this process or, with `--state redis://…`, in Redis
+//! Shared state: class challenges, BFV keys, uploaded models and training jobs live in this process or, with `--state redis://…`, in Redis
 //! shared by every replica ([`state_store`]).
 //!
 //! Memory: every admitted inference request reserves its bodies' and its forward pass's memory from one
@@ -49,6 +51,7 @@ pub mod state;
 pub mod state_store;
 pub mod teacher;
 pub mod training_data;
+pub mod uploads;
 pub mod wire;
 
 pub use challenge::ChallengeLimits;

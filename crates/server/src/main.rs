@@ -73,6 +73,17 @@ struct Args {
     /// model is loaded); a full key store answers 503.
     #[arg(long, default_value_t = 256)]
     bfv_key_memory_mb: usize,
+    /// Uploaded models (`POST /api/v1/models`) held at once, a client holding a quarter of them (its
+    /// oldest replaced beyond that); 0 turns uploads off. Each counts in the memory bound as
+    /// --max-model-upload-mb plus 1 MiB (with --state redis://…, only the few this replica caches).
+    #[arg(long, default_value_t = 16)]
+    uploaded_models: usize,
+    /// Largest uploaded model file, MiB.
+    #[arg(long, default_value_t = 8)]
+    max_model_upload_mb: usize,
+    /// An uploaded model is dropped this many seconds after its last use.
+    #[arg(long, default_value_t = 3600)]
+    uploaded_model_ttl_s: u64,
     /// Class challenges held at once.
     #[arg(long, default_value_t = 100)]
     max_challenges: usize,
@@ -128,7 +139,7 @@ struct Args {
     /// balancer's address (e.g. `127.0.0.1` for a local nginx).
     #[arg(long, value_name = "CIDR[,CIDR...]")]
     trusted_proxy: Option<String>,
-    /// Where class challenges, BFV keys and training jobs live: `memory` (this process, and --jobs-dir for
+    /// Where class challenges, BFV keys, uploaded models and training jobs live: `memory` (this process, and --jobs-dir for
     /// jobs; the default) or a Redis URL (`redis://HOST:PORT/DB`) shared by every replica, so that any
     /// replica answers about any of them, trains any queued job, and a restart loses none. The server does not start if Redis cannot be reached then; later outages are
     /// answered 503 state_unavailable until it is back.
@@ -219,7 +230,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot connect: {e}"))
                 .with_context(|| format!("--state {}", redacted(url)))?;
-            tracing::info!(at = %redacted(url), "challenges, BFV keys and training jobs live in Redis");
+            tracing::info!(at = %redacted(url), "challenges, BFV keys, uploaded models and training jobs live in Redis");
             state = state.with_shared_state(redis);
         }
     }
@@ -238,6 +249,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(id = %m.id, scheme = "bfv", "model loaded");
     }
     state = state.with_bfv(bfv);
+    state = state.with_uploads(more_server::uploads::UploadLimits::new(
+        args.uploaded_models,
+        args.max_model_upload_mb << 20,
+        Duration::from_secs(args.uploaded_model_ttl_s),
+    ));
     if let Some(dir) = &args.samples {
         let samples = Samples::load(dir).with_context(|| format!("reading samples from {}", dir.display()))?;
         tracing::info!(count = samples.list().len(), dir = %dir.display(), "samples");

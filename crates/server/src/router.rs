@@ -19,7 +19,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::budget::Bound;
 use crate::extract::ApiPath;
-use crate::{ApiError, AppState, bfv, challenge, infer, jobs, metrics, openapi, samples, training_data};
+use crate::{ApiError, AppState, bfv, challenge, infer, jobs, metrics, openapi, samples, training_data, uploads};
 
 /// Request ids `r1`, `r2`, ... (unique per process), set on the request and echoed as `x-request-id`.
 #[derive(Debug, Clone, Default)]
@@ -58,8 +58,8 @@ pub fn app(state: AppState) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     let api = Router::new()
         .route("/api/v1/health", get(health))
-        .route("/api/v1/models", get(models))
-        .route("/api/v1/models/{id}", get(model_one))
+        .route("/api/v1/models", get(models).post(uploads::upload))
+        .route("/api/v1/models/{id}", get(model_one).delete(uploads::delete))
         .route("/api/v1/models/{id}/infer", post(infer::infer))
         .route("/api/v1/samples", get(samples::list))
         .route("/api/v1/samples/{file}", get(samples::file))
@@ -171,7 +171,7 @@ async fn health(State(s): State<AppState>) -> impl IntoResponse {
 /// structure, and `ring_only` is `false` for every model; `layers_ring_only` says whether the layers
 /// themselves are ring-only.
 #[derive(Serialize)]
-struct ModelInfo {
+pub(crate) struct ModelInfo {
     #[serde(flatten)]
     meta: more_nn::ModelMeta,
     output_len: usize,
@@ -185,7 +185,7 @@ struct ModelInfo {
     scheme: &'static str,
 }
 
-fn model_info(s: &AppState, m: &more_nn::Model) -> ModelInfo {
+pub(crate) fn model_info(s: &AppState, m: &more_nn::Model) -> ModelInfo {
     let form = s.inner.engine.config().form;
     let mut meta = m.meta().clone();
     if let Some(op) = form.operation() {
@@ -205,6 +205,7 @@ fn model_info(s: &AppState, m: &more_nn::Model) -> ModelInfo {
     }
 }
 
+/// `GET /api/v1/models`: the bundled models (uploaded ones are not listed: their ids are capabilities).
 async fn models(State(s): State<AppState>) -> impl IntoResponse {
     let mut list: Vec<serde_json::Value> =
         s.registry().iter().map(|m| serde_json::to_value(model_info(&s, m)).unwrap_or_default()).collect();
@@ -215,8 +216,8 @@ async fn models(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn model_one(State(s): State<AppState>, ApiPath(id): ApiPath<String>) -> Result<Response, ApiError> {
-    let m = s.registry().get(&id).ok_or_else(|| ApiError::unknown_model(&id))?;
-    Ok(axum::Json(model_info(&s, m)).into_response())
+    let m = uploads::find(&s, &id).await?;
+    Ok(axum::Json(model_info(&s, &m)).into_response())
 }
 
 async fn api_not_found(req: Request) -> ApiError {

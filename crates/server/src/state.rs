@@ -16,7 +16,7 @@ use crate::samples::Samples;
 use crate::state_store::Redis;
 use crate::state_store::challenges::ChallengeStore;
 use crate::teacher::TeacherToken;
-use crate::{ChallengeLimits, bfv, challenge, jobs, training_data};
+use crate::{ChallengeLimits, bfv, challenge, jobs, training_data, uploads};
 
 /// Request limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +79,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) started: Instant,
     pub(crate) jobs: Option<Arc<jobs::Jobs>>,
+    /// Uploaded models, when the server takes them.
+    pub(crate) uploads: Option<uploads::Uploads>,
     pub(crate) training_data: Option<training_data::TrainingData>,
     pub(crate) trusted_proxies: TrustedProxies,
     /// Where challenges and BFV keys live when not in this process.
@@ -99,7 +101,10 @@ impl AppState {
         let observer = Arc::clone(&metrics);
         let engine = Engine::start_observed(
             engine,
-            Some(Arc::new(move |model: &str, samples, took| observer.observe_pass(model, samples, took))),
+            // Uploaded models' ids are capabilities, and clients make new ones: they share one label.
+            Some(Arc::new(move |model: &str, samples, took| {
+                observer.observe_pass(uploads::logged(model), samples, took)
+            })),
         );
         let costs = registry.iter().map(|m| (m.meta().id.clone(), ComputeCost::of(m))).collect();
         let budget = Budget::new(limits.memory_budget);
@@ -126,6 +131,7 @@ impl AppState {
                 metrics,
                 started: Instant::now(),
                 jobs: None,
+                uploads: None,
                 training_data: None,
                 trusted_proxies: TrustedProxies::default(),
                 shared: None,
@@ -210,6 +216,10 @@ impl AppState {
             svc.use_shared_keys(redis.clone());
             inner.bound.bfv = svc.memory_bound();
         }
+        if let Some(up) = inner.uploads.as_mut() {
+            up.use_shared(redis.clone());
+            inner.bound.uploads = up.memory_bound();
+        }
         inner.idempotency = crate::idempotency::Keys::Redis(redis.clone());
         inner.shared = Some(redis);
         self
@@ -252,6 +262,25 @@ impl AppState {
         inner.bound.bfv = service.memory_bound();
         inner.bfv = Some(Arc::new(service));
         self
+    }
+
+    /// Also take uploaded models (`POST /api/v1/models`) within these limits; they live where the shared
+    /// state lives ([`AppState::with_shared_state`], before or after this call). Their memory joins the
+    /// bound.
+    pub fn with_uploads(mut self, limits: uploads::UploadLimits) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect("configure before use");
+        let mut up = uploads::Uploads::new(limits);
+        if let Some(redis) = &inner.shared {
+            up.use_shared(redis.clone());
+        }
+        inner.bound.uploads = up.memory_bound();
+        inner.uploads = Some(up);
+        self
+    }
+
+    /// The uploaded models, if the server takes them.
+    pub fn uploads(&self) -> Option<&uploads::Uploads> {
+        self.inner.uploads.as_ref()
     }
 
     /// The BFV service, if any.

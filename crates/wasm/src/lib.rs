@@ -3,7 +3,8 @@
 //! The browser's side of the demo, compiled to WebAssembly with `wasm-bindgen`: key generation (the
 //! browser's CSPRNG through `getrandom`), key export/import, encryption of a tensor to the wire format
 //! (`docs/wire-format.md`), decryption of the server's answer, the ciphertext planes for display, and the
-//! image preprocessing the models expect. It has no cryptography of its own: everything is `more-core`
+//! image preprocessing the models expect; with the feature `onnx`, the import of the user's own ONNX network
+//! as a model file (`onnx`, built by `scripts/build-web.sh` as the separate module `web/pkg-onnx`). It has no cryptography of its own: everything is `more-core`
 //! and `more-imaging`. JavaScript sees the names in `camelCase`; errors are thrown as `Error` with a
 //! message in plain words. Bulk numbers cross as typed arrays; readings with named parts as plain objects
 //! (through `serde-wasm-bindgen`).
@@ -15,6 +16,8 @@
 pub mod attack;
 pub mod image;
 pub mod keys;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 pub mod wbc;
 pub mod wire;
 

@@ -13,8 +13,10 @@
 //! Redis keys all start with [`PREFIX`]; see `docs/deploy.md` ("Shared state (Redis)") for the layout and
 //! the bytes each entry takes.
 
+pub mod capped;
 pub mod challenges;
 pub mod keys;
+pub mod models;
 
 use std::future::Future;
 use std::time::Duration;
