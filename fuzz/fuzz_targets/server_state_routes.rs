@@ -1,7 +1,8 @@
 //! The server's stateful routes through `more_server::app` (tower `oneshot` in a tokio runtime): class
-//! challenge answers, training-job uploads and the BFV key and inference routes, on a state with a teacher
-//! token and one challenge (created through the router at start), training jobs in a temporary directory
-//! and the shipped BFV model. No input makes the server panic or answer 5xx, and every answer except a
+//! challenge answers, training-job uploads, the BFV key and inference routes and model uploads, on a state
+//! with a teacher token and one challenge (created through the router at start), training jobs in a
+//! temporary directory, the shipped BFV model and the shipped MNIST model (so uploads of the mnist task can
+//! be accepted). No input makes the server panic or answer 5xx, and every answer except a
 //! `204` is JSON.
 //!
 //! Input layout: byte 0 picks the route (below), byte 1 the `Content-Type`, byte 2 the `Content-Length`
@@ -11,7 +12,7 @@
 //! id is the body up to a NUL.
 //!
 //! A job that is accepted (202) is read back and deleted at once, so jobs never pile up against the
-//! limits; answers to the challenge are kept (up to `max_answers`, then 409, which is fine). A panic
+//! limits, and so is an accepted model upload (after reading it back); answers to the challenge are kept (up to `max_answers`, then 409, which is fine). A panic
 //! inside fhe.rs that more-bfv catches by design (its parsers run in `catch_unwind`) is let through; every
 //! other panic, on any thread (the training thread too), goes to libFuzzer's hook and aborts.
 #![no_main]
@@ -27,6 +28,7 @@ use axum::http::{Request, StatusCode};
 use libfuzzer_sys::fuzz_target;
 use more_server::bfv::{BfvLimits, BfvService};
 use more_server::jobs::{Jobs, TrainingLimits};
+use more_server::uploads::UploadLimits;
 use more_server::{AppState, ChallengeLimits, EngineConfig, Limits, Registry, TeacherToken, app};
 use tower::ServiceExt;
 
@@ -88,14 +90,18 @@ fn setup() -> &'static Setup {
         )
         .expect("the BFV service");
         let challenges = ChallengeLimits { max_answers: 20_000, ..ChallengeLimits::default() };
+        let mut registry = Registry::new();
+        let mnist = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/mnist-cnn-relu.morenn");
+        registry.insert(more_nn::Model::load(&mnist).expect("the shipped MNIST model")).expect("registered");
         let state = AppState::new(
-            Registry::new(),
+            registry,
             EngineConfig { workers: 1, queue: 8, max_batch_samples: 4, ..EngineConfig::default() },
             limits,
         )
         .with_challenges(TeacherToken::new(TOKEN).expect("token"), challenges)
         .with_jobs(jobs)
-        .with_bfv(bfv);
+        .with_bfv(bfv)
+        .with_uploads(UploadLimits::new(4, 1 << 20, Duration::from_secs(60)));
         let router = rt.block_on(async { app(state) });
         let req = Request::post("/api/v1/challenges")
             .header("authorization", format!("Bearer {TOKEN}"))
@@ -123,7 +129,7 @@ fn send(rt: &tokio::runtime::Runtime, router: &Router, req: Request<Body>) -> (S
     (status, body)
 }
 
-const TYPES: [Option<&str>; 7] = [
+const TYPES: [Option<&str>; 8] = [
     Some("application/json"),
     Some("application/x-more-training-job"),
     Some("application/octet-stream"),
@@ -131,6 +137,7 @@ const TYPES: [Option<&str>; 7] = [
     Some("application/json; charset=utf-8"),
     Some("Application/Octet-Stream; x=y"),
     Some("\u{7f}"),
+    Some("application/x-more-model"),
 ];
 
 fn split_nul(data: &[u8]) -> (&[u8], &[u8]) {
@@ -158,7 +165,7 @@ fuzz_target!(|data: &[u8]| {
         *rest = r;
         String::from_utf8_lossy(id).into_owned()
     };
-    let (method, path) = match data[0] % 10 {
+    let (method, path) = match data[0] % 12 {
         0 => ("POST", format!("/api/v1/challenges/{}/answers", s.challenge)),
         1 => ("POST", format!("/api/v1/challenges/{}/answers", id_from_body(&mut rest))),
         2 => ("GET", format!("/api/v1/challenges/{}/answers", s.challenge)),
@@ -168,6 +175,8 @@ fuzz_target!(|data: &[u8]| {
         6 => ("DELETE", format!("/api/v1/bfv/keys/{}", id_from_body(&mut rest))),
         7 => ("POST", format!("/api/v1/bfv/models/{BFV_MODEL}/infer?key_id={}", id_from_body(&mut rest))),
         8 => ("POST", "/api/v1/challenges".to_string()),
+        10 => ("POST", "/api/v1/models".to_string()),
+        11 => ("DELETE", format!("/api/v1/models/{}", id_from_body(&mut rest))),
         _ => ("GET", format!("/api/v1/jobs/{}", id_from_body(&mut rest))),
     };
     let Ok(uri) = path.parse::<axum::http::Uri>() else { return };
@@ -197,6 +206,16 @@ fuzz_target!(|data: &[u8]| {
         let url = job["status_url"].as_str().expect("a status url").to_string();
         let (st, _) = send(&s.rt, &s.router, Request::get(&url).body(Body::empty()).unwrap());
         assert_eq!(st, StatusCode::OK);
+        let (st, _) = send(&s.rt, &s.router, Request::delete(&url).body(Body::empty()).unwrap());
+        assert_eq!(st, StatusCode::NO_CONTENT);
+    }
+    // An accepted model: it reads back, then it is deleted.
+    if path == "/api/v1/models" && status == StatusCode::CREATED {
+        let created: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let id = created["id"].as_str().expect("an id").to_string();
+        let (st, _) = send(&s.rt, &s.router, Request::get(format!("/api/v1/models/{id}")).body(Body::empty()).unwrap());
+        assert_eq!(st, StatusCode::OK);
+        let url = format!("/api/v1/models/{id}");
         let (st, _) = send(&s.rt, &s.router, Request::delete(&url).body(Body::empty()).unwrap());
         assert_eq!(st, StatusCode::NO_CONTENT);
     }
