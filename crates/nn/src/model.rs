@@ -403,20 +403,15 @@ impl Model {
     pub fn to_bytes(&self) -> Vec<u8> {
         let header = Header { meta: self.meta.clone(), layers: self.layers.iter().map(Layer::spec).collect() };
         let json = serde_json::to_vec(&header).expect("metadata serialises");
-        let mut out = Vec::with_capacity(16 + json.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(json.len() as u32).to_le_bytes());
-        out.extend_from_slice(&json);
+        let mut weights = Vec::new();
         for layer in &self.layers {
             for p in layer.params() {
                 for v in p.iter() {
-                    out.extend_from_slice(&v.to_le_bytes());
+                    weights.extend_from_slice(&v.to_le_bytes());
                 }
             }
         }
-        let crc = crc32fast::hash(&out);
-        out.extend_from_slice(&crc.to_le_bytes());
-        out
+        frame(&json, &weights)
     }
 
     /// Parses and validates a model file.
@@ -491,4 +486,18 @@ impl Model {
         let path = path.as_ref();
         std::fs::write(path, self.to_bytes()).map_err(|source| Error::Io { path: path.display().to_string(), source })
     }
+}
+
+/// The model file around a JSON header and the weight bytes: magic, header length (u32 LE), header,
+/// weights, CRC-32 of all that (LE). [`Model::to_bytes`] writes its files with it; tests use it to build
+/// hostile files that pass the checksum.
+pub fn frame(header_json: &[u8], weights: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + header_json.len() + weights.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(header_json.len() as u32).to_le_bytes());
+    out.extend_from_slice(header_json);
+    out.extend_from_slice(weights);
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
 }

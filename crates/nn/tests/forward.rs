@@ -160,15 +160,9 @@ fn model_files_round_trip_and_corruption_is_detected() {
     assert!(Model::from_bytes(&b).unwrap_err().to_string().contains("checksum"));
 }
 
-/// Assembles a model file around an arbitrary JSON header and weight bytes, with a valid checksum.
+/// A model file around a JSON header and weight bytes, with a valid checksum (for hostile files).
 fn assemble(json: &str, weights: &[u8]) -> Vec<u8> {
-    let mut b = b"MORENN01".to_vec();
-    b.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    b.extend_from_slice(json.as_bytes());
-    b.extend_from_slice(weights);
-    let crc = crc32fast::hash(&b);
-    b.extend_from_slice(&crc.to_le_bytes());
-    b
+    more_nn::model::frame(json.as_bytes(), weights)
 }
 
 #[test]

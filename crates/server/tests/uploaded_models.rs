@@ -163,15 +163,9 @@ async fn an_uploaded_model_answers_like_the_same_model_served_from_files() {
     assert_eq!((r.status, r.error().as_str()), (StatusCode::CONFLICT, "bundled_model"));
 }
 
-/// A model file around a JSON header (valid checksum), for hostile files.
+/// A model file around a JSON header and weight bytes, with a valid checksum (for hostile files).
 fn assemble(json: &str, weights: &[u8]) -> Vec<u8> {
-    let mut b = b"MORENN01".to_vec();
-    b.extend_from_slice(&(json.len() as u32).to_le_bytes());
-    b.extend_from_slice(json.as_bytes());
-    b.extend_from_slice(weights);
-    let crc = crc32fast::hash(&b);
-    b.extend_from_slice(&crc.to_le_bytes());
-    b
+    more_nn::model::frame(json.as_bytes(), weights)
 }
 
 #[tokio::test]
