@@ -3,7 +3,7 @@
 # Usage: scripts/setup.sh [rust|wasm|browser|ops|fuzz|all]   (default: all)
 #   ops:  Debian's prometheus (the /metrics scrape test), nginx and wrk (bench/scale.sh, bench/load.sh),
 #         redis-server (the shared-state test, crates/server/tests/shared_state.rs)
-#   fuzz: nightly Rust and cargo-fuzz (scripts/fuzz.sh)
+#   fuzz: nightly Rust and cargo-fuzz (long runs of scripts/fuzz.sh; its smoke run needs neither)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
