@@ -190,6 +190,16 @@ impl<T> CappedMap<T> {
     }
 }
 
+/// What a lookup in a capped store found.
+pub enum Lookup<T> {
+    /// The entry, parsed and ready to use.
+    Ready(Arc<T>),
+    /// The entry's bytes, fetched from Redis, to parse (then cache in the replica).
+    Fetched(Vec<u8>),
+    /// No such entry.
+    Unknown,
+}
+
 /// Where a store's entries live in Redis (the key names, each under [`PREFIX`](super::PREFIX)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
@@ -204,6 +214,18 @@ pub struct Namespace {
 }
 
 impl Namespace {
+    /// The key names `index`, `costs`, `owners` and the entries' `item` prefix, each under
+    /// [`PREFIX`](super::PREFIX).
+    pub fn under_prefix(index: &str, costs: &str, owners: &str, item: &str) -> Namespace {
+        let p = super::PREFIX;
+        Namespace {
+            index: format!("{p}{index}"),
+            costs: format!("{p}{costs}"),
+            owners: format!("{p}{owners}"),
+            item: format!("{p}{item}"),
+        }
+    }
+
     /// The key of entry `id`.
     pub fn key(&self, id: &str) -> String {
         format!("{}{id}", self.item)

@@ -48,25 +48,12 @@ impl Default for KeyStore {
     }
 }
 
-/// What a lookup found.
-pub enum Lookup {
-    /// A parsed key set, ready to evaluate with.
-    Ready(Arc<EvalKeys>),
-    /// The key message, fetched from Redis, to parse (then [`KeyStore::cache`] it).
-    Fetched(Vec<u8>),
-    /// No such key id.
-    Unknown,
-}
+/// What a key lookup found: a parsed key set, its message to parse, or nothing.
+pub type Lookup = super::capped::Lookup<EvalKeys>;
 
 /// Where the key sets live in Redis.
 fn namespace() -> Namespace {
-    let p = super::PREFIX;
-    Namespace {
-        index: format!("{p}bfv:keys"),
-        costs: format!("{p}bfv:sizes"),
-        owners: format!("{p}bfv:owners"),
-        item: format!("{p}bfv:key:"),
-    }
+    Namespace::under_prefix("bfv:keys", "bfv:sizes", "bfv:owners", "bfv:key:")
 }
 
 /// The key store's caps, in bytes of memory.

@@ -43,24 +43,11 @@ impl Default for ModelStore {
     }
 }
 
-/// What a lookup found.
-pub enum Lookup {
-    /// A parsed model.
-    Ready(Arc<Model>),
-    /// The model file, fetched from Redis, to parse (then [`ModelStore::cache`] it).
-    Fetched(Vec<u8>),
-    /// No such model.
-    Unknown,
-}
+/// What a model lookup found: a parsed model, its file to parse, or nothing.
+pub type Lookup = super::capped::Lookup<Model>;
 
 fn namespace() -> Namespace {
-    let p = super::PREFIX;
-    Namespace {
-        index: format!("{p}models"),
-        costs: format!("{p}models:sizes"),
-        owners: format!("{p}models:owners"),
-        item: format!("{p}model:"),
-    }
+    Namespace::under_prefix("models", "models:sizes", "models:owners", "model:")
 }
 
 fn caps(limits: &UploadLimits) -> Caps {
