@@ -238,10 +238,8 @@ fn flatten(ctx: &Ctx<'_>, b: &mut Builder, notes: &mut Notes) -> Result<()> {
 
 /// A dense layer `x·w + bias` from `w` of shape `[inputs, outputs]`.
 fn dense(ctx: &Ctx<'_>, b: &mut Builder, w: ArrayD<f32>, bias: Option<Vec<f32>>) -> Result<()> {
-    let w2 = w
-        .clone()
-        .into_dimensionality::<Ix2>()
-        .map_err(|_| ctx.unsupported(format!("a weight of shape {:?}", w.shape())))?;
+    let shape = w.shape().to_vec();
+    let w2 = w.into_dimensionality::<Ix2>().map_err(|_| ctx.unsupported(format!("a weight of shape {shape:?}")))?;
     let (inputs, outputs) = w2.dim();
     if b.shape != [inputs] {
         return Err(ctx.unsupported(format!("a [{inputs}, {outputs}] weight on a value of shape {:?}", b.shape)));

@@ -59,61 +59,52 @@ pub fn decode(t: &TensorProto, what: &str) -> Result<Constant> {
     let mismatch = |found: usize| {
         ImportError::Graph(format!("tensor {what}: shape {shape:?} needs {count} values, the file holds {found}"))
     };
-    let real = |values: Vec<f32>| -> Result<Constant> {
-        if values.len() != count {
-            return Err(mismatch(values.len()));
-        }
-        ArrayD::from_shape_vec(IxDyn(&shape), values)
+    // Values come either as little-endian raw data or in the typed repeated field; either way their
+    // number must be the declared count (checked on the raw length before converting, so a short buffer
+    // never turns into a large allocation).
+    let raw_fits = |width: usize| match raw {
+        Some(r) if r.len() % width != 0 || r.len() / width != count => Err(mismatch(r.len() / width)),
+        _ => Ok(()),
+    };
+    let checked = |n: usize| if n == count { Ok(()) } else { Err(mismatch(n)) };
+    let real = |v: Vec<f32>| -> Result<Constant> {
+        checked(v.len())?;
+        ArrayD::from_shape_vec(IxDyn(&shape), v)
             .map(Constant::Real)
             .map_err(|e| ImportError::Graph(format!("tensor {what}: {e}")))
     };
-    let int = |values: Vec<i64>| -> Result<Constant> {
-        if values.len() != count {
-            return Err(mismatch(values.len()));
-        }
-        Ok(Constant::Int(values, shape.clone()))
-    };
-    // Raw data is little-endian; its length must be a whole number of elements of the declared count
-    // (checked before converting, so a short buffer never turns into a large allocation).
-    let from_raw = |raw: &[u8], width: usize| -> Result<()> {
-        if raw.len() % width != 0 || raw.len() / width != count {
-            return Err(mismatch(raw.len() / width));
-        }
-        Ok(())
+    let int = |v: Vec<i64>| -> Result<Constant> {
+        checked(v.len())?;
+        Ok(Constant::Int(v, shape.clone()))
     };
     match DataType::try_from(data_type) {
-        Ok(DataType::Float) => match raw {
-            Some(raw) => {
-                from_raw(raw, 4)?;
-                real(raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect())
-            }
-            None => real(t.float_data.clone()),
-        },
-        Ok(DataType::Double) => match raw {
-            Some(raw) => {
-                from_raw(raw, 8)?;
-                real(raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect())
-            }
-            None => real(t.double_data.iter().map(|&x| x as f32).collect()),
-        },
-        Ok(DataType::Int64) => match raw {
-            Some(raw) => {
-                from_raw(raw, 8)?;
-                int(raw.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes"))).collect())
-            }
-            None => int(t.int64_data.clone()),
-        },
-        Ok(DataType::Int32) => match raw {
-            Some(raw) => {
-                from_raw(raw, 4)?;
-                int(raw.chunks_exact(4).map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")) as i64).collect())
-            }
-            None => int(t.int32_data.iter().map(|&x| x as i64).collect()),
-        },
+        Ok(DataType::Float) => {
+            raw_fits(4)?;
+            real(raw.map_or_else(|| t.float_data.clone(), |r| little_endian(r, f32::from_le_bytes)))
+        }
+        Ok(DataType::Double) => {
+            raw_fits(8)?;
+            let v = raw.map_or_else(|| t.double_data.clone(), |r| little_endian(r, f64::from_le_bytes));
+            real(v.into_iter().map(|x| x as f32).collect())
+        }
+        Ok(DataType::Int64) => {
+            raw_fits(8)?;
+            int(raw.map_or_else(|| t.int64_data.clone(), |r| little_endian(r, i64::from_le_bytes)))
+        }
+        Ok(DataType::Int32) => {
+            raw_fits(4)?;
+            let v = raw.map_or_else(|| t.int32_data.clone(), |r| little_endian(r, i32::from_le_bytes));
+            int(v.into_iter().map(i64::from).collect())
+        }
         _ => Err(ImportError::Graph(format!(
             "tensor {what} has element type {} (ONNX TensorProto.DataType): only float, double, int32 and \
              int64 tensors are read",
             DataType::try_from(data_type).map(|d| d.as_str_name().to_string()).unwrap_or(data_type.to_string())
         ))),
     }
+}
+
+/// Little-endian values of `W` bytes each (the caller checked that the length is a multiple of `W`).
+fn little_endian<const W: usize, T>(raw: &[u8], from: fn([u8; W]) -> T) -> Vec<T> {
+    raw.chunks_exact(W).map(|b| from(b.try_into().expect("W bytes"))).collect()
 }
