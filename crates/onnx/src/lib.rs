@@ -84,6 +84,32 @@ pub struct Imported {
     pub report: Report,
 }
 
+impl Imported {
+    /// Gives the model the id, task, description, preprocessing, labels and output kind of `options` (the
+    /// metadata only: `output` and `drop_softmax` shape the translation and are read by [`import`]). A
+    /// caller that picks the task from the imported input shape imports once, then describes.
+    pub fn describe(&mut self, options: &ImportOptions) {
+        let report = &self.report;
+        let meta = self.model.meta_mut();
+        meta.id = options.model_id.clone();
+        meta.task = options.task.clone();
+        meta.description = if options.description.is_empty() {
+            format!("Imported from ONNX ({}, opset {})", report.producer, report.opset)
+        } else {
+            options.description.clone()
+        };
+        meta.preprocessing = options.preprocessing.clone();
+        meta.labels = options.labels.clone();
+        meta.output_kind = if options.regression {
+            OutputKind::Values
+        } else if report.ends_in_softmax {
+            OutputKind::Probabilities
+        } else {
+            OutputKind::Logits
+        };
+    }
+}
+
 /// What an import read and did.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -105,6 +131,8 @@ pub struct Report {
     pub dropped: Vec<String>,
     /// Weights and biases in the model.
     pub parameters: usize,
+    /// The model ends in the graph's softmax (its outputs are probabilities).
+    pub ends_in_softmax: bool,
     /// Whether BFV can evaluate the network (`Ok`), or why not: only polynomial activations (squares),
     /// average pooling and linear layers are BFV-evaluable.
     pub bfv: std::result::Result<(), String>,
@@ -136,22 +164,7 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported> {
     .trim()
     .to_string();
     let mut meta = ModelMeta::new(options.model_id.clone(), options.task.clone());
-    meta.description = if options.description.is_empty() {
-        format!("Imported from ONNX ({producer}, opset {})", chain.opset)
-    } else {
-        options.description.clone()
-    };
-    meta.preprocessing = options.preprocessing.clone();
-    meta.labels = options.labels.clone();
-    meta.output_kind = if options.regression {
-        OutputKind::Values
-    } else if notes.softmax && !options.drop_softmax {
-        OutputKind::Probabilities
-    } else {
-        OutputKind::Logits
-    };
     meta.training.insert("imported_from".into(), format!("ONNX, {producer}, opset {}", chain.opset));
-    let model_out = Model::new(meta, &input_shape, layers)?;
     let report = Report {
         producer,
         opset: chain.opset,
@@ -162,9 +175,12 @@ pub fn import(bytes: &[u8], options: &ImportOptions) -> Result<Imported> {
         folded: notes.folded,
         dropped: notes.dropped,
         parameters,
+        ends_in_softmax: notes.softmax && !options.drop_softmax,
         bfv,
     };
-    Ok(Imported { model: model_out, report })
+    let mut imported = Imported { model: Model::new(meta, &input_shape, layers)?, report };
+    imported.describe(options);
+    Ok(imported)
 }
 
 /// `Ok` when every layer is one BFV evaluates exactly, else why not. A layer is BFV-evaluable exactly when

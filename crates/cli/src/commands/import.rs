@@ -73,20 +73,22 @@ pub fn run(args: ImportArgs) -> Result<()> {
         Some(id) => id.clone(),
         None => args.model.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "imported".into()),
     };
-    // A first pass with neutral options finds the input shape the task is chosen by.
-    let probe =
-        more_onnx::import(&bytes, &ImportOptions::new(&id, "")).with_context(|| args.model.display().to_string())?;
+    // The graph is translated once; the task (named, or found from the input shape) then describes it.
+    let mut options = ImportOptions::new(&id, "");
+    options.output = args.output.clone();
+    options.drop_softmax = args.drop_softmax;
+    let started = Instant::now();
+    let mut imported = more_onnx::import(&bytes, &options).with_context(|| args.model.display().to_string())?;
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
     let task = match args.task {
         Some(t) => t,
-        None => task_for_shape(probe.model.input_shape())?,
+        None => task_for_shape(imported.model.input_shape())?,
     };
     let template = bundled(task)?;
-    let mut options = ImportOptions::new(&id, task.name());
+    options.task = task.name().into();
     options.preprocessing = template.meta().preprocessing.clone();
     options.labels = template.meta().labels.clone();
     options.regression = template.meta().output_kind == more_nn::OutputKind::Values;
-    options.output = args.output.clone();
-    options.drop_softmax = args.drop_softmax;
     if let Some(s) = args.scale {
         options.preprocessing.scale = s;
     }
@@ -97,9 +99,7 @@ pub fn run(args: ImportArgs) -> Result<()> {
         options.preprocessing.std = s.clone();
     }
     options.preprocessing.normalization().context("--scale, --mean and --std")?;
-    let started = Instant::now();
-    let imported = more_onnx::import(&bytes, &options).with_context(|| args.model.display().to_string())?;
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1e3;
+    imported.describe(&options);
     check_shapes(&imported.model, &template)?;
     if let (Some(_), Err(why)) = (&args.bfv_out, &imported.report.bfv) {
         bail!("--bfv-out: the network is not BFV-evaluable: {why}");
