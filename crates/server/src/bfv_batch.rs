@@ -32,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use more_bfv::batch::BatchEvaluator;
 use more_bfv::network::HIDDEN;
-use more_bfv::wire::{Keys, MAX_BATCH_BYTES, MAX_CIPHERTEXT_BYTES};
+use more_bfv::wire::{Keys, MAX_BATCH_BYTES};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
@@ -50,8 +50,9 @@ pub const DECODED_PER_BYTE: usize = 3;
 /// and one product before relinearisation, with room.
 pub const WORK_PER_THREAD: usize = 12 << 20;
 
-/// Largest result message kept (10 ciphertexts; about 1.8 MB in practice).
-pub const MAX_RESULT_BYTES: usize = 10 * (MAX_CIPHERTEXT_BYTES + 4) + 32;
+/// Largest result message kept: 10 ciphertexts at level 3 take 1.76 MB; a larger one fails the batch
+/// rather than exceed the bound.
+pub const MAX_RESULT_BYTES: usize = 2 << 20;
 
 /// What the batch limits allow this process to hold: every accepted batch's message, the running one's
 /// decoded ciphertexts and its threads' work, the kept results.
@@ -351,7 +352,11 @@ async fn run(
         };
         let out = pool.install(|| ev.evaluate_until(keys, &cts, &progress, &worker.stop))?;
         drop(cts);
-        Ok(Bytes::from(more_bfv::wire::encode_batch_result(&out, images)))
+        let result = more_bfv::wire::encode_batch_result(&out, images);
+        if result.len() > MAX_RESULT_BYTES {
+            return Err(ApiError::internal("a batch result", format!("{} bytes, above the bound", result.len())));
+        }
+        Ok(Bytes::from(result))
     })
     .await
     .unwrap_or_else(|_| Err(ApiError::internal("the BFV batch worker", "it panicked or was cancelled")));
