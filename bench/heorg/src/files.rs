@@ -30,7 +30,19 @@ pub const MODEL_BYTES: usize = 8 + 8 + 8 * MODEL_VALUES;
 
 /// Reads a whole file after checking that it exists and holds at most `cap` bytes.
 pub fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>> {
-    let len = fs::metadata(path).with_context(|| format!("{what} {}: cannot read", path.display()))?.len();
+    read_output_of(path, cap, what, "")
+}
+
+/// [`read_capped`] for a file that the stage `made_by` writes: a missing file is reported as "does not
+/// exist: run `made_by` first".
+pub fn read_output_of(path: &Path, cap: u64, what: &str, made_by: &str) -> Result<Vec<u8>> {
+    let len = match fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made_by.is_empty() => {
+            bail!("{what} {} does not exist: run {made_by} first", path.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("{what} {}: cannot read", path.display())),
+    };
     if len > cap {
         bail!("{what} {}: {len} bytes, at most {cap} expected", path.display());
     }
@@ -73,7 +85,7 @@ pub fn write_secret_seed(path: &Path, seed: &[u8; 32]) -> Result<()> {
 
 /// Reads the secret key seed written by [`write_secret_seed`].
 pub fn read_secret_seed(path: &Path) -> Result<[u8; 32]> {
-    let bytes = read_capped(path, 40, "secret key").context("run client_key_generation first")?;
+    let bytes = read_output_of(path, 40, "secret key", "client_key_generation")?;
     if bytes.len() != 40 || &bytes[..8] != SECRET_KEY_MAGIC {
         bail!(
             "secret key {}: not a key file of this submission (expected 40 bytes starting with MHEORGS1)",
@@ -132,18 +144,20 @@ pub fn decode_model(bytes: &[u8], path: &Path) -> Result<QuantizedNet> {
     Ok(net)
 }
 
-/// Reads a text matrix: exactly `rows` non-empty lines of `cols` values each, each value parsed by `parse`
-/// (which says what is wrong with a value). Errors name the file, the line and the column.
+/// Reads a text matrix written by the stage `made_by`: exactly `rows` non-empty lines of `cols` values each,
+/// each value parsed by `parse` (which says what is wrong with a value). Errors name the file, the line and
+/// the column.
 pub fn read_matrix<T>(
     path: &Path,
     what: &str,
+    made_by: &str,
     rows: usize,
     cols: usize,
     parse: impl Fn(&str) -> std::result::Result<T, String>,
 ) -> Result<Vec<Vec<T>>> {
     // Generous: 32 bytes per value.
     let cap = (rows * cols * 32 + 4096) as u64;
-    let bytes = read_capped(path, cap, what)?;
+    let bytes = read_output_of(path, cap, what, made_by)?;
     let text = std::str::from_utf8(&bytes).with_context(|| format!("{what} {}: not UTF-8 text", path.display()))?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.len() != rows {
@@ -183,6 +197,11 @@ pub fn write_matrix<T: std::fmt::Display>(path: &Path, what: &str, rows: &[Vec<T
         out.push('\n');
     }
     write(path, out.as_bytes(), what)
+}
+
+/// `"1 image"`, `"15 images"`.
+pub fn images(n: usize) -> String {
+    if n == 1 { "1 image".into() } else { format!("{n} images") }
 }
 
 /// Parses a pixel of the harness's `test_pixels.txt`: a number in `[0, 1]`.

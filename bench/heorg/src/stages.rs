@@ -107,13 +107,23 @@ pub fn server_preprocess_model(root: &Path) -> Result<()> {
 pub fn client_preprocess_input(layout: &Layout) -> Result<()> {
     let t = Instant::now();
     let n = layout.instance().batch_size();
-    let pixels = files::read_matrix(&layout.test_pixels_file(), "test input", n, PIXELS, files::parse_pixel)?;
+    let pixels = files::read_matrix(
+        &layout.test_pixels_file(),
+        "test input",
+        "harness/generate_input.py",
+        n,
+        PIXELS,
+        files::parse_pixel,
+    )?;
     let model = load_model()?;
     let quantized =
         pixels.iter().map(|p| model.network.quantize_image(p)).collect::<Result<Vec<_>, _>>().context("quantize")?;
     files::ensure_dir(&layout.io_intermediate_dir())?;
     files::write_matrix(&layout.quantized_inputs_file(), "quantized input", &quantized)?;
-    log("client", format_args!("{n} images quantized to 0..={} in {:.3} s", model.network.input_levels, secs(t)));
+    log(
+        "client",
+        format_args!("{} quantized to 0..={} in {:.3} s", files::images(n), model.network.input_levels, secs(t)),
+    );
     Ok(())
 }
 
@@ -123,9 +133,14 @@ pub fn client_preprocess_input(layout: &Layout) -> Result<()> {
 pub fn client_encode_encrypt_input(layout: &Layout) -> Result<()> {
     let t = Instant::now();
     let n = layout.instance().batch_size();
-    let images =
-        files::read_matrix(&layout.quantized_inputs_file(), "quantized input", n, PIXELS, files::parse_int_in(0, 255))
-            .context("run client_preprocess_input first")?;
+    let images = files::read_matrix(
+        &layout.quantized_inputs_file(),
+        "quantized input",
+        "client_preprocess_input",
+        n,
+        PIXELS,
+        files::parse_int_in(0, 255),
+    )?;
     let client = client(layout)?;
     files::fresh_dir(&layout.upload_dir())?;
     let packing = layout.instance().packing();
@@ -143,14 +158,14 @@ pub fn client_encode_encrypt_input(layout: &Layout) -> Result<()> {
             }
         }
     }
-    log("client", format_args!("{n} images encrypted ({}) in {:.3} s", packing.name(), secs(t)));
+    log("client", format_args!("{} encrypted ({}) in {:.3} s", files::images(n), packing.name(), secs(t)));
     Ok(())
 }
 
 /// Decodes the input ciphertexts of one image, naming the file in errors.
 fn read_image_ciphertexts(path: &Path) -> Result<Vec<Ciphertext>> {
     let cap = (MAX_CIPHERTEXTS * (MAX_CIPHERTEXT_BYTES + 4) + 64) as u64;
-    let bytes = files::read_capped(path, cap, "encrypted image").context("run client_encode_encrypt_input first")?;
+    let bytes = files::read_output_of(path, cap, "encrypted image", "client_encode_encrypt_input")?;
     wire::decode_ciphertexts(&bytes, INPUT_CIPHERTEXTS, INPUT_LEVEL)
         .with_context(|| format!("encrypted image {}", path.display()))
 }
@@ -161,8 +176,8 @@ fn read_image_ciphertexts(path: &Path) -> Result<Vec<Ciphertext>> {
 pub fn server_encrypted_compute(layout: &Layout) -> Result<()> {
     let t = Instant::now();
     let model_file = Layout::preprocessed_model_file(layout.root());
-    let bytes = files::read_capped(&model_file, files::MODEL_BYTES as u64, "preprocessed model")
-        .context("run server_preprocess_model first")?;
+    let bytes =
+        files::read_output_of(&model_file, files::MODEL_BYTES as u64, "preprocessed model", "server_preprocess_model")?;
     let net = files::decode_model(&bytes, &model_file)?;
     let keys_file = layout.eval_keys_file();
     let packing = layout.instance().packing();
@@ -170,11 +185,14 @@ pub fn server_encrypted_compute(layout: &Layout) -> Result<()> {
     files::fresh_dir(&layout.download_dir())?;
     match packing {
         Packing::PerImage => {
-            let bytes = files::read_capped(&keys_file, MAX_KEYS_BYTES as u64, "evaluation keys")
-                .context("run client_key_generation first")?;
+            let bytes =
+                files::read_output_of(&keys_file, MAX_KEYS_BYTES as u64, "evaluation keys", "client_key_generation")?;
             let keys = wire::decode_keys(&bytes).with_context(|| format!("evaluation keys {}", keys_file.display()))?;
             let evaluator = Evaluator::new(&net).context("encode the model's weights")?;
-            log("server", format_args!("ready after {:.3} s; evaluating {} images", secs(t), layout.chunks().len()));
+            log(
+                "server",
+                format_args!("ready after {:.3} s; evaluating {}", secs(t), files::images(layout.chunks().len())),
+            );
             (0..layout.chunks().len()).into_par_iter().try_for_each(|i| {
                 let input = layout.upload_file(i);
                 let cts = read_image_ciphertexts(&input)?;
@@ -206,8 +224,7 @@ pub fn client_decrypt_decode(layout: &Layout) -> Result<()> {
             .map(|i| {
                 let path = layout.download_file(i);
                 let cap = (MAX_CIPHERTEXTS * (MAX_CIPHERTEXT_BYTES + 4) + 64) as u64;
-                let bytes =
-                    files::read_capped(&path, cap, "encrypted result").context("run server_encrypted_compute first")?;
+                let bytes = files::read_output_of(&path, cap, "encrypted result", "server_encrypted_compute")?;
                 let cts = wire::decode_ciphertexts(&bytes, OUTPUT_CIPHERTEXTS, OUTPUT_LEVEL)
                     .with_context(|| format!("encrypted result {}", path.display()))?;
                 client.decrypt(&cts).with_context(|| format!("decrypt {}", path.display()))
@@ -217,7 +234,7 @@ pub fn client_decrypt_decode(layout: &Layout) -> Result<()> {
     };
     files::ensure_dir(&layout.io_intermediate_dir())?;
     files::write_matrix(&layout.logits_file(), "logits", &logits)?;
-    log("client", format_args!("{} results decrypted in {:.3} s", logits.len(), secs(t)));
+    log("client", format_args!("{} decrypted in {:.3} s", files::images(logits.len()), secs(t)));
     Ok(())
 }
 
@@ -225,9 +242,14 @@ pub fn client_decrypt_decode(layout: &Layout) -> Result<()> {
 /// ties), one per line in `io/<name>/encrypted_model_predictions.txt` — the file the harness scores.
 pub fn client_postprocess(layout: &Layout) -> Result<()> {
     let n = layout.instance().batch_size();
-    let logits =
-        files::read_matrix(&layout.logits_file(), "logits", n, CLASSES, files::parse_int_in(i64::MIN, i64::MAX))
-            .context("run client_decrypt_decode first")?;
+    let logits = files::read_matrix(
+        &layout.logits_file(),
+        "logits",
+        "client_decrypt_decode",
+        n,
+        CLASSES,
+        files::parse_int_in(i64::MIN, i64::MAX),
+    )?;
     let labels: Vec<Vec<usize>> = logits.iter().map(|l| vec![argmax(l)]).collect();
     files::write_matrix(&layout.predictions_file(), "predictions", &labels)
 }
