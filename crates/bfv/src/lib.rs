@@ -10,6 +10,7 @@
 //! Unlike MORE, a BFV ciphertext hides its plaintext under the ring-LWE assumption: the server computes
 //! with ring operations only and learns nothing; the price is measured in `docs/bfv.md`.
 
+pub mod batch;
 pub mod layout;
 pub mod model;
 pub mod network;
@@ -17,6 +18,7 @@ pub mod params;
 pub mod scheme;
 pub mod wire;
 
+pub use batch::{BatchEvaluator, BatchKeys};
 pub use model::BfvModel;
 pub use network::{FloatNet, QuantizedNet, Ranges};
 pub use scheme::{Client, EvalKeys, Evaluator};

@@ -12,7 +12,8 @@ use fhe::bfv::{
     BfvParameters, Ciphertext, Encoding, EvaluationKey, EvaluationKeyBuilder, Plaintext, RelinearizationKey, SecretKey,
 };
 use fhe_traits::{FheDecoder, FheDecrypter, FheEncoder, FheEncrypter};
-use rand::{CryptoRng, RngCore};
+use rand::{CryptoRng, RngCore, SeedableRng};
+use rand_chacha::ChaCha20Rng;
 
 use crate::layout::{
     self, DENSE_ROTATIONS, HALF_ROW_ROTATION, INPUT_CIPHERTEXTS, OUTPUT_CIPHERTEXTS, from_mod, logit_position,
@@ -21,7 +22,7 @@ use crate::network::{CLASSES, QuantizedNet};
 use crate::params::{DENSE_LEVEL, INPUT_LEVEL, OUTPUT_LEVEL, PLAINTEXT_MODULUS, parameters};
 use crate::{BfvError, Result};
 
-fn fhe_err(what: &str) -> impl Fn(fhe::Error) -> BfvError + '_ {
+pub(crate) fn fhe_err(what: &str) -> impl Fn(fhe::Error) -> BfvError + '_ {
     move |e| BfvError::Fhe(format!("{what}: {e}"))
 }
 
@@ -43,6 +44,20 @@ impl Client {
         let par = parameters();
         let sk = SecretKey::random(&par, rng);
         Client { par, sk }
+    }
+
+    /// The secret key derived from a 32-byte secret seed (a ChaCha20 stream): a client that stores its
+    /// key as a file stores the seed. The seed must come from a CSPRNG and stays as secret as the key.
+    pub fn from_seed(seed: [u8; 32]) -> Client {
+        Client::new(&mut ChaCha20Rng::from_seed(seed))
+    }
+
+    pub(crate) fn secret(&self) -> &SecretKey {
+        &self.sk
+    }
+
+    pub(crate) fn parameters(&self) -> &Arc<BfvParameters> {
+        &self.par
     }
 
     /// The evaluation keys the server needs (public): relinearisation, the two rotations that gather the

@@ -9,13 +9,22 @@
 //! keys:        "MBFVKEY1" | fingerprint u64 | 3 × (len u32 | bytes)      relinearisation, rotations at the
 //!                                                                         input level, rotations at the dense level
 //! ciphertexts: "MBFVCTX1" | fingerprint u64 | level u8 | count u16 | count × (len u32 | bytes)
+//! batch keys:  "MBFVKEYB" | fingerprint u64 | (len u32 | bytes)                relinearisation at the batch level
+//! batch:       "MBFVBAT1" | fingerprint u64 | level u8 | images u16 | count u16 | count × (len u32 | bytes)
 //! ```
+//!
+//! A batch (the slot-per-image packing of [`crate::batch`]) carries 784 input ciphertexts or 10 results; its
+//! `images` field says how many of the 8,192 slots hold images.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use fhe::bfv::{Ciphertext, EvaluationKey, RelinearizationKey};
 use fhe_traits::{DeserializeParametrized, Serialize};
 
+use crate::batch::{
+    BATCH_INPUT_CIPHERTEXTS, BATCH_INPUT_LEVEL, BATCH_OUTPUT_CIPHERTEXTS, BATCH_OUTPUT_LEVEL, BatchKeys,
+    check_batch_size,
+};
 use crate::params::{fingerprint, parameters};
 // The keys are the scheme's (made by `Client::eval_keys`, used by `Evaluator::evaluate`); this module only
 // frames them, and names them here too (`more_bfv::wire::EvalKeys`).
@@ -33,6 +42,15 @@ pub const MAX_KEYS_BYTES: usize = 8 << 20;
 pub const MAX_CIPHERTEXT_BYTES: usize = 512 << 10;
 /// Most ciphertexts in one message.
 pub const MAX_CIPHERTEXTS: usize = 16;
+/// Magic of a batch key message.
+pub const BATCH_KEYS_MAGIC: &[u8; 8] = b"MBFVKEYB";
+/// Magic of a batch of ciphertexts.
+pub const BATCH_MAGIC: &[u8; 8] = b"MBFVBAT1";
+/// Largest input ciphertext of a batch (a fresh one at the batch level is about 135 KB; a result, at a
+/// lower level but without a seed, about 176 KB, is held to [`MAX_CIPHERTEXT_BYTES`]).
+pub const MAX_BATCH_CIPHERTEXT_BYTES: usize = 160 << 10;
+/// Largest batch message: 784 ciphertexts (about 106 MB).
+pub const MAX_BATCH_BYTES: usize = BATCH_INPUT_CIPHERTEXTS * (MAX_BATCH_CIPHERTEXT_BYTES + 4) + 21;
 
 /// Runs an fhe.rs parser on untrusted bytes: its errors and panics both become [`BfvError::Wire`].
 fn parse<T>(what: &str, f: impl FnOnce() -> std::result::Result<T, fhe::Error>) -> Result<T> {
@@ -147,23 +165,113 @@ pub fn decode_ciphertexts(bytes: &[u8], count: usize, level: usize) -> Result<Ve
             "{got_count} ciphertexts at level {got_level}; expected {count} at level {level}"
         )));
     }
-    let par = parameters();
     let blobs = (0..count).map(|_| r.blob("ciphertext", MAX_CIPHERTEXT_BYTES)).collect::<Result<Vec<_>>>()?;
     if !r.bytes.is_empty() {
         return Err(BfvError::Wire(format!("{} trailing bytes", r.bytes.len())));
     }
-    blobs
-        .into_iter()
-        .map(|blob| {
-            let ct = parse("ciphertext", || Ciphertext::from_bytes(blob, &par))?;
-            if ct.len() != 2 {
-                return Err(BfvError::Wire(format!("a ciphertext of {} polynomials; expected 2", ct.len())));
-            }
-            let ct_level = parse("ciphertext", || par.level_of_context(ct[0].ctx()))?;
-            if ct_level != level {
-                return Err(BfvError::Wire(format!("a ciphertext at level {ct_level}; expected {level}")));
-            }
-            Ok(ct)
-        })
-        .collect()
+    blobs.into_iter().map(|blob| parse_ciphertext(blob, level)).collect()
+}
+
+/// Parses one ciphertext of two polynomials and checks its level.
+fn parse_ciphertext(blob: &[u8], level: usize) -> Result<Ciphertext> {
+    let par = parameters();
+    let ct = parse("ciphertext", || Ciphertext::from_bytes(blob, &par))?;
+    if ct.len() != 2 {
+        return Err(BfvError::Wire(format!("a ciphertext of {} polynomials; expected 2", ct.len())));
+    }
+    let ct_level = parse("ciphertext", || par.level_of_context(ct[0].ctx()))?;
+    if ct_level != level {
+        return Err(BfvError::Wire(format!("a ciphertext at level {ct_level}; expected {level}")));
+    }
+    Ok(ct)
+}
+
+/// Encodes the batch key.
+pub fn encode_batch_keys(keys: &BatchKeys) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 << 20);
+    out.extend_from_slice(BATCH_KEYS_MAGIC);
+    out.extend_from_slice(&fingerprint().to_le_bytes());
+    put_blob(&mut out, &keys.relin.to_bytes());
+    out
+}
+
+/// Decodes the batch key and checks that it relinearises ciphertexts at the batch level.
+pub fn decode_batch_keys(bytes: &[u8]) -> Result<BatchKeys> {
+    let mut r = Reader { bytes };
+    r.header(BATCH_KEYS_MAGIC, MAX_KEYS_BYTES)?;
+    let relin_bytes = r.blob("relinearisation key", MAX_KEYS_BYTES)?;
+    if !r.bytes.is_empty() {
+        return Err(BfvError::Wire(format!("{} trailing bytes", r.bytes.len())));
+    }
+    let par = parameters();
+    let relin = parse("relinearisation key", || RelinearizationKey::from_bytes(relin_bytes, &par))?;
+    // Relinearise a zero product at the batch level: a key made for another level is refused here rather
+    // than after the evaluation's work.
+    let probe = parse("relinearisation key", || {
+        let ctx = par.context_at_level(BATCH_INPUT_LEVEL)?;
+        let zero = fhe_math::rq::Poly::zero(ctx, fhe_math::rq::Representation::Ntt);
+        let mut ct = Ciphertext::new(vec![zero.clone(), zero.clone(), zero], &par)?;
+        relin.relinearizes(&mut ct)
+    });
+    probe.map_err(|e| BfvError::Wire(format!("not a key for the batch level {BATCH_INPUT_LEVEL}: {e}")))?;
+    Ok(BatchKeys { relin })
+}
+
+/// Whether `bytes` start like a batch key message (so that one key store can hold both kinds).
+pub fn is_batch_keys(bytes: &[u8]) -> bool {
+    bytes.starts_with(BATCH_KEYS_MAGIC)
+}
+
+fn encode_batch_at(cts: &[Ciphertext], images: usize, level: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(cts.len() * 140_000 + 32);
+    out.extend_from_slice(BATCH_MAGIC);
+    out.extend_from_slice(&fingerprint().to_le_bytes());
+    out.push(level as u8);
+    out.extend_from_slice(&(images as u16).to_le_bytes());
+    out.extend_from_slice(&(cts.len() as u16).to_le_bytes());
+    for ct in cts {
+        put_blob(&mut out, &ct.to_bytes());
+    }
+    out
+}
+
+fn decode_batch_at(bytes: &[u8], count: usize, level: usize, cap: usize) -> Result<(usize, Vec<Ciphertext>)> {
+    let mut r = Reader { bytes };
+    r.header(BATCH_MAGIC, MAX_BATCH_BYTES)?;
+    let got_level = r.take(1, "level")?[0] as usize;
+    let images = u16::from_le_bytes(r.take(2, "images")?.try_into().expect("2 bytes")) as usize;
+    let got_count = u16::from_le_bytes(r.take(2, "count")?.try_into().expect("2 bytes")) as usize;
+    if got_level != level || got_count != count {
+        return Err(BfvError::Wire(format!(
+            "a batch of {got_count} ciphertexts at level {got_level}; expected {count} at level {level}"
+        )));
+    }
+    check_batch_size(images).map_err(|e| BfvError::Wire(e.to_string()))?;
+    let blobs = (0..count).map(|_| r.blob("ciphertext", cap)).collect::<Result<Vec<_>>>()?;
+    if !r.bytes.is_empty() {
+        return Err(BfvError::Wire(format!("{} trailing bytes", r.bytes.len())));
+    }
+    let cts = blobs.into_iter().map(|blob| parse_ciphertext(blob, level)).collect::<Result<Vec<_>>>()?;
+    Ok((images, cts))
+}
+
+/// Encodes a batch's 784 input ciphertexts holding `images` images.
+pub fn encode_batch(cts: &[Ciphertext], images: usize) -> Vec<u8> {
+    encode_batch_at(cts, images, BATCH_INPUT_LEVEL)
+}
+
+/// Decodes a batch of input ciphertexts: the number of images and exactly 784 ciphertexts of two
+/// polynomials at the batch level.
+pub fn decode_batch(bytes: &[u8]) -> Result<(usize, Vec<Ciphertext>)> {
+    decode_batch_at(bytes, BATCH_INPUT_CIPHERTEXTS, BATCH_INPUT_LEVEL, MAX_BATCH_CIPHERTEXT_BYTES)
+}
+
+/// Encodes a batch's 10 result ciphertexts.
+pub fn encode_batch_result(cts: &[Ciphertext], images: usize) -> Vec<u8> {
+    encode_batch_at(cts, images, BATCH_OUTPUT_LEVEL)
+}
+
+/// Decodes a batch's result: the number of images and the 10 result ciphertexts.
+pub fn decode_batch_result(bytes: &[u8]) -> Result<(usize, Vec<Ciphertext>)> {
+    decode_batch_at(bytes, BATCH_OUTPUT_CIPHERTEXTS, BATCH_OUTPUT_LEVEL, MAX_CIPHERTEXT_BYTES)
 }

@@ -40,6 +40,14 @@ pub struct BenchArgs {
     /// `bfv` only: the number of test images (default 200).
     #[arg(long)]
     pub limit: Option<usize>,
+    /// `bfv` only: classify this many test images at once and report the amortized cost per image (the
+    /// slot-per-image packing from 170 images on, up to 8,192 images per set of ciphertexts).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// `bfv --batch` only: `slots` (one image per SIMD slot), `image` (the single-image packing, images in
+    /// parallel) or `auto` (slots from 170 images on).
+    #[arg(long, value_enum, default_value_t = super::bfv_batch::Packing::Auto)]
+    pub packing: super::bfv_batch::Packing,
     /// `more` (the default) or `bfv` (MNIST only: `more bench mnist --scheme bfv` is `more bench bfv`).
     #[arg(long, value_enum, default_value_t = Scheme::More)]
     pub scheme: Scheme,
@@ -108,6 +116,23 @@ pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
             "--seconds applies to {}, not bfv (use --limit to time fewer test images)",
             tasks::and_list(tasks::ALL.iter().filter(|t| t.classifier().is_some()).map(|t| t.name()))
         ),
+        Scheme::Bfv if given.has("limit") && given.has("batch") => {
+            anyhow::bail!("--limit and --batch both say how many images: give one (--batch N classifies N at once)")
+        }
+        Scheme::Bfv if args.batch.is_some() => {
+            super::bfv::require_task(task.name())?;
+            return super::bfv_batch::bench(
+                args.model.as_deref(),
+                Some(&args.data.dir()),
+                args.batch.unwrap_or_default(),
+                args.packing,
+                args.json.json,
+            );
+        }
+        Scheme::More if given.has("batch") || given.has("packing") => {
+            anyhow::bail!("--batch and --packing apply to bfv, not {}", task.name())
+        }
+        Scheme::Bfv if given.has("packing") => anyhow::bail!("--packing applies with --batch N"),
         Scheme::Bfv => {
             super::bfv::require_task(task.name())?;
             return super::bfv::bench(args.model.as_deref(), Some(&args.data.dir()), args.limit, args.json.json);

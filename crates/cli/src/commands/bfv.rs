@@ -103,7 +103,7 @@ fn float_weights(model: &Model) -> Result<[Vec<f32>; 4]> {
 }
 
 /// The MNIST test images as rows of 784 values in `[0, 1]`, and labels.
-fn test_images(data_dir: Option<&Path>, limit: Option<usize>) -> Result<(Vec<Vec<f32>>, Vec<u8>)> {
+pub(super) fn test_images(data_dir: Option<&Path>, limit: Option<usize>) -> Result<(Vec<Vec<f32>>, Vec<u8>)> {
     let dir = paths::data_dir(data_dir);
     let test = crate::tasks::mnist::load(&dir, "test", limit)?;
     let rows = test.inputs.as_slice().context("inputs not contiguous")?.chunks(784).map(<[f32]>::to_vec).collect();
@@ -111,7 +111,11 @@ fn test_images(data_dir: Option<&Path>, limit: Option<usize>) -> Result<(Vec<Vec
 }
 
 /// The integer network on every image: (correct, predictions, logits, ranges).
-fn simulate(net: &QuantizedNet, images: &[Vec<f32>], labels: &[u8]) -> Result<(usize, Vec<Vec<i64>>, Ranges)> {
+pub(super) fn simulate(
+    net: &QuantizedNet,
+    images: &[Vec<f32>],
+    labels: &[u8],
+) -> Result<(usize, Vec<Vec<i64>>, Ranges)> {
     let results = images
         .par_iter()
         .map(|img| Ok(net.forward(&net.quantize_image(img)?)))

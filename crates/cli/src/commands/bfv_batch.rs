@@ -1,0 +1,238 @@
+//! `more bench bfv --batch N`: many MNIST test images classified under BFV at once, end to end (keys,
+//! encryption, serialisation, the server's evaluation, decryption), with the amortized cost per image — the
+//! figure the HomomorphicEncryption.org ML-inference benchmark compares.
+//!
+//! Large batches use the slot-per-image packing (`more_bfv::batch`: up to 8,192 images per set of
+//! ciphertexts); below `BATCH_CROSSOVER` images, or with `--packing image`, each image goes through the
+//! single-image packing, the images spread over the cores.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{Result, ensure};
+use clap::ValueEnum;
+use rayon::prelude::*;
+
+use more_bfv::batch::{BATCH_CROSSOVER, BATCH_SLOTS};
+use more_bfv::network::argmax;
+use more_bfv::params::{INPUT_LEVEL, OUTPUT_LEVEL, scheme_info};
+use more_bfv::wire::{
+    decode_batch, decode_batch_keys, decode_batch_result, decode_ciphertexts, decode_keys, encode_batch,
+    encode_batch_keys, encode_batch_result, encode_ciphertexts, encode_keys,
+};
+use more_bfv::{BatchEvaluator, BfvModel, Client, Evaluator};
+
+use super::bfv::{simulate, test_images};
+use crate::paths;
+
+/// How `--batch` packs the images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Packing {
+    /// Slots below the crossover, else single images.
+    Auto,
+    /// One image per SIMD slot, up to 8,192 images per set of ciphertexts (throughput).
+    Slots,
+    /// The single-image packing, one image per set of 7 ciphertexts (latency).
+    Image,
+}
+
+impl Packing {
+    fn resolve(self, images: usize) -> Packing {
+        match self {
+            Packing::Auto if images >= BATCH_CROSSOVER => Packing::Slots,
+            Packing::Auto => Packing::Image,
+            p => p,
+        }
+    }
+}
+
+/// What one run measured (seconds are wall clock on all cores).
+#[derive(Debug, Default)]
+struct Totals {
+    logits: Vec<Vec<i64>>,
+    keygen_s: f64,
+    client_encrypt_s: f64,
+    server_s: f64,
+    client_decrypt_s: f64,
+    upload_bytes: usize,
+    download_bytes: usize,
+    eval_key_bytes: usize,
+    batches: usize,
+}
+
+/// `more bench bfv --batch N [--packing P] [--json]`.
+pub fn bench(
+    model_path: Option<&Path>,
+    data_dir: Option<&Path>,
+    batch: usize,
+    packing: Packing,
+    json: bool,
+) -> Result<()> {
+    ensure!(batch > 0, "--batch must be at least 1");
+    let model = BfvModel::load(model_path.map_or_else(|| paths::bundled(paths::BFV_MODEL), Path::to_path_buf))?;
+    let (images, labels) = test_images(data_dir, Some(batch))?;
+    let n = labels.len();
+    ensure!(n == batch, "--batch {batch}: the test set has {n} images");
+    let net = &model.network;
+    let quantized = images.iter().map(|img| net.quantize_image(img)).collect::<Result<Vec<_>, _>>()?;
+    let (int_correct, int_logits, _) = simulate(net, &images, &labels)?;
+    let packing = packing.resolve(n);
+    let started = Instant::now();
+    let t = match packing {
+        Packing::Slots => run_slots(net, &quantized, json)?,
+        _ => run_images(net, &quantized)?,
+    };
+    let end_to_end_s = started.elapsed().as_secs_f64();
+    let correct = t.logits.iter().zip(&labels).filter(|(l, y)| argmax(l) == **y as usize).count();
+    let agree = t.logits.iter().zip(&int_logits).filter(|(a, b)| argmax(a) == argmax(b)).count();
+    let exact = t.logits.iter().zip(&int_logits).filter(|(a, b)| a == b).count();
+    let info = scheme_info();
+    let out = serde_json::json!({
+        "task": "bfv",
+        "model": model.id,
+        "images": n,
+        "packing": if packing == Packing::Slots { "slots" } else { "image" },
+        "batches": t.batches,
+        "accuracy": correct as f64 / n as f64,
+        "integer_accuracy": int_correct as f64 / n as f64,
+        "argmax_agreement": agree,
+        "exact_logits": exact,
+        "server_s": t.server_s,
+        "client_keygen_s": t.keygen_s,
+        "client_encrypt_s": t.client_encrypt_s,
+        "client_decrypt_s": t.client_decrypt_s,
+        "end_to_end_s": end_to_end_s,
+        "ms_per_image_amortized": t.server_s * 1e3 / n as f64,
+        "end_to_end_ms_per_image": end_to_end_s * 1e3 / n as f64,
+        "upload_bytes": t.upload_bytes,
+        "download_bytes": t.download_bytes,
+        "eval_key_bytes": t.eval_key_bytes,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "threads": rayon::current_num_threads(),
+        "security_bits": info.security_bits,
+        "ring_degree": info.ring_degree,
+        "ciphertext_modulus_bits": info.ciphertext_modulus_bits,
+        "plaintext_moduli": [info.plaintext_modulus],
+    });
+    if json {
+        println!("{out}");
+    } else {
+        println!(
+            "{}: {n} images under BFV ({} packing, {} batch(es)), {:.2}% correct (integer network {:.2}%), same \
+             argmax {agree} / {n}, identical logits {exact} / {n}\n  server {:.2} s ({:.3} ms / image \
+             amortized), client: keys {:.2} s, encrypt {:.2} s, decrypt {:.2} s; end to end {:.2} s\n  upload {} \
+             MB, download {} MB, evaluation keys {} MB; {}-bit security, N = {}",
+            model.id,
+            out["packing"].as_str().unwrap_or_default(),
+            t.batches,
+            100.0 * correct as f64 / n as f64,
+            100.0 * int_correct as f64 / n as f64,
+            t.server_s,
+            t.server_s * 1e3 / n as f64,
+            t.keygen_s,
+            t.client_encrypt_s,
+            t.client_decrypt_s,
+            end_to_end_s,
+            mb(t.upload_bytes),
+            mb(t.download_bytes),
+            mb(t.eval_key_bytes),
+            info.security_bits,
+            info.ring_degree
+        );
+    }
+    Ok(())
+}
+
+fn mb(bytes: usize) -> String {
+    format!("{:.1}", bytes as f64 / 1e6)
+}
+
+/// The slot-per-image packing: batches of at most 8,192 images, as equal as possible.
+fn run_slots(net: &more_bfv::QuantizedNet, images: &[Vec<i64>], quiet: bool) -> Result<Totals> {
+    let mut rng = rand::rng();
+    let mut t = Totals::default();
+    let t0 = Instant::now();
+    let client = Client::new(&mut rng);
+    let key_bytes = encode_batch_keys(&client.batch_keys(&mut rng)?);
+    t.keygen_s = t0.elapsed().as_secs_f64();
+    t.eval_key_bytes = key_bytes.len();
+    // Server side: keys as uploaded, the network's biases encoded once.
+    let t0 = Instant::now();
+    let keys = decode_batch_keys(&key_bytes)?;
+    let ev = BatchEvaluator::new(net)?;
+    t.server_s += t0.elapsed().as_secs_f64();
+    t.batches = images.len().div_ceil(BATCH_SLOTS);
+    let per = images.len().div_ceil(t.batches);
+    for (b, chunk) in images.chunks(per).enumerate() {
+        let t0 = Instant::now();
+        let upload = encode_batch(&client.encrypt_batch(chunk, &mut rng)?, chunk.len());
+        t.client_encrypt_s += t0.elapsed().as_secs_f64();
+        t.upload_bytes += upload.len();
+        let t0 = Instant::now();
+        let (count, cts) = decode_batch(&upload)?;
+        drop(upload);
+        let last_tenth = AtomicUsize::new(0);
+        let progress = |done: usize, total: usize| {
+            let tenth = done * 10 / total;
+            if !quiet && last_tenth.fetch_max(tenth, Ordering::Relaxed) < tenth {
+                eprintln!("batch {} of {}: {}% of {total} hidden values", b + 1, t.batches, tenth * 10);
+            }
+        };
+        let download = encode_batch_result(&ev.evaluate(&keys, &cts, &progress)?, count);
+        drop(cts);
+        t.server_s += t0.elapsed().as_secs_f64();
+        t.download_bytes += download.len();
+        let t0 = Instant::now();
+        let (count, out) = decode_batch_result(&download)?;
+        t.logits.extend(client.decrypt_batch(&out, count)?);
+        t.client_decrypt_s += t0.elapsed().as_secs_f64();
+    }
+    Ok(t)
+}
+
+/// The single-image packing, images in parallel: each phase timed over all images.
+fn run_images(net: &more_bfv::QuantizedNet, images: &[Vec<i64>]) -> Result<Totals> {
+    let mut rng = rand::rng();
+    let mut t = Totals { batches: images.len(), ..Totals::default() };
+    let t0 = Instant::now();
+    let client = Client::new(&mut rng);
+    let key_bytes = encode_keys(&client.eval_keys(&mut rng)?);
+    t.keygen_s = t0.elapsed().as_secs_f64();
+    t.eval_key_bytes = key_bytes.len();
+    let t0 = Instant::now();
+    let keys = decode_keys(&key_bytes)?;
+    let ev = Evaluator::new(net)?;
+    t.server_s += t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let uploads = images
+        .par_iter()
+        .map(|x| Ok(encode_ciphertexts(&client.encrypt(x, &mut rand::rng())?, INPUT_LEVEL)))
+        .collect::<Result<Vec<_>>>()?;
+    t.client_encrypt_s = t0.elapsed().as_secs_f64();
+    t.upload_bytes = uploads.iter().map(Vec::len).sum();
+    let t0 = Instant::now();
+    let downloads = uploads
+        .par_iter()
+        .map(|u| {
+            let cts = decode_ciphertexts(u, more_bfv::layout::INPUT_CIPHERTEXTS, INPUT_LEVEL)?;
+            Ok(encode_ciphertexts(&ev.evaluate(&keys, &cts)?, OUTPUT_LEVEL))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    t.server_s += t0.elapsed().as_secs_f64();
+    t.download_bytes = downloads.iter().map(Vec::len).sum();
+    let t0 = Instant::now();
+    t.logits = downloads
+        .par_iter()
+        .map(|d| Ok(client.decrypt(&decode_ciphertexts(d, more_bfv::layout::OUTPUT_CIPHERTEXTS, OUTPUT_LEVEL)?)?))
+        .collect::<Result<Vec<_>>>()?;
+    t.client_decrypt_s = t0.elapsed().as_secs_f64();
+    Ok(t)
+}
+
+/// This process's peak resident set (`VmHWM` on Linux), if known.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
