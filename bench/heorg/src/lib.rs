@@ -15,8 +15,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
-use more_bfv::Client;
-use rand::SeedableRng;
 
 mod batch;
 pub mod files;
@@ -25,16 +23,7 @@ pub mod stages;
 
 pub use layout::{Instance, Layout, Packing};
 
-/// Images per slot-per-image batch (one per SIMD slot).
-pub const BATCH_SLOTS: usize = more_bfv::params::RING_DEGREE;
-/// Below this many images the per-image packing costs the server less than a batch.
-pub const BATCH_CROSSOVER: usize = 170;
-
-/// The client whose secret key is derived from `seed` (a ChaCha20 stream seeded with it), so that the key
-/// can be stored as its seed.
-pub fn client_from_seed(seed: [u8; 32]) -> Client {
-    Client::new(&mut rand_chacha::ChaCha20Rng::from_seed(seed))
-}
+pub use more_bfv::batch::{BATCH_CROSSOVER, BATCH_SLOTS};
 
 /// The seven executables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

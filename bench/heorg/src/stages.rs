@@ -54,14 +54,14 @@ pub fn load_model() -> Result<BfvModel> {
 /// The client rebuilt from the seed in `io/<name>/secret_key`.
 fn client(layout: &Layout) -> Result<Client> {
     let seed = files::read_secret_seed(&layout.secret_key_file())?;
-    Ok(crate::client_from_seed(seed))
+    Ok(Client::from_seed(seed))
 }
 
-fn log(side: &str, msg: std::fmt::Arguments<'_>) {
+pub(crate) fn log(side: &str, msg: std::fmt::Arguments<'_>) {
     println!("         [{side}] {msg}");
 }
 
-fn secs(t: Instant) -> f64 {
+pub(crate) fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
@@ -73,7 +73,7 @@ pub fn client_key_generation(layout: &Layout) -> Result<()> {
     let mut rng = rand::rng();
     let mut seed = [0u8; 32];
     rng.fill_bytes(&mut seed);
-    let client = crate::client_from_seed(seed);
+    let client = Client::from_seed(seed);
     files::fresh_dir(&layout.secret_key_dir())?;
     files::write_secret_seed(&layout.secret_key_file(), &seed)?;
     let packing = layout.instance().packing();

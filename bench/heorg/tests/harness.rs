@@ -1,7 +1,8 @@
 //! The seven executables run the way the suite's harness runs them (`harness/run_submission.py`: same
 //! order, arguments, working directory and file layout) on MNIST test images, for instances 0 (1 image) and
-//! 1 (15 images): the decrypted logits equal the exact integer network's, and the predictions file the
-//! harness scores holds its labels.
+//! 1 (15 images), both in the per-image packing: the decrypted logits equal the exact integer network's, and
+//! the predictions file the harness scores holds its labels. Instance 2 (1,000 images, the slot-per-image
+//! packing) takes longer and is ignored by default: `cargo test -p more-heorg -- --ignored`.
 
 mod common;
 
@@ -31,7 +32,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Runs instance `instance` on MNIST test images `first..first + count` and checks everything the harness
 /// and the exact integer network say.
-fn instance_end_to_end(instance: usize, first: usize, count: usize) {
+fn instance_end_to_end(instance: usize, first: usize, count: usize, files: usize) {
     let name = NAMES[instance];
     let tmp = TempRoot::new(name);
     let root = tmp.path();
@@ -53,8 +54,8 @@ fn instance_end_to_end(instance: usize, first: usize, count: usize) {
     run_ok(root, "client_postprocess", &[&arg]);
 
     // What the harness measures and reads.
-    assert_eq!(files_in(&io.join("ciphertexts_upload")).len(), count, "one upload file per image");
-    assert_eq!(files_in(&io.join("ciphertexts_download")).len(), count, "one result file per image");
+    assert_eq!(files_in(&io.join("ciphertexts_upload")).len(), files, "upload files");
+    assert_eq!(files_in(&io.join("ciphertexts_download")).len(), files, "result files");
     let seed = &std::fs::read(io.join("secret_key/secret_key_seed.bin")).unwrap()[8..];
     assert_eq!(seed.len(), 32);
     for file in files_in(&io.join("public_keys")).iter().chain(&files_in(&io.join("ciphertexts_upload"))) {
@@ -88,10 +89,16 @@ fn instance_end_to_end(instance: usize, first: usize, count: usize) {
 
 #[test]
 fn instance_0_single_image() {
-    instance_end_to_end(0, 0, 1);
+    instance_end_to_end(0, 0, 1, 1);
 }
 
 #[test]
 fn instance_1_fifteen_images() {
-    instance_end_to_end(1, 100, 15);
+    instance_end_to_end(1, 100, 15, 15);
+}
+
+#[test]
+#[ignore = "about a minute: one slot-per-image batch"]
+fn instance_2_thousand_images_in_one_batch() {
+    instance_end_to_end(2, 2000, 1000, 1);
 }

@@ -117,6 +117,32 @@ fn damaged_server_inputs_are_refused_with_a_clear_error() {
     }
     assert_eq!(std::fs::read(&model).unwrap(), good_model, "a refused model leaves the preprocessed one alone");
 
+    // The slot-per-image path (instance 2): its keys and batch files, damaged. Only the checks before the
+    // evaluation run, so no batch needs to be encrypted.
+    run_ok(root, "client_key_generation", &["2"]);
+    let batch_io = root.join("io/medium");
+    let batch_keys = batch_io.join("public_keys/batch_keys.bin");
+    let batch_upload = batch_io.join("ciphertexts_upload/batch_0.bin");
+    std::fs::create_dir_all(batch_upload.parent().unwrap()).unwrap();
+    let good_batch_keys = std::fs::read(&batch_keys).unwrap();
+    for (case, bytes) in [
+        ("single-image file as a batch", good_upload.clone()),
+        ("random batch", noise(100_000, 5)),
+        ("batch header only", good_upload[..19].to_vec()),
+    ] {
+        std::fs::write(&batch_upload, bytes).unwrap();
+        let out = run(root, compute, &["2"]);
+        refused(&out, "batch_0.bin", case);
+    }
+    for (case, bytes) in [
+        ("truncated batch keys", good_batch_keys[..good_batch_keys.len() / 2].to_vec()),
+        ("single-image keys as batch keys", good_keys.clone()),
+    ] {
+        std::fs::write(&batch_keys, bytes).unwrap();
+        let out = run(root, compute, &["2"]);
+        refused(&out, "batch_keys.bin", case);
+    }
+
     // The undamaged files still work.
     run_ok(root, compute, &["0"]);
     run_ok(root, "client_decrypt_decode", &["0"]);
