@@ -18,8 +18,10 @@
 #   4. runs `python3 harness/run_submission.py INSTANCE --seed HEORG_SEED (default 3) --num_runs
 #      HEORG_NUM_RUNS (default 1)` per instance, logs in CHECKOUT/measurements/heorg-instance-N.log;
 #   5. prints the harness's measurements (measurements/<name>/results-<run>.json, the log's PASS/FAIL for the
-#      single instance) and the exact byte sizes of io/<name>/{public_keys,ciphertexts_upload,
-#      ciphertexts_download}, as a table and as JSON (also written to measurements/heorg-summary.json).
+#      single instance), the exact byte sizes of io/<name>/{public_keys,ciphertexts_upload,
+#      ciphertexts_download} and the harness model's accuracy recomputed from its predictions file (the
+#      harness's own figure repeats the encrypted model's: utils.calculate_quality reads the encrypted
+#      predictions whatever file it is given), as a table and as JSON (also measurements/heorg-summary.json).
 set -euo pipefail
 HERE="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd -- "$HERE/../.." && pwd)"
@@ -131,6 +133,15 @@ for i in instances:
     entry = {"instance": i, "images": images[i], "harness": res,
              "bytes": {d: int((m / f"heorg-instance-{i}.{d}.bytes").read_text())
                        for d in ["public_keys", "ciphertexts_upload", "ciphertexts_download"]}}
+    # utils.calculate_quality of the harness reads the encrypted model's predictions whatever file it is
+    # given, so its "Harness model quality" repeats the encrypted model's; recompute it from the files.
+    io, data = root / "io" / names[i], root / "datasets" / names[i] / "intermediate"
+    if (io / "harness_model_predictions.txt").exists():
+        labels = (data / "test_labels.txt").read_text().split()
+        preds = (io / "harness_model_predictions.txt").read_text().split()
+        correct = sum(a == b for a, b in zip(labels, preds))
+        entry["harness_model_quality_recomputed"] = {
+            "correct_predictions": correct, "total_samples": len(preds), "accuracy": correct / len(preds)}
     verdict = re.findall(r"\[harness\] (PASS|FAIL)\s+\(expected=(\d+), got=(\d+)\)", log)
     if verdict:
         entry["single_verdict"] = verdict[-1][0]
@@ -143,18 +154,18 @@ for e in summary.values():
             stages.append(s)
 cols = list(summary)
 w = max(len(s) for s in stages + ["total_latency_ms (harness's sum of all steps, in s)"]) + 2
-print("\n" + "".ljust(w) + "".join(c.rjust(16) for c in cols))
+print("\n" + "".ljust(w) + "".join(c.rjust(20) for c in cols))
 for s in stages:
-    print(s.ljust(w) + "".join(summary[c]["harness"]["per_stage"].get(s, "-").rjust(16) for c in cols))
+    print(s.ljust(w) + "".join(summary[c]["harness"]["per_stage"].get(s, "-").rjust(20) for c in cols))
 def fhe_total(e):
     return sum(float(v.rstrip("s")) for k, v in e["harness"]["per_stage"].items() if k.startswith(("Client:", "Server:")))
 for e in summary.values():
     e["fhe_stages_total_s"] = round(fhe_total(e), 4)
-print("total, client and server steps 2-3, 5-9 (s)".ljust(w) + "".join(f'{summary[c]["fhe_stages_total_s"]:.3f}'.rjust(16) for c in cols))
-print("total_latency_ms (harness's sum of all steps, in s)".ljust(w) + "".join(f'{summary[c]["harness"]["total_latency_ms"]:.3f}'.rjust(16) for c in cols))
+print("total, client and server steps 2-3, 5-9 (s)".ljust(w) + "".join(f'{summary[c]["fhe_stages_total_s"]:.3f}'.rjust(20) for c in cols))
+print("total_latency_ms (harness's sum of all steps, in s)".ljust(w) + "".join(f'{summary[c]["harness"]["total_latency_ms"]:.3f}'.rjust(20) for c in cols))
 for key, label in [("public_keys", "public + evaluation keys (bytes)"), ("ciphertexts_upload", "encrypted input (bytes)"),
                    ("ciphertexts_download", "encrypted results (bytes)")]:
-    print(label.ljust(w) + "".join(f'{summary[c]["bytes"][key]:,}'.rjust(16) for c in cols))
+    print(label.ljust(w) + "".join(f'{summary[c]["bytes"][key]:,}'.rjust(20) for c in cols))
 def acc(e, tag):
     q = e["harness"].get("mnist_model_quality", {}).get(f"{tag} quality")
     if q:
@@ -163,7 +174,11 @@ def acc(e, tag):
         return e["single_verdict"]
     return "-"
 for tag in ["Encrypted model", "Harness model"]:
-    print(f"{tag} accuracy".ljust(w) + "".join(acc(summary[c], tag).rjust(16) for c in cols))
+    print(f"{tag} accuracy (harness)".ljust(w) + "".join(acc(summary[c], tag).rjust(20) for c in cols))
+def recomputed(e):
+    q = e.get("harness_model_quality_recomputed")
+    return f'{100 * q["accuracy"]:.2f}% {q["correct_predictions"]}/{q["total_samples"]}' if q else "-"
+print("Harness model accuracy (recomputed)".ljust(w) + "".join(recomputed(summary[c]).rjust(20) for c in cols))
 (root / "measurements" / "heorg-summary.json").write_text(json.dumps(summary, indent=2))
 print("\n" + json.dumps(summary, indent=2))
 EOF

@@ -34,7 +34,10 @@ pub(crate) fn evaluate(layout: &Layout, net: &QuantizedNet, keys_file: &Path) ->
     let keys = wire::decode_batch_keys(&bytes).with_context(|| format!("evaluation keys {}", keys_file.display()))?;
     let evaluator = BatchEvaluator::new(net).context("the model")?;
     let chunks = layout.chunks();
-    log("server", format_args!("ready after {:.3} s; evaluating {} batches", secs(t), chunks.len()));
+    log(
+        "server",
+        format_args!("ready after {:.3} s; evaluating {}", secs(t), files::count(chunks.len(), "batch", "batches")),
+    );
     for (j, &expected) in chunks.iter().enumerate() {
         let path = layout.upload_file(j);
         let start = Instant::now();

@@ -201,7 +201,12 @@ pub fn write_matrix<T: std::fmt::Display>(path: &Path, what: &str, rows: &[Vec<T
 
 /// `"1 image"`, `"15 images"`.
 pub fn images(n: usize) -> String {
-    if n == 1 { "1 image".into() } else { format!("{n} images") }
+    count(n, "image", "images")
+}
+
+/// `n` and the noun in the singular or plural.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Parses a pixel of the harness's `test_pixels.txt`: a number in `[0, 1]`.
