@@ -54,7 +54,7 @@ if [[ "${HEORG_TORCH:-0}" == 1 ]]; then
     "$VENV/bin/pip" install --quiet -r "$H/requirements.txt"
 else
     grep -viE '^[[:space:]]*(torch|torchvision)([=<>!~ ;[]|$)' "$H/requirements.txt" > "$VENV/heorg-requirements.txt"
-    echo "[heorg] installing the harness's requirements without torch/torchvision:" $(cat "$VENV/heorg-requirements.txt")
+    echo "[heorg] installing the harness's requirements without torch/torchvision: $(tr "\n" " " < "$VENV/heorg-requirements.txt")"
     "$VENV/bin/pip" install --quiet -r "$VENV/heorg-requirements.txt"
 fi
 
