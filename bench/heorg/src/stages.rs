@@ -57,16 +57,18 @@ fn client(layout: &Layout) -> Result<Client> {
     Ok(Client::from_seed(seed))
 }
 
+/// Prints a log line indented like the harness's own (`side` is `client` or `server`).
 pub(crate) fn log(side: &str, msg: std::fmt::Arguments<'_>) {
     println!("         [{side}] {msg}");
 }
 
+/// Seconds since `t`.
 pub(crate) fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-/// Stage 2, `client_key_generation`: a fresh secret key (its 32-byte seed, drawn from the operating
-/// system's CSPRNG through `rand::rng()`, stored in `io/<name>/secret_key`) and the public evaluation keys
+/// Stage 2, `client_key_generation`: a fresh secret key (its 32-byte seed, drawn from `rand::rng()`, a
+/// ChaCha CSPRNG seeded by the operating system, stored in `io/<name>/secret_key`) and the public evaluation keys
 /// of the instance's packing in `io/<name>/public_keys`.
 pub fn client_key_generation(layout: &Layout) -> Result<()> {
     let t = Instant::now();
