@@ -22,7 +22,7 @@
 //! modulus.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use fhe::bfv::{BfvParameters, Ciphertext, Encoding, Plaintext, RelinearizationKey};
 use fhe_math::rq::traits::TryConvertFrom;
@@ -182,6 +182,18 @@ impl BatchEvaluator {
         inputs: &[Ciphertext],
         progress: &(dyn Fn(usize, usize) + Sync),
     ) -> Result<Vec<Ciphertext>> {
+        self.evaluate_until(keys, inputs, progress, &AtomicBool::new(false))
+    }
+
+    /// [`BatchEvaluator::evaluate`] that gives up with [`BfvError::Stopped`] soon after `stop` is set (each
+    /// worker looks before each hidden value: within about one ciphertext product).
+    pub fn evaluate_until(
+        &self,
+        keys: &BatchKeys,
+        inputs: &[Ciphertext],
+        progress: &(dyn Fn(usize, usize) + Sync),
+        stop: &AtomicBool,
+    ) -> Result<Vec<Ciphertext>> {
         if inputs.len() != BATCH_INPUT_CIPHERTEXTS {
             return Err(BfvError::Input(format!("{} ciphertexts, expected {BATCH_INPUT_CIPHERTEXTS}", inputs.len())));
         }
@@ -195,7 +207,7 @@ impl BatchEvaluator {
             )));
         }
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.evaluate_inner(&par, keys, inputs, progress)
+            self.evaluate_inner(&par, keys, inputs, progress, stop)
         })) {
             Ok(r) => r,
             Err(_) => Err(BfvError::Fhe("batch evaluation failed (keys or ciphertexts do not fit together)".into())),
@@ -208,6 +220,7 @@ impl BatchEvaluator {
         keys: &BatchKeys,
         inputs: &[Ciphertext],
         progress: &(dyn Fn(usize, usize) + Sync),
+        stop: &AtomicBool,
     ) -> Result<Vec<Ciphertext>> {
         let ctx = inputs[0][0].ctx().clone();
         let done = AtomicUsize::new(0);
@@ -218,6 +231,9 @@ impl BatchEvaluator {
             .try_fold(
                 || (0..CLASSES).map(|_| ScaledSum::new(&ctx, 3)).collect::<Vec<_>>(),
                 |mut acc, h| -> Result<Vec<ScaledSum>> {
+                    if stop.load(Ordering::Relaxed) {
+                        return Err(BfvError::Stopped);
+                    }
                     let (c, p) = (h / POSITIONS, h % POSITIONS);
                     let mut conv = ScaledSum::new(&ctx, 2);
                     for (k, &w) in self.net.conv_weight[c * WINDOW..(c + 1) * WINDOW].iter().enumerate() {

@@ -41,6 +41,9 @@ pub enum BfvError {
     /// An fhe.rs operation failed.
     #[error("BFV: {0}")]
     Fhe(String),
+    /// The caller asked a long evaluation to stop.
+    #[error("BFV evaluation stopped before the end")]
+    Stopped,
 }
 
 /// Result with [`BfvError`].

@@ -217,9 +217,32 @@ pub fn decode_batch_keys(bytes: &[u8]) -> Result<BatchKeys> {
     Ok(BatchKeys { relin })
 }
 
-/// Whether `bytes` start like a batch key message (so that one key store can hold both kinds).
-pub fn is_batch_keys(bytes: &[u8]) -> bool {
-    bytes.starts_with(BATCH_KEYS_MAGIC)
+/// Either kind of key message, as one store holds them.
+#[derive(Debug)]
+pub enum Keys {
+    /// The single-image packing's keys ([`decode_keys`]).
+    Single(Box<EvalKeys>),
+    /// The batch packing's key ([`decode_batch_keys`]).
+    Batch(BatchKeys),
+}
+
+impl Keys {
+    /// What these keys are for, in words.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Keys::Single(_) => "single-image",
+            Keys::Batch(_) => "batch",
+        }
+    }
+}
+
+/// Decodes a key message of either kind, told apart by its magic.
+pub fn decode_any_keys(bytes: &[u8]) -> Result<Keys> {
+    if bytes.starts_with(BATCH_KEYS_MAGIC) {
+        decode_batch_keys(bytes).map(Keys::Batch)
+    } else {
+        decode_keys(bytes).map(|k| Keys::Single(Box::new(k)))
+    }
 }
 
 fn encode_batch_at(cts: &[Ciphertext], images: usize, level: usize) -> Vec<u8> {
@@ -253,6 +276,24 @@ fn decode_batch_at(bytes: &[u8], count: usize, level: usize, cap: usize) -> Resu
     }
     let cts = blobs.into_iter().map(|blob| parse_ciphertext(blob, level)).collect::<Result<Vec<_>>>()?;
     Ok((images, cts))
+}
+
+/// The number of images a batch of input ciphertexts says it holds, from its header alone (magic,
+/// parameters, level, counts): a cheap check before the batch waits its turn; [`decode_batch`] checks the rest.
+pub fn batch_images(bytes: &[u8]) -> Result<usize> {
+    let mut r = Reader { bytes };
+    r.header(BATCH_MAGIC, MAX_BATCH_BYTES)?;
+    let level = r.take(1, "level")?[0] as usize;
+    let images = u16::from_le_bytes(r.take(2, "images")?.try_into().expect("2 bytes")) as usize;
+    let count = u16::from_le_bytes(r.take(2, "count")?.try_into().expect("2 bytes")) as usize;
+    if level != BATCH_INPUT_LEVEL || count != BATCH_INPUT_CIPHERTEXTS {
+        return Err(BfvError::Wire(format!(
+            "a batch of {count} ciphertexts at level {level}; expected {BATCH_INPUT_CIPHERTEXTS} at level \
+             {BATCH_INPUT_LEVEL}"
+        )));
+    }
+    check_batch_size(images).map_err(|e| BfvError::Wire(e.to_string()))?;
+    Ok(images)
 }
 
 /// Encodes a batch's 784 input ciphertexts holding `images` images.

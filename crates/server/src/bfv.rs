@@ -28,12 +28,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use more_bfv::layout::{INPUT_CIPHERTEXTS, OUTPUT_CIPHERTEXTS};
 use more_bfv::params::{INPUT_LEVEL, OUTPUT_LEVEL};
-use more_bfv::wire::MAX_CIPHERTEXT_BYTES;
-use more_bfv::{BfvError, BfvModel, Evaluator};
+use more_bfv::wire::{Keys, MAX_CIPHERTEXT_BYTES};
+use more_bfv::{BatchEvaluator, BfvError, BfvModel, Evaluator};
 use tokio::sync::Semaphore;
 
 // The limits are defined apart so that the key store can read them without importing this module;
 // `more_server::bfv::BfvLimits` and the two constants remain public paths.
+use crate::bfv_batch::Batches;
 pub use crate::bfv_limits::{BfvLimits, CLIENT_SHARES, KEY_MEMORY_PER_BYTE};
 use crate::budget::Reservation;
 use crate::extract::{ApiPath, Client};
@@ -61,6 +62,9 @@ pub const EVALUATION_BYTES: usize = 24 << 20;
 /// The BFV models and the key store.
 pub struct BfvService {
     models: Vec<(BfvModel, Arc<Evaluator>)>,
+    /// Each model's batch packing (`crate::bfv_batch`).
+    batch_evaluators: Vec<Arc<BatchEvaluator>>,
+    batches: Batches,
     resident: usize,
     keys: KeyStore,
     limits: BfvLimits,
@@ -85,12 +89,16 @@ impl BfvService {
     pub fn new(models: Vec<BfvModel>, limits: BfvLimits) -> Result<BfvService, BfvError> {
         let before = crate::metrics::process_memory().map(|(rss, _)| rss);
         let count = models.len();
-        let models = models
+        let models: Vec<_> = models
             .into_iter()
             .map(|m| {
                 let ev = Evaluator::new(&m.network)?;
                 Ok((m, Arc::new(ev)))
             })
+            .collect::<Result<_, BfvError>>()?;
+        let batch_evaluators = models
+            .iter()
+            .map(|(m, _)| BatchEvaluator::new(&m.network).map(Arc::new))
             .collect::<Result<_, BfvError>>()?;
         // What the models keep resident (fhe.rs's parameter tables and the encoded weights), measured as the
         // growth of the resident set while they are built.
@@ -102,6 +110,8 @@ impl BfvService {
         };
         Ok(BfvService {
             models,
+            batch_evaluators,
+            batches: Batches::new(&limits).map_err(BfvError::Model)?,
             resident,
             keys: KeyStore::default(),
             limits,
@@ -142,7 +152,33 @@ impl BfvService {
     /// budget.
     pub fn memory_bound(&self) -> usize {
         // Without models the store refuses keys, so it holds nothing.
-        if self.models.is_empty() { 0 } else { self.resident.saturating_add(self.keys.memory_bound(&self.limits)) }
+        if self.models.is_empty() {
+            0
+        } else {
+            self.resident
+                .saturating_add(self.keys.memory_bound(&self.limits))
+                .saturating_add(crate::bfv_batch::memory_bound(&self.limits))
+        }
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &BfvLimits {
+        &self.limits
+    }
+
+    /// The key store.
+    pub(crate) fn keys(&self) -> &KeyStore {
+        &self.keys
+    }
+
+    /// The batches of this process.
+    pub(crate) fn batches(&self) -> &Batches {
+        &self.batches
+    }
+
+    /// The batch packing of model `id`.
+    pub(crate) fn batch_evaluator(&self, id: &str) -> Option<Arc<BatchEvaluator>> {
+        self.models.iter().position(|(m, _)| m.id == id).map(|i| self.batch_evaluators[i].clone())
     }
 
     /// The models served.
@@ -172,6 +208,8 @@ impl BfvService {
                     "output_ciphertexts": OUTPUT_CIPHERTEXTS,
                     "keys_url": "/api/v1/bfv/keys",
                     "infer_url": format!("/api/v1/bfv/models/{}/infer", m.id),
+                    "batches_url": (self.limits.batches > 0).then(|| format!("/api/v1/bfv/models/{}/batches", m.id)),
+                    "batch_slots": more_bfv::batch::BATCH_SLOTS,
                     "max_key_bytes": self.limits.max_key_bytes,
                     "key_ttl_s": self.limits.key_ttl.as_secs(),
                     "media_type": MEDIA_TYPE,
@@ -259,12 +297,18 @@ async fn upload_keys(
     svc.keys.check_room(&svc.limits, &client, bytes).await?;
     // The message comes back with its parse: a shared store keeps the bytes.
     let (keys, body) =
-        on_worker(&s, &svc, reservation, move || more_bfv::wire::decode_keys(&body).map(|k| (k, body))).await?;
+        on_worker(&s, &svc, reservation, move || more_bfv::wire::decode_any_keys(&body).map(|k| (k, body))).await?;
     let id = new_key_id()?;
+    let kind = keys.kind();
     svc.keys.insert(&svc.limits, &client, &id, keys, &body).await?;
     drop(body);
     tracing::info!(bytes, "bfv keys stored");
-    let reply = serde_json::json!({ "key_id": id, "expires_in_s": svc.limits.key_ttl.as_secs(), "bytes": bytes });
+    let reply = serde_json::json!({
+        "key_id": id,
+        "expires_in_s": svc.limits.key_ttl.as_secs(),
+        "bytes": bytes,
+        "kind": kind,
+    });
     Ok((StatusCode::CREATED, axum::Json(reply)).into_response())
 }
 
@@ -292,20 +336,10 @@ async fn infer(
     let limit = INPUT_CIPHERTEXTS * (MAX_CIPHERTEXT_BYTES + 4) + 64;
     let rules = rules(&s, limit, INFER_MEMORY_PER_BYTE);
     let _admitted = admit(&svc, &rules).await?;
-    let keys = match svc.keys.lookup(&svc.limits, &key_id).await? {
-        Lookup::Ready(keys) => keys,
-        Lookup::Unknown => return Err(unknown_key()),
-        Lookup::Fetched(raw) => {
-            // Keys that live in Redis and that this replica has not parsed yet (or has dropped from its
-            // cache): parse them like an upload, reserving the message and its parse from the budget.
-            let bytes = raw.len();
-            let Some(held) = s.budget().try_reserve(bytes * (1 + KEY_MEMORY_PER_BYTE)) else {
-                return Err(crate::request::over_budget(s.budget(), bytes * (1 + KEY_MEMORY_PER_BYTE)));
-            };
-            let keys = Arc::new(on_worker(&s, &svc, held, move || more_bfv::wire::decode_keys(&raw)).await?);
-            svc.keys.cache(&key_id, keys.clone(), bytes);
-            keys
-        }
+    let keys = keys_for(&s, &svc, &key_id).await?;
+    let keys = match &*keys {
+        Keys::Single(_) => keys,
+        other => return Err(wrong_keys(other, "single-image inference", "more_bfv::Client::eval_keys")),
     };
     let mut reader = BodyReader::new(&headers, body, rules, s.budget())?;
     let body = reader.read_rest().await?;
@@ -313,7 +347,8 @@ async fn infer(
     let t0 = Instant::now();
     let out = on_worker(&s, &svc, reader.into_reservation(), move || {
         let cts = more_bfv::wire::decode_ciphertexts(&body, INPUT_CIPHERTEXTS, INPUT_LEVEL)?;
-        let out = ev.evaluate(&keys, &cts)?;
+        let Keys::Single(keys) = &*keys else { return Err(BfvError::Input("single-image keys expected".into())) };
+        let out = ev.evaluate(keys, &cts)?;
         Ok(more_bfv::wire::encode_ciphertexts(&out, OUTPUT_LEVEL))
     })
     .await?;
@@ -332,6 +367,35 @@ async fn infer(
     Ok(res)
 }
 
+/// The key set `key_id` parsed: from this replica's store or cache, or fetched from the shared state and
+/// parsed like an upload (reserving the message and its parse from the request budget); 404 if unknown.
+pub(crate) async fn keys_for(s: &AppState, svc: &Arc<BfvService>, key_id: &str) -> Result<Arc<Keys>, ApiError> {
+    match svc.keys.lookup(&svc.limits, key_id).await? {
+        Lookup::Ready(keys) => Ok(keys),
+        Lookup::Unknown => Err(unknown_key()),
+        Lookup::Fetched(raw) => {
+            let bytes = raw.len();
+            let Some(held) = s.budget().try_reserve(bytes * (1 + KEY_MEMORY_PER_BYTE)) else {
+                return Err(crate::request::over_budget(s.budget(), bytes * (1 + KEY_MEMORY_PER_BYTE)));
+            };
+            let keys = Arc::new(on_worker(s, svc, held, move || more_bfv::wire::decode_any_keys(&raw)).await?);
+            svc.keys.cache(key_id, keys.clone(), bytes);
+            Ok(keys)
+        }
+    }
+}
+
+/// 422 `wrong_keys`: the key set is of the other kind.
+pub(crate) fn wrong_keys(keys: &Keys, wanted: &str, made_by: &str) -> ApiError {
+    ApiError::unprocessable(
+        "wrong_keys",
+        format!(
+            "these are {} keys; {wanted} needs keys made by {made_by}: upload those and use their key_id",
+            keys.kind()
+        ),
+    )
+}
+
 impl From<BfvError> for ApiError {
     fn from(e: BfvError) -> ApiError {
         match e {
@@ -339,6 +403,9 @@ impl From<BfvError> for ApiError {
             BfvError::Wire(m) | BfvError::Input(m) => ApiError::unprocessable("invalid_bfv", m),
             BfvError::Fhe(m) => ApiError::unprocessable("bfv_evaluation_failed", m),
             BfvError::Model(m) => ApiError::internal("the BFV model", m),
+            BfvError::Stopped => {
+                ApiError::unavailable("stopped", "the server stopped this evaluation (shutting down or cancelled)")
+            }
         }
     }
 }

@@ -22,6 +22,14 @@ pub struct BfvLimits {
     /// Memory one client's keys may take (counted as `key_memory`); beyond it, a new upload replaces the
     /// client's least recently used key set. A client may always hold one set.
     pub client_share: usize,
+    /// Batches (`crate::bfv_batch`) accepted and not finished at once, one running; 0 turns batches off.
+    pub batches: usize,
+    /// Threads that evaluate the running batch.
+    pub batch_threads: usize,
+    /// Finished batches kept for their results at once.
+    pub batch_results: usize,
+    /// A finished batch's result is dropped this long after it finished.
+    pub batch_result_ttl: Duration,
 }
 
 /// By default a client's key sets may take a quarter of the key store ([`BfvLimits::client_share`]).
@@ -35,6 +43,10 @@ impl Default for BfvLimits {
             key_memory: 256 << 20,
             workers: 2,
             client_share: (256 << 20) / CLIENT_SHARES,
+            batches: 1,
+            batch_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            batch_results: 8,
+            batch_result_ttl: Duration::from_secs(600),
         }
     }
 }

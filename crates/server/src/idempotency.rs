@@ -66,6 +66,10 @@ pub fn covers(method: &Method, path: &str) -> bool {
             .strip_prefix("/api/v1/challenges/")
             .and_then(|rest| rest.strip_suffix("/answers"))
             .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        || path
+            .strip_prefix("/api/v1/bfv/models/")
+            .and_then(|rest| rest.strip_suffix("/batches"))
+            .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// A kept answer.

@@ -31,6 +31,7 @@
 
 pub mod allocator;
 pub mod bfv;
+pub mod bfv_batch;
 mod bfv_limits;
 pub mod budget;
 pub mod challenge;

@@ -73,6 +73,20 @@ struct Args {
     /// model is loaded); a full key store answers 503.
     #[arg(long, default_value_t = 256)]
     bfv_key_memory_mb: usize,
+    /// BFV batches (`POST /api/v1/bfv/models/{id}/batches`, up to 8,192 images each) accepted and not
+    /// finished at once, one running; 0 turns batches off. Each adds its message (at most 123 MiB) to the
+    /// memory bound, and the running one its decoded ciphertexts (three times that).
+    #[arg(long, default_value_t = 1)]
+    bfv_batches: usize,
+    /// Threads that evaluate the running BFV batch (default: one per core).
+    #[arg(long)]
+    bfv_batch_threads: Option<usize>,
+    /// Finished BFV batches kept for their results at once.
+    #[arg(long, default_value_t = 8)]
+    bfv_batch_results: usize,
+    /// A finished BFV batch's result is dropped this many seconds after it finished.
+    #[arg(long, default_value_t = 600)]
+    bfv_batch_result_ttl_s: u64,
     /// Uploaded models (`POST /api/v1/models`) held at once, a client holding a quarter of them (its
     /// oldest replaced beyond that); 0 turns uploads off. Each counts in the memory bound as
     /// --max-model-upload-mb plus 1 MiB (with --state redis://…, only the few this replica caches).
@@ -242,7 +256,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let bfv_limits = more_server::bfv::BfvLimits {
         key_memory: args.bfv_key_memory_mb << 20,
         client_share: (args.bfv_key_memory_mb << 20) / more_server::bfv::CLIENT_SHARES,
+        batches: args.bfv_batches,
+        batch_results: args.bfv_batch_results,
+        batch_result_ttl: Duration::from_secs(args.bfv_batch_result_ttl_s),
         ..Default::default()
+    };
+    let bfv_limits = more_server::bfv::BfvLimits {
+        batch_threads: args.bfv_batch_threads.unwrap_or(bfv_limits.batch_threads).max(1),
+        ..bfv_limits
     };
     let bfv = more_server::bfv::BfvService::load_dir(&args.models, bfv_limits).context("loading BFV models")?;
     for m in bfv.models() {

@@ -70,6 +70,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/challenges/{id}/ciphertext", get(challenge::ciphertext))
         .route("/api/v1/challenges/{id}/answers", post(challenge::answer).get(challenge::answers))
         .merge(bfv::routes())
+        .merge(crate::bfv_batch::routes())
         .route("/api/v1/training", get(jobs::info))
         .route("/api/v1/training/samples/mnist", get(training_data::mnist))
         .route("/api/v1/jobs", post(jobs::create))

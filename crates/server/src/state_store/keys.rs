@@ -1,4 +1,4 @@
-//! The store of BFV evaluation keys: in this process (parsed, as uploaded) or in Redis (the uploaded
+//! The store of BFV evaluation keys (either kind: the single-image packing's or the batch packing's): in this process (parsed, as uploaded) or in Redis (the uploaded
 //! message bytes), with the same limits either way ([`BfvLimits`]): a time to live that restarts with each
 //! successful evaluation, a cap on all stored keys (counted as [`KEY_MEMORY_PER_BYTE`] times their size)
 //! and a per-client share beyond which a client's least recently used key set is replaced — the rules of
@@ -17,7 +17,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::http::StatusCode;
-use more_bfv::EvalKeys;
+use more_bfv::wire::Keys;
 
 use super::Redis;
 use super::capped::{CappedMap, Caps, Full, Namespace, ParsedCache};
@@ -30,13 +30,13 @@ pub const CACHED_SETS: usize = 4;
 /// The key store.
 pub enum KeyStore {
     /// Parsed keys in this process's memory, each costing [`KEY_MEMORY_PER_BYTE`] times its size.
-    Embedded(CappedMap<EvalKeys>),
+    Embedded(CappedMap<Keys>),
     /// Key messages in Redis, parses cached here up to `cache_bytes` (counted like the key store).
     Redis {
         /// The connection.
         redis: Redis,
         /// The parses.
-        cache: Mutex<ParsedCache<Arc<EvalKeys>>>,
+        cache: Mutex<ParsedCache<Arc<Keys>>>,
         /// The cache's cap, bytes of memory.
         cache_bytes: usize,
     },
@@ -49,7 +49,7 @@ impl Default for KeyStore {
 }
 
 /// What a key lookup found: a parsed key set, its message to parse, or nothing.
-pub type Lookup = super::capped::Lookup<EvalKeys>;
+pub type Lookup = super::capped::Lookup<Keys>;
 
 /// Where the key sets live in Redis.
 fn namespace() -> Namespace {
@@ -115,7 +115,7 @@ impl KeyStore {
         limits: &BfvLimits,
         client: &str,
         id: &str,
-        keys: EvalKeys,
+        keys: Keys,
         raw: &[u8],
     ) -> Result<(), ApiError> {
         let bytes = raw.len();
@@ -160,7 +160,7 @@ impl KeyStore {
     }
 
     /// Keeps a parse of the key set `id` (of `bytes` uploaded bytes) in the replica's cache (Redis only).
-    pub fn cache(&self, id: &str, keys: Arc<EvalKeys>, bytes: usize) {
+    pub fn cache(&self, id: &str, keys: Arc<Keys>, bytes: usize) {
         if let KeyStore::Redis { cache, .. } = self {
             cache.lock().unwrap_or_else(|e| e.into_inner()).put(id, keys, bytes * KEY_MEMORY_PER_BYTE);
         }

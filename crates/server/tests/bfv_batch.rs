@@ -1,0 +1,220 @@
+//! Batched BFV inference over a real TCP socket with the shipped model: a batch key uploaded to the same
+//! key store, a batch of images submitted as a job, its progress polled, its result decrypted equal to the
+//! integer network on every image; keys of the wrong kind, hostile messages, a full queue and a stopped
+//! batch answered with clear errors, after which the server still works.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use more_bfv::wire::{BATCH_MAGIC, MAX_BATCH_BYTES, decode_batch_result, encode_batch, encode_batch_keys, encode_keys};
+use more_bfv::{BfvModel, Client};
+use more_server::bfv::{BfvLimits, BfvService};
+use more_server::{EngineConfig, Limits, app};
+
+use common::{Reply, request};
+use rand::{Rng, SeedableRng};
+
+const OCTETS: &str = "application/octet-stream";
+
+fn model() -> BfvModel {
+    BfvModel::load(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/mnist-bfv-square.bfv.json")).unwrap()
+}
+
+async fn serve(limits: BfvLimits) -> SocketAddr {
+    let service = BfvService::new(vec![model()], limits).unwrap();
+    let state = common::state_with(EngineConfig { workers: 1, queue: 8, ..EngineConfig::default() }, Limits::default())
+        .with_bfv(service);
+    // The batches' messages and decoded ciphertexts are part of the printed bound.
+    assert!(state.memory_bound().bfv >= 4 * MAX_BATCH_BYTES, "{}", state.memory_bound());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
+    addr
+}
+
+fn json(r: &Reply) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("not JSON: {} {:?}", r.head, r.body))
+}
+
+async fn upload_keys(addr: SocketAddr, keys: &[u8]) -> String {
+    let r = request(addr, "POST", "/api/v1/bfv/keys", Some(OCTETS), keys, None).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    json(&r)["key_id"].as_str().unwrap().to_string()
+}
+
+async fn submit(addr: SocketAddr, key_id: &str, body: &[u8]) -> Reply {
+    let path = format!("/api/v1/bfv/models/mnist-bfv-square/batches?key_id={key_id}");
+    request(addr, "POST", &path, Some(OCTETS), body, None).await
+}
+
+/// Digit-like images: a bright stroke on a dark background.
+fn images(n: usize, seed: u64) -> Vec<Vec<i64>> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let (a, b) = (rng.random_range(0..28usize), rng.random_range(1..4usize));
+            (0..784usize).map(|i| if (i % 28).abs_diff(a) < b { rng.random_range(8..=15) } else { 0 }).collect()
+        })
+        .collect()
+}
+
+async fn status(addr: SocketAddr, id: &str) -> serde_json::Value {
+    let r = request(addr, "GET", &format!("/api/v1/bfv/batches/{id}"), None, b"", None).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    json(&r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_through_the_server_equals_the_integer_network() {
+    let addr = serve(BfvLimits { batch_threads: 2, ..BfvLimits::default() }).await;
+    let list = json(&request(addr, "GET", "/api/v1/models", None, b"", None).await);
+    let entry = list["models"].as_array().unwrap().iter().find(|m| m["scheme"] == "bfv").unwrap();
+    assert_eq!(entry["batches_url"], "/api/v1/bfv/models/mnist-bfv-square/batches");
+    assert_eq!(entry["batch_slots"], 8192);
+
+    let client = Client::from_seed([5; 32]);
+    let mut rng = rand::rng();
+    let key_id = upload_keys(addr, &encode_batch_keys(&client.batch_keys(&mut rng).unwrap())).await;
+    let xs = images(25, 1);
+    let body = encode_batch(&client.encrypt_batch(&xs, &mut rng).unwrap(), xs.len());
+
+    // Keys of the other kind are refused on both paths.
+    let single_id = upload_keys(addr, &encode_keys(&client.eval_keys(&mut rng).unwrap())).await;
+    let r = submit(addr, &single_id, &body).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (422, Some("wrong_keys")));
+    let path = format!("/api/v1/bfv/models/mnist-bfv-square/infer?key_id={key_id}");
+    let r = request(addr, "POST", &path, Some(OCTETS), b"whatever", None).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (422, Some("wrong_keys")));
+
+    let r = submit(addr, &key_id, &body).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let accepted = json(&r);
+    let id = accepted["batch_id"].as_str().unwrap().to_string();
+    assert!(r.head.to_ascii_lowercase().contains(&format!("location: /api/v1/bfv/batches/{id}")));
+    assert_eq!((accepted["images"].as_u64(), accepted["total"].as_u64()), (Some(25), Some(1960)));
+    // The result is refused until the batch is done; progress only grows.
+    let early = request(addr, "GET", &format!("/api/v1/bfv/batches/{id}/result"), None, b"", None).await;
+    assert_eq!((early.status, json(&early)["error"].as_str()), (409, Some("batch_not_done")));
+    let started = Instant::now();
+    let mut last = 0;
+    let final_status = loop {
+        let st = status(addr, &id).await;
+        let done = st["done"].as_u64().unwrap();
+        assert!(done >= last, "progress went back: {st}");
+        last = done;
+        match st["state"].as_str().unwrap() {
+            "queued" | "running" => {}
+            "done" => break st,
+            other => panic!("batch {other}: {st}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "the batch did not finish: {st}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(final_status["done"], 1960);
+    assert!(final_status["compute_s"].as_f64().unwrap() > 0.0);
+    let r = request(addr, "GET", &format!("/api/v1/bfv/batches/{id}/result"), None, b"", None).await;
+    assert_eq!(r.status, 200);
+    let (count, out) = decode_batch_result(&r.body).unwrap();
+    let net = model().network;
+    let expect: Vec<Vec<i64>> = xs.iter().map(|x| net.forward(x).0).collect();
+    assert_eq!(client.decrypt_batch(&out, count).unwrap(), expect);
+
+    // Deleted: gone.
+    let r = request(addr, "DELETE", &format!("/api/v1/bfv/batches/{id}"), None, b"", None).await;
+    assert_eq!(r.status, 204);
+    let r = request(addr, "GET", &format!("/api/v1/bfv/batches/{id}"), None, b"", None).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (404, Some("unknown_batch")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_batches_a_full_queue_and_a_stopped_batch() {
+    let addr = serve(BfvLimits { batches: 1, batch_threads: 1, ..BfvLimits::default() }).await;
+    let client = Client::from_seed([6; 32]);
+    let mut rng = rand::rng();
+    let key_id = upload_keys(addr, &encode_batch_keys(&client.batch_keys(&mut rng).unwrap())).await;
+    let xs = images(3, 2);
+    let good = encode_batch(&client.encrypt_batch(&xs, &mut rng).unwrap(), xs.len());
+
+    // Refused before anything waits: the path, the query, the media type, the size, the header.
+    let path = "/api/v1/bfv/models/nope/batches?key_id=x";
+    let r = request(addr, "POST", path, Some(OCTETS), &good, None).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (404, Some("unknown_model")));
+    let r = request(addr, "POST", "/api/v1/bfv/models/mnist-bfv-square/batches", Some(OCTETS), &good, None).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (400, Some("missing_key_id")));
+    let r = submit(addr, "0123", &good).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (404, Some("unknown_key")));
+    let path = format!("/api/v1/bfv/models/mnist-bfv-square/batches?key_id={key_id}");
+    let r = request(addr, "POST", &path, Some("application/json"), &good, None).await;
+    assert_eq!(r.status, 415);
+    let r = request(addr, "POST", &path, Some(OCTETS), b"", Some(MAX_BATCH_BYTES + 1)).await;
+    assert_eq!(r.status, 413);
+    let mut hostile: Vec<Vec<u8>> = vec![Vec::new(), b"MBFVBAT1".to_vec(), good[..20].to_vec()];
+    let mut rng_bytes = rand::rngs::StdRng::seed_from_u64(3);
+    hostile.extend((0..20).map(|_| (0..rng_bytes.random_range(0..4096)).map(|_| rng_bytes.random::<u8>()).collect()));
+    for images in [0u16, 8193] {
+        let mut b = good.clone();
+        b[17..19].copy_from_slice(&images.to_le_bytes());
+        hostile.push(b);
+    }
+    let mut wrong_count = good.clone();
+    wrong_count[19..21].copy_from_slice(&10u16.to_le_bytes());
+    hostile.push(wrong_count);
+    for body in &hostile {
+        let r = submit(addr, &key_id, body).await;
+        assert!(
+            matches!(r.status, 400 | 422),
+            "{} for {} bytes: {}",
+            r.status,
+            body.len(),
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+
+    // A valid header over broken ciphertexts is accepted, then fails with the decoder's error.
+    let mut broken = good[..21].to_vec();
+    broken.extend(std::iter::repeat_n([4u8, 0, 0, 0, 1, 2, 3, 4], 784).flatten());
+    assert!(broken.starts_with(BATCH_MAGIC));
+    let r = submit(addr, &key_id, &broken).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let failed = json(&r)["batch_id"].as_str().unwrap().to_string();
+    let st = loop {
+        let st = status(addr, &failed).await;
+        if st["state"] != "queued" && st["state"] != "running" {
+            break st;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((st["state"].as_str(), st["error"]["code"].as_str()), (Some("failed"), Some("invalid_bfv")), "{st}");
+    let r = request(addr, "GET", &format!("/api/v1/bfv/batches/{failed}/result"), None, b"", None).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (422, Some("invalid_bfv")));
+
+    // One batch at a time: a second is refused while the first runs; a DELETE stops the first soon.
+    let r = submit(addr, &key_id, &good).await;
+    assert_eq!(r.status, 202);
+    let running = json(&r)["batch_id"].as_str().unwrap().to_string();
+    let r = submit(addr, &key_id, &good).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (503, Some("batch_queue_full")));
+    let t0 = Instant::now();
+    while status(addr, &running).await["done"].as_u64().unwrap() == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "the batch never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = request(addr, "DELETE", &format!("/api/v1/bfv/batches/{running}"), None, b"", None).await;
+    assert_eq!(r.status, 204);
+    // The place frees when the evaluation has stopped: a new batch is accepted within seconds.
+    let t0 = Instant::now();
+    let next = loop {
+        let r = submit(addr, &key_id, &good).await;
+        if r.status == 202 {
+            break json(&r)["batch_id"].as_str().unwrap().to_string();
+        }
+        assert_eq!(json(&r)["error"], "batch_queue_full");
+        assert!(t0.elapsed() < Duration::from_secs(20), "the deleted batch did not stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let r = request(addr, "DELETE", &format!("/api/v1/bfv/batches/{next}"), None, b"", None).await;
+    assert_eq!(r.status, 204);
+}
