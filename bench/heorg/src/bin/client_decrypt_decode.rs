@@ -1,0 +1,6 @@
+//! `client_decrypt_decode`: one stage of the HomomorphicEncryption.org ML-inference benchmark; see [`more_heorg::stages`].
+//! Usage (from the harness root): `client_decrypt_decode INSTANCE` with INSTANCE 0–3.
+
+fn main() -> std::process::ExitCode {
+    more_heorg::Stage::ClientDecryptDecode.main()
+}
