@@ -10,7 +10,11 @@
 //! - 2: ciphertext blobs, each `len u32 | bytes`, the lengths repaired (cut to what is left) and framed
 //!   with a valid magic, fingerprint, count and level (byte 1 of the rest), so mutations inside fhe.rs's
 //!   protobuf reach its parser;
-//! - 3: the three key blobs, repaired and framed the same way.
+//! - 3: the three key blobs, repaired and framed the same way;
+//! - 4: a batch message or a key message of either kind as it is (`batch_images`, `decode_batch`,
+//!   `decode_batch_result`, `decode_any_keys`);
+//! - 5: up to 10 ciphertext blobs, repaired and framed as a batch result (level 3, the image count from
+//!   the rest), so mutations reach fhe.rs's parser through the batch framing.
 //!
 //! more-bfv runs fhe.rs's parsers inside `catch_unwind`, so a panic inside fhe.rs is, by design, an error;
 //! libFuzzer's panic hook would abort on it anyway, so this target's hook lets panics located in fhe.rs
@@ -26,7 +30,10 @@ use std::sync::{Mutex, Once};
 use libfuzzer_sys::fuzz_target;
 use more_bfv::layout::INPUT_CIPHERTEXTS;
 use more_bfv::params::{INPUT_LEVEL, fingerprint};
-use more_bfv::wire::{CIPHERTEXTS_MAGIC, KEYS_MAGIC, decode_ciphertexts, decode_keys, encode_ciphertexts, encode_keys};
+use more_bfv::wire::{
+    BATCH_MAGIC, CIPHERTEXTS_MAGIC, KEYS_MAGIC, batch_images, decode_any_keys, decode_batch, decode_batch_result,
+    decode_ciphertexts, decode_keys, encode_batch_result, encode_ciphertexts, encode_keys,
+};
 
 /// Lets panics inside fhe.rs (caught by more-bfv) pass; any other panic goes to libFuzzer's hook (abort).
 fn install_hook() {
@@ -93,10 +100,18 @@ fn check_keys(msg: &[u8]) {
     }
 }
 
+fn check_batch_result(msg: &[u8]) {
+    if let Ok((images, cts)) = decode_batch_result(msg) {
+        let bytes = encode_batch_result(&cts, images);
+        let (again_images, again) = decode_batch_result(&bytes).expect("an encoded batch result decodes");
+        assert!(again_images == images && again == cts, "decode, encode, decode changed the batch result");
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     install_hook();
     let Some((&mode, rest)) = data.split_first() else { return };
-    match mode % 4 {
+    match mode % 6 {
         0 => {
             // The header's own count and level (if it has them), and the server's expectation.
             if rest.len() >= 19 {
@@ -115,6 +130,24 @@ fuzz_target!(|data: &[u8]| {
             extra.extend_from_slice(&(blobs.len() as u16).to_le_bytes());
             check_ciphertexts(&frame(CIPHERTEXTS_MAGIC, &extra, &blobs), blobs.len(), level as usize);
         }
-        _ => check_keys(&frame(KEYS_MAGIC, &[], &repaired_blobs(rest, 3))),
+        3 => check_keys(&frame(KEYS_MAGIC, &[], &repaired_blobs(rest, 3))),
+        4 => {
+            let images = batch_images(rest);
+            let batch = decode_batch(rest);
+            if let Ok((n, cts)) = &batch {
+                assert_eq!(images.ok(), Some(*n), "the header and the whole message disagree");
+                assert_eq!(cts.len(), more_bfv::batch::BATCH_INPUT_CIPHERTEXTS);
+            }
+            check_batch_result(rest);
+            let _ = decode_any_keys(rest);
+        }
+        _ => {
+            let Some((&images, rest)) = rest.split_first() else { return };
+            let blobs = repaired_blobs(rest, 10);
+            let mut extra = vec![3u8];
+            extra.extend_from_slice(&u16::from(images).to_le_bytes());
+            extra.extend_from_slice(&(blobs.len() as u16).to_le_bytes());
+            check_batch_result(&frame(BATCH_MAGIC, &extra, &blobs));
+        }
     }
 });

@@ -67,7 +67,7 @@ pub struct BatchKeys {
 }
 
 impl Client {
-    /// The batch's evaluation key (about 1.3 MB; the single-image keys are 7.7 MB).
+    /// The batch's evaluation key (0.4 MB as a message; the single-image keys are 7.7 MB).
     pub fn batch_keys<R: RngCore + CryptoRng>(&self, rng: &mut R) -> Result<BatchKeys> {
         let relin = RelinearizationKey::new_leveled(self.secret(), BATCH_INPUT_LEVEL, BATCH_INPUT_LEVEL, rng)
             .map_err(fhe_err("relinearisation key"))?;
