@@ -48,6 +48,10 @@ pub struct BenchArgs {
     /// parallel) or `auto` (slots from 170 images on).
     #[arg(long, value_enum, default_value_t = super::bfv_batch::Packing::Auto)]
     pub packing: super::bfv_batch::Packing,
+    /// `bfv --batch` only: store the figures in the model file's metrics (`batch_*`), which the server lists
+    /// and the walkthrough's step 10 shows.
+    #[arg(long)]
+    pub record: bool,
     /// `more` (the default) or `bfv` (MNIST only: `more bench mnist --scheme bfv` is `more bench bfv`).
     #[arg(long, value_enum, default_value_t = Scheme::More)]
     pub scheme: Scheme,
@@ -121,18 +125,21 @@ pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
         }
         Scheme::Bfv if args.batch.is_some() => {
             super::bfv::require_task(task.name())?;
-            return super::bfv_batch::bench(
-                args.model.as_deref(),
-                Some(&args.data.dir()),
-                args.batch.unwrap_or_default(),
-                args.packing,
-                args.json.json,
-            );
+            return super::bfv_batch::bench(super::bfv_batch::BatchBench {
+                model: args.model.as_deref(),
+                data: Some(&args.data.dir()),
+                images: args.batch.unwrap_or_default(),
+                packing: args.packing,
+                json: args.json.json,
+                record: args.record,
+            });
         }
-        Scheme::More if given.has("batch") || given.has("packing") => {
-            anyhow::bail!("--batch and --packing apply to bfv, not {}", task.name())
+        Scheme::More if given.has("batch") || given.has("packing") || given.has("record") => {
+            anyhow::bail!("--batch, --packing and --record apply to bfv, not {}", task.name())
         }
-        Scheme::Bfv if given.has("packing") => anyhow::bail!("--packing applies with --batch N"),
+        Scheme::Bfv if given.has("packing") || given.has("record") => {
+            anyhow::bail!("--packing and --record apply with --batch N")
+        }
         Scheme::Bfv => {
             super::bfv::require_task(task.name())?;
             return super::bfv::bench(args.model.as_deref(), Some(&args.data.dir()), args.limit, args.json.json);

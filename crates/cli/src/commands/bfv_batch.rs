@@ -61,16 +61,30 @@ struct Totals {
     batches: usize,
 }
 
-/// `more bench bfv --batch N [--packing P] [--json]`.
-pub fn bench(
-    model_path: Option<&Path>,
-    data_dir: Option<&Path>,
-    batch: usize,
-    packing: Packing,
-    json: bool,
-) -> Result<()> {
+/// What `more bench bfv --batch` is asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchBench<'a> {
+    /// The model file (default: the bundled one).
+    pub model: Option<&'a Path>,
+    /// The data directory.
+    pub data: Option<&'a Path>,
+    /// Test images classified at once.
+    pub images: usize,
+    /// How they are packed.
+    pub packing: Packing,
+    /// One JSON line instead of text.
+    pub json: bool,
+    /// Store the figures in the model file's metrics (`batch_*`), where the server's model list and the
+    /// walkthrough read them.
+    pub record: bool,
+}
+
+/// `more bench bfv --batch N [--packing P] [--json] [--record]`.
+pub fn bench(args: BatchBench<'_>) -> Result<()> {
+    let BatchBench { model: model_path, data: data_dir, images: batch, packing, json, record } = args;
     ensure!(batch > 0, "--batch must be at least 1");
-    let model = BfvModel::load(model_path.map_or_else(|| paths::bundled(paths::BFV_MODEL), Path::to_path_buf))?;
+    let path = model_path.map_or_else(|| paths::bundled(paths::BFV_MODEL), Path::to_path_buf);
+    let mut model = BfvModel::load(&path)?;
     let (images, labels) = test_images(data_dir, Some(batch))?;
     let n = labels.len();
     ensure!(n == batch, "--batch {batch}: the test set has {n} images");
@@ -78,6 +92,10 @@ pub fn bench(
     let quantized = images.iter().map(|img| net.quantize_image(img)).collect::<Result<Vec<_>, _>>()?;
     let (int_correct, int_logits, _) = simulate(net, &images, &labels)?;
     let packing = packing.resolve(n);
+    ensure!(
+        !record || packing == Packing::Slots,
+        "--record stores the batch packing's figures: use --packing slots or at least {BATCH_CROSSOVER} images"
+    );
     let started = Instant::now();
     let t = match packing {
         Packing::Slots => run_slots(net, &quantized, json)?,
@@ -88,6 +106,25 @@ pub fn bench(
     let agree = t.logits.iter().zip(&int_logits).filter(|(a, b)| argmax(a) == argmax(b)).count();
     let exact = t.logits.iter().zip(&int_logits).filter(|(a, b)| a == b).count();
     let info = scheme_info();
+    if record {
+        let figures = [
+            ("batch_images", n as f64),
+            ("batch_accuracy", correct as f64 / n as f64),
+            ("batch_argmax_agreement", agree as f64),
+            ("batch_server_s", t.server_s),
+            ("batch_ms_per_image_amortized", t.server_s * 1e3 / n as f64),
+            ("batch_end_to_end_s", end_to_end_s),
+            ("batch_client_encrypt_s", t.client_encrypt_s),
+            ("batch_client_decrypt_s", t.client_decrypt_s),
+            ("batch_eval_key_bytes", t.eval_key_bytes as f64),
+            ("batch_upload_bytes", t.upload_bytes as f64),
+            ("batch_download_bytes", t.download_bytes as f64),
+            ("batch_threads", rayon::current_num_threads() as f64),
+        ];
+        model.metrics.extend(figures.map(|(k, v)| (k.to_string(), v)));
+        model.save(&path)?;
+        eprintln!("recorded the batch figures in {}", path.display());
+    }
     let out = serde_json::json!({
         "task": "bfv",
         "model": model.id,
