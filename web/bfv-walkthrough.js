@@ -27,6 +27,53 @@ function asMoreWire(message, h, w) {
   return new Uint8Array(out.buffer);
 }
 
+/**
+ * The batch packing's figures recorded in the BFV model's metrics by `more bench bfv --batch N --record`
+ * (measured on the server's machine), as table rows; none if the model carries none.
+ */
+export function batchRows(model) {
+  const m = model?.metrics ?? {};
+  if (!(m.batch_images > 0 && m.batch_server_s > 0)) return [];
+  const n = m.batch_images.toLocaleString('en');
+  const rows = [
+    [`${n} images at once under BFV (one image per slot)`,
+      `${m.batch_ms_per_image_amortized.toFixed(1)} ms per image of server time (${m.batch_server_s.toFixed(1)} s for all `
+      + `on ${m.batch_threads} cores), ${m.batch_end_to_end_s.toFixed(1)} s end to end; `
+      + `${(100 * m.batch_accuracy).toFixed(2)}% correct; ${formatBytes(m.batch_eval_key_bytes)} of keys, `
+      + `${formatBytes(m.batch_upload_bytes)} uploaded`],
+  ];
+  if (m.batch_more_server_s > 0) {
+    rows.push([`the same ${n} images under MORE`,
+      `${(1e3 * m.batch_more_server_s / m.batch_images).toFixed(3)} ms per image of server time `
+      + `(${m.batch_more_server_s.toFixed(2)} s for all): BFV costs ${(m.batch_server_s / m.batch_more_server_s).toFixed(0)}× more`]);
+  }
+  return rows;
+}
+
+/**
+ * Fills the comparison table's measured row from the server's BFV model (`models`: GET /api/v1/models): MORE's
+ * and BFV's server time for the same images, as `more bench bfv --batch N --record` measured them.
+ */
+export function showSchemeCosts(models) {
+  const m = models.find((x) => x.scheme === 'bfv' && x.task === 'mnist')?.metrics ?? {};
+  const [more, bfv] = [$('cmp-more-batch'), $('cmp-bfv-batch')];
+  if (!more || !bfv) return;
+  if (!(m.batch_images > 0 && m.batch_server_s > 0 && m.batch_more_server_s > 0)) {
+    more.textContent = '–';
+    bfv.textContent = 'no batch figures recorded for this server\'s BFV model (more bench bfv --batch 10000 --record)';
+    return;
+  }
+  const n = m.batch_images.toLocaleString('en');
+  const perImage = (s) => `${(1e3 * s / m.batch_images).toPrecision(2)} ms per image`;
+  const accuracy = (a) => (a > 0 ? `, ${(100 * a).toFixed(2)}% correct` : '');
+  more.textContent = `${n} at once: ${perImage(m.batch_more_server_s)} (${m.batch_more_server_s.toFixed(2)} s)`
+    + `${accuracy(m.batch_more_accuracy)}`;
+  bfv.textContent = `${n} at once (one image per slot): ${perImage(m.batch_server_s)} (${m.batch_server_s.toFixed(1)} s `
+    + `on ${m.batch_threads} cores, ${(m.batch_server_s / m.batch_more_server_s).toFixed(0)}× MORE), `
+    + `${m.batch_end_to_end_s.toFixed(1)} s end to end${accuracy(m.batch_accuracy)}; `
+    + `${formatBytes(m.batch_eval_key_bytes)} of keys, ${formatBytes(m.batch_upload_bytes)} uploaded`;
+}
+
 function correlation(a, b) {
   const n = a.length;
   const ma = a.reduce((s, v) => s + v, 0) / n;
@@ -68,7 +115,8 @@ export async function runBfvStep(wasm, st) {
     ['the server receives (MORE)', moreBytes ? `${formatBytes(moreBytes)} per image, no keys` : '–'],
     ['the server receives (BFV)', `${formatBytes(r.bytes)} per image (7 ciphertexts), ${formatBytes(r.keyBytes)} of evaluation keys once`],
     ['first bytes of the BFV message', Array.from(r.message.subarray(0, 24), (b) => b.toString(16).padStart(2, '0')).join(' ')],
-    ['time (BFV)', Object.entries(r.times).map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ')],
+    ['time (BFV), this one image', Object.entries(r.times).map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(', ')],
+    ...batchRows(model),
     ['steps 5–6 on it: correlation with your digit', attackStopped ?? corr.toFixed(3)],
   ];
   const table = $('bfv-facts');

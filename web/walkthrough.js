@@ -9,7 +9,7 @@
 import init, * as wasm from './pkg/more_wasm.js';
 import { infer, listModels } from './api.js';
 import { DrawingPad } from './draw.js';
-import { runBfvStep } from './bfv-walkthrough.js';
+import { runBfvStep, showSchemeCosts } from './bfv-walkthrough.js';
 import { drawGray, formatBytes, showBars, showPlanes, softmax } from './render.js';
 import { $, FALLBACK, setStatus, setupDropZone, showError, withFallback } from './ui.js';
 
@@ -410,6 +410,7 @@ async function setup() {
       const m = models.find((x) => x.task === task && x.scheme !== 'bfv');
       if (m) st.models[task] = withFallback(task, m);
     }
+    showSchemeCosts(models);
   } catch { /* server not reachable: local steps still run */ }
   $('bfv-run').addEventListener('click', () => runBfvStep(wasm, st).catch((err) => {
     $('bfv-verdict').textContent = `BFV: ${err.message}`;

@@ -70,8 +70,16 @@ async function walkthroughStep10(ctx) {
   ctx.log(`walkthrough under BFV: ${r.label}, attack correlation with the digit ${r.correlation.toFixed(3)}`);
   ctx.assert(r.label === '7', `BFV says ${r.label}`);
   ctx.assert(Math.abs(r.correlation) < 0.3, `the attack on BFV correlates ${r.correlation} with the digit`);
+  // Both costs side by side: this digit's latency (above) and the batch figures the model file records.
+  const batch = `${await page.locator('#cmp-more-batch').innerText()} | ${await page.locator('#cmp-bfv-batch').innerText()}`;
+  const facts = await page.locator('#bfv-facts').innerText();
+  ctx.log(`step 10, many at once: ${batch}`);
+  ctx.assert(/^10,000 at once: .* ms per image/.test(batch) && /\| 10,000 at once \(one image per slot\): .*× MORE/.test(batch),
+    `comparison row: ${batch}`);
+  ctx.assert(/this one image/.test(facts) && /images at once under BFV/.test(facts), `live table: ${facts}`);
   await page.locator('#step-compare').scrollIntoViewIfNeeded();
   await ctx.screenshot(page, 'walkthrough-step10-bfv');
+  await page.locator('#step-compare').screenshot({ path: `${ctx.root}/tests/e2e/screenshots/walkthrough-step10-compare.png` });
 }
 
 export default [

@@ -22,6 +22,8 @@ use more_bfv::wire::{
     encode_batch_keys, encode_batch_result, encode_ciphertexts, encode_keys,
 };
 use more_bfv::{BatchEvaluator, BfvModel, Client, Evaluator};
+use more_core::{KeyOptions, SecretKey};
+use ndarray::Axis;
 
 use super::bfv::{simulate, test_images};
 use crate::paths;
@@ -102,6 +104,7 @@ pub fn bench(args: BatchBench<'_>) -> Result<()> {
         _ => run_images(net, &quantized)?,
     };
     let end_to_end_s = started.elapsed().as_secs_f64();
+    let more = more_baseline(data_dir, n, &labels)?;
     let correct = t.logits.iter().zip(&labels).filter(|(l, y)| argmax(l) == **y as usize).count();
     let agree = t.logits.iter().zip(&int_logits).filter(|(a, b)| argmax(a) == argmax(b)).count();
     let exact = t.logits.iter().zip(&int_logits).filter(|(a, b)| a == b).count();
@@ -120,6 +123,8 @@ pub fn bench(args: BatchBench<'_>) -> Result<()> {
             ("batch_upload_bytes", t.upload_bytes as f64),
             ("batch_download_bytes", t.download_bytes as f64),
             ("batch_threads", rayon::current_num_threads() as f64),
+            ("batch_more_server_s", more.server_s),
+            ("batch_more_accuracy", more.accuracy),
         ];
         model.metrics.extend(figures.map(|(k, v)| (k.to_string(), v)));
         model.save(&path)?;
@@ -151,6 +156,11 @@ pub fn bench(args: BatchBench<'_>) -> Result<()> {
         "ring_degree": info.ring_degree,
         "ciphertext_modulus_bits": info.ciphertext_modulus_bits,
         "plaintext_moduli": [info.plaintext_modulus],
+        "more_model": MORE_BASELINE,
+        "more_accuracy": more.accuracy,
+        "more_server_s": more.server_s,
+        "more_ms_per_image": more.server_s * 1e3 / n as f64,
+        "bfv_over_more_server_time": t.server_s / more.server_s,
     });
     if json {
         println!("{out}");
@@ -159,7 +169,8 @@ pub fn bench(args: BatchBench<'_>) -> Result<()> {
             "{}: {n} images under BFV ({} packing, {} batch(es)), {:.2}% correct (integer network {:.2}%), same \
              argmax {agree} / {n}, identical logits {exact} / {n}\n  server {:.2} s ({:.3} ms / image \
              amortized), client: keys {:.2} s, encrypt {:.2} s, decrypt {:.2} s; end to end {:.2} s\n  upload {} \
-             MB, download {} MB, evaluation keys {} MB; {}-bit security, N = {}",
+             MB, download {} MB, evaluation keys {} MB; {}-bit security, N = {}\n  MORE ({MORE_BASELINE}) on the \
+             same images: server {:.3} s ({:.4} ms / image), {:.2}% correct; BFV takes {:.0}x its server time",
             model.id,
             out["packing"].as_str().unwrap_or_default(),
             t.batches,
@@ -175,7 +186,11 @@ pub fn bench(args: BatchBench<'_>) -> Result<()> {
             mb(t.download_bytes),
             mb(t.eval_key_bytes),
             info.security_bits,
-            info.ring_degree
+            info.ring_degree,
+            more.server_s,
+            more.server_s * 1e3 / n as f64,
+            100.0 * more.accuracy,
+            t.server_s / more.server_s
         );
     }
     Ok(())
@@ -265,6 +280,42 @@ fn run_images(net: &more_bfv::QuantizedNet, images: &[Vec<i64>]) -> Result<Total
         .collect::<Result<Vec<_>>>()?;
     t.client_decrypt_s = t0.elapsed().as_secs_f64();
     Ok(t)
+}
+
+/// The MORE network the batch figures are compared with: the bundled ring-only MNIST network (convolution,
+/// square, dense — the same kinds of layers as the BFV network).
+pub const MORE_BASELINE: &str = "mnist-cnn-square.morenn";
+
+/// MORE on the same images.
+struct MoreBaseline {
+    /// Wall-clock seconds of the encrypted forward passes (batches of 64 on all cores).
+    server_s: f64,
+    accuracy: f64,
+}
+
+/// Runs [`MORE_BASELINE`] on the first `n` test images encrypted under a fresh key (OS CSPRNG), on all
+/// cores, as the server would: the baseline of the same run.
+fn more_baseline(data_dir: Option<&Path>, n: usize, labels: &[u8]) -> Result<MoreBaseline> {
+    let test = crate::tasks::mnist::load(&paths::data_dir(data_dir), "test", Some(n))?;
+    let model = crate::data::model_for_task(&paths::bundled(MORE_BASELINE), "mnist", &[1, 28, 28])?;
+    let inputs = crate::data::inputs_for(&model, &test.inputs)?;
+    let key = SecretKey::generate(KeyOptions::default())?;
+    let encrypted =
+        inputs.axis_chunks_iter(Axis(0), 64).map(|chunk| key.encrypt_tensor(&chunk)).collect::<Result<Vec<_>, _>>()?;
+    let t0 = Instant::now();
+    let outputs = encrypted.par_iter().map(|e| model.forward_encrypted(e)).collect::<Result<Vec<_>, _>>()?;
+    let server_s = t0.elapsed().as_secs_f64();
+    let mut correct = 0;
+    let mut row = 0;
+    for out in &outputs {
+        let logits = key.decrypt_tensor(out);
+        for scores in logits.outer_iter() {
+            let best = scores.iter().enumerate().fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b }).0;
+            correct += usize::from(best == labels[row] as usize);
+            row += 1;
+        }
+    }
+    Ok(MoreBaseline { server_s, accuracy: correct as f64 / n as f64 })
 }
 
 /// This process's peak resident set (`VmHWM` on Linux), if known.
