@@ -78,11 +78,27 @@ impl Client {
     /// [`BATCH_INPUT_LEVEL`], image `b` in slot `b`, empty slots zero. Each ciphertext draws its randomness
     /// from its own ChaCha20 stream seeded from `rng`, so the work spreads over the cores.
     pub fn encrypt_batch<R: RngCore + CryptoRng>(&self, images: &[Vec<i64>], rng: &mut R) -> Result<Vec<Ciphertext>> {
-        check_batch_size(images.len())?;
-        if let Some((i, x)) = images.iter().enumerate().find(|(_, x)| x.len() != BATCH_INPUT_CIPHERTEXTS) {
-            return Err(BfvError::Input(format!("image {i} has {} values, expected 784", x.len())));
+        self.encrypt_slot_columns(images, BATCH_INPUT_CIPHERTEXTS, rng)
+    }
+
+    /// Decrypts a batch's 10 result ciphertexts into the logits of its first `images` images.
+    pub fn decrypt_batch(&self, cts: &[Ciphertext], images: usize) -> Result<Vec<Vec<i64>>> {
+        self.decrypt_slot_columns(cts, BATCH_OUTPUT_CIPHERTEXTS, images)
+    }
+
+    /// The slot-per-sample encryption: `columns` ciphertexts at [`BATCH_INPUT_LEVEL`], value `k` of sample
+    /// `b` in slot `b` of ciphertext `k`, each ciphertext with its own ChaCha20 stream seeded from `rng`.
+    pub(crate) fn encrypt_slot_columns<R: RngCore + CryptoRng>(
+        &self,
+        samples: &[Vec<i64>],
+        columns: usize,
+        rng: &mut R,
+    ) -> Result<Vec<Ciphertext>> {
+        check_batch_size(samples.len())?;
+        if let Some((i, x)) = samples.iter().enumerate().find(|(_, x)| x.len() != columns) {
+            return Err(BfvError::Input(format!("sample {i} has {} values, expected {columns}", x.len())));
         }
-        let seeds: Vec<[u8; 32]> = (0..BATCH_INPUT_CIPHERTEXTS)
+        let seeds: Vec<[u8; 32]> = (0..columns)
             .map(|_| {
                 let mut s = [0u8; 32];
                 rng.fill_bytes(&mut s);
@@ -95,7 +111,7 @@ impl Client {
             .enumerate()
             .map(|(k, seed)| {
                 let mut slots = vec![0u64; BATCH_SLOTS];
-                for (s, x) in slots.iter_mut().zip(images) {
+                for (s, x) in slots.iter_mut().zip(samples) {
                     *s = to_mod(x[k], PLAINTEXT_MODULUS);
                 }
                 let pt = Plaintext::try_encode(&slots, Encoding::simd_at_level(BATCH_INPUT_LEVEL), &par)
@@ -105,23 +121,26 @@ impl Client {
             .collect()
     }
 
-    /// Decrypts a batch's 10 result ciphertexts into the logits of its first `images` images.
-    pub fn decrypt_batch(&self, cts: &[Ciphertext], images: usize) -> Result<Vec<Vec<i64>>> {
-        check_batch_size(images)?;
-        if cts.len() != BATCH_OUTPUT_CIPHERTEXTS {
-            return Err(BfvError::Input(format!(
-                "{} result ciphertexts, expected {BATCH_OUTPUT_CIPHERTEXTS}",
-                cts.len()
-            )));
+    /// The slot-per-sample decryption: `columns` result ciphertexts at [`BATCH_OUTPUT_LEVEL`] into the
+    /// values of the first `samples` samples.
+    pub(crate) fn decrypt_slot_columns(
+        &self,
+        cts: &[Ciphertext],
+        columns: usize,
+        samples: usize,
+    ) -> Result<Vec<Vec<i64>>> {
+        check_batch_size(samples)?;
+        if cts.len() != columns {
+            return Err(BfvError::Input(format!("{} result ciphertexts, expected {columns}", cts.len())));
         }
-        let classes = cts
+        let values = cts
             .iter()
             .map(|ct| {
                 let pt = self.secret().try_decrypt(ct).map_err(fhe_err("decrypt"))?;
                 Vec::<u64>::try_decode(&pt, Encoding::simd_at_level(BATCH_OUTPUT_LEVEL)).map_err(fhe_err("decode"))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok((0..images).map(|b| classes.iter().map(|slots| from_mod(slots[b], PLAINTEXT_MODULUS)).collect()).collect())
+        Ok((0..samples).map(|b| values.iter().map(|slots| from_mod(slots[b], PLAINTEXT_MODULUS)).collect()).collect())
     }
 }
 
@@ -194,8 +213,61 @@ impl BatchEvaluator {
         progress: &(dyn Fn(usize, usize) + Sync),
         stop: &AtomicBool,
     ) -> Result<Vec<Ciphertext>> {
-        if inputs.len() != BATCH_INPUT_CIPHERTEXTS {
-            return Err(BfvError::Input(format!("{} ciphertexts, expected {BATCH_INPUT_CIPHERTEXTS}", inputs.len())));
+        let net = &self.net;
+        let layer = SquareLayer {
+            inputs: BATCH_INPUT_CIPHERTEXTS,
+            hidden: HIDDEN,
+            outputs: CLASSES,
+            pre_activation: &|h: usize, conv: &mut ScaledSum, inputs: &[Ciphertext]| {
+                let (c, p) = (h / POSITIONS, h % POSITIONS);
+                for (k, &w) in net.conv_weight[c * WINDOW..(c + 1) * WINDOW].iter().enumerate() {
+                    if let Some(pixel) = patch_pixel(p, k) {
+                        conv.add(&inputs[pixel], w);
+                    }
+                }
+            },
+            hidden_bias: &|h: usize| &self.conv_bias[h / POSITIONS],
+            output_weight: &|j: usize, h: usize| net.dense_weight[j * HIDDEN + h],
+            output_bias: &self.dense_bias,
+        };
+        layer.evaluate(keys, inputs, progress, stop)
+    }
+}
+
+/// The one-square network shape both slot-per-sample evaluations share: `hidden` values, each an
+/// integer-weighted sum of the `inputs` input ciphertexts plus a bias, squared (unrelinearised), and summed
+/// with integer weights into `outputs` results, which alone are relinearised and switched to
+/// [`BATCH_OUTPUT_LEVEL`].
+pub(crate) struct SquareLayer<'a> {
+    /// Input ciphertexts expected.
+    pub inputs: usize,
+    /// Hidden values.
+    pub hidden: usize,
+    /// Result ciphertexts.
+    pub outputs: usize,
+    /// Adds hidden value `h`'s weighted inputs (without bias) to the sum.
+    pub pre_activation: &'a (dyn Fn(usize, &mut ScaledSum, &[Ciphertext]) + Sync),
+    /// Hidden value `h`'s bias, encoded at [`BATCH_INPUT_LEVEL`].
+    pub hidden_bias: &'a (dyn Fn(usize) -> &'a Plaintext + Sync),
+    /// The weight of hidden value `h` in output `k`: `(k, h)`.
+    pub output_weight: &'a (dyn Fn(usize, usize) -> i64 + Sync),
+    /// The outputs' biases, encoded at [`BATCH_INPUT_LEVEL`].
+    pub output_bias: &'a [Plaintext],
+}
+
+impl SquareLayer<'_> {
+    /// Checks the inputs (count, fresh, at [`BATCH_INPUT_LEVEL`]) and evaluates on all of rayon's threads;
+    /// `progress(done, hidden)` after each hidden value, [`BfvError::Stopped`] soon after `stop` is set.
+    /// Keys that pass the checks but do not fit give an error, not a panic.
+    pub fn evaluate(
+        &self,
+        keys: &BatchKeys,
+        inputs: &[Ciphertext],
+        progress: &(dyn Fn(usize, usize) + Sync),
+        stop: &AtomicBool,
+    ) -> Result<Vec<Ciphertext>> {
+        if inputs.len() != self.inputs {
+            return Err(BfvError::Input(format!("{} ciphertexts, expected {}", inputs.len(), self.inputs)));
         }
         let par = parameters();
         if let Some(k) = inputs
@@ -224,45 +296,34 @@ impl BatchEvaluator {
     ) -> Result<Vec<Ciphertext>> {
         let ctx = inputs[0][0].ctx().clone();
         let done = AtomicUsize::new(0);
-        // Each worker sums the dense layer over its share of the hidden values into its own 10 accumulators;
-        // the shares are added at the end.
-        let logits = (0..HIDDEN)
+        let empty = || (0..self.outputs).map(|_| ScaledSum::new(&ctx, 3)).collect::<Vec<_>>();
+        // Each worker sums its share of the hidden values into its own accumulators; the shares are added
+        // at the end.
+        let sums = (0..self.hidden)
             .into_par_iter()
-            .try_fold(
-                || (0..CLASSES).map(|_| ScaledSum::new(&ctx, 3)).collect::<Vec<_>>(),
-                |mut acc, h| -> Result<Vec<ScaledSum>> {
-                    if stop.load(Ordering::Relaxed) {
-                        return Err(BfvError::Stopped);
-                    }
-                    let (c, p) = (h / POSITIONS, h % POSITIONS);
-                    let mut conv = ScaledSum::new(&ctx, 2);
-                    for (k, &w) in self.net.conv_weight[c * WINDOW..(c + 1) * WINDOW].iter().enumerate() {
-                        if let Some(pixel) = patch_pixel(p, k) {
-                            conv.add(&inputs[pixel], w);
-                        }
-                    }
-                    let mut s = conv.finish(par)?;
-                    s += &self.conv_bias[c];
-                    let square = &s * &s;
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        a.add(&square, self.net.dense_weight[j * HIDDEN + h]);
-                    }
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, HIDDEN);
-                    Ok(acc)
-                },
-            )
-            .try_reduce(
-                || (0..CLASSES).map(|_| ScaledSum::new(&ctx, 3)).collect::<Vec<_>>(),
-                |mut a, b| {
-                    for (x, y) in a.iter_mut().zip(b) {
-                        x.merge(y);
-                    }
-                    Ok(a)
-                },
-            )?;
-        logits
-            .into_iter()
-            .zip(&self.dense_bias)
+            .try_fold(empty, |mut acc, h| -> Result<Vec<ScaledSum>> {
+                if stop.load(Ordering::Relaxed) {
+                    return Err(BfvError::Stopped);
+                }
+                let mut pre = ScaledSum::new(&ctx, 2);
+                (self.pre_activation)(h, &mut pre, inputs);
+                let mut s = pre.finish(par)?;
+                s += (self.hidden_bias)(h);
+                let square = &s * &s;
+                for (k, a) in acc.iter_mut().enumerate() {
+                    a.add(&square, (self.output_weight)(k, h));
+                }
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, self.hidden);
+                Ok(acc)
+            })
+            .try_reduce(empty, |mut a, b| {
+                for (x, y) in a.iter_mut().zip(b) {
+                    x.merge(y);
+                }
+                Ok(a)
+            })?;
+        sums.into_iter()
+            .zip(self.output_bias)
             .map(|(sum, bias)| {
                 let mut ct = sum.finish(par)?;
                 keys.relin.relinearizes(&mut ct).map_err(fhe_err("relinearise"))?;

@@ -1,5 +1,5 @@
 //! A lattice-based scheme beside MORE: BFV (the `fhe` crate, fhe.rs) at 128-bit classical security, for
-//! one MNIST network.
+//! one MNIST network and one regression network (the whole-body circulation surrogate, [`regression`]).
 //!
 //! This crate adds no cryptography of its own. It fixes the parameters ([`params`], with the table row of
 //! the HomomorphicEncryption.org standard they come from), the packing of inputs, weights and outputs into
@@ -15,12 +15,14 @@ pub mod layout;
 pub mod model;
 pub mod network;
 pub mod params;
+pub mod regression;
 pub mod scheme;
 pub mod wire;
 
 pub use batch::{BatchEvaluator, BatchKeys};
-pub use model::BfvModel;
+pub use model::{BfvModel, BfvRegressionModel};
 pub use network::{FloatNet, QuantizedNet, Ranges};
+pub use regression::{RegressionEvaluator, RegressionNet};
 pub use scheme::{Client, EvalKeys, Evaluator};
 
 /// Errors of this crate.

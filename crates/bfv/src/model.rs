@@ -1,5 +1,9 @@
-//! The model file: JSON with the scheme's parameters, the integer network, how it was quantized and its
+//! The model files: JSON with the scheme's parameters, the integer network, how it was quantized and its
 //! measured metrics. Loading checks the size and that the parameters are this build's.
+//!
+//! Two kinds share the header fields and the `.bfv.json` suffix: [`BfvModel`] (the MNIST classifier,
+//! `task: "mnist"`) and [`BfvRegressionModel`] (the WBC regression network, `task: "wbc"`).
+//! [`peek_task`] tells them apart before parsing either.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,6 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::network::{QuantizedNet, Ranges};
+use crate::regression::{FloatWeights, RegressionNet, RegressionRanges};
 use crate::params::{SchemeInfo, check_scheme};
 use crate::{BfvError, Result};
 
@@ -56,6 +61,11 @@ impl BfvModel {
         if bytes.len() as u64 > MAX_MODEL_BYTES {
             return Err(BfvError::Model(format!("{} bytes, at most {MAX_MODEL_BYTES}", bytes.len())));
         }
+        if matches!(peek_task(bytes).as_deref(), Ok(REGRESSION_TASK)) {
+            return Err(BfvError::Model(format!(
+                "a {REGRESSION_TASK} regression model, not a classifier (load it as a BfvRegressionModel)"
+            )));
+        }
         let model: BfvModel = serde_json::from_slice(bytes).map_err(|e| BfvError::Model(e.to_string()))?;
         if model.format != FORMAT || model.version != VERSION {
             return Err(BfvError::Model(format!("format {:?} version {}", model.format, model.version)));
@@ -77,6 +87,122 @@ impl BfvModel {
     }
 
     /// Writes the model file (pretty JSON header fields, one line of weights per layer).
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let json = serde_json::to_vec(self).map_err(|e| BfvError::Model(e.to_string()))?;
+        std::fs::write(path.as_ref(), json).map_err(|e| BfvError::Model(format!("{}: {e}", path.as_ref().display())))
+    }
+}
+
+/// The task of [`BfvRegressionModel`] files.
+pub const REGRESSION_TASK: &str = "wbc";
+
+/// The `task` field of a model file's bytes, read without parsing the network (at most
+/// [`MAX_MODEL_BYTES`]).
+pub fn peek_task(bytes: &[u8]) -> Result<String> {
+    #[derive(Deserialize)]
+    struct Header {
+        task: String,
+    }
+    if bytes.len() as u64 > MAX_MODEL_BYTES {
+        return Err(BfvError::Model(format!("{} bytes, at most {MAX_MODEL_BYTES}", bytes.len())));
+    }
+    let h: Header = serde_json::from_slice(bytes).map_err(|e| BfvError::Model(e.to_string()))?;
+    Ok(h.task)
+}
+
+/// Reads a file of at most [`MAX_MODEL_BYTES`].
+fn read_limited(path: &Path) -> Result<Vec<u8>> {
+    let io = |e: std::io::Error| BfvError::Model(format!("{}: {e}", path.display()));
+    let len = std::fs::metadata(path).map_err(io)?.len();
+    if len > MAX_MODEL_BYTES {
+        return Err(BfvError::Model(format!("{}: {len} bytes, at most {MAX_MODEL_BYTES}", path.display())));
+    }
+    std::fs::read(path).map_err(io)
+}
+
+/// The task of a model file, read without parsing the network.
+pub fn peek_task_of(path: impl AsRef<Path>) -> Result<String> {
+    peek_task(&read_limited(path.as_ref())?)
+}
+
+/// A regression network for BFV ([`RegressionNet`], `task: "wbc"`) with its metadata: the same header
+/// fields as [`BfvModel`], the ranges of the regression network, and output names and units.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BfvRegressionModel {
+    /// [`FORMAT`].
+    pub format: String,
+    /// [`VERSION`].
+    pub version: u32,
+    /// E.g. `"wbc-bfv-square"`.
+    pub id: String,
+    /// [`REGRESSION_TASK`].
+    pub task: String,
+    /// One sentence.
+    pub description: String,
+    /// Layers, as text.
+    pub architecture: String,
+    /// Parameters the network was checked for.
+    pub scheme: SchemeInfo,
+    /// How the float model became integers.
+    pub quantization: BTreeMap<String, String>,
+    /// Worst cases over the accepted input box (each below `t/2`).
+    pub ranges: RegressionRanges,
+    /// Largest magnitudes met over the training and held-out samples.
+    pub sample_ranges: RegressionRanges,
+    /// Measured figures (per-output mean relative errors of the float, integer and BFV networks, ...).
+    pub metrics: BTreeMap<String, f64>,
+    /// Data set, seed, commands.
+    pub training: BTreeMap<String, String>,
+    /// Input names, in order.
+    pub input_names: Vec<String>,
+    /// Output names, in order.
+    pub labels: Vec<String>,
+    /// Output units, in order.
+    pub units: Vec<String>,
+    /// The integer weights and the scaling.
+    pub network: RegressionNet,
+    /// The float weights it was quantized from.
+    pub float_network: FloatWeights,
+}
+
+impl BfvRegressionModel {
+    /// Parses and checks a model file's bytes (format, parameters, task, network, names).
+    pub fn from_json(bytes: &[u8]) -> Result<BfvRegressionModel> {
+        if bytes.len() as u64 > MAX_MODEL_BYTES {
+            return Err(BfvError::Model(format!("{} bytes, at most {MAX_MODEL_BYTES}", bytes.len())));
+        }
+        let model: BfvRegressionModel = serde_json::from_slice(bytes).map_err(|e| BfvError::Model(e.to_string()))?;
+        if model.format != FORMAT || model.version != VERSION {
+            return Err(BfvError::Model(format!("format {:?} version {}", model.format, model.version)));
+        }
+        if model.task != REGRESSION_TASK {
+            return Err(BfvError::Model(format!("task {:?}, expected {REGRESSION_TASK:?}", model.task)));
+        }
+        check_scheme(&model.scheme)?;
+        model.network.validate()?;
+        let n = &model.network;
+        let f = &model.float_network;
+        let float_ok = f.hidden_weight.len() == n.hidden * n.inputs
+            && f.hidden_bias.len() == n.hidden
+            && f.output_weight.len() == n.outputs * n.hidden
+            && f.output_bias.len() == n.outputs;
+        if !float_ok {
+            return Err(BfvError::Model("the float weights do not match the integer network's shape".into()));
+        }
+        if model.input_names.len() != n.inputs || model.labels.len() != n.outputs || model.units.len() != n.outputs {
+            return Err(BfvError::Model("input names, output names or units do not match the network".into()));
+        }
+        Ok(model)
+    }
+
+    /// Reads a model file.
+    pub fn load(path: impl AsRef<Path>) -> Result<BfvRegressionModel> {
+        let path = path.as_ref();
+        BfvRegressionModel::from_json(&read_limited(path)?)
+            .map_err(|e| BfvError::Model(format!("{}: {e}", path.display())))
+    }
+
+    /// Writes the model file.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let json = serde_json::to_vec(self).map_err(|e| BfvError::Model(e.to_string()))?;
         std::fs::write(path.as_ref(), json).map_err(|e| BfvError::Model(format!("{}: {e}", path.as_ref().display())))

@@ -120,7 +120,8 @@ impl BfvService {
         })
     }
 
-    /// Loads every `*.bfv.json` file of a directory.
+    /// Loads every `*.bfv.json` file of a directory that holds a classifier; regression models (the WBC
+    /// surrogate, `task: "wbc"`) have no endpoint yet and are skipped with a log line.
     pub fn load_dir(dir: &Path, limits: BfvLimits) -> Result<BfvService, BfvError> {
         let mut models = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(|e| BfvError::Model(format!("{}: {e}", dir.display())))?;
@@ -128,6 +129,11 @@ impl BfvService {
         paths.sort();
         for p in paths {
             if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(more_bfv::model::FILE_SUFFIX)) {
+                let task = more_bfv::model::peek_task_of(&p)?;
+                if task == more_bfv::model::REGRESSION_TASK {
+                    tracing::info!(path = %p.display(), task, "bfv regression model skipped: not served yet");
+                    continue;
+                }
                 models.push(BfvModel::load(&p)?);
             }
         }

@@ -23,7 +23,8 @@ use clap::ValueEnum as _;
 /// Arguments of `more bench`.
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// What to measure: a classification task's MORE inference, or `bfv` (MNIST under BFV, end to end).
+    /// What to measure: a classification task's MORE inference, or `bfv` (MNIST under BFV, end to end; the
+    /// WBC surrogate with `--task wbc`).
     #[arg(value_enum)]
     pub task: BenchTarget,
     /// The model file (default: the task's bundled model, `models/mnist-cnn-relu.morenn`,
@@ -52,9 +53,14 @@ pub struct BenchArgs {
     /// and the walkthrough's step 10 shows.
     #[arg(long)]
     pub record: bool,
-    /// `more` (the default) or `bfv` (MNIST only: `more bench mnist --scheme bfv` is `more bench bfv`).
+    /// `more` (the default) or `bfv` (`more bench mnist --scheme bfv` is `more bench bfv`, `more bench wbc
+    /// --scheme bfv` is `more bench bfv --task wbc`).
     #[arg(long, value_enum, default_value_t = Scheme::More)]
     pub scheme: Scheme,
+    /// `bfv` only: the task measured under BFV, `mnist` (the default) or `wbc` (the whole-body circulation
+    /// surrogate, one held-out patient at a time, end to end).
+    #[arg(long = "task", id = "bfv_task", value_enum, value_name = "TASK")]
+    pub bfv_task: Option<TaskRef>,
 }
 
 /// What `more bench` measures: a registered task, or `bfv`, short for MNIST under `--scheme bfv`.
@@ -105,12 +111,32 @@ fn time_us(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)
 /// apply, if `given`.
 pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
     let (task, scheme) = match args.task {
+        BenchTarget::Task(t) if given.has("bfv_task") => {
+            anyhow::bail!("--task applies to bfv (more bench bfv --task {}), not {}", t.name(), t.name())
+        }
         BenchTarget::Task(t) => (t, args.scheme),
         BenchTarget::Bfv if given.has("scheme") && args.scheme == Scheme::More => {
             anyhow::bail!("bfv is benchmarked under --scheme bfv, not more (drop --scheme)")
         }
-        BenchTarget::Bfv => (TaskRef::from_str(super::bfv::TASK, false).map_err(anyhow::Error::msg)?, Scheme::Bfv),
+        BenchTarget::Bfv => match args.bfv_task {
+            Some(t) => (t, Scheme::Bfv),
+            None => (TaskRef::from_str(super::bfv::TASK, false).map_err(anyhow::Error::msg)?, Scheme::Bfv),
+        },
     };
+    if scheme == Scheme::Bfv && task.name() == super::bfv::REGRESSION_TASK {
+        for (id, why) in [
+            ("seconds", "use --limit to time fewer patients"),
+            ("batch", "wbc is always packed one patient per slot; more eval wbc --scheme bfv runs many at once"),
+            ("packing", "wbc has one packing, one patient per slot"),
+            ("record", "more bfv quantize-wbc records the model's metrics"),
+            ("data", "wbc simulates its held-out patients"),
+        ] {
+            if given.has(id) {
+                anyhow::bail!("{} does not apply to bfv --task wbc ({why})", crate::args::flag(id));
+            }
+        }
+        return super::bfv_wbc::bench(args.model.as_deref(), args.limit, args.json.json);
+    }
     match scheme {
         Scheme::More if given.has("limit") => anyhow::bail!(
             "--limit applies to bfv, not {} (use --seconds to change how long each measurement runs)",

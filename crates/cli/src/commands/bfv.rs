@@ -30,6 +30,10 @@ enum BfvCommand {
     /// Quantize a float model (`more train mnist --arch bfv`) to the integer network BFV evaluates; checks
     /// every test image for values reaching t/2 and writes the model file with its metrics.
     Quantize(QuantizeArgs),
+    /// Quantize the WBC surrogate's float model (`more train wbc --arch bfv`) to the integer network BFV
+    /// evaluates; checks the worst case over the accepted inputs and every patient for values reaching
+    /// t/2, measures float, integer and BFV networks on the held-out patients and writes the model file.
+    QuantizeWbc(super::bfv_wbc::QuantizeWbcArgs),
 }
 
 /// Arguments of `more bfv quantize`.
@@ -62,12 +66,18 @@ pub struct QuantizeArgs {
     data: Option<PathBuf>,
 }
 
-/// The one task BFV has a model for; `--scheme bfv` with another task is refused.
+/// The classification task BFV has a model for (the default of `more bench bfv`).
 pub const TASK: &str = "mnist";
 
-/// An error unless `task` is the one BFV has a model for ([`TASK`]).
+/// The regression task BFV has a model for (`more eval wbc --scheme bfv`, `more bench bfv --task wbc`).
+pub const REGRESSION_TASK: &str = "wbc";
+
+/// An error unless `task` is one BFV has a model for ([`TASK`], [`REGRESSION_TASK`]).
 pub fn require_task(task: &str) -> Result<()> {
-    ensure!(task == TASK, "--scheme bfv has a model for {TASK} only, not {task}");
+    ensure!(
+        task == TASK || task == REGRESSION_TASK,
+        "--scheme bfv has models for {TASK} and {REGRESSION_TASK} only, not {task}"
+    );
     Ok(())
 }
 
@@ -75,6 +85,7 @@ pub fn require_task(task: &str) -> Result<()> {
 pub fn run(args: BfvArgs) -> Result<()> {
     match args.command {
         BfvCommand::Quantize(a) => quantize(&a),
+        BfvCommand::QuantizeWbc(a) => super::bfv_wbc::quantize(&a),
     }
 }
 

@@ -25,9 +25,10 @@ pub struct EvalArgs {
     /// The task (a classification task).
     #[arg(value_enum)]
     pub task: TaskRef,
-    /// The model file.
+    /// The model file (required with `--scheme more`; with `--scheme bfv` the task's bundled `.bfv.json`
+    /// model by default).
     #[arg(long)]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
     /// Also run encrypted inference on every image (fresh key per image) and compare.
     #[arg(long)]
     pub encrypted: bool,
@@ -47,7 +48,8 @@ pub struct EvalArgs {
     pub record: bool,
     #[command(flatten)]
     pub quiet: QuietArgs,
-    /// `more` (the default) or `bfv` (a `.bfv.json` model from `more bfv quantize`, MNIST only).
+    /// `more` (the default) or `bfv` (a `.bfv.json` model: MNIST from `more bfv quantize`, WBC from `more
+    /// bfv quantize-wbc`).
     #[arg(long, value_enum, default_value_t = Scheme::More)]
     pub scheme: Scheme,
 }
@@ -69,14 +71,24 @@ pub fn run(args: EvalArgs, given: &Given) -> Result<()> {
     }
     match (args.scheme, args.task.name()) {
         (Scheme::More, _) => {}
+        (Scheme::Bfv, super::bfv::REGRESSION_TASK) => {
+            if given.has("data") {
+                bail!("--data does not apply to wbc: its held-out patients are simulated (use --limit for fewer)");
+            }
+            return super::bfv_wbc::eval(args.model.as_deref(), args.limit, args.json.json);
+        }
         (Scheme::Bfv, task) => {
             super::bfv::require_task(task)?;
-            return super::bfv::eval(&args.model, Some(&args.data.dir()), args.limit, args.json.json);
+            let model = args.model.clone().unwrap_or_else(|| crate::paths::bundled(crate::paths::BFV_MODEL));
+            return super::bfv::eval(&model, Some(&args.data.dir()), args.limit, args.json.json);
         }
     }
+    let Some(model_path) = args.model.clone() else {
+        bail!("--model is required with --scheme more (the model file to evaluate)")
+    };
     let c = tasks::classifier(args.task, "eval")?;
     let json = args.json.json;
-    let mut model = data::model_for_task(&args.model, args.task.name(), &c.input)?;
+    let mut model = data::model_for_task(&model_path, args.task.name(), &c.input)?;
     let mut set = (c.load)(&args.data.dir(), c.eval_split, args.limit)?;
     set.inputs = data::inputs_for(&model, &set.inputs)?;
     let (n, labels, split) = (set.labels.len(), &set.labels, c.eval_split);
@@ -85,7 +97,7 @@ pub fn run(args: EvalArgs, given: &Given) -> Result<()> {
     let (acc, balanced) = scores(&pred, labels, c.labels.len());
     let mut report = serde_json::json!({ "model": model.meta().id, "images": n, "plain_accuracy": acc });
     if !json {
-        println!("model {} ({}), {n} {split} {}s", model.meta().id, args.model.display(), c.row);
+        println!("model {} ({}), {n} {split} {}s", model.meta().id, model_path.display(), c.row);
     }
     let metrics = &mut model.meta_mut().metrics;
     metrics.insert(format!("{split}_accuracy"), acc);
@@ -170,7 +182,7 @@ pub fn run(args: EvalArgs, given: &Given) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     if args.record {
-        model.save(&args.model)?;
+        model.save(&model_path)?;
     }
     Ok(())
 }

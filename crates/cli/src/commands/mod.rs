@@ -7,6 +7,7 @@ pub mod attack;
 pub mod bench;
 pub mod bfv;
 pub mod bfv_batch;
+pub mod bfv_wbc;
 pub mod challenge;
 pub mod classify;
 pub mod eval;

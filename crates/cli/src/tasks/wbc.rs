@@ -58,7 +58,8 @@ impl Task for Wbc {
     fn options(&self, command: Use) -> &'static [&'static str] {
         const SAMPLES: [&str; 6] = ["n_train", "n_test", "train_csv", "test_csv", "samples", "hidden"];
         match command {
-            Use::Train | Use::Reproduce => &SAMPLES,
+            Use::Train => &["n_train", "n_test", "train_csv", "test_csv", "samples", "hidden", "arch"],
+            Use::Reproduce => &SAMPLES,
             Use::TrainOnServer => &["n_train", "n_test", "train_csv", "test_csv", "samples", "hidden", "server"],
         }
     }
@@ -68,7 +69,7 @@ impl Task for Wbc {
             "limit" => "use --samples to train on fewer patients",
             "test_limit" => "use --samples or --n-test for fewer held-out patients",
             "data" => "wbc simulates its patients, or reads them with --train-csv and --test-csv",
-            "arch" => "the width of the wbc network is --hidden",
+            "arch" => "more train wbc --arch bfv trains the BFV network; the width of the wbc network is --hidden",
             "augment" | "patience" | "validation" => {
                 "wbc holds out 10% of its training samples for validation and trains every epoch"
             }
@@ -95,6 +96,8 @@ pub struct Settings {
     pub snapshots: Option<PathBuf>,
     /// Condition number of the training key (default: a fresh key with `κ` uniform in [1, 10]).
     pub key_condition: Option<f64>,
+    /// Train the network BFV evaluates (`7 → hidden → square → 6`, [`bfv_specs`]) instead of the tanh MLP.
+    pub bfv: bool,
 }
 
 impl Settings {
@@ -107,12 +110,20 @@ impl Settings {
             quiet,
             snapshots: None,
             key_condition: None,
+            bfv: false,
         }
     }
 
     /// The model id: `--model-id`, else `wbc-mlp` (trained on encrypted data) or `wbc-mlp-plain`.
+    /// With `--arch bfv`: `wbc-bfv-float` (`-enctrain` when trained on encrypted data).
     pub fn model_id(&self, encrypted: bool) -> String {
-        self.model_id.clone().unwrap_or_else(|| (if encrypted { "wbc-mlp" } else { "wbc-mlp-plain" }).into())
+        let default = match (self.bfv, encrypted) {
+            (true, true) => "wbc-bfv-float-enctrain",
+            (true, false) => "wbc-bfv-float",
+            (false, true) => "wbc-mlp",
+            (false, false) => "wbc-mlp-plain",
+        };
+        self.model_id.clone().unwrap_or_else(|| default.into())
     }
 
     /// The learning rate.
@@ -124,6 +135,17 @@ impl Settings {
 /// The surrogate's layers: 7 → hidden → hidden → 6 with tanh.
 pub fn specs(hidden: usize) -> Vec<more_nn::LayerSpec> {
     more_nn::networks::wbc_mlp(more_hemo::N_PARAMS, hidden, more_hemo::N_OUTPUTS)
+}
+
+/// The network BFV evaluates exactly (`more train wbc --arch bfv`): 7 → hidden → square → 6, one
+/// multiplicative level. Its outputs are quadratic polynomials of the standardised inputs.
+pub fn bfv_specs(hidden: usize) -> Vec<more_nn::LayerSpec> {
+    use more_nn::{ElementFunction, LayerSpec};
+    vec![
+        LayerSpec::Dense { inputs: more_hemo::N_PARAMS, outputs: hidden },
+        LayerSpec::Activation { function: ElementFunction::Square },
+        LayerSpec::Dense { inputs: hidden, outputs: more_hemo::N_OUTPUTS },
+    ]
 }
 
 /// The simulated samples and the scaling fitted on the training part.
@@ -162,7 +184,8 @@ pub struct Trained {
     pub key_condition: Option<f64>,
 }
 
-fn load_or_generate(
+/// Reads `csv`, or simulates `n` Latin-hypercube patients with `seed` (a progress bar unless `quiet`).
+pub(crate) fn load_or_generate(
     csv: Option<&std::path::Path>,
     n: usize,
     seed: u64,
@@ -233,7 +256,8 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
     let id = a.model_id(encrypted);
     let mut meta = ModelMeta::new(&id, "wbc");
     meta.description = format!(
-        "Regression surrogate of the 0D whole-body circulation model (more-hemo): 7 patient parameters to 6 outputs, trained on {}",
+        "Regression surrogate of the 0D whole-body circulation model (more-hemo): 7 patient parameters to 6 outputs{}, trained on {}",
+        if a.bfv { " through one hidden layer squared (the network BFV evaluates)" } else { "" },
         if encrypted { "MORE-encrypted inputs and targets" } else { "plaintext data" }
     );
     meta.preprocessing.kind = "wbc-params".into();
@@ -259,7 +283,7 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
         checkpoint: None,
         snapshots: a.snapshots.as_ref().map(|d| d.join(if encrypted { "encrypted" } else { "plain" })),
     };
-    let specs = specs(a.surrogate.hidden);
+    let specs = if a.bfv { bfv_specs(a.surrogate.hidden) } else { specs(a.surrogate.hidden) };
     let (mut model, history, kappa, lanes) = if encrypted {
         use more_enctrain::owner::KeyOwner;
         use more_enctrain::train::{EncryptionSetup, PlainData, train_encrypted};
@@ -357,7 +381,15 @@ pub fn fit_surrogate(a: &Settings, data: &WbcData, encrypted: bool) -> anyhow::R
 /// model.
 fn train(options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
     let common = &options.common;
-    let a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet);
+    let mut a = Settings::new(&options.surrogate, hyper, common.model_id.clone(), common.quiet.quiet);
+    a.bfv = match options.images.arch {
+        // The default value of --arch: the tanh MLP.
+        crate::args::Arch::Relu => false,
+        crate::args::Arch::Bfv => true,
+        crate::args::Arch::Square => anyhow::bail!(
+            "wbc trains the tanh MLP, or with --arch bfv the square-activated network BFV evaluates (not square)"
+        ),
+    };
     let encrypted = common.encrypted;
     let out = model_path(common.out.as_deref(), &a.model_id(encrypted), common.force)?;
     let data = load_data(&a)?;
