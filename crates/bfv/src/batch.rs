@@ -134,7 +134,7 @@ impl Client {
             return Err(BfvError::Input(format!("{} result ciphertexts, expected {columns}", cts.len())));
         }
         let values = cts
-            .iter()
+            .par_iter()
             .map(|ct| {
                 let pt = self.secret().try_decrypt(ct).map_err(fhe_err("decrypt"))?;
                 Vec::<u64>::try_decode(&pt, Encoding::simd_at_level(BATCH_OUTPUT_LEVEL)).map_err(fhe_err("decode"))
@@ -297,10 +297,12 @@ impl SquareLayer<'_> {
         let ctx = inputs[0][0].ctx().clone();
         let done = AtomicUsize::new(0);
         let empty = || (0..self.outputs).map(|_| ScaledSum::new(&ctx, 3)).collect::<Vec<_>>();
-        // Each worker sums its share of the hidden values into its own accumulators; the shares are added
-        // at the end.
+        // Each worker sums its share of the hidden values into its own accumulators (one share per thread:
+        // the accumulators are megabytes), and the shares are added at the end.
+        let share = self.hidden.div_ceil(rayon::current_num_threads().max(1));
         let sums = (0..self.hidden)
             .into_par_iter()
+            .with_min_len(share)
             .try_fold(empty, |mut acc, h| -> Result<Vec<ScaledSum>> {
                 if stop.load(Ordering::Relaxed) {
                     return Err(BfvError::Stopped);
@@ -322,7 +324,7 @@ impl SquareLayer<'_> {
                 }
                 Ok(a)
             })?;
-        sums.into_iter()
+        sums.into_par_iter()
             .zip(self.output_bias)
             .map(|(sum, bias)| {
                 let mut ct = sum.finish(par)?;

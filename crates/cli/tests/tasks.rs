@@ -60,7 +60,15 @@ fn an_option_the_task_does_not_read_is_refused() {
         (&["train", "mnist", "--n-train", "100"], "--n-train applies to wbc, not mnist (use --limit"),
         (&["train", "wbc", "--limit", "100"], "--limit applies to mnist and angio, not wbc (use --samples"),
         (&["train", "wbc", "--augment", "2"], "--augment applies to mnist and angio, not wbc"),
-        (&["train", "angio", "--arch", "square"], "--arch applies to mnist, not angio (angio has one network"),
+        (&["train", "angio", "--arch", "square"], "--arch applies to mnist and wbc, not angio (angio has one network"),
+        (&["train", "wbc", "--arch", "square", "--samples", "20"], "wbc trains the tanh MLP, or with --arch bfv"),
+        (&["bench", "mnist", "--task", "wbc"], "--task applies to bfv (more bench bfv --task wbc), not mnist"),
+        (&["bench", "bfv", "--task", "wbc", "--batch", "10"], "--batch does not apply to bfv --task wbc"),
+        (&["bench", "bfv", "--task", "wbc", "--record"], "--record does not apply to bfv --task wbc"),
+        (&["bench", "bfv", "--task", "wbc", "--data", "d"], "--data does not apply to bfv --task wbc"),
+        (&["bench", "bfv", "--task", "angio"], "--scheme bfv has models for mnist and wbc only, not angio"),
+        (&["eval", "wbc", "--scheme", "bfv", "--data", "d"], "--data does not apply to wbc"),
+        (&["eval", "mnist"], "--model is required with --scheme more"),
         (&["train", "angio", "--validation", "100"], "--validation applies to mnist, not angio"),
         (&["train", "angio", "--encrypted", "--server", server], "--server applies to mnist and wbc, not angio"),
         (
@@ -121,4 +129,23 @@ fn an_existing_model_file_is_not_overwritten() {
     }
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
     std::fs::remove_file(&file).unwrap();
+}
+
+/// The WBC surrogate under BFV, end to end on three held-out patients: one JSON line with the figures, the
+/// encrypted outputs equal to the integer network's.
+#[test]
+fn bench_bfv_task_wbc_prints_one_json_line() {
+    let out = more(&["bench", "bfv", "--task", "wbc", "--json", "--limit", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.trim_end().lines().count(), 1, "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["task"], "wbc");
+    assert_eq!(v["images"], 3);
+    assert_eq!(v["exact_outputs"], 3);
+    assert_eq!((v["security_bits"].as_u64(), v["ring_degree"].as_u64()), (Some(128), Some(8192)));
+    for key in ["mean_relative_error", "worst_output_relative_error", "ms_per_image", "eval_key_bytes", "ciphertext_bytes"] {
+        assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
+    }
+    assert!(v["worst_output_relative_error"].as_f64().unwrap() < 0.05, "{v}");
 }

@@ -111,9 +111,11 @@ fn time_us(seconds: f64, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)
 /// apply, if `given`.
 pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
     let (task, scheme) = match args.task {
-        BenchTarget::Task(t) if given.has("bfv_task") => {
-            anyhow::bail!("--task applies to bfv (more bench bfv --task {}), not {}", t.name(), t.name())
-        }
+        BenchTarget::Task(t) if given.has("bfv_task") => anyhow::bail!(
+            "--task applies to bfv (more bench bfv --task {}), not {}",
+            args.bfv_task.map_or("wbc", |b| b.name()),
+            t.name()
+        ),
         BenchTarget::Task(t) => (t, args.scheme),
         BenchTarget::Bfv if given.has("scheme") && args.scheme == Scheme::More => {
             anyhow::bail!("bfv is benchmarked under --scheme bfv, not more (drop --scheme)")
