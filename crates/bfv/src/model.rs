@@ -11,8 +11,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::network::{QuantizedNet, Ranges};
-use crate::regression::{FloatWeights, RegressionNet, RegressionRanges};
 use crate::params::{SchemeInfo, check_scheme};
+use crate::regression::{FloatWeights, RegressionNet, RegressionRanges};
 use crate::{BfvError, Result};
 
 /// The `format` field of a model file.

@@ -110,14 +110,22 @@ impl FloatRegression<'_> {
         let squares: Vec<f64> = (0..nh)
             .map(|h| {
                 let u = f64::from(self.hidden_bias[h])
-                    + self.hidden_weight[h * ni..(h + 1) * ni].iter().zip(z).map(|(w, x)| f64::from(*w) * x).sum::<f64>();
+                    + self.hidden_weight[h * ni..(h + 1) * ni]
+                        .iter()
+                        .zip(z)
+                        .map(|(w, x)| f64::from(*w) * x)
+                        .sum::<f64>();
                 u * u
             })
             .collect();
         (0..no)
             .map(|k| {
                 f64::from(self.output_bias[k])
-                    + self.output_weight[k * nh..(k + 1) * nh].iter().zip(&squares).map(|(w, s)| f64::from(*w) * s).sum::<f64>()
+                    + self.output_weight[k * nh..(k + 1) * nh]
+                        .iter()
+                        .zip(&squares)
+                        .map(|(w, s)| f64::from(*w) * s)
+                        .sum::<f64>()
             })
             .collect()
     }
@@ -202,7 +210,9 @@ impl RegressionNet {
     pub fn validate(&self) -> Result<()> {
         let (ni, nh, no) = (self.inputs, self.hidden, self.outputs);
         if !(1..=MAX_UNITS).contains(&ni) || !(1..=MAX_UNITS).contains(&nh) || !(1..=MAX_UNITS).contains(&no) {
-            return Err(BfvError::Model(format!("{ni} inputs, {nh} hidden units, {no} outputs: each 1 to {MAX_UNITS}")));
+            return Err(BfvError::Model(format!(
+                "{ni} inputs, {nh} hidden units, {no} outputs: each 1 to {MAX_UNITS}"
+            )));
         }
         let shapes = [
             ("input_min", self.input_min.len(), ni),
@@ -236,11 +246,12 @@ impl RegressionNet {
         }
         let finite = self.input_min.iter().chain(&self.input_max).chain(&self.input_mean).chain(&self.output_offset);
         let positive = self.input_std.iter().chain(&self.output_divisor).chain(&self.output_scale);
-        if !finite.clone().all(|v| v.is_finite())
-            || !positive.clone().all(|v| v.is_finite() && *v > 0.0)
-            || !(self.input_scale.is_finite() && self.input_scale > 0.0)
-            || self.input_min.iter().zip(&self.input_max).any(|(lo, hi)| lo > hi)
-        {
+        let sane = finite.clone().all(|v| v.is_finite())
+            && positive.clone().all(|v| v.is_finite() && *v > 0.0)
+            && self.input_scale.is_finite()
+            && self.input_scale > 0.0
+            && self.input_min.iter().zip(&self.input_max).all(|(lo, hi)| lo <= hi);
+        if !sane {
             return Err(BfvError::Model("a scale, range or standardisation is not finite or not positive".into()));
         }
         if self.hidden_weight.iter().chain(&self.hidden_bias).any(|w| w.abs() >= MAX_WEIGHT)
@@ -279,7 +290,9 @@ impl RegressionNet {
                 self.hidden_weight[h * self.inputs..(h + 1) * self.inputs]
                     .iter()
                     .zip(&xmax)
-                    .fold(self.hidden_bias[h].saturating_abs(), |s, (a, x)| s.saturating_add(a.saturating_abs().saturating_mul(*x)))
+                    .fold(self.hidden_bias[h].saturating_abs(), |s, (a, x)| {
+                        s.saturating_add(a.saturating_abs().saturating_mul(*x))
+                    })
             })
             .collect();
         let square = |u: i64| u.saturating_mul(u);
@@ -289,7 +302,9 @@ impl RegressionNet {
                 weight[r * self.hidden..(r + 1) * self.hidden]
                     .iter()
                     .zip(&umax)
-                    .fold(bias[r].saturating_abs(), |s, (v, u)| s.saturating_add(v.saturating_abs().saturating_mul(square(*u))))
+                    .fold(bias[r].saturating_abs(), |s, (v, u)| {
+                        s.saturating_add(v.saturating_abs().saturating_mul(square(*u)))
+                    })
             })
             .max()
             .unwrap_or(0);
@@ -431,7 +446,7 @@ impl RegressionNet {
         {
             return Err(BfvError::Model(format!("expected the float weights of {ni} -> {nh} -> square -> {no}")));
         }
-        if !(input_scale.is_finite() && input_scale >= 1.0) || !(1..=1 << 20).contains(&hidden_levels) {
+        if !(input_scale.is_finite() && input_scale >= 1.0 && (1..=1 << 20).contains(&hidden_levels)) {
             return Err(BfvError::Model(format!(
                 "input scale {input_scale} (at least 1) or hidden levels {hidden_levels} (1 to 2^20) out of range"
             )));
@@ -453,15 +468,14 @@ impl RegressionNet {
         }
         // Per hidden unit: c_h brings its largest weight to `hidden_levels`; U_h ≈ c_h · input_scale · u_h.
         let mut unit_scale = vec![0.0f64; nh];
-        for h in 0..nh {
-            let row = &float.hidden_weight[h * ni..(h + 1) * ni];
+        for (h, (scale, row)) in unit_scale.iter_mut().zip(float.hidden_weight.chunks_exact(ni)).enumerate() {
             let m = row.iter().fold(0f64, |m, w| m.max(f64::from(*w).abs())).max(1e-12);
             let c = hidden_levels as f64 / m;
-            unit_scale[h] = c * input_scale;
+            *scale = c * input_scale;
             for (a, w) in net.hidden_weight[h * ni..(h + 1) * ni].iter_mut().zip(row) {
                 *a = q(f64::from(*w) * c);
             }
-            net.hidden_bias[h] = q(f64::from(float.hidden_bias[h]) * unit_scale[h]);
+            net.hidden_bias[h] = q(f64::from(float.hidden_bias[h]) * *scale);
         }
         // The hidden units' worst cases fix every output's largest divisor.
         let umax = net.box_hidden_max();
@@ -486,14 +500,17 @@ impl RegressionNet {
         for k in 0..no {
             // Σ_h |v_kh| / s_h² · U_h,max² (float weights folded) + |d_k|, per unit of divisor.
             let per_unit: f64 = (0..nh)
-                .map(|h| f64::from(float.output_weight[k * nh + h]).abs() / unit_scale[h].powi(2) * (umax[h] as f64).powi(2))
+                .map(|h| {
+                    f64::from(float.output_weight[k * nh + h]).abs() / unit_scale[h].powi(2) * (umax[h] as f64).powi(2)
+                })
                 .sum::<f64>()
                 + f64::from(float.output_bias[k]).abs();
             // The largest divisor that fits, lowered by 0.1% until the rounded weights fit too.
             let mut divisor = target / per_unit.max(1e-300) * top_factor;
             loop {
-                for h in 0..nh {
-                    net.output_weight[k * nh + h] = q(f64::from(float.output_weight[k * nh + h]) / unit_scale[h].powi(2) * divisor);
+                for (h, scale) in unit_scale.iter().enumerate() {
+                    net.output_weight[k * nh + h] =
+                        q(f64::from(float.output_weight[k * nh + h]) / scale.powi(2) * divisor);
                 }
                 net.output_bias[k] = q(f64::from(float.output_bias[k]) * divisor);
                 net.output_divisor[k] = divisor;
@@ -635,12 +652,17 @@ mod tests {
         let net = tiny();
         net.validate().unwrap();
         let x = net.quantize_input(&[0.9, 11.0]).unwrap();
-        assert_eq!(x, vec![((0.9 - 0.5) / 0.25 * 64.0f64).round() as i64, ((11.0 - 15.0) / 2.5 * 64.0f64).round() as i64]);
+        assert_eq!(
+            x,
+            vec![((0.9 - 0.5) / 0.25 * 64.0f64).round() as i64, ((11.0 - 15.0) / 2.5 * 64.0f64).round() as i64]
+        );
         let (y, r) = net.forward(&x);
-        let u: Vec<i64> = (0..3).map(|h| net.hidden_bias[h] + net.hidden_weight[2 * h] * x[0] + net.hidden_weight[2 * h + 1] * x[1]).collect();
-        for k in 0..2 {
+        let u: Vec<i64> = (0..3)
+            .map(|h| net.hidden_bias[h] + net.hidden_weight[2 * h] * x[0] + net.hidden_weight[2 * h + 1] * x[1])
+            .collect();
+        for (k, got) in y.iter().enumerate() {
             let expect = net.output_bias[k] + (0..3).map(|h| net.output_weight[3 * k + h] * u[h] * u[h]).sum::<i64>();
-            assert_eq!(y[k], expect);
+            assert_eq!(*got, expect);
         }
         let worst = net.box_ranges();
         assert!(r.output <= worst.output && r.hidden <= worst.hidden && r.input <= worst.input);
@@ -669,24 +691,25 @@ mod tests {
         let ob = [0.05f32, -0.02];
         let float = FloatRegression { hidden_weight: &hw, hidden_bias: &hb, output_weight: &ow, output_bias: &ob };
         for limbs in [1, 2] {
-        let net = RegressionNet::quantize(&float, &template, 64.0, 31, limbs).unwrap();
-        assert_eq!(net.output_limbs, limbs);
-        assert!(net.box_ranges().output < half_t());
-        for raw in [[0.1, 12.0], [0.9, 19.0], [0.5, 15.0]] {
-            let z: Vec<f64> = (0..2).map(|i| (raw[i] - template.input_mean[i]) / template.input_std[i]).collect();
-            let (y, _) = net.forward(&net.quantize_input(&raw).unwrap());
-            for k in 0..2 {
-                let f = f64::from(ob[k])
-                    + (0..3)
-                        .map(|h| {
-                            let u = f64::from(hb[h]) + f64::from(hw[2 * h]) * z[0] + f64::from(hw[2 * h + 1]) * z[1];
-                            f64::from(ow[3 * k + h]) * u * u
-                        })
-                        .sum::<f64>();
-                let got = net.combine(&y)[k] as f64 / net.output_divisor[k];
-                assert!((got - f).abs() < 0.02, "output {k}: {got} vs {f}");
+            let net = RegressionNet::quantize(&float, &template, 64.0, 31, limbs).unwrap();
+            assert_eq!(net.output_limbs, limbs);
+            assert!(net.box_ranges().output < half_t());
+            for raw in [[0.1, 12.0], [0.9, 19.0], [0.5, 15.0]] {
+                let z: Vec<f64> = (0..2).map(|i| (raw[i] - template.input_mean[i]) / template.input_std[i]).collect();
+                let (y, _) = net.forward(&net.quantize_input(&raw).unwrap());
+                for k in 0..2 {
+                    let f = f64::from(ob[k])
+                        + (0..3)
+                            .map(|h| {
+                                let u =
+                                    f64::from(hb[h]) + f64::from(hw[2 * h]) * z[0] + f64::from(hw[2 * h + 1]) * z[1];
+                                f64::from(ow[3 * k + h]) * u * u
+                            })
+                            .sum::<f64>();
+                    let got = net.combine(&y)[k] as f64 / net.output_divisor[k];
+                    assert!((got - f).abs() < 0.02, "output {k}: {got} vs {f}");
+                }
             }
-        }
         }
     }
 

@@ -71,7 +71,8 @@ fn patients_under_bfv_equal_the_integer_network() {
     let ev = RegressionEvaluator::new(&net).unwrap();
     // All patients at once (one per slot), and the first one alone.
     for batch in [&xs[..], &xs[..1]] {
-        let upload = encode_ciphertexts(&client.encrypt_samples(batch, INPUTS, &mut rand::rng()).unwrap(), BATCH_INPUT_LEVEL);
+        let upload =
+            encode_ciphertexts(&client.encrypt_samples(batch, INPUTS, &mut rand::rng()).unwrap(), BATCH_INPUT_LEVEL);
         let inputs = decode_ciphertexts(&upload, INPUTS, BATCH_INPUT_LEVEL).unwrap();
         let out = encode_ciphertexts(&ev.evaluate(&keys, &inputs).unwrap(), BATCH_OUTPUT_LEVEL);
         let out = decode_ciphertexts(&out, net.result_ciphertexts(), BATCH_OUTPUT_LEVEL).unwrap();

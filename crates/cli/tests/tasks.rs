@@ -144,7 +144,9 @@ fn bench_bfv_task_wbc_prints_one_json_line() {
     assert_eq!(v["images"], 3);
     assert_eq!(v["exact_outputs"], 3);
     assert_eq!((v["security_bits"].as_u64(), v["ring_degree"].as_u64()), (Some(128), Some(8192)));
-    for key in ["mean_relative_error", "worst_output_relative_error", "ms_per_image", "eval_key_bytes", "ciphertext_bytes"] {
+    for key in
+        ["mean_relative_error", "worst_output_relative_error", "ms_per_image", "eval_key_bytes", "ciphertext_bytes"]
+    {
         assert!(v[key].as_f64().is_some_and(|x| x > 0.0), "{key}: {v}");
     }
     assert!(v["worst_output_relative_error"].as_f64().unwrap() < 0.05, "{v}");

@@ -254,3 +254,14 @@ async fn a_burst_of_key_uploads_waits_for_the_two_workers_instead_of_being_refus
     let statuses: Vec<u16> = futures_util::future::join_all(uploads).await.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [201; 6]);
 }
+
+/// The bundled models directory holds the WBC regression model too: the server loads the directory, serves
+/// the MNIST classifier and skips the regression model (no endpoint for it yet).
+#[test]
+fn the_models_directory_loads_and_skips_the_regression_model() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    assert!(dir.join("wbc-bfv-square.bfv.json").exists());
+    let service = BfvService::load_dir(&dir, BfvLimits::default()).unwrap();
+    let ids: Vec<&str> = service.models().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["mnist-bfv-square"]);
+}

@@ -107,7 +107,9 @@ fn float_weights(model: &Model) -> Result<FloatWeights> {
 fn template(float: &FloatWeights, model: &Model) -> Result<RegressionNet> {
     let p = &model.meta().preprocessing;
     ensure!(
-        p.mean.len() == N_PARAMS && p.std.len() == N_PARAMS && p.output_scale.len() == N_OUTPUTS
+        p.mean.len() == N_PARAMS
+            && p.std.len() == N_PARAMS
+            && p.output_scale.len() == N_OUTPUTS
             && p.output_offset.len() == N_OUTPUTS,
         "the float model lacks the WBC standardisation (train it with more train wbc --arch bfv)"
     );
@@ -143,15 +145,25 @@ fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
-/// The integer network on every patient: physical outputs, integer outputs and the ranges met.
-fn simulate(net: &RegressionNet, inputs: &[[f64; N_PARAMS]]) -> Result<(Vec<Vec<f64>>, Vec<Vec<i64>>, RegressionRanges)> {
+/// What the integer network gives on a set of patients.
+struct Simulated {
+    /// Physical outputs.
+    physical: Vec<Vec<f64>>,
+    /// The outputs' limbs, as BFV decrypts them.
+    limbs: Vec<Vec<i64>>,
+    /// Largest magnitudes met.
+    ranges: RegressionRanges,
+}
+
+/// The integer network on every patient.
+fn simulate(net: &RegressionNet, inputs: &[[f64; N_PARAMS]]) -> Result<Simulated> {
     let runs = inputs
         .par_iter()
         .map(|p| Ok(net.forward(&net.quantize_input(p)?)))
         .collect::<Result<Vec<_>, more_bfv::BfvError>>()?;
     let ranges = runs.iter().fold(RegressionRanges::default(), |r, (_, x)| r.merge(x));
-    let ints: Vec<Vec<i64>> = runs.into_iter().map(|(y, _)| y).collect();
-    Ok((ints.iter().map(|y| net.decode(y)).collect(), ints, ranges))
+    let limbs: Vec<Vec<i64>> = runs.into_iter().map(|(y, _)| y).collect();
+    Ok(Simulated { physical: limbs.iter().map(|y| net.decode(y)).collect(), limbs, ranges })
 }
 
 /// The float network's physical outputs.
@@ -165,7 +177,8 @@ fn bfv_all(client: &Client, keys: &BatchKeys, ev: &RegressionEvaluator, xs: &[Ve
     let net = ev.net();
     let mut out = Vec::with_capacity(xs.len());
     for chunk in xs.chunks(BATCH_SLOTS) {
-        let input = encode_ciphertexts(&client.encrypt_samples(chunk, net.inputs, &mut rand::rng())?, BATCH_INPUT_LEVEL);
+        let input =
+            encode_ciphertexts(&client.encrypt_samples(chunk, net.inputs, &mut rand::rng())?, BATCH_INPUT_LEVEL);
         let cts = decode_ciphertexts(&input, net.inputs, BATCH_INPUT_LEVEL)?;
         let result = encode_ciphertexts(&ev.evaluate(keys, &cts)?, BATCH_OUTPUT_LEVEL);
         let back = decode_ciphertexts(&result, net.result_ciphertexts(), BATCH_OUTPUT_LEVEL)?;
@@ -174,7 +187,13 @@ fn bfv_all(client: &Client, keys: &BatchKeys, ev: &RegressionEvaluator, xs: &[Ve
     Ok(out)
 }
 
-fn settings(seed: u64, n_train: usize, n_test: usize, train_csv: Option<PathBuf>, test_csv: Option<PathBuf>) -> Settings {
+fn settings(
+    seed: u64,
+    n_train: usize,
+    n_test: usize,
+    train_csv: Option<PathBuf>,
+    test_csv: Option<PathBuf>,
+) -> Settings {
     let surrogate = SurrogateArgs { n_train, n_test, train_csv, test_csv, samples: None, hidden: 0 };
     let hyper = Hyper { epochs: 1, batch_size: 1, lr: None, lr_decay: 1.0, seed };
     Settings::new(&surrogate, &hyper, None, false)
@@ -194,12 +213,16 @@ fn model_seed(model: &BfvRegressionModel) -> u64 {
 pub fn quantize(args: &QuantizeWbcArgs) -> Result<()> {
     crate::files::refuse_existing(&[&args.out], args.force)?;
     let float_model = Model::load(&args.model)?;
-    ensure!(float_model.meta().task == "wbc", "{} is a {} model, not wbc", args.model.display(), float_model.meta().task);
+    ensure!(
+        float_model.meta().task == "wbc",
+        "{} is a {} model, not wbc",
+        args.model.display(),
+        float_model.meta().task
+    );
     let float = float_weights(&float_model)?;
     let template = template(&float, &float_model)?;
-    let seed = args.seed.unwrap_or_else(|| {
-        float_model.meta().training.get("seed").and_then(|s| s.parse().ok()).unwrap_or(1)
-    });
+    let seed =
+        args.seed.unwrap_or_else(|| float_model.meta().training.get("seed").and_then(|s| s.parse().ok()).unwrap_or(1));
     let data = load_data(&settings(seed, args.n_train, args.n_test, args.train_csv.clone(), args.test_csv.clone()))?;
     let (train, test) = (&data.train, &data.test);
     // The scales: given, or the pair with the smallest mean relative error on the training patients.
@@ -214,9 +237,11 @@ pub fn quantize(args: &QuantizeWbcArgs) -> Result<()> {
     let mut best: Option<(f64, RegressionNet)> = None;
     for &s in &scales {
         for &l in &levels {
-            let Ok(net) = RegressionNet::quantize(&float.view(), &template, s, l, usize::from(args.output_limbs)) else { continue };
-            let (pred, _, _) = simulate(&net, &train.inputs)?;
-            let err = mean(&mre(&pred, &train.outputs));
+            let Ok(net) = RegressionNet::quantize(&float.view(), &template, s, l, usize::from(args.output_limbs))
+            else {
+                continue;
+            };
+            let err = mean(&mre(&simulate(&net, &train.inputs)?.physical, &train.outputs));
             if best.as_ref().is_none_or(|(e, _)| err < *e) {
                 best = Some((err, net));
             }
@@ -225,8 +250,8 @@ pub fn quantize(args: &QuantizeWbcArgs) -> Result<()> {
     let (_, net) = best.context("no scale fits below t/2")?;
     let half_t = (PLAINTEXT_MODULUS / 2) as i64;
     let worst = net.box_ranges();
-    let (_, _, train_ranges) = simulate(&net, &train.inputs)?;
-    let (int_pred, int_out, test_ranges) = simulate(&net, &test.inputs)?;
+    let train_ranges = simulate(&net, &train.inputs)?.ranges;
+    let Simulated { physical: int_pred, limbs: int_out, ranges: test_ranges } = simulate(&net, &test.inputs)?;
     let sample_ranges = train_ranges.merge(&test_ranges);
     ensure!(worst.max() < half_t && sample_ranges.max() < half_t, "a value reaches t/2 = {half_t}");
     let float_pred = float_outputs(&net, &float, &test.inputs);
@@ -267,11 +292,18 @@ pub fn quantize(args: &QuantizeWbcArgs) -> Result<()> {
     metrics.insert("largest_magnitude_samples".into(), sample_ranges.max() as f64);
     metrics.insert("headroom_bits".into(), (half_t as f64 / worst.max() as f64).log2());
     let mut quantization = BTreeMap::new();
-    quantization.insert("method".into(), "post-training fixed point, round to nearest; scales picked on the training patients".into());
-    quantization.insert("input".into(), format!("X = round((p - mean) / std * {}) (standardised inputs)", net.input_scale));
+    quantization.insert(
+        "method".into(),
+        "post-training fixed point, round to nearest; scales picked on the training patients".into(),
+    );
+    quantization
+        .insert("input".into(), format!("X = round((p - mean) / std * {}) (standardised inputs)", net.input_scale));
     quantization.insert(
         "hidden_weights".into(),
-        format!("per hidden unit, largest |weight| -> {} (unit factor c_h folded into the output weights as 1/c_h^2)", args.hidden_levels.unwrap_or_else(|| largest_hidden(&net))),
+        format!(
+            "per hidden unit, largest |weight| -> {} (unit factor c_h folded into the output weights as 1/c_h^2)",
+            args.hidden_levels.unwrap_or_else(|| largest_hidden(&net))
+        ),
     );
     quantization.insert(
         "output_weights".into(),
@@ -306,7 +338,10 @@ pub fn quantize(args: &QuantizeWbcArgs) -> Result<()> {
                       outputs through one squared hidden layer, on integers, evaluated exactly (ring operations \
                       only)"
             .into(),
-        architecture: format!("dense 7->{h}, square, dense {h}->6 (integers mod t; one patient per slot)", h = net.hidden),
+        architecture: format!(
+            "dense 7->{h}, square, dense {h}->6 (integers mod t; one patient per slot)",
+            h = net.hidden
+        ),
         scheme: scheme_info(),
         quantization,
         ranges: worst,
@@ -353,7 +388,11 @@ fn more_wbc_mlp_errors(model: &Model, test: &more_hemo::Dataset) -> Result<[f64;
         .as_slice()
         .context("non-contiguous output")?
         .chunks_exact(N_OUTPUTS)
-        .map(|r| (0..N_OUTPUTS).map(|k| f64::from(r[k]) * f64::from(p.output_scale[k]) + f64::from(p.output_offset[k])).collect())
+        .map(|r| {
+            (0..N_OUTPUTS)
+                .map(|k| f64::from(r[k]) * f64::from(p.output_scale[k]) + f64::from(p.output_offset[k]))
+                .collect()
+        })
         .collect();
     Ok(mre(&pred, &test.outputs))
 }
@@ -403,7 +442,7 @@ pub fn eval(model_path: Option<&Path>, limit: Option<usize>, json: bool) -> Resu
     let test = held_out(model_seed(&model), n)?;
     let net = &model.network;
     let float_pred = float_outputs(net, &model.float_network, &test.inputs);
-    let (int_pred, int_out, ranges) = simulate(net, &test.inputs)?;
+    let Simulated { physical: int_pred, limbs: int_out, ranges } = simulate(net, &test.inputs)?;
     let client = Client::new(&mut rand::rng());
     let keys = decode_batch_keys(&encode_batch_keys(&client.batch_keys(&mut rand::rng())?))?;
     let ev = RegressionEvaluator::new(net)?;
@@ -463,7 +502,10 @@ pub fn bench(model_path: Option<&Path>, limit: Option<usize>, json: bool) -> Res
         let (expect, _) = net.forward(&x);
         let cpu0 = ThreadTime::now();
         let t0 = Instant::now();
-        let input = encode_ciphertexts(&client.encrypt_samples(std::slice::from_ref(&x), net.inputs, &mut rng)?, BATCH_INPUT_LEVEL);
+        let input = encode_ciphertexts(
+            &client.encrypt_samples(std::slice::from_ref(&x), net.inputs, &mut rng)?,
+            BATCH_INPUT_LEVEL,
+        );
         let t1 = Instant::now();
         let cts = decode_ciphertexts(&input, net.inputs, BATCH_INPUT_LEVEL)?;
         let output = encode_ciphertexts(&ev.evaluate(&keys, &cts)?, BATCH_OUTPUT_LEVEL);
