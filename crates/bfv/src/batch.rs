@@ -235,6 +235,12 @@ impl BatchEvaluator {
                         return Err(BfvError::Stopped);
                     }
                     let (c, p) = (h / POSITIONS, h % POSITIONS);
+                    // A hidden value no logit reads (all its dense weights zero, as in a pruned network)
+                    // costs nothing.
+                    if (0..CLASSES).all(|j| self.net.dense_weight[j * HIDDEN + h] == 0) {
+                        progress(done.fetch_add(1, Ordering::Relaxed) + 1, HIDDEN);
+                        return Ok(acc);
+                    }
                     let mut conv = ScaledSum::new(&ctx, 2);
                     for (k, &w) in self.net.conv_weight[c * WINDOW..(c + 1) * WINDOW].iter().enumerate() {
                         if let Some(pixel) = patch_pixel(p, k) {
