@@ -34,7 +34,7 @@ use tokio::sync::Semaphore;
 
 // The limits are defined apart so that the key store can read them without importing this module;
 // `more_server::bfv::BfvLimits` and the two constants remain public paths.
-use crate::bfv_batch::Batches;
+use crate::bfv_batch::store::Batches;
 pub use crate::bfv_limits::{BfvLimits, CLIENT_SHARES, KEY_MEMORY_PER_BYTE};
 use crate::budget::Reservation;
 use crate::extract::{ApiPath, Client};
@@ -157,7 +157,7 @@ impl BfvService {
         } else {
             self.resident
                 .saturating_add(self.keys.memory_bound(&self.limits))
-                .saturating_add(crate::bfv_batch::memory_bound(&self.limits))
+                .saturating_add(crate::bfv_batch::store::memory_bound(&self.limits))
         }
     }
 

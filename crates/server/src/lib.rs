@@ -44,6 +44,7 @@ pub mod idempotency;
 pub mod infer;
 pub mod jobs;
 pub mod metrics;
+pub mod model_info;
 pub mod openapi;
 pub mod request;
 pub mod router;
@@ -52,6 +53,7 @@ pub mod state;
 pub mod state_store;
 pub mod teacher;
 pub mod training_data;
+mod upload_limits;
 pub mod uploads;
 pub mod wire;
 
