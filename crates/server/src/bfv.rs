@@ -273,9 +273,7 @@ async fn admit(svc: &Arc<BfvService>, rules: &BodyRules) -> Result<tokio::sync::
 }
 
 fn new_key_id() -> Result<String, ApiError> {
-    let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw).map_err(|e| ApiError::internal("drawing a key id", e))?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+    crate::capability::random_id("", "a key id")
 }
 
 async fn upload_keys(

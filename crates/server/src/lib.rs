@@ -34,6 +34,7 @@ pub mod bfv;
 pub mod bfv_batch;
 mod bfv_limits;
 pub mod budget;
+mod capability;
 pub mod challenge;
 pub mod conn;
 pub mod engine;

@@ -162,9 +162,7 @@ fn unknown_upload() -> ApiError {
 }
 
 fn new_id() -> Result<String, ApiError> {
-    let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw).map_err(|e| ApiError::internal("drawing a model id", e))?;
-    Ok(format!("{ID_PREFIX}{}", raw.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    crate::capability::random_id(ID_PREFIX, "a model id")
 }
 
 /// What an upload is checked against: the server's bundled models (one per task gives the task's input

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use more_bfv::wire::{BATCH_MAGIC, MAX_BATCH_BYTES, decode_batch_result, encode_batch, encode_batch_keys, encode_keys};
 use more_bfv::{BfvModel, Client};
 use more_server::bfv::{BfvLimits, BfvService};
-use more_server::{EngineConfig, Limits, app};
+use more_server::{EngineConfig, Limits};
 
 use common::redis_server::RedisServer;
 use common::{Reply, request};
@@ -60,14 +60,11 @@ async fn serve_model(model: BfvModel, limits: BfvLimits, redis: Option<&str>) ->
     }
     // The batches' messages and decoded ciphertexts are part of the printed bound.
     assert!(state.memory_bound().bfv >= 4 * MAX_BATCH_BYTES, "{}", state.memory_bound());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
-    addr
+    common::listen(state).await
 }
 
 fn json(r: &Reply) -> serde_json::Value {
-    serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("not JSON: {} {:?}", r.head, r.body))
+    common::reply_json(r)
 }
 
 async fn upload_keys(addr: SocketAddr, keys: &[u8]) -> String {

@@ -95,9 +95,7 @@ fn unknown_batch() -> ApiError {
 }
 
 fn new_batch_id() -> Result<String, ApiError> {
-    let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw).map_err(|e| ApiError::internal("drawing a batch id", e))?;
-    Ok(format!("batch-{}", raw.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    crate::capability::random_id("batch-", "a batch id")
 }
 
 async fn submit(
