@@ -14,7 +14,7 @@ use rand::{CryptoRng, RngCore};
 
 use crate::files;
 use crate::layout::Layout;
-use crate::stages::{log, secs};
+use crate::report::{log, secs};
 
 /// The batch key message (a relinearisation key; no rotation keys are needed).
 pub(crate) fn encode_keys<R: RngCore + CryptoRng>(client: &Client, rng: &mut R) -> Result<Vec<u8>> {

@@ -19,6 +19,7 @@ use anyhow::{Result, bail};
 mod batch;
 pub mod files;
 pub mod layout;
+mod report;
 pub mod stages;
 
 pub use layout::{Instance, Layout, Packing};

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 
 use crate::files::{self, PIXELS};
 use crate::layout::{Layout, Packing};
+use crate::report::{log, secs};
 
 /// The file name of the bundled model.
 pub const MODEL_FILE_NAME: &str = "mnist-bfv-square.bfv.json";
@@ -55,16 +56,6 @@ pub fn load_model() -> Result<BfvModel> {
 fn client(layout: &Layout) -> Result<Client> {
     let seed = files::read_secret_seed(&layout.secret_key_file())?;
     Ok(Client::from_seed(seed))
-}
-
-/// Prints a log line indented like the harness's own (`side` is `client` or `server`).
-pub(crate) fn log(side: &str, msg: std::fmt::Arguments<'_>) {
-    println!("         [{side}] {msg}");
-}
-
-/// Seconds since `t`.
-pub(crate) fn secs(t: Instant) -> f64 {
-    t.elapsed().as_secs_f64()
 }
 
 /// Stage 2, `client_key_generation`: a fresh secret key (its 32-byte seed, drawn from `rand::rng()`, a

@@ -307,6 +307,12 @@ impl SquareLayer<'_> {
                 if stop.load(Ordering::Relaxed) {
                     return Err(BfvError::Stopped);
                 }
+                // A hidden value no output reads (all its output weights zero, as in a pruned network)
+                // costs nothing.
+                if (0..self.outputs).all(|k| (self.output_weight)(k, h) == 0) {
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, self.hidden);
+                    return Ok(acc);
+                }
                 let mut pre = ScaledSum::new(&ctx, 2);
                 (self.pre_activation)(h, &mut pre, inputs);
                 let mut s = pre.finish(par)?;

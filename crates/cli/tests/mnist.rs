@@ -121,3 +121,34 @@ fn a_model_for_another_task_is_one_clear_line() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn bench_bfv_batch_reports_every_figure_against_the_integer_network() {
+    // The single-image packing on a few images (the batch packing's round trip is in crates/bfv/tests).
+    let text = more(&["bench", "bfv", "--batch", "4", "--packing", "image", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for key in [
+        "images",
+        "accuracy",
+        "argmax_agreement",
+        "server_s",
+        "client_encrypt_s",
+        "client_decrypt_s",
+        "ms_per_image_amortized",
+        "upload_bytes",
+        "download_bytes",
+        "eval_key_bytes",
+        "security_bits",
+        "ring_degree",
+        "plaintext_moduli",
+        "more_server_s",
+    ] {
+        assert!(!v[key].is_null(), "no {key}: {v}");
+    }
+    assert_eq!((v["images"].as_u64(), v["packing"].as_str()), (Some(4), Some("image")));
+    assert_eq!((v["argmax_agreement"].as_u64(), v["exact_logits"].as_u64()), (Some(4), Some(4)));
+    assert_eq!(v["accuracy"], v["integer_accuracy"]);
+    assert_eq!((v["security_bits"].as_u64(), v["ring_degree"].as_u64()), (Some(128), Some(8192)));
+    assert_eq!(v["plaintext_moduli"], serde_json::json!([17_179_754_497u64]));
+    assert_eq!(v["upload_bytes"].as_u64().unwrap() % 4, 0, "four images of equal messages: {v}");
+}

@@ -84,6 +84,14 @@ fn an_option_the_task_does_not_read_is_refused() {
         (&["bench", "mnist", "--limit", "5"], "--limit applies to bfv, not mnist (use --seconds"),
         (&["bench", "bfv", "--seconds", "2"], "--seconds applies to mnist and angio, not bfv (use --limit"),
         (&["eval", "mnist", "--scheme", "bfv", "--model", "m", "--record"], "--record applies to --scheme more"),
+        (&["bench", "mnist", "--batch", "5"], "--batch, --packing, --record and --server apply to bfv, not mnist"),
+        (&["bench", "bfv", "--packing", "slots"], "--packing, --record and --server apply with --batch N"),
+        (&["bench", "bfv", "--batch", "5", "--limit", "5"], "--limit and --batch both say how many images"),
+        (
+            &["bench", "bfv", "--batch", "500", "--record", "--server", "http://x"],
+            "--record stores figures measured in process",
+        ),
+        (&["bench", "bfv", "--batch", "0"], "--batch must be at least 1"),
     ] {
         let out = more(args);
         assert!(!out.status.success(), "{args:?}");

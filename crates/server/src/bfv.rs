@@ -34,7 +34,7 @@ use tokio::sync::Semaphore;
 
 // The limits are defined apart so that the key store can read them without importing this module;
 // `more_server::bfv::BfvLimits` and the two constants remain public paths.
-use crate::bfv_batch::Batches;
+use crate::bfv_batch::store::Batches;
 pub use crate::bfv_limits::{BfvLimits, CLIENT_SHARES, KEY_MEMORY_PER_BYTE};
 use crate::budget::Reservation;
 use crate::extract::{ApiPath, Client};
@@ -163,7 +163,7 @@ impl BfvService {
         } else {
             self.resident
                 .saturating_add(self.keys.memory_bound(&self.limits))
-                .saturating_add(crate::bfv_batch::memory_bound(&self.limits))
+                .saturating_add(crate::bfv_batch::store::memory_bound(&self.limits))
         }
     }
 
@@ -279,9 +279,7 @@ async fn admit(svc: &Arc<BfvService>, rules: &BodyRules) -> Result<tokio::sync::
 }
 
 fn new_key_id() -> Result<String, ApiError> {
-    let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw).map_err(|e| ApiError::internal("drawing a key id", e))?;
-    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+    crate::capability::random_id("", "a key id")
 }
 
 async fn upload_keys(

@@ -35,6 +35,9 @@ use crate::budget::ComputeCost;
 use crate::extract::{ApiPath, Client};
 use crate::request::{BodyReader, BodyRules, Received};
 use crate::state_store::models::{Lookup, ModelStore};
+// The limits live apart so that the model store can read them without importing this module; they keep
+// their public paths here.
+pub use crate::upload_limits::{CLIENT_SHARES, MODEL_OVERHEAD_BYTES, UploadLimits};
 use crate::{ApiError, AppState};
 
 /// Media type of an uploaded model file.
@@ -57,49 +60,9 @@ pub const MAX_MULTIPLY_ADDS: usize = 100_000_000;
 /// Most values any layer of an uploaded model may produce per sample.
 pub const MAX_ELEMENTS: usize = 1 << 24;
 
-/// Memory a stored model is counted as beyond its file's size: its parsed metadata and listing (at most
-/// [`MAX_METADATA_BYTES`] of JSON, a few times that parsed) and the allocator's slack.
-pub const MODEL_OVERHEAD_BYTES: usize = 1 << 20;
-
 /// Bytes an upload holds per body byte while it is checked: the body, the parsed weights and the file
 /// written again with the new id.
 pub const UPLOAD_MEMORY_PER_BYTE: usize = 3;
-
-/// By default a client may hold a quarter of the uploaded models ([`UploadLimits::client_share`]).
-pub const CLIENT_SHARES: usize = 4;
-
-/// The limits of uploaded models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UploadLimits {
-    /// Models held at once (0: uploads are off).
-    pub max_models: usize,
-    /// Largest model file, bytes.
-    pub max_bytes: usize,
-    /// A model is dropped this long after its last use.
-    pub ttl: Duration,
-    /// Models one client may hold; beyond it, a new upload replaces the client's least recently used one.
-    pub client_share: usize,
-}
-
-impl Default for UploadLimits {
-    fn default() -> Self {
-        UploadLimits::new(16, 8 << 20, Duration::from_secs(3600))
-    }
-}
-
-impl UploadLimits {
-    /// `max_models` of at most `max_bytes`, each living `ttl` after its last use, a client holding a
-    /// quarter of them (at least one).
-    pub fn new(max_models: usize, max_bytes: usize, ttl: Duration) -> Self {
-        UploadLimits { max_models, max_bytes, ttl, client_share: (max_models / CLIENT_SHARES).max(1) }
-    }
-
-    /// Memory one stored model is counted as: its file's largest size (the parsed weights take as many
-    /// bytes as the file holds) and [`MODEL_OVERHEAD_BYTES`].
-    pub fn model_memory(&self) -> usize {
-        self.max_bytes.saturating_add(MODEL_OVERHEAD_BYTES)
-    }
-}
 
 /// The uploaded models: their limits and their store.
 pub struct Uploads {
@@ -199,9 +162,7 @@ fn unknown_upload() -> ApiError {
 }
 
 fn new_id() -> Result<String, ApiError> {
-    let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw).map_err(|e| ApiError::internal("drawing a model id", e))?;
-    Ok(format!("{ID_PREFIX}{}", raw.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    crate::capability::random_id(ID_PREFIX, "a model id")
 }
 
 /// What an upload is checked against: the server's bundled models (one per task gives the task's input
@@ -341,7 +302,7 @@ pub fn check_upload(bytes: &[u8], id: &str, checks: &Checks<'_>) -> Result<(Mode
 #[derive(serde::Serialize)]
 struct Created<'a> {
     id: &'a str,
-    model: crate::router::ModelInfo,
+    model: crate::model_info::ModelInfo,
     expires_in_s: u64,
 }
 
@@ -376,7 +337,8 @@ pub async fn upload(
     .await
     .map_err(|e| ApiError::internal("checking an uploaded model", e))??;
     // Serialised as GET /api/v1/models/{id} serialises it (numbers written from their own type).
-    let reply = Created { id: &id, model: crate::router::model_info(&s, &model), expires_in_s: limits.ttl.as_secs() };
+    let reply =
+        Created { id: &id, model: crate::model_info::model_info(&s, &model), expires_in_s: limits.ttl.as_secs() };
     let mut res = (StatusCode::CREATED, axum::Json(reply)).into_response();
     up.store.insert(&limits, &client, model, &file).await?;
     tracing::info!(bytes = file.len(), "model uploaded");

@@ -38,14 +38,11 @@ async fn serve_with(limits: BfvLimits, requests: Limits) -> SocketAddr {
     .with_bfv(service);
     // The key store's cap and the models' resident memory are part of the printed bound.
     assert!(state.memory_bound().bfv >= limits.key_memory, "{}", state.memory_bound());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
-    addr
+    common::listen(state).await
 }
 
 fn json(r: &Reply) -> serde_json::Value {
-    serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("not JSON: {} {:?}", r.head, r.body))
+    common::reply_json(r)
 }
 
 async fn upload(addr: SocketAddr, keys: &[u8]) -> Reply {

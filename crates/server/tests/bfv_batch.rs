@@ -12,31 +12,61 @@ use std::time::{Duration, Instant};
 use more_bfv::wire::{BATCH_MAGIC, MAX_BATCH_BYTES, decode_batch_result, encode_batch, encode_batch_keys, encode_keys};
 use more_bfv::{BfvModel, Client};
 use more_server::bfv::{BfvLimits, BfvService};
-use more_server::{EngineConfig, Limits, app};
+use more_server::{EngineConfig, Limits};
 
+use common::redis_server::RedisServer;
 use common::{Reply, request};
 use rand::{Rng, SeedableRng};
 
 const OCTETS: &str = "application/octet-stream";
 
+/// The shipped model pruned to its first `live` hidden values (the dense weights of the others zeroed):
+/// the batch evaluation skips what no logit reads, so the tests of the server's plumbing take seconds, not
+/// the 1,960 ciphertext products of the whole network (`crates/bfv/tests/batch.rs` runs those).
+fn pruned(live: usize) -> BfvModel {
+    let mut m =
+        BfvModel::load(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/mnist-bfv-square.bfv.json"))
+            .unwrap();
+    let hidden = more_bfv::network::HIDDEN;
+    for (i, w) in m.network.dense_weight.iter_mut().enumerate() {
+        if i % hidden >= live {
+            *w = 0;
+        }
+    }
+    m
+}
+
+/// The model most tests serve: 98 of the 1,960 hidden values.
 fn model() -> BfvModel {
-    BfvModel::load(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/mnist-bfv-square.bfv.json")).unwrap()
+    pruned(98)
 }
 
 async fn serve(limits: BfvLimits) -> SocketAddr {
-    let service = BfvService::new(vec![model()], limits).unwrap();
-    let state = common::state_with(EngineConfig { workers: 1, queue: 8, ..EngineConfig::default() }, Limits::default())
-        .with_bfv(service);
+    serve_on(limits, None).await
+}
+
+/// A server; with `redis`, a replica whose shared state (keys, batch records) lives there.
+async fn serve_on(limits: BfvLimits, redis: Option<&str>) -> SocketAddr {
+    serve_model(model(), limits, redis).await
+}
+
+async fn serve_model(model: BfvModel, limits: BfvLimits, redis: Option<&str>) -> SocketAddr {
+    let service = BfvService::new(vec![model], limits).unwrap();
+    let mut state =
+        common::state_with(EngineConfig { workers: 1, queue: 8, ..EngineConfig::default() }, Limits::default())
+            .with_bfv(service);
+    if let Some(url) = redis {
+        state = state.with_shared_state(more_server::state_store::Redis::connect(url).await.unwrap());
+    }
     // The batches' messages and decoded ciphertexts are part of the printed bound.
-    assert!(state.memory_bound().bfv >= 4 * MAX_BATCH_BYTES, "{}", state.memory_bound());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app(state)).await.unwrap() });
-    addr
+    if limits.batches > 0 {
+        assert!(state.memory_bound().bfv >= 4 * MAX_BATCH_BYTES, "{}", state.memory_bound());
+    }
+    common::listen(state).await
 }
 
 fn json(r: &Reply) -> serde_json::Value {
-    serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("not JSON: {} {:?}", r.head, r.body))
+    common::reply_json(r)
 }
 
 async fn upload_keys(addr: SocketAddr, keys: &[u8]) -> String {
@@ -131,7 +161,9 @@ async fn a_batch_through_the_server_equals_the_integer_network() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_batches_a_full_queue_and_a_stopped_batch() {
-    let addr = serve(BfvLimits { batches: 1, batch_threads: 1, ..BfvLimits::default() }).await;
+    // The whole network: a batch runs for tens of seconds on one thread, so a stop is seen as one.
+    let addr =
+        serve_model(pruned(1960), BfvLimits { batches: 1, batch_threads: 1, ..BfvLimits::default() }, None).await;
     let client = Client::from_seed([6; 32]);
     let mut rng = rand::rng();
     let key_id = upload_keys(addr, &encode_batch_keys(&client.batch_keys(&mut rng).unwrap())).await;
@@ -204,7 +236,8 @@ async fn hostile_batches_a_full_queue_and_a_stopped_batch() {
     }
     let r = request(addr, "DELETE", &format!("/api/v1/bfv/batches/{running}"), None, b"", None).await;
     assert_eq!(r.status, 204);
-    // The place frees when the evaluation has stopped: a new batch is accepted within seconds.
+    // The place frees when the evaluation has stopped: a new batch is accepted within seconds (the whole
+    // evaluation on one thread would take tens).
     let t0 = Instant::now();
     let next = loop {
         let r = submit(addr, &key_id, &good).await;
@@ -212,9 +245,97 @@ async fn hostile_batches_a_full_queue_and_a_stopped_batch() {
             break json(&r)["batch_id"].as_str().unwrap().to_string();
         }
         assert_eq!(json(&r)["error"], "batch_queue_full");
-        assert!(t0.elapsed() < Duration::from_secs(20), "the deleted batch did not stop");
+        assert!(t0.elapsed() < Duration::from_secs(5), "the deleted batch did not stop");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let r = request(addr, "DELETE", &format!("/api/v1/bfv/batches/{next}"), None, b"", None).await;
     assert_eq!(r.status, 204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_on_one_replica_is_seen_stopped_and_fetched_through_another() {
+    let Some(server) = RedisServer::start() else { return };
+    let limits = BfvLimits { batches: 1, batch_threads: 2, ..BfvLimits::default() };
+    let (a, b) = (serve_on(limits, Some(&server.url)).await, serve_on(limits, Some(&server.url)).await);
+    let client = Client::from_seed([7; 32]);
+    let mut rng = rand::rng();
+    // Keys uploaded through B are known to A (the key store is shared).
+    let key_id = upload_keys(b, &encode_batch_keys(&client.batch_keys(&mut rng).unwrap())).await;
+    let xs = images(3, 3);
+    let body = encode_batch(&client.encrypt_batch(&xs, &mut rng).unwrap(), xs.len());
+
+    // Submitted to A, stopped through B while it runs: A's place frees within seconds.
+    let r = submit(a, &key_id, &body).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let first = json(&r)["batch_id"].as_str().unwrap().to_string();
+    let t0 = Instant::now();
+    while status(b, &first).await["done"].as_u64().unwrap() == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "B never saw A's progress");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let r = request(b, "DELETE", &format!("/api/v1/bfv/batches/{first}"), None, b"", None).await;
+    assert_eq!(r.status, 204);
+    let t0 = Instant::now();
+    let id = loop {
+        let r = submit(a, &key_id, &body).await;
+        if r.status == 202 {
+            break json(&r)["batch_id"].as_str().unwrap().to_string();
+        }
+        assert_eq!(json(&r)["error"], "batch_queue_full");
+        assert!(t0.elapsed() < Duration::from_secs(20), "the batch deleted through B did not stop on A");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // Run on A to the end, followed and fetched through B.
+    let t0 = Instant::now();
+    loop {
+        let st = status(b, &id).await;
+        match st["state"].as_str().unwrap() {
+            "queued" | "running" => {}
+            "done" => break,
+            other => panic!("batch {other}: {st}"),
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "the batch did not finish: {st}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let r = request(b, "GET", &format!("/api/v1/bfv/batches/{id}/result"), None, b"", None).await;
+    assert_eq!(r.status, 200);
+    let (count, out) = decode_batch_result(&r.body).unwrap();
+    let net = model().network;
+    assert_eq!(client.decrypt_batch(&out, count).unwrap(), xs.iter().map(|x| net.forward(x).0).collect::<Vec<_>>());
+    // Deleted through B: gone on A too.
+    assert_eq!(request(b, "DELETE", &format!("/api/v1/bfv/batches/{id}"), None, b"", None).await.status, 204);
+    let r = request(a, "GET", &format!("/api/v1/bfv/batches/{id}"), None, b"", None).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (404, Some("unknown_batch")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_results_are_bounded_and_batches_can_be_turned_off() {
+    let client = Client::from_seed([8; 32]);
+    let mut rng = rand::rng();
+    let keys = encode_batch_keys(&client.batch_keys(&mut rng).unwrap());
+    let xs = images(2, 4);
+    let body = encode_batch(&client.encrypt_batch(&xs, &mut rng).unwrap(), xs.len());
+
+    let off = serve(BfvLimits { batches: 0, ..BfvLimits::default() }).await;
+    let key_id = upload_keys(off, &keys).await;
+    let r = submit(off, &key_id, &body).await;
+    assert_eq!(r.status, 404);
+    assert!(json(&r)["message"].as_str().unwrap().contains("--bfv-batches 0"), "{}", json(&r));
+
+    // One finished batch kept at most: the next waits until it is fetched and deleted.
+    let addr = serve(BfvLimits { batches: 1, batch_results: 1, batch_threads: 2, ..BfvLimits::default() }).await;
+    let key_id = upload_keys(addr, &keys).await;
+    let r = submit(addr, &key_id, &body).await;
+    assert_eq!(r.status, 202);
+    let first = json(&r)["batch_id"].as_str().unwrap().to_string();
+    let t0 = Instant::now();
+    while status(addr, &first).await["state"] != "done" {
+        assert!(t0.elapsed() < Duration::from_secs(120), "the batch did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = submit(addr, &key_id, &body).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (503, Some("batch_results_full")));
+    assert_eq!(request(addr, "DELETE", &format!("/api/v1/bfv/batches/{first}"), None, b"", None).await.status, 204);
+    assert_eq!(submit(addr, &key_id, &body).await.status, 202);
 }

@@ -53,6 +53,10 @@ pub struct BenchArgs {
     /// and the walkthrough's step 10 shows.
     #[arg(long)]
     pub record: bool,
+    /// `bfv --batch` only: send the batches to this more-server (e.g. http://127.0.0.1:8080) instead of
+    /// evaluating them in process; reports the server's compute time, peak resident set and memory bound.
+    #[arg(long)]
+    pub server: Option<String>,
     /// `more` (the default) or `bfv` (`more bench mnist --scheme bfv` is `more bench bfv`, `more bench wbc
     /// --scheme bfv` is `more bench bfv --task wbc`).
     #[arg(long, value_enum, default_value_t = Scheme::More)]
@@ -132,6 +136,7 @@ pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
             ("packing", "wbc has one packing, one patient per slot"),
             ("record", "more bfv quantize-wbc records the model's metrics"),
             ("data", "wbc simulates its held-out patients"),
+            ("server", "wbc is benchmarked in process"),
         ] {
             if given.has(id) {
                 anyhow::bail!("{} does not apply to bfv --task wbc ({why})", crate::args::flag(id));
@@ -160,13 +165,14 @@ pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
                 packing: args.packing,
                 json: args.json.json,
                 record: args.record,
+                server: args.server.as_deref(),
             });
         }
-        Scheme::More if given.has("batch") || given.has("packing") || given.has("record") => {
-            anyhow::bail!("--batch, --packing and --record apply to bfv, not {}", task.name())
+        Scheme::More if given.has("batch") || given.has("packing") || given.has("record") || given.has("server") => {
+            anyhow::bail!("--batch, --packing, --record and --server apply to bfv, not {}", task.name())
         }
-        Scheme::Bfv if given.has("packing") || given.has("record") => {
-            anyhow::bail!("--packing and --record apply with --batch N")
+        Scheme::Bfv if given.has("packing") || given.has("record") || given.has("server") => {
+            anyhow::bail!("--packing, --record and --server apply with --batch N")
         }
         Scheme::Bfv => {
             super::bfv::require_task(task.name())?;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use anyhow::{Result, ensure};
+use anyhow::{Result, bail, ensure};
 use clap::ValueEnum;
 use rayon::prelude::*;
 
@@ -61,6 +61,8 @@ struct Totals {
     download_bytes: usize,
     eval_key_bytes: usize,
     batches: usize,
+    /// With `--server`: what the server reported (its compute time per batch, peak resident set, bound).
+    server: Option<serde_json::Value>,
 }
 
 /// What `more bench bfv --batch` is asked to do.
@@ -79,11 +81,14 @@ pub struct BatchBench<'a> {
     /// Store the figures in the model file's metrics (`batch_*`), where the server's model list and the
     /// walkthrough read them.
     pub record: bool,
+    /// Send the batches to this `more-server` (its batch endpoint) instead of evaluating them in process.
+    pub server: Option<&'a str>,
 }
 
 /// `more bench bfv --batch N [--packing P] [--json] [--record]`.
 pub fn bench(args: BatchBench<'_>) -> Result<()> {
-    let BatchBench { model: model_path, data: data_dir, images: batch, packing, json, record } = args;
+    let BatchBench { model: model_path, data: data_dir, images: batch, packing, json, record, server } = args;
+    ensure!(!(record && server.is_some()), "--record stores figures measured in process: drop --server");
     ensure!(batch > 0, "--batch must be at least 1");
     let path = model_path.map_or_else(|| paths::bundled(paths::BFV_MODEL), Path::to_path_buf);
     let mut model = BfvModel::load(&path)?;
@@ -99,8 +104,10 @@ pub fn bench(args: BatchBench<'_>) -> Result<()> {
         "--record stores the batch packing's figures: use --packing slots or at least {BATCH_CROSSOVER} images"
     );
     let started = Instant::now();
-    let t = match packing {
-        Packing::Slots => run_slots(net, &quantized, json)?,
+    let t = match (packing, server) {
+        (Packing::Slots, Some(url)) => remote::run(url, &model.id, &quantized, json)?,
+        (_, Some(_)) => bail!("--server sends batches (the slot packing): use at least {BATCH_CROSSOVER} images"),
+        (Packing::Slots, None) => run_slots(net, &quantized, json)?,
         _ => run_images(net, &quantized)?,
     };
     let end_to_end_s = started.elapsed().as_secs_f64();
@@ -130,7 +137,7 @@ pub fn bench(args: BatchBench<'_>) -> Result<()> {
         model.save(&path)?;
         eprintln!("recorded the batch figures in {}", path.display());
     }
-    let out = serde_json::json!({
+    let mut out = serde_json::json!({
         "task": "bfv",
         "model": model.id,
         "images": n,
@@ -162,9 +169,15 @@ pub fn bench(args: BatchBench<'_>) -> Result<()> {
         "more_ms_per_image": more.server_s * 1e3 / n as f64,
         "bfv_over_more_server_time": t.server_s / more.server_s,
     });
+    if let Some(server) = &t.server {
+        out["server"] = server.clone();
+    }
     if json {
         println!("{out}");
     } else {
+        if let Some(server) = &t.server {
+            println!("the server: {server}");
+        }
         println!(
             "{}: {n} images under BFV ({} packing, {} batch(es)), {:.2}% correct (integer network {:.2}%), same \
              argmax {agree} / {n}, identical logits {exact} / {n}\n  server {:.2} s ({:.3} ms / image \
@@ -323,4 +336,113 @@ fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+}
+
+/// The batches sent to a `more-server`: the batch key uploaded once, each batch posted, followed to its
+/// end, fetched and decrypted. `server_s` is the server's own compute time (`compute_s`); the answer also
+/// carries the server's peak resident set and memory bound, read from its `/metrics` and `/api/v1/health`.
+mod remote {
+    use std::time::{Duration, Instant};
+
+    use anyhow::{Context, Result, bail};
+    use more_bfv::Client;
+    use more_bfv::batch::BATCH_SLOTS;
+    use more_bfv::wire::{decode_batch_result, encode_batch, encode_batch_keys};
+    use ureq::http::Request;
+
+    use super::Totals;
+    use crate::remote::{agent, call, upload};
+
+    const OCTETS: &str = "application/octet-stream";
+
+    fn json_of(resp: ureq::http::Response<ureq::Body>) -> Result<serde_json::Value> {
+        let mut resp = resp;
+        Ok(serde_json::from_slice(&resp.body_mut().with_config().limit(1 << 20).read_to_vec()?)?)
+    }
+
+    /// Runs the batches of `images` on the server at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn run(base: &str, model: &str, images: &[Vec<i64>], quiet: bool) -> Result<Totals> {
+        let base = base.trim_end_matches('/');
+        let http = agent(None);
+        let mut rng = rand::rng();
+        let mut t = Totals::default();
+        let t0 = Instant::now();
+        let client = Client::new(&mut rng);
+        let keys = encode_batch_keys(&client.batch_keys(&mut rng)?);
+        t.keygen_s = t0.elapsed().as_secs_f64();
+        t.eval_key_bytes = keys.len();
+        let req = Request::post(format!("{base}/api/v1/bfv/keys")).header("content-type", OCTETS).body(&keys[..])?;
+        let key_id = json_of(upload(&http, "uploading the batch key", req, &|| None)?)?["key_id"]
+            .as_str()
+            .context("the server's answer has no key_id")?
+            .to_string();
+        t.batches = images.len().div_ceil(BATCH_SLOTS);
+        let per = images.len().div_ceil(t.batches);
+        let mut compute = Vec::new();
+        for (b, chunk) in images.chunks(per).enumerate() {
+            let t0 = Instant::now();
+            let body = encode_batch(&client.encrypt_batch(chunk, &mut rng)?, chunk.len());
+            t.client_encrypt_s += t0.elapsed().as_secs_f64();
+            t.upload_bytes += body.len();
+            let url = format!("{base}/api/v1/bfv/models/{model}/batches?key_id={key_id}");
+            let req = Request::post(url).header("content-type", OCTETS).body(&body[..])?;
+            let accepted = json_of(upload(&http, "submitting a batch", req, &|| None)?)?;
+            drop(body);
+            let id = accepted["batch_id"].as_str().context("the server's answer has no batch_id")?.to_string();
+            let status_url = format!("{base}/api/v1/bfv/batches/{id}");
+            let mut shown = 0;
+            let status = loop {
+                std::thread::sleep(Duration::from_millis(500));
+                let st = json_of(call(&http, "reading the batch's status", Request::get(&status_url).body(())?)?)?;
+                let done = st["done"].as_u64().unwrap_or(0);
+                if !quiet && done * 10 / 1960 > shown {
+                    shown = done * 10 / 1960;
+                    eprintln!("batch {} of {} on the server: {}% of the hidden values", b + 1, t.batches, shown * 10);
+                }
+                match st["state"].as_str() {
+                    Some("queued" | "running") => {}
+                    Some("done") => break st,
+                    _ => bail!("the server's batch {id} ended {}: {}", st["state"], st["error"]),
+                }
+            };
+            compute.push(status["compute_s"].as_f64().unwrap_or(0.0));
+            t.server_s += status["compute_s"].as_f64().unwrap_or(0.0);
+            let mut resp =
+                call(&http, "fetching the batch's result", Request::get(format!("{status_url}/result")).body(())?)?;
+            let bytes = resp.body_mut().with_config().limit(8 << 20).read_to_vec()?;
+            t.download_bytes += bytes.len();
+            call(&http, "deleting the batch", Request::delete(&status_url).body(())?)?;
+            let t0 = Instant::now();
+            let (count, out) = decode_batch_result(&bytes)?;
+            t.logits.extend(client.decrypt_batch(&out, count)?);
+            t.client_decrypt_s += t0.elapsed().as_secs_f64();
+        }
+        let _ = call(
+            &http,
+            "deleting the batch key",
+            Request::delete(format!("{base}/api/v1/bfv/keys/{key_id}")).body(())?,
+        );
+        let health = json_of(call(
+            &http,
+            "reading the server's health",
+            Request::get(format!("{base}/api/v1/health")).body(())?,
+        )?)?;
+        let metrics = call(&http, "reading the server's metrics", Request::get(format!("{base}/metrics")).body(())?)?
+            .body_mut()
+            .with_config()
+            .limit(4 << 20)
+            .read_to_string()?;
+        let peak = metrics
+            .lines()
+            .find(|l| l.starts_with("more_process_resident_memory_peak_bytes "))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok());
+        t.server = Some(serde_json::json!({
+            "url": base,
+            "compute_s_per_batch": compute,
+            "peak_rss_bytes": peak,
+            "memory_bound_bytes": health["memory"]["bound_bytes"],
+        }));
+        Ok(t)
+    }
 }

@@ -13,6 +13,7 @@
 //! Redis keys all start with [`PREFIX`]; see `docs/deploy.md` ("Shared state (Redis)") for the layout and
 //! the bytes each entry takes.
 
+pub mod batches;
 pub mod capped;
 pub mod challenges;
 pub mod keys;

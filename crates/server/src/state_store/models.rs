@@ -1,6 +1,6 @@
 //! The store of uploaded models: in this process (parsed) or in Redis (the model file's bytes, as the
 //! server rewrote them with the id it gave), with the same limits either way
-//! ([`UploadLimits`](crate::uploads::UploadLimits)): a time to live that restarts with every use, a cap on
+//! ([`UploadLimits`](crate::upload_limits::UploadLimits)): a time to live that restarts with every use, a cap on
 //! the number of models and a per-client share beyond which a client's least recently used model is
 //! replaced — the rules of [`super::capped`], each model costing one.
 //!
@@ -19,7 +19,7 @@ use more_nn::Model;
 use super::Redis;
 use super::capped::{CappedMap, Caps, Full, Namespace, ParsedCache};
 use crate::ApiError;
-use crate::uploads::UploadLimits;
+use crate::upload_limits::UploadLimits;
 
 /// Parsed models one replica keeps when uploaded models live in Redis.
 pub const CACHED_MODELS: usize = 8;

@@ -112,6 +112,19 @@ pub struct Reply {
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`); the body is sent as given, with an
 /// honest Content-Length unless `length` overrides it.
+/// Serves `state` on a free loopback port; its address.
+pub async fn listen(state: more_server::AppState) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, more_server::app(state)).await.unwrap() });
+    addr
+}
+
+/// The JSON body of a reply (panics with the reply if it is not JSON).
+pub fn reply_json(r: &Reply) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("not JSON: {} {:?}", r.head, r.body))
+}
+
 pub async fn request(
     addr: std::net::SocketAddr,
     method: &str,

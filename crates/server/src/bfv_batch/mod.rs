@@ -17,12 +17,16 @@
 //! `batch_results` finished batches kept, each for `batch_result_ttl` — beyond it `503
 //! batch_results_full`. Memory: every accepted batch holds its message until it runs; the running one holds
 //! its decoded ciphertexts too. [`memory_bound`] is what the limits allow, and a budget of exactly that size
-//! backs the reservations. Batches live in the replica that accepted them.
+//! backs the reservations. A batch runs in the replica that accepted it; with `--state redis://…` its status
+//! record and result are mirrored in Redis ([`crate::state_store::batches`]), so any replica answers its
+//! status, result and DELETE.
+
+pub(crate) mod store;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -34,170 +38,44 @@ use more_bfv::batch::BatchEvaluator;
 use more_bfv::network::HIDDEN;
 use more_bfv::wire::{Keys, MAX_BATCH_BYTES};
 use serde_json::json;
-use tokio::sync::Semaphore;
+
+use store::{Batch, Phase};
+pub use store::{Batches, DECODED_PER_BYTE, MAX_RESULT_BYTES, WORK_PER_THREAD, memory_bound};
 
 use crate::bfv::{BfvService, MEDIA_TYPE, keys_for, wrong_keys};
 use crate::bfv_limits::BfvLimits;
-use crate::budget::{Budget, Reservation};
 use crate::extract::ApiPath;
 use crate::request::{BodyReader, BodyRules, Received};
+use crate::state_store::batches::{self, Record, now_ms};
 use crate::{ApiError, AppState};
 
-/// Memory a decoded batch takes per message byte (polynomials in NTT form, the seeded halves expanded).
-pub const DECODED_PER_BYTE: usize = 3;
-
-/// Memory one evaluation thread holds: ten three-polynomial accumulators (5.9 MiB), the convolution's sum
-/// and one product before relinearisation, with room.
-pub const WORK_PER_THREAD: usize = 12 << 20;
-
-/// Largest result message kept: 10 ciphertexts at level 3 take 1.76 MB; a larger one fails the batch
-/// rather than exceed the bound.
-pub const MAX_RESULT_BYTES: usize = 2 << 20;
-
-/// What the batch limits allow this process to hold: every accepted batch's message, the running one's
-/// decoded ciphertexts and its threads' work, the kept results.
-pub fn memory_bound(limits: &BfvLimits) -> usize {
-    if limits.batches == 0 {
-        return 0;
-    }
-    limits.batches * MAX_BATCH_BYTES
-        + MAX_BATCH_BYTES * DECODED_PER_BYTE
-        + limits.batch_threads * WORK_PER_THREAD
-        + limits.batch_results * MAX_RESULT_BYTES
+/// The status answer of a batch's record.
+fn status_json(id: &str, r: &Record) -> serde_json::Value {
+    let now = now_ms();
+    let secs = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e3;
+    json!({
+        "batch_id": id,
+        "model": r.model,
+        "images": r.images,
+        "state": r.state,
+        "done": r.done,
+        "total": HIDDEN,
+        "progress": r.done as f64 / HIDDEN as f64,
+        "waited_s": secs(r.accepted_ms, r.started_ms.unwrap_or(now)),
+        "compute_s": r.started_ms.map(|s| secs(s, r.finished_ms.unwrap_or(now))),
+        "status_url": format!("/api/v1/bfv/batches/{id}"),
+        "result_url": format!("/api/v1/bfv/batches/{id}/result"),
+        "error": r.error.as_ref().map(|(_, code, message)| json!({ "code": code, "message": message })),
+    })
 }
 
-/// Where a batch is.
-enum Phase {
-    /// Accepted, waiting for the running place; holds its message.
-    Queued(Bytes, Reservation),
-    /// Being evaluated.
-    Running,
-    /// Finished: the result message.
-    Done(Bytes),
-    /// Failed: the error's code and message.
-    Failed(ApiError),
-    /// Stopped by a DELETE or by the server stopping.
-    Stopped,
-}
-
-impl Phase {
-    fn name(&self) -> &'static str {
-        match self {
-            Phase::Queued(..) => "queued",
-            Phase::Running => "running",
-            Phase::Done(_) => "done",
-            Phase::Failed(_) => "failed",
-            Phase::Stopped => "stopped",
-        }
-    }
-
-    fn finished(&self) -> bool {
-        matches!(self, Phase::Done(_) | Phase::Failed(_) | Phase::Stopped)
-    }
-}
-
-/// One batch.
-struct Batch {
-    model: String,
-    images: usize,
-    accepted: Instant,
-    started: Mutex<Option<Instant>>,
-    finished: Mutex<Option<Instant>>,
-    done: AtomicUsize,
-    stop: AtomicBool,
-    phase: Mutex<Phase>,
-}
-
-impl Batch {
-    fn phase(&self) -> std::sync::MutexGuard<'_, Phase> {
-        self.phase.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn status(&self, id: &str) -> serde_json::Value {
-        let phase = self.phase();
-        let started = *self.started.lock().unwrap_or_else(|e| e.into_inner());
-        let finished = *self.finished.lock().unwrap_or_else(|e| e.into_inner());
-        let done = self.done.load(Ordering::Relaxed);
-        let waited = started.unwrap_or_else(Instant::now).duration_since(self.accepted);
-        let compute = started.map(|s| finished.unwrap_or_else(Instant::now).duration_since(s));
-        let error = match &*phase {
-            Phase::Failed(e) => json!({ "code": e.code, "message": e.message }),
-            _ => serde_json::Value::Null,
-        };
-        json!({
-            "batch_id": id,
-            "model": self.model,
-            "images": self.images,
-            "state": phase.name(),
-            "done": done,
-            "total": HIDDEN,
-            "progress": done as f64 / HIDDEN as f64,
-            "waited_s": waited.as_secs_f64(),
-            "compute_s": compute.map(|c| c.as_secs_f64()),
-            "status_url": format!("/api/v1/bfv/batches/{id}"),
-            "result_url": format!("/api/v1/bfv/batches/{id}/result"),
-            "error": error,
-        })
-    }
-}
-
-/// The batches of one process.
-pub struct Batches {
-    map: Mutex<HashMap<String, Arc<Batch>>>,
-    /// One batch runs at a time.
-    running: Arc<Semaphore>,
-    budget: Budget,
-    pool: Option<Arc<rayon::ThreadPool>>,
-}
-
-impl std::fmt::Debug for Batches {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Batches").field("held", &self.lock().len()).finish_non_exhaustive()
-    }
-}
-
-impl Batches {
-    /// Batches under `limits` (none when `limits.batches` is 0).
-    pub fn new(limits: &BfvLimits) -> Result<Batches, String> {
-        let pool = if limits.batches == 0 {
-            None
-        } else {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(limits.batch_threads.max(1))
-                .thread_name(|i| format!("bfv-batch-{i}"))
-                .build()
-                .map_err(|e| format!("the BFV batch threads: {e}"))?;
-            Some(Arc::new(pool))
-        };
-        Ok(Batches {
-            map: Mutex::new(HashMap::new()),
-            running: Arc::new(Semaphore::new(1)),
-            budget: Budget::new(memory_bound(limits)),
-            pool,
-        })
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Batch>>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Drops finished batches older than the results' time to live; returns (unfinished, finished) counts.
-    fn sweep(&self, limits: &BfvLimits) -> (usize, usize) {
-        let mut map = self.lock();
-        map.retain(|_, b| {
-            let finished = *b.finished.lock().unwrap_or_else(|e| e.into_inner());
-            finished.is_none_or(|f| f.elapsed() < limits.batch_result_ttl)
-        });
-        let finished = map.values().filter(|b| b.phase().finished()).count();
-        (map.len() - finished, finished)
-    }
-
-    /// Asks every running batch to stop (the server is stopping).
-    pub fn stop_all(&self) {
-        for b in self.lock().values() {
-            b.stop.store(true, Ordering::Relaxed);
-        }
-    }
+/// A failure read back from a record (written by another replica): the same status, code and message.
+fn error_of(status: u16, code: &str, message: &str) -> ApiError {
+    // Codes are `&'static str`: the ones a batch can fail with, else a generic one.
+    const CODES: [&str; 7] =
+        ["invalid_bfv", "wrong_parameters", "bfv_evaluation_failed", "overloaded", "internal", "batch_lost", "stopped"];
+    let code = CODES.into_iter().find(|c| *c == code).unwrap_or("batch_failed");
+    ApiError::new(StatusCode::from_u16(status).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY), code, message)
 }
 
 /// The batch routes (merged into the API router).
@@ -217,9 +95,7 @@ fn unknown_batch() -> ApiError {
 }
 
 fn new_batch_id() -> Result<String, ApiError> {
-    let mut raw = [0u8; 16];
-    getrandom::fill(&mut raw).map_err(|e| ApiError::internal("drawing a batch id", e))?;
-    Ok(format!("batch-{}", raw.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    crate::capability::random_id("batch-", "a batch id")
 }
 
 async fn submit(
@@ -272,9 +148,9 @@ async fn submit(
     let batch = Arc::new(Batch {
         model: id.clone(),
         images,
-        accepted: Instant::now(),
-        started: Mutex::new(None),
-        finished: Mutex::new(None),
+        accepted_ms: now_ms(),
+        started_ms: Mutex::new(None),
+        finished_ms: Mutex::new(None),
         done: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         phase: Mutex::new(Phase::Queued(bytes, reservation)),
@@ -289,8 +165,15 @@ async fn submit(
         map.insert(batch_id.clone(), batch.clone());
     }
     tracing::info!(model = %id, images, "bfv batch accepted");
-    let status = batch.status(&batch_id);
-    tokio::spawn(run(s.clone(), svc.clone(), pool, ev, keys, key_id, batch));
+    let record = batch.record();
+    if let Some(redis) = s.shared_state() {
+        if let Err(e) = batches::put(redis, &batch_id, &record, limits.batch_result_ttl).await {
+            batches.lock().remove(&batch_id);
+            return Err(e);
+        }
+    }
+    let status = status_json(&batch_id, &record);
+    tokio::spawn(run(s.clone(), svc.clone(), pool, ev, keys, key_id, batch_id.clone(), batch));
     let mut res = (StatusCode::ACCEPTED, axum::Json(status.clone())).into_response();
     let location = status["status_url"].as_str().unwrap_or_default().to_string();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -299,7 +182,22 @@ async fn submit(
     Ok(res)
 }
 
+/// Mirrors the batch's record into the shared state, if there is one (a failure is logged: the batch
+/// itself goes on in this replica).
+async fn mirror(s: &AppState, id: &str, batch: &Batch, limits: &BfvLimits, result: Option<&[u8]>) {
+    let Some(redis) = s.shared_state() else { return };
+    let record = batch.record();
+    let written = match result {
+        Some(bytes) => batches::put_result(redis, id, &record, bytes, limits.batch_result_ttl).await,
+        None => batches::put(redis, id, &record, limits.batch_result_ttl).await,
+    };
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "bfv batch record not written to the shared state");
+    }
+}
+
 /// Waits for the running place, then evaluates the batch on the batch pool.
+#[allow(clippy::too_many_arguments)]
 async fn run(
     s: AppState,
     svc: Arc<BfvService>,
@@ -307,19 +205,27 @@ async fn run(
     ev: Arc<BatchEvaluator>,
     keys: Arc<Keys>,
     key_id: String,
+    batch_id: String,
     batch: Arc<Batch>,
 ) {
+    let limits = *svc.limits();
     let stopping = s.stopped();
     let permit = tokio::select! {
         p = svc.batches().running.clone().acquire_owned() => p,
         () = stopping => {
             *batch.phase() = Phase::Stopped;
-            *batch.finished.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            Batch::set_time(&batch.finished_ms);
+            mirror(&s, &batch_id, &batch, &limits, None).await;
             return;
         }
     };
     let Ok(permit) = permit else { return };
     let (bytes, mut reservation) = match std::mem::replace(&mut *batch.phase(), Phase::Running) {
+        // Deleted through another replica while it waited.
+        Phase::Queued(..) if batch.stop.load(Ordering::Relaxed) => {
+            *batch.phase() = Phase::Stopped;
+            return;
+        }
         Phase::Queued(bytes, reservation) => (bytes, reservation),
         // Deleted while it waited.
         other => {
@@ -327,15 +233,34 @@ async fn run(
             return;
         }
     };
-    *batch.started.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    Batch::set_time(&batch.started_ms);
     // The decoded ciphertexts and the threads' work: the budget keeps room for one running batch.
     let work = bytes.len() * DECODED_PER_BYTE + pool.current_num_threads() * WORK_PER_THREAD;
     let grown = svc.batches().budget.grow(&mut reservation, work);
+    // While it runs: stop when the server stops; with shared state, publish the progress and look for a
+    // DELETE made through another replica, every second.
     let watcher = {
-        let (batch, stopped) = (batch.clone(), s.stopped());
+        let (s, svc, batch, batch_id) = (s.clone(), svc.clone(), batch.clone(), batch_id.clone());
         tokio::spawn(async move {
-            stopped.await;
-            batch.stop.store(true, Ordering::Relaxed);
+            let stopped = s.stopped();
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    () = &mut stopped => {
+                        batch.stop.store(true, Ordering::Relaxed);
+                        return;
+                    }
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                if let Some(redis) = s.shared_state() {
+                    if batches::stop_requested(redis, &batch_id).await.unwrap_or(false) {
+                        batch.stop.store(true, Ordering::Relaxed);
+                        svc.batches().lock().remove(&batch_id);
+                        return;
+                    }
+                    mirror(&s, &batch_id, &batch, &limits, None).await;
+                }
+            }
         })
     };
     let worker = batch.clone();
@@ -361,74 +286,123 @@ async fn run(
     .await
     .unwrap_or_else(|_| Err(ApiError::internal("the BFV batch worker", "it panicked or was cancelled")));
     watcher.abort();
-    let compute = batch.started.lock().unwrap_or_else(|e| e.into_inner()).map(|t| t.elapsed());
-    let next = match outcome {
+    let result = match outcome {
         Ok(result) => {
-            if let Err(e) = svc.keys().touch(svc.limits(), &key_id).await {
+            if let Err(e) = svc.keys().touch(&limits, &key_id).await {
                 tracing::warn!(error = %e, "bfv batch done but the key's time to live not restarted");
             }
-            tracing::info!(model = %batch.model, images = batch.images, compute_ms = compute.map_or(0, |c| c.as_millis() as u64), "bfv batch done");
-            Phase::Done(result)
+            tracing::info!(model = %batch.model, images = batch.images, "bfv batch done");
+            *batch.phase() = Phase::Done(result.clone());
+            Some(result)
         }
-        Err(e) if e.code == "stopped" => Phase::Stopped,
+        Err(e) if e.code == "stopped" => {
+            *batch.phase() = Phase::Stopped;
+            None
+        }
         Err(e) => {
             tracing::warn!(error = %e, "bfv batch failed");
-            Phase::Failed(e)
+            *batch.phase() = Phase::Failed(e);
+            None
         }
     };
-    let mut phase = batch.phase();
-    // A DELETE while it ran already removed the batch; its phase no longer matters.
-    *phase = next;
-    *batch.finished.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    Batch::set_time(&batch.finished_ms);
+    // A batch deleted while it ran is gone from the shared state too: do not write it back.
+    if svc.batches().lock().contains_key(&batch_id) {
+        mirror(&s, &batch_id, &batch, &limits, result.as_deref()).await;
+    }
 }
 
-fn find(s: &AppState, batch_id: &str) -> Result<(Arc<BfvService>, Arc<Batch>), ApiError> {
+/// Where a batch was found: this replica's table, or the shared state's record.
+enum Found {
+    Local(Arc<Batch>),
+    Shared(Record),
+}
+
+async fn find(s: &AppState, batch_id: &str) -> Result<Found, ApiError> {
     let svc = service(s)?;
     svc.batches().sweep(svc.limits());
-    let batch = svc.batches().lock().get(batch_id).cloned().ok_or_else(unknown_batch)?;
-    Ok((svc, batch))
+    let local = svc.batches().lock().get(batch_id).cloned();
+    if let Some(batch) = local {
+        // With shared state, a DELETE through another replica removed the record: the batch is gone here too.
+        if let Some(redis) = s.shared_state() {
+            if !batches::exists(redis, batch_id).await? {
+                batch.stop.store(true, Ordering::Relaxed);
+                svc.batches().lock().remove(batch_id);
+                return Err(unknown_batch());
+            }
+        }
+        return Ok(Found::Local(batch));
+    }
+    match s.shared_state() {
+        Some(redis) => batches::get(redis, batch_id).await?.map(Found::Shared).ok_or_else(unknown_batch),
+        None => Err(unknown_batch()),
+    }
 }
 
 async fn status(State(s): State<AppState>, ApiPath(batch_id): ApiPath<String>) -> Result<Response, ApiError> {
-    let (_, batch) = find(&s, &batch_id)?;
-    Ok(axum::Json(batch.status(&batch_id)).into_response())
+    let record = match find(&s, &batch_id).await? {
+        Found::Local(batch) => batch.record(),
+        Found::Shared(record) => record,
+    };
+    Ok(axum::Json(status_json(&batch_id, &record)).into_response())
 }
 
-async fn result(State(s): State<AppState>, ApiPath(batch_id): ApiPath<String>) -> Result<Response, ApiError> {
-    let (_, batch) = find(&s, &batch_id)?;
-    let phase = batch.phase();
-    match &*phase {
-        Phase::Done(bytes) => {
-            let mut res = (StatusCode::OK, bytes.clone()).into_response();
-            res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
-            Ok(res)
-        }
-        Phase::Failed(e) => Err(e.clone()),
-        Phase::Stopped => Err(ApiError::new(
+fn not_done(record: &Record) -> ApiError {
+    match (record.state.as_str(), &record.error) {
+        ("failed", Some((status, code, message))) => error_of(*status, code, message),
+        ("stopped", _) => ApiError::new(
             StatusCode::CONFLICT,
             "batch_stopped",
             "the batch was stopped before its end: submit it again",
-        )),
-        other => Err(ApiError::new(
+        ),
+        (state, _) => ApiError::new(
             StatusCode::CONFLICT,
             "batch_not_done",
             format!(
-                "the batch is {} ({} of {HIDDEN} hidden values): poll its status until it is done",
-                other.name(),
-                batch.done.load(Ordering::Relaxed)
+                "the batch is {state} ({} of {HIDDEN} hidden values): poll its status until it is done",
+                record.done
             ),
-        )),
+        ),
+    }
+}
+
+fn octets(bytes: Bytes) -> Response {
+    let mut res = (StatusCode::OK, bytes).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(MEDIA_TYPE));
+    res
+}
+
+async fn result(State(s): State<AppState>, ApiPath(batch_id): ApiPath<String>) -> Result<Response, ApiError> {
+    match find(&s, &batch_id).await? {
+        Found::Local(batch) => {
+            if let Phase::Done(bytes) = &*batch.phase() {
+                return Ok(octets(bytes.clone()));
+            }
+            Err(not_done(&batch.record()))
+        }
+        Found::Shared(record) if record.state == "done" => {
+            let redis = s.shared_state().ok_or_else(unknown_batch)?;
+            let bytes = batches::result(redis, &batch_id).await?.ok_or_else(unknown_batch)?;
+            Ok(octets(Bytes::from(bytes)))
+        }
+        Found::Shared(record) => Err(not_done(&record)),
     }
 }
 
 async fn remove(State(s): State<AppState>, ApiPath(batch_id): ApiPath<String>) -> Result<Response, ApiError> {
     let svc = service(&s)?;
-    let batch = svc.batches().lock().remove(&batch_id).ok_or_else(unknown_batch)?;
-    batch.stop.store(true, Ordering::Relaxed);
-    let mut phase = batch.phase();
-    if matches!(&*phase, Phase::Queued(..)) {
-        // Frees its message now.
-        *phase = Phase::Stopped;
+    let local = svc.batches().lock().remove(&batch_id);
+    if let Some(batch) = &local {
+        batch.stop.store(true, Ordering::Relaxed);
+        let mut phase = batch.phase();
+        if matches!(&*phase, Phase::Queued(..)) {
+            // Frees its message now.
+            *phase = Phase::Stopped;
+        }
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let shared = match s.shared_state() {
+        Some(redis) => batches::remove(redis, &batch_id).await?,
+        None => false,
+    };
+    if local.is_some() || shared { Ok(StatusCode::NO_CONTENT.into_response()) } else { Err(unknown_batch()) }
 }
