@@ -468,7 +468,9 @@ pub fn eval(model_path: Option<&Path>, limit: Option<usize>, json: bool) -> Resu
         });
         println!("{out}");
     } else {
-        print_table(&model, &fe, &ie, &be, None, test.len());
+        let more = Model::load(paths::bundled(paths::WBC_MODEL)).ok();
+        let more_errors = more.as_ref().map(|m| more_wbc_mlp_errors(m, &test)).transpose()?;
+        print_table(&model, &fe, &ie, &be, more_errors.as_ref(), test.len());
         println!(
             "BFV outputs equal to the integer network {exact} / {}; largest magnitude {} < t/2 = {}; BFV {seconds:.2} s for all (one patient per slot)",
             test.len(),
