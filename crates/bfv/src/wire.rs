@@ -1,6 +1,6 @@
 //! Size-limited messages for evaluation keys and ciphertexts.
 //!
-//! Both start with an 8-byte magic and the parameter [`fingerprint`](crate::params::fingerprint); every blob
+//! Both start with an 8-byte magic and the parameter [`fingerprint`]; every blob
 //! is length-prefixed (`u32`, little-endian) and checked against a cap before fhe.rs parses it, and fhe.rs
 //! parses inside `catch_unwind`, so hostile bytes give an error, never a panic or an allocation larger than
 //! the message.
