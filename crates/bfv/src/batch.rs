@@ -153,6 +153,17 @@ pub fn check_batch_size(images: usize) -> Result<()> {
     }
 }
 
+/// The plaintext holding `v` (mod `t`) in every slot at [`BATCH_INPUT_LEVEL`]: a bias added to a whole
+/// batch.
+pub(crate) fn slot_constant(v: i64) -> Result<Plaintext> {
+    Plaintext::try_encode(
+        &vec![to_mod(v, PLAINTEXT_MODULUS); BATCH_SLOTS],
+        Encoding::simd_at_level(BATCH_INPUT_LEVEL),
+        &parameters(),
+    )
+    .map_err(fhe_err("encode bias"))
+}
+
 /// The server side of the batch packing: the network's biases encoded once.
 pub struct BatchEvaluator {
     net: QuantizedNet,
@@ -170,15 +181,7 @@ impl BatchEvaluator {
     /// Checks `net` and encodes its biases.
     pub fn new(net: &QuantizedNet) -> Result<BatchEvaluator> {
         net.validate()?;
-        let par = parameters();
-        let constant = |v: i64| {
-            Plaintext::try_encode(
-                &vec![to_mod(v, PLAINTEXT_MODULUS); BATCH_SLOTS],
-                Encoding::simd_at_level(BATCH_INPUT_LEVEL),
-                &par,
-            )
-            .map_err(fhe_err("encode bias"))
-        };
+        let constant = slot_constant;
         Ok(BatchEvaluator {
             net: net.clone(),
             conv_bias: net.conv_bias.iter().map(|&b| constant(b)).collect::<Result<_>>()?,

@@ -34,15 +34,13 @@
 
 use std::sync::atomic::AtomicBool;
 
-use fhe::bfv::{Ciphertext, Encoding, Plaintext};
-use fhe_traits::FheEncoder;
+use fhe::bfv::{Ciphertext, Plaintext};
 use rand::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
-use crate::batch::{BATCH_INPUT_LEVEL, BATCH_SLOTS, BatchKeys, ScaledSum, SquareLayer};
-use crate::layout::to_mod;
-use crate::params::{PLAINTEXT_MODULUS, parameters};
-use crate::scheme::{Client, fhe_err};
+use crate::batch::{BatchKeys, ScaledSum, SquareLayer};
+use crate::params::PLAINTEXT_MODULUS;
+use crate::scheme::Client;
 use crate::{BfvError, Result};
 
 /// Largest number of inputs, hidden units or outputs a regression network may have.
@@ -576,15 +574,7 @@ impl RegressionEvaluator {
     /// Checks `net` and encodes its biases.
     pub fn new(net: &RegressionNet) -> Result<RegressionEvaluator> {
         net.validate()?;
-        let par = parameters();
-        let constant = |v: i64| {
-            Plaintext::try_encode(
-                &vec![to_mod(v, PLAINTEXT_MODULUS); BATCH_SLOTS],
-                Encoding::simd_at_level(BATCH_INPUT_LEVEL),
-                &par,
-            )
-            .map_err(fhe_err("encode bias"))
-        };
+        let constant = crate::batch::slot_constant;
         let (limb_weight, limb_bias) = net.limb_weights();
         Ok(RegressionEvaluator {
             net: net.clone(),
