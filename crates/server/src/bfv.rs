@@ -27,7 +27,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
 use more_bfv::layout::{INPUT_CIPHERTEXTS, OUTPUT_CIPHERTEXTS};
+use more_bfv::model::BfvRegressionModel;
 use more_bfv::params::{INPUT_LEVEL, OUTPUT_LEVEL};
+use more_bfv::regression::RegressionEvaluator;
 use more_bfv::wire::{Keys, MAX_CIPHERTEXT_BYTES};
 use more_bfv::{BatchEvaluator, BfvError, BfvModel, Evaluator};
 use tokio::sync::Semaphore;
@@ -64,6 +66,8 @@ pub struct BfvService {
     models: Vec<(BfvModel, Arc<Evaluator>)>,
     /// Each model's batch packing (`crate::bfv_batch`).
     batch_evaluators: Vec<Arc<BatchEvaluator>>,
+    /// Regression models (the WBC surrogate): one patient per slot, a batch key.
+    regressions: Vec<(BfvRegressionModel, Arc<RegressionEvaluator>)>,
     batches: Batches,
     resident: usize,
     keys: KeyStore,
@@ -111,6 +115,7 @@ impl BfvService {
         Ok(BfvService {
             models,
             batch_evaluators,
+            regressions: Vec::new(),
             batches: Batches::new(&limits).map_err(BfvError::Model)?,
             resident,
             keys: KeyStore::default(),
@@ -120,10 +125,28 @@ impl BfvService {
         })
     }
 
-    /// Loads every `*.bfv.json` file of a directory that holds a classifier; regression models (the WBC
-    /// surrogate, `task: "wbc"`) have no endpoint yet and are skipped with a log line.
+    /// Also serves these regression models (their evaluators' encoded biases join the resident memory).
+    pub fn with_regressions(mut self, models: Vec<BfvRegressionModel>) -> Result<BfvService, BfvError> {
+        let before = crate::metrics::process_memory().map(|(rss, _)| rss);
+        let count = models.len();
+        for m in models {
+            let ev = RegressionEvaluator::new(&m.network)?;
+            self.regressions.push((m, Arc::new(ev)));
+        }
+        let after = crate::metrics::process_memory().map(|(rss, _)| rss);
+        self.resident += match (before, after) {
+            _ if count == 0 => 0,
+            (Some(b), Some(a)) => a.saturating_sub(b),
+            _ => UNMEASURED_MODEL_BYTES * count,
+        };
+        Ok(self)
+    }
+
+    /// Loads every `*.bfv.json` file of a directory: classifiers (`task: "mnist"`) and regression models
+    /// (the WBC surrogate, `task: "wbc"`).
     pub fn load_dir(dir: &Path, limits: BfvLimits) -> Result<BfvService, BfvError> {
         let mut models = Vec::new();
+        let mut regressions = Vec::new();
         let entries = std::fs::read_dir(dir).map_err(|e| BfvError::Model(format!("{}: {e}", dir.display())))?;
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
@@ -131,13 +154,13 @@ impl BfvService {
             if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(more_bfv::model::FILE_SUFFIX)) {
                 let task = more_bfv::model::peek_task_of(&p)?;
                 if task == more_bfv::model::REGRESSION_TASK {
-                    tracing::info!(path = %p.display(), task, "bfv regression model skipped: not served yet");
-                    continue;
+                    regressions.push(BfvRegressionModel::load(&p)?);
+                } else {
+                    models.push(BfvModel::load(&p)?);
                 }
-                models.push(BfvModel::load(&p)?);
             }
         }
-        BfvService::new(models, limits)
+        BfvService::new(models, limits)?.with_regressions(regressions)
     }
 
     /// Keeps the keys in Redis ([`KeyStore::redis`]) instead of this process: every replica on the same
@@ -158,7 +181,7 @@ impl BfvService {
     /// budget.
     pub fn memory_bound(&self) -> usize {
         // Without models the store refuses keys, so it holds nothing.
-        if self.models.is_empty() {
+        if self.models.is_empty() && self.regressions.is_empty() {
             0
         } else {
             self.resident
@@ -187,9 +210,14 @@ impl BfvService {
         self.models.iter().position(|(m, _)| m.id == id).map(|i| self.batch_evaluators[i].clone())
     }
 
-    /// The models served.
+    /// The classifiers served.
     pub fn models(&self) -> impl Iterator<Item = &BfvModel> {
         self.models.iter().map(|(m, _)| m)
+    }
+
+    /// The regression models served.
+    pub fn regressions(&self) -> impl Iterator<Item = &BfvRegressionModel> {
+        self.regressions.iter().map(|(m, _)| m)
     }
 
     /// The `GET /api/v1/models` entries.
@@ -221,6 +249,41 @@ impl BfvService {
                     "media_type": MEDIA_TYPE,
                 })
             })
+            .chain(self.regressions().map(|m| {
+                let n = &m.network;
+                serde_json::json!({
+                    "id": m.id,
+                    "task": m.task,
+                    "scheme": "bfv",
+                    "description": m.description,
+                    "architecture": m.architecture,
+                    "input_names": m.input_names,
+                    "labels": m.labels,
+                    "units": m.units,
+                    "output_kind": "regression",
+                    "ring_only": true,
+                    "metrics": m.metrics,
+                    "quantization": m.quantization,
+                    "bfv": m.scheme,
+                    // What a client needs to scale its inputs and read the outputs (not the weights).
+                    "scaling": {
+                        "input_min": n.input_min, "input_max": n.input_max, "input_mean": n.input_mean,
+                        "input_std": n.input_std, "input_scale": n.input_scale,
+                        "output_divisor": n.output_divisor, "output_limbs": n.output_limbs,
+                        "limb_bits": n.limb_bits, "output_scale": n.output_scale, "output_offset": n.output_offset,
+                    },
+                    "input_ciphertexts": n.inputs,
+                    "input_level": more_bfv::batch::BATCH_INPUT_LEVEL,
+                    "output_ciphertexts": n.result_ciphertexts(),
+                    "output_level": more_bfv::batch::BATCH_OUTPUT_LEVEL,
+                    "keys_kind": "batch",
+                    "keys_url": "/api/v1/bfv/keys",
+                    "infer_url": format!("/api/v1/bfv/models/{}/infer", m.id),
+                    "max_key_bytes": self.limits.max_key_bytes,
+                    "key_ttl_s": self.limits.key_ttl.as_secs(),
+                    "media_type": MEDIA_TYPE,
+                })
+            }))
             .collect()
     }
 }
@@ -329,7 +392,11 @@ async fn infer(
     body: Body,
 ) -> Result<Response, ApiError> {
     let svc = service(&s)?.clone();
-    let (_, ev) = svc.models.iter().find(|(m, _)| m.id == id).ok_or_else(|| ApiError::unknown_model(&id))?.clone();
+    let classifier = svc.models.iter().find(|(m, _)| m.id == id).map(|(_, ev)| ev.clone());
+    let regression = svc.regressions.iter().find(|(m, _)| m.id == id).map(|(_, ev)| ev.clone());
+    if classifier.is_none() && regression.is_none() {
+        return Err(ApiError::unknown_model(&id));
+    }
     let Some(key_id) = query.get("key_id").cloned() else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -341,19 +408,27 @@ async fn infer(
     let rules = rules(&s, limit, INFER_MEMORY_PER_BYTE);
     let _admitted = admit(&svc, &rules).await?;
     let keys = keys_for(&s, &svc, &key_id).await?;
-    let keys = match &*keys {
-        Keys::Single(_) => keys,
-        other => return Err(wrong_keys(other, "single-image inference", "more_bfv::Client::eval_keys")),
-    };
+    match (&*keys, regression.is_some()) {
+        (Keys::Single(_), false) | (Keys::Batch(_), true) => {}
+        (other, false) => return Err(wrong_keys(other, "single-image inference", "more_bfv::Client::eval_keys")),
+        (other, true) => return Err(wrong_keys(other, "a regression model", "more_bfv::Client::batch_keys")),
+    }
     let mut reader = BodyReader::new(&headers, body, rules, s.budget())?;
     let body = reader.read_rest().await?;
     reader.reserve(body.len() * INFER_MEMORY_PER_BYTE + EVALUATION_BYTES)?;
     let t0 = Instant::now();
-    let out = on_worker(&s, &svc, reader.into_reservation(), move || {
-        let cts = more_bfv::wire::decode_ciphertexts(&body, INPUT_CIPHERTEXTS, INPUT_LEVEL)?;
-        let Keys::Single(keys) = &*keys else { return Err(BfvError::Input("single-image keys expected".into())) };
-        let out = ev.evaluate(keys, &cts)?;
-        Ok(more_bfv::wire::encode_ciphertexts(&out, OUTPUT_LEVEL))
+    let out = on_worker(&s, &svc, reader.into_reservation(), move || match (&*keys, classifier, regression) {
+        (Keys::Single(keys), Some(ev), _) => {
+            let cts = more_bfv::wire::decode_ciphertexts(&body, INPUT_CIPHERTEXTS, INPUT_LEVEL)?;
+            Ok(more_bfv::wire::encode_ciphertexts(&ev.evaluate(keys, &cts)?, OUTPUT_LEVEL))
+        }
+        (Keys::Batch(keys), _, Some(ev)) => {
+            // One patient per slot: the inputs' ciphertexts at the batch level, the limbs at the output level.
+            let (level, out_level) = (more_bfv::batch::BATCH_INPUT_LEVEL, more_bfv::batch::BATCH_OUTPUT_LEVEL);
+            let cts = more_bfv::wire::decode_ciphertexts(&body, ev.net().inputs, level)?;
+            Ok(more_bfv::wire::encode_ciphertexts(&ev.evaluate(keys, &cts)?, out_level))
+        }
+        _ => Err(BfvError::Input("keys of the wrong kind".into())),
     })
     .await?;
     // A key's time to live restarts only with a successful use: bad bodies do not keep keys alive.

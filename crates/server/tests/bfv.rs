@@ -252,13 +252,58 @@ async fn a_burst_of_key_uploads_waits_for_the_two_workers_instead_of_being_refus
     assert_eq!(statuses, [201; 6]);
 }
 
-/// The bundled models directory holds the WBC regression model too: the server loads the directory, serves
-/// the MNIST classifier and skips the regression model (no endpoint for it yet).
-#[test]
-fn the_models_directory_loads_and_skips_the_regression_model() {
+/// The bundled models directory: the MNIST classifier and the WBC regression model, both served. A patient
+/// encrypted one per slot under a batch key goes through `POST /api/v1/bfv/models/wbc-bfv-square/infer` and
+/// decrypts to exactly the integer network's outputs; keys of the wrong kind and inputs at the wrong level
+/// are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wbc_regression_model_is_served_from_the_models_directory() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models");
-    assert!(dir.join("wbc-bfv-square.bfv.json").exists());
     let service = BfvService::load_dir(&dir, BfvLimits::default()).unwrap();
-    let ids: Vec<&str> = service.models().map(|m| m.id.as_str()).collect();
-    assert_eq!(ids, ["mnist-bfv-square"]);
+    assert_eq!(service.models().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["mnist-bfv-square"]);
+    assert_eq!(service.regressions().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["wbc-bfv-square"]);
+    let model = service.regressions().next().unwrap().clone();
+    let state = common::state_with(EngineConfig { workers: 1, queue: 8, ..EngineConfig::default() }, Limits::default())
+        .with_bfv(service);
+    let addr = common::listen(state).await;
+    let list = json(&request(addr, "GET", "/api/v1/models", None, b"", None).await);
+    let entry = list["models"].as_array().unwrap().iter().find(|m| m["id"] == "wbc-bfv-square").expect("listed");
+    assert_eq!((entry["task"].as_str(), entry["output_kind"].as_str()), (Some("wbc"), Some("regression")));
+    assert_eq!((entry["keys_kind"].as_str(), entry["input_ciphertexts"].as_u64()), (Some("batch"), Some(7)));
+    assert!(entry.get("network").is_none() && entry["scaling"]["input_scale"].as_f64().is_some());
+
+    let net = &model.network;
+    let client = more_bfv::Client::from_seed([2; 32]);
+    let mut rng = rand::rng();
+    let keys = more_bfv::wire::encode_batch_keys(&client.batch_keys(&mut rng).unwrap());
+    let key_id = json(&upload(addr, &keys).await)["key_id"].as_str().unwrap().to_string();
+    // A patient in the middle of the parameter box.
+    let raw: Vec<f64> = net.input_min.iter().zip(&net.input_max).map(|(a, b)| (a + b) / 2.0).collect();
+    let x = net.quantize_input(&raw).unwrap();
+    let level = more_bfv::batch::BATCH_INPUT_LEVEL;
+    let body =
+        encode_ciphertexts(&client.encrypt_samples(std::slice::from_ref(&x), net.inputs, &mut rng).unwrap(), level);
+    let path = format!("/api/v1/bfv/models/wbc-bfv-square/infer?key_id={key_id}");
+    let r = request(addr, "POST", &path, Some(OCTETS), &body, None).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let outs = net.result_ciphertexts();
+    let cts = decode_ciphertexts(&r.body, outs, more_bfv::batch::BATCH_OUTPUT_LEVEL).unwrap();
+    let got = client.decrypt_samples(&cts, outs, 1).unwrap();
+    assert_eq!(got[0], net.forward(&x).0, "BFV equals the integer network");
+    // Wrong level (single-image framing at level 0), single-image keys: refused.
+    let wrong = encode_ciphertexts(&client.encrypt(&[0; 784], &mut rng).unwrap()[..net.inputs], INPUT_LEVEL);
+    let r = request(addr, "POST", &path, Some(OCTETS), &wrong, None).await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (422, Some("invalid_bfv")));
+    let single = encode_keys(&client.eval_keys(&mut rng).unwrap());
+    let single_id = json(&upload(addr, &single).await)["key_id"].as_str().unwrap().to_string();
+    let r = request(
+        addr,
+        "POST",
+        &format!("/api/v1/bfv/models/wbc-bfv-square/infer?key_id={single_id}"),
+        Some(OCTETS),
+        &body,
+        None,
+    )
+    .await;
+    assert_eq!((r.status, json(&r)["error"].as_str()), (422, Some("wrong_keys")));
 }
