@@ -361,9 +361,9 @@ pub fn patch_pixel(p: usize, k: usize) -> Option<usize> {
 /// overflow. Multiplying a ciphertext by an integer multiplies its plaintext by it and its noise by `|w|`.
 pub struct ScaledSum {
     ctx: Arc<fhe_math::rq::Context>,
-    parts: usize,
-    /// `[part][modulus][coefficient]`, flattened.
-    acc: Vec<u64>,
+    /// One vector per polynomial of the ciphertext: `[modulus][coefficient]`, flattened, so that
+    /// [`ScaledSum::finish`] hands each to fhe.rs without a copy.
+    acc: Vec<Vec<u64>>,
     /// Per modulus, an upper bound of every accumulated value.
     bound: Vec<u128>,
 }
@@ -372,18 +372,17 @@ impl ScaledSum {
     /// An empty sum of ciphertexts with `parts` polynomials over `ctx`.
     pub fn new(ctx: &Arc<fhe_math::rq::Context>, parts: usize) -> ScaledSum {
         let moduli = ctx.moduli().len();
-        ScaledSum { ctx: ctx.clone(), parts, acc: vec![0; parts * moduli * RING_DEGREE], bound: vec![0; moduli] }
+        ScaledSum { ctx: ctx.clone(), acc: vec![vec![0; moduli * RING_DEGREE]; parts], bound: vec![0; moduli] }
     }
 
     /// Adds `w · ct`. `ct` must have this sum's number of polynomials and context (checked).
     pub fn add(&mut self, ct: &Ciphertext, w: i64) {
-        assert!(ct.len() == self.parts && ct[0].ctx() == &self.ctx, "a ciphertext of another shape");
+        assert!(ct.len() == self.acc.len() && ct[0].ctx() == &self.ctx, "a ciphertext of another shape");
         if w == 0 {
             return;
         }
-        let moduli = self.ctx.moduli().to_vec();
-        let n = RING_DEGREE;
-        for (m, &q) in moduli.iter().enumerate() {
+        let ctx = self.ctx.clone();
+        for (m, &q) in ctx.moduli().iter().enumerate() {
             let scale = w.unsigned_abs() % q;
             // `w · c ≡ |w| · c` or `|w| · (q − c)` (mod q): both below `|w| · q`.
             let term_bound = u128::from(scale) * u128::from(q);
@@ -391,11 +390,11 @@ impl ScaledSum {
             if wide || self.bound[m] + term_bound > u128::from(u64::MAX) {
                 self.reduce(m);
             }
-            for (part, poly) in ct.iter().enumerate() {
+            for (acc, poly) in self.acc.iter_mut().zip(ct.iter()) {
                 let coeffs = poly.coefficients();
                 let row = coeffs.row(m);
                 let src = row.as_slice().expect("fhe.rs coefficients are contiguous");
-                let dst = &mut self.acc[(part * moduli.len() + m) * n..][..n];
+                let dst = &mut acc[m * RING_DEGREE..(m + 1) * RING_DEGREE];
                 match (wide, w > 0) {
                     // A weight too large for lazy reduction: one modular product per coefficient.
                     (true, positive) => {
@@ -423,15 +422,14 @@ impl ScaledSum {
 
     /// Adds another sum over the same context.
     pub fn merge(&mut self, mut other: ScaledSum) {
-        let moduli = self.ctx.moduli().len();
-        for m in 0..moduli {
+        for m in 0..self.bound.len() {
             if self.bound[m] + other.bound[m] > u128::from(u64::MAX) {
                 self.reduce(m);
                 other.reduce(m);
             }
-            for part in 0..self.parts {
-                let at = (part * moduli + m) * RING_DEGREE;
-                for (d, &s) in self.acc[at..at + RING_DEGREE].iter_mut().zip(&other.acc[at..at + RING_DEGREE]) {
+            let range = m * RING_DEGREE..(m + 1) * RING_DEGREE;
+            for (acc, theirs) in self.acc.iter_mut().zip(&other.acc) {
+                for (d, &s) in acc[range.clone()].iter_mut().zip(&theirs[range.clone()]) {
                     *d += s;
                 }
             }
@@ -440,10 +438,9 @@ impl ScaledSum {
     }
 
     fn reduce(&mut self, m: usize) {
-        let moduli = self.ctx.moduli().len();
         let q = self.ctx.moduli()[m];
-        for part in 0..self.parts {
-            for v in &mut self.acc[(part * moduli + m) * RING_DEGREE..][..RING_DEGREE] {
+        for acc in &mut self.acc {
+            for v in &mut acc[m * RING_DEGREE..(m + 1) * RING_DEGREE] {
                 *v %= q;
             }
         }
@@ -452,15 +449,15 @@ impl ScaledSum {
 
     /// The sum as a ciphertext (coefficients reduced into `[0, q)`).
     pub fn finish(mut self, par: &Arc<BfvParameters>) -> Result<Ciphertext> {
-        let moduli = self.ctx.moduli().len();
+        let moduli = self.bound.len();
         for m in 0..moduli {
             self.reduce(m);
         }
         let polys = self
             .acc
-            .chunks_exact(moduli * RING_DEGREE)
+            .into_iter()
             .map(|part| {
-                let a = Array2::from_shape_vec((moduli, RING_DEGREE), part.to_vec())
+                let a = Array2::from_shape_vec((moduli, RING_DEGREE), part)
                     .map_err(|e| BfvError::Fhe(format!("accumulator shape: {e}")))?;
                 Poly::try_convert_from(a, &self.ctx, false, Representation::Ntt)
                     .map_err(|e| BfvError::Fhe(e.to_string()))
