@@ -58,18 +58,14 @@ pub struct BfvModel {
 impl BfvModel {
     /// Parses and checks a model file's bytes.
     pub fn from_json(bytes: &[u8]) -> Result<BfvModel> {
-        if bytes.len() as u64 > MAX_MODEL_BYTES {
-            return Err(BfvError::Model(format!("{} bytes, at most {MAX_MODEL_BYTES}", bytes.len())));
-        }
+        check_size(bytes)?;
         if matches!(peek_task(bytes).as_deref(), Ok(REGRESSION_TASK)) {
             return Err(BfvError::Model(format!(
                 "a {REGRESSION_TASK} regression model, not a classifier (load it as a BfvRegressionModel)"
             )));
         }
         let model: BfvModel = serde_json::from_slice(bytes).map_err(|e| BfvError::Model(e.to_string()))?;
-        if model.format != FORMAT || model.version != VERSION {
-            return Err(BfvError::Model(format!("format {:?} version {}", model.format, model.version)));
-        }
+        check_format(&model.format, model.version)?;
         check_scheme(&model.scheme)?;
         model.network.validate()?;
         Ok(model)
@@ -77,19 +73,12 @@ impl BfvModel {
 
     /// Reads a model file.
     pub fn load(path: impl AsRef<Path>) -> Result<BfvModel> {
-        let path = path.as_ref();
-        let io = |e: std::io::Error| BfvError::Model(format!("{}: {e}", path.display()));
-        let len = std::fs::metadata(path).map_err(io)?.len();
-        if len > MAX_MODEL_BYTES {
-            return Err(BfvError::Model(format!("{}: {len} bytes, at most {MAX_MODEL_BYTES}", path.display())));
-        }
-        BfvModel::from_json(&std::fs::read(path).map_err(io)?)
+        BfvModel::from_json(&read_limited(path.as_ref())?)
     }
 
-    /// Writes the model file (pretty JSON header fields, one line of weights per layer).
+    /// Writes the model file (compact JSON).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let json = serde_json::to_vec(self).map_err(|e| BfvError::Model(e.to_string()))?;
-        std::fs::write(path.as_ref(), json).map_err(|e| BfvError::Model(format!("{}: {e}", path.as_ref().display())))
+        write_json(self, path.as_ref())
     }
 }
 
@@ -103,11 +92,31 @@ pub fn peek_task(bytes: &[u8]) -> Result<String> {
     struct Header {
         task: String,
     }
+    check_size(bytes)?;
+    let h: Header = serde_json::from_slice(bytes).map_err(|e| BfvError::Model(e.to_string()))?;
+    Ok(h.task)
+}
+
+/// A model file's bytes are at most [`MAX_MODEL_BYTES`].
+fn check_size(bytes: &[u8]) -> Result<()> {
     if bytes.len() as u64 > MAX_MODEL_BYTES {
         return Err(BfvError::Model(format!("{} bytes, at most {MAX_MODEL_BYTES}", bytes.len())));
     }
-    let h: Header = serde_json::from_slice(bytes).map_err(|e| BfvError::Model(e.to_string()))?;
-    Ok(h.task)
+    Ok(())
+}
+
+/// A model file's `format` and `version` are this build's.
+fn check_format(format: &str, version: u32) -> Result<()> {
+    if format != FORMAT || version != VERSION {
+        return Err(BfvError::Model(format!("format {format:?} version {version}")));
+    }
+    Ok(())
+}
+
+/// Writes a model file as compact JSON.
+fn write_json(model: &impl Serialize, path: &Path) -> Result<()> {
+    let json = serde_json::to_vec(model).map_err(|e| BfvError::Model(e.to_string()))?;
+    std::fs::write(path, json).map_err(|e| BfvError::Model(format!("{}: {e}", path.display())))
 }
 
 /// Reads a file of at most [`MAX_MODEL_BYTES`].
@@ -168,13 +177,9 @@ pub struct BfvRegressionModel {
 impl BfvRegressionModel {
     /// Parses and checks a model file's bytes (format, parameters, task, network, names).
     pub fn from_json(bytes: &[u8]) -> Result<BfvRegressionModel> {
-        if bytes.len() as u64 > MAX_MODEL_BYTES {
-            return Err(BfvError::Model(format!("{} bytes, at most {MAX_MODEL_BYTES}", bytes.len())));
-        }
+        check_size(bytes)?;
         let model: BfvRegressionModel = serde_json::from_slice(bytes).map_err(|e| BfvError::Model(e.to_string()))?;
-        if model.format != FORMAT || model.version != VERSION {
-            return Err(BfvError::Model(format!("format {:?} version {}", model.format, model.version)));
-        }
+        check_format(&model.format, model.version)?;
         if model.task != REGRESSION_TASK {
             return Err(BfvError::Model(format!("task {:?}, expected {REGRESSION_TASK:?}", model.task)));
         }
@@ -202,9 +207,8 @@ impl BfvRegressionModel {
             .map_err(|e| BfvError::Model(format!("{}: {e}", path.display())))
     }
 
-    /// Writes the model file.
+    /// Writes the model file (compact JSON).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
-        let json = serde_json::to_vec(self).map_err(|e| BfvError::Model(e.to_string()))?;
-        std::fs::write(path.as_ref(), json).map_err(|e| BfvError::Model(format!("{}: {e}", path.as_ref().display())))
+        write_json(self, path.as_ref())
     }
 }
