@@ -220,51 +220,39 @@ impl BfvService {
         self.regressions.iter().map(|(m, _)| m)
     }
 
-    /// The `GET /api/v1/models` entries.
+    /// The `GET /api/v1/models` entries: for every model the fields all BFV models share
+    /// ([`BfvService::entry`]), then the classifier's or the regression model's own.
     pub fn model_entries(&self) -> Vec<serde_json::Value> {
-        self.models()
-            .map(|m| {
+        let classifiers =
+            self.models().map(|m| {
+                let header =
+                    Header { id: &m.id, task: &m.task, description: &m.description, architecture: &m.architecture };
+                self.entry(header, &m.metrics, &m.quantization, &m.scheme, serde_json::json!({
+                "input_shape": [1, 28, 28],
+                "labels": m.labels,
+                "output_kind": "logits",
+                "input_levels": m.network.input_levels,
+                "input_ciphertexts": INPUT_CIPHERTEXTS,
+                "output_ciphertexts": OUTPUT_CIPHERTEXTS,
+                "keys_kind": "single-image",
+                "batches_url": (self.limits.batches > 0).then(|| format!("/api/v1/bfv/models/{}/batches", m.id)),
+                "batch_slots": more_bfv::batch::BATCH_SLOTS,
+            }))
+            });
+        let regressions = self.regressions().map(|m| {
+            let n = &m.network;
+            let header =
+                Header { id: &m.id, task: &m.task, description: &m.description, architecture: &m.architecture };
+            self.entry(
+                header,
+                &m.metrics,
+                &m.quantization,
+                &m.scheme,
                 serde_json::json!({
-                    "id": m.id,
-                    "task": m.task,
-                    "scheme": "bfv",
-                    "description": m.description,
-                    "architecture": m.architecture,
-                    "input_shape": [1, 28, 28],
-                    "labels": m.labels,
-                    "output_kind": "logits",
-                    "ring_only": true,
-                    "metrics": m.metrics,
-                    "quantization": m.quantization,
-                    "bfv": m.scheme,
-                    "input_levels": m.network.input_levels,
-                    "input_ciphertexts": INPUT_CIPHERTEXTS,
-                    "output_ciphertexts": OUTPUT_CIPHERTEXTS,
-                    "keys_url": "/api/v1/bfv/keys",
-                    "infer_url": format!("/api/v1/bfv/models/{}/infer", m.id),
-                    "batches_url": (self.limits.batches > 0).then(|| format!("/api/v1/bfv/models/{}/batches", m.id)),
-                    "batch_slots": more_bfv::batch::BATCH_SLOTS,
-                    "max_key_bytes": self.limits.max_key_bytes,
-                    "key_ttl_s": self.limits.key_ttl.as_secs(),
-                    "media_type": MEDIA_TYPE,
-                })
-            })
-            .chain(self.regressions().map(|m| {
-                let n = &m.network;
-                serde_json::json!({
-                    "id": m.id,
-                    "task": m.task,
-                    "scheme": "bfv",
-                    "description": m.description,
-                    "architecture": m.architecture,
                     "input_names": m.input_names,
                     "labels": m.labels,
                     "units": m.units,
                     "output_kind": "regression",
-                    "ring_only": true,
-                    "metrics": m.metrics,
-                    "quantization": m.quantization,
-                    "bfv": m.scheme,
                     // What a client needs to scale its inputs and read the outputs (not the weights).
                     "scaling": {
                         "input_min": n.input_min, "input_max": n.input_max, "input_mean": n.input_mean,
@@ -277,15 +265,50 @@ impl BfvService {
                     "output_ciphertexts": n.result_ciphertexts(),
                     "output_level": more_bfv::batch::BATCH_OUTPUT_LEVEL,
                     "keys_kind": "batch",
-                    "keys_url": "/api/v1/bfv/keys",
-                    "infer_url": format!("/api/v1/bfv/models/{}/infer", m.id),
-                    "max_key_bytes": self.limits.max_key_bytes,
-                    "key_ttl_s": self.limits.key_ttl.as_secs(),
-                    "media_type": MEDIA_TYPE,
-                })
-            }))
-            .collect()
+                }),
+            )
+        });
+        classifiers.chain(regressions).collect()
     }
+
+    /// One model's entry: the fields every BFV model has, then `own` (an object) merged in.
+    fn entry(
+        &self,
+        h: Header<'_>,
+        metrics: &std::collections::BTreeMap<String, f64>,
+        quantization: &std::collections::BTreeMap<String, String>,
+        scheme: &more_bfv::params::SchemeInfo,
+        own: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut entry = serde_json::json!({
+            "id": h.id,
+            "task": h.task,
+            "scheme": "bfv",
+            "description": h.description,
+            "architecture": h.architecture,
+            "ring_only": true,
+            "metrics": metrics,
+            "quantization": quantization,
+            "bfv": scheme,
+            "keys_url": "/api/v1/bfv/keys",
+            "infer_url": format!("/api/v1/bfv/models/{}/infer", h.id),
+            "max_key_bytes": self.limits.max_key_bytes,
+            "key_ttl_s": self.limits.key_ttl.as_secs(),
+            "media_type": MEDIA_TYPE,
+        });
+        if let (Some(all), serde_json::Value::Object(own)) = (entry.as_object_mut(), own) {
+            all.extend(own);
+        }
+        entry
+    }
+}
+
+/// The header fields every BFV model file has, borrowed for its listing.
+struct Header<'a> {
+    id: &'a str,
+    task: &'a str,
+    description: &'a str,
+    architecture: &'a str,
 }
 
 /// The BFV routes (merged into the API router by `crate::app`).
