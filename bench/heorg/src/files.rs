@@ -10,23 +10,13 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use more_bfv::QuantizedNet;
-use more_bfv::network::{CHANNELS, CLASSES, HIDDEN, IMAGE, WINDOW};
-use more_bfv::params::fingerprint;
+use more_bfv::network::IMAGE;
 
 /// Pixels per image.
 pub const PIXELS: usize = IMAGE * IMAGE;
 
 /// Magic of the secret key file.
 pub const SECRET_KEY_MAGIC: &[u8; 8] = b"MHEORGS1";
-/// Magic of the preprocessed model file.
-pub const MODEL_MAGIC: &[u8; 8] = b"MHEORGM1";
-
-/// Integers in a preprocessed model: `input_levels`, the convolution's weights and biases, the dense
-/// layer's weights and biases.
-const MODEL_VALUES: usize = 1 + CHANNELS * WINDOW + CHANNELS + CLASSES * HIDDEN + CLASSES;
-/// Size of a preprocessed model file: magic, parameter fingerprint, the values as `i64`.
-pub const MODEL_BYTES: usize = 8 + 8 + 8 * MODEL_VALUES;
 
 /// Reads a whole file after checking that it exists and holds at most `cap` bytes.
 pub fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>> {
@@ -93,55 +83,6 @@ pub fn read_secret_seed(path: &Path) -> Result<[u8; 32]> {
         );
     }
     Ok(bytes[8..].try_into().expect("32 bytes"))
-}
-
-/// The preprocessed model: magic, the parameter fingerprint, then every integer of the network as a
-/// little-endian `i64`.
-pub fn encode_model(net: &QuantizedNet) -> Vec<u8> {
-    let mut out = Vec::with_capacity(MODEL_BYTES);
-    out.extend_from_slice(MODEL_MAGIC);
-    out.extend_from_slice(&fingerprint().to_le_bytes());
-    let values = std::iter::once(&net.input_levels)
-        .chain(&net.conv_weight)
-        .chain(&net.conv_bias)
-        .chain(&net.dense_weight)
-        .chain(&net.dense_bias);
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out
-}
-
-/// Parses and validates a preprocessed model file's bytes; `path` names the file in errors.
-pub fn decode_model(bytes: &[u8], path: &Path) -> Result<QuantizedNet> {
-    let name = path.display();
-    if bytes.len() != MODEL_BYTES {
-        bail!("preprocessed model {name}: {} bytes, expected {MODEL_BYTES} (run server_preprocess_model)", bytes.len());
-    }
-    if &bytes[..8] != MODEL_MAGIC {
-        bail!("preprocessed model {name}: not a model file of this submission (magic is not MHEORGM1)");
-    }
-    let fp = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
-    if fp != fingerprint() {
-        bail!("preprocessed model {name}: made for BFV parameters {fp:016x}, this build uses {:016x}", fingerprint());
-    }
-    let values: Vec<i64> =
-        bytes[16..].chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect();
-    let mut rest = &values[1..];
-    let mut take = |n: usize| {
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        head.to_vec()
-    };
-    let net = QuantizedNet {
-        input_levels: values[0],
-        conv_weight: take(CHANNELS * WINDOW),
-        conv_bias: take(CHANNELS),
-        dense_weight: take(CLASSES * HIDDEN),
-        dense_bias: take(CLASSES),
-    };
-    net.validate().with_context(|| format!("preprocessed model {name}"))?;
-    Ok(net)
 }
 
 /// Reads a text matrix written by the stage `made_by`: exactly `rows` non-empty lines of `cols` values each,
@@ -230,37 +171,6 @@ pub fn parse_int_in(lo: i64, hi: i64) -> impl Fn(&str) -> std::result::Result<i6
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn net() -> QuantizedNet {
-        QuantizedNet {
-            input_levels: 15,
-            conv_weight: (0..250).map(|i| i % 63 - 31).collect(),
-            conv_bias: (0..10).map(|i| i * 100 - 400).collect(),
-            dense_weight: (0..19_600).map(|i| i % 61 - 30).collect(),
-            dense_bias: (0..10).map(|i| -i * 1_000_000).collect(),
-        }
-    }
-
-    #[test]
-    fn the_model_file_round_trips_and_refuses_damage() {
-        let p = Path::new("model.bin");
-        let bytes = encode_model(&net());
-        assert_eq!(bytes.len(), MODEL_BYTES);
-        assert_eq!(decode_model(&bytes, p).unwrap(), net());
-        for cut in [0, 8, 16, MODEL_BYTES - 1] {
-            let e = decode_model(&bytes[..cut], p).unwrap_err().to_string();
-            assert!(e.contains("model.bin") && e.contains("bytes"), "{e}");
-        }
-        let mut bad = bytes.clone();
-        bad[0] ^= 1;
-        assert!(decode_model(&bad, p).unwrap_err().to_string().contains("magic"));
-        let mut bad = bytes.clone();
-        bad[9] ^= 1;
-        assert!(decode_model(&bad, p).unwrap_err().to_string().contains("parameters"));
-        let mut bad = bytes;
-        bad[16..24].copy_from_slice(&0i64.to_le_bytes());
-        assert!(decode_model(&bad, p).is_err(), "input_levels 0 is refused");
-    }
 
     #[test]
     fn values_are_checked() {

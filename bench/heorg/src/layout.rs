@@ -230,7 +230,7 @@ impl Layout {
 
     /// The preprocessed model file.
     pub fn preprocessed_model_file(root: &Path) -> PathBuf {
-        Layout::model_dir(root).join("network.bin")
+        Layout::model_dir(root).join("network.bfv.json")
     }
 }
 

@@ -81,14 +81,15 @@ pub fn client_key_generation(layout: &Layout) -> Result<()> {
 }
 
 /// Stage 3, `server_preprocess_model`: reads the model file, checks its parameters, shapes and value
-/// ranges, and stores the integer network compactly in `io/model/network.bin` for `server_encrypted_compute`.
+/// ranges, and stores the checked model (the repository's model file format) in `io/model/network.bfv.json`
+/// for `server_encrypted_compute`.
 /// The model is the same for every instance, so the instance argument is optional.
 pub fn server_preprocess_model(root: &Path) -> Result<()> {
     let t = Instant::now();
     let model = load_model()?;
     let path = Layout::preprocessed_model_file(root);
     files::ensure_dir(&Layout::model_dir(root))?;
-    files::write(&path, &files::encode_model(&model.network), "preprocessed model")?;
+    model.save(&path).with_context(|| format!("writing the preprocessed model {}", path.display()))?;
     log("server", format_args!("model {} preprocessed into {} in {:.3} s", model.id, path.display(), secs(t)));
     Ok(())
 }
@@ -169,9 +170,14 @@ fn read_image_ciphertexts(path: &Path) -> Result<Vec<Ciphertext>> {
 pub fn server_encrypted_compute(layout: &Layout) -> Result<()> {
     let t = Instant::now();
     let model_file = Layout::preprocessed_model_file(layout.root());
-    let bytes =
-        files::read_output_of(&model_file, files::MODEL_BYTES as u64, "preprocessed model", "server_preprocess_model")?;
-    let net = files::decode_model(&bytes, &model_file)?;
+    let bytes = files::read_output_of(
+        &model_file,
+        more_bfv::model::MAX_MODEL_BYTES,
+        "preprocessed model",
+        "server_preprocess_model",
+    )?;
+    let net =
+        BfvModel::from_json(&bytes).with_context(|| format!("preprocessed model {}", model_file.display()))?.network;
     let keys_file = layout.eval_keys_file();
     let packing = layout.instance().packing();
     log("server", format_args!("loading keys and model ({})", packing.name()));

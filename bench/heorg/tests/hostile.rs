@@ -59,7 +59,7 @@ fn damaged_server_inputs_are_refused_with_a_clear_error() {
     let io = root.join("io/single");
     let upload: PathBuf = io.join("ciphertexts_upload/image_0.bin");
     let keys: PathBuf = io.join("public_keys/eval_keys.bin");
-    let model: PathBuf = root.join("io/model/network.bin");
+    let model: PathBuf = root.join("io/model/network.bfv.json");
     let (good_upload, good_keys, good_model) =
         (std::fs::read(&upload).unwrap(), std::fs::read(&keys).unwrap(), std::fs::read(&model).unwrap());
 
@@ -86,7 +86,7 @@ fn damaged_server_inputs_are_refused_with_a_clear_error() {
     for (case, bytes) in
         [("truncated model", good_model[..good_model.len() - 8].to_vec()), ("random model", noise(good_model.len(), 3))]
     {
-        with_file(root, &model, Some(&bytes), compute, "network.bin", case);
+        with_file(root, &model, Some(&bytes), compute, "network.bfv.json", case);
     }
     // A ciphertext whose bytes are flipped inside the framing may parse; it must still not panic.
     let mut flipped = good_upload.clone();
