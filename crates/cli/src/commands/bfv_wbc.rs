@@ -375,26 +375,8 @@ fn largest_hidden(net: &RegressionNet) -> i64 {
 /// MORE's bundled surrogate (`wbc-mlp`) on the same patients, plaintext inference (its encrypted inference
 /// agrees to within 2.4e-6).
 fn more_wbc_mlp_errors(model: &Model, test: &more_hemo::Dataset) -> Result<[f64; N_OUTPUTS]> {
-    let p = &model.meta().preprocessing;
-    ensure!(p.mean.len() == N_PARAMS && p.output_scale.len() == N_OUTPUTS, "wbc-mlp lacks its scaling");
-    let x: Vec<f32> = test
-        .inputs
-        .iter()
-        .flat_map(|r| (0..N_PARAMS).map(move |k| ((r[k] - f64::from(p.mean[k])) / f64::from(p.std[k])) as f32))
-        .collect();
-    let x = ndarray::ArrayD::from_shape_vec(ndarray::IxDyn(&[test.len(), N_PARAMS]), x)?;
-    let y = model.forward_plain(x.view())?;
-    let pred: Vec<Vec<f64>> = y
-        .as_slice()
-        .context("non-contiguous output")?
-        .chunks_exact(N_OUTPUTS)
-        .map(|r| {
-            (0..N_OUTPUTS)
-                .map(|k| f64::from(r[k]) * f64::from(p.output_scale[k]) + f64::from(p.output_offset[k]))
-                .collect()
-        })
-        .collect();
-    Ok(mre(&pred, &test.outputs))
+    let scaling = crate::tasks::wbc::scaling_of(model)?;
+    Ok(crate::tasks::wbc::plaintext_errors(model, &scaling, test)?.mean_rel)
 }
 
 fn print_table(

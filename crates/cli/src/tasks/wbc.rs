@@ -422,11 +422,39 @@ fn train(options: &TrainOptions, hyper: &Hyper) -> anyhow::Result<()> {
 
 /// Held-out errors of `model` (plaintext inference) on `data.test`.
 fn held_out_errors(model: &more_nn::Model, data: &WbcData) -> anyhow::Result<more_hemo::surrogate::ErrorTable> {
-    let test = &data.test;
-    let x = array(test.len(), more_hemo::N_PARAMS, data.scaling.inputs(test));
+    plaintext_errors(model, &data.scaling, &data.test)
+}
+
+/// Errors of `model` (plaintext inference, inputs and outputs scaled by `scaling`) on `test`.
+pub fn plaintext_errors(
+    model: &more_nn::Model,
+    scaling: &more_hemo::surrogate::Scaling,
+    test: &more_hemo::Dataset,
+) -> anyhow::Result<more_hemo::surrogate::ErrorTable> {
+    let x = array(test.len(), more_hemo::N_PARAMS, scaling.inputs(test));
     let y = model.forward_plain(x.view())?;
-    let pred = data.scaling.outputs(y.as_slice().context("non-contiguous output")?);
+    let pred = scaling.outputs(y.as_slice().context("non-contiguous output")?);
     Ok(more_hemo::surrogate::errors(&pred, &test.outputs))
+}
+
+/// The scaling a surrogate model file carries (its preprocessing's mean, std, output scale and offset).
+pub fn scaling_of(model: &more_nn::Model) -> anyhow::Result<more_hemo::surrogate::Scaling> {
+    let p = &model.meta().preprocessing;
+    anyhow::ensure!(
+        p.mean.len() == more_hemo::N_PARAMS
+            && p.std.len() == more_hemo::N_PARAMS
+            && p.output_scale.len() == more_hemo::N_OUTPUTS
+            && p.output_offset.len() == more_hemo::N_OUTPUTS,
+        "{} lacks the surrogate's scaling",
+        model.meta().id
+    );
+    let f = |v: &[f32], k: usize| f64::from(v[k]);
+    Ok(more_hemo::surrogate::Scaling {
+        input_mean: std::array::from_fn(|k| f(&p.mean, k)),
+        input_std: std::array::from_fn(|k| f(&p.std, k)),
+        output_offset: std::array::from_fn(|k| f(&p.output_offset, k)),
+        output_scale: std::array::from_fn(|k| f(&p.output_scale, k)),
+    })
 }
 
 fn mean(v: &[f64]) -> f64 {
