@@ -339,3 +339,46 @@ async fn kept_results_are_bounded_and_batches_can_be_turned_off() {
     assert_eq!(request(addr, "DELETE", &format!("/api/v1/bfv/batches/{first}"), None, b"", None).await.status, 204);
     assert_eq!(submit(addr, &key_id, &body).await.status, 202);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_deleted_while_it_waits_gives_its_place_back() {
+    let limits = BfvLimits { batches: 2, batch_threads: 1, ..BfvLimits::default() };
+    let addr = serve_model(pruned(1960), limits, None).await;
+    let client = Client::from_seed([9; 32]);
+    let mut rng = rand::rng();
+    let key_id = upload_keys(addr, &encode_batch_keys(&client.batch_keys(&mut rng).unwrap())).await;
+    let xs = images(2, 5);
+    let body = encode_batch(&client.encrypt_batch(&xs, &mut rng).unwrap(), xs.len());
+    let submitted = |addr| {
+        let (key_id, body) = (key_id.clone(), body.clone());
+        async move {
+            let r = submit(addr, &key_id, &body).await;
+            assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+            json(&r)["batch_id"].as_str().unwrap().to_string()
+        }
+    };
+    // A runs (the whole network on one thread: tens of seconds), B waits behind it; both places taken.
+    let (a, b) = (submitted(addr).await, submitted(addr).await);
+    assert_eq!(status(addr, &b).await["state"], "queued");
+    assert_eq!(json(&submit(addr, &key_id, &body).await)["error"], "batch_queue_full");
+    // B deleted while it waits, then A while it runs: both places come back once A has stopped and B's turn
+    // has passed, so two new batches are accepted within seconds.
+    for id in [&b, &a] {
+        assert_eq!(request(addr, "DELETE", &format!("/api/v1/bfv/batches/{id}"), None, b"", None).await.status, 204);
+    }
+    let t0 = Instant::now();
+    let mut accepted = Vec::new();
+    while accepted.len() < 2 {
+        let r = submit(addr, &key_id, &body).await;
+        if r.status == 202 {
+            accepted.push(json(&r)["batch_id"].as_str().unwrap().to_string());
+        } else {
+            assert_eq!(json(&r)["error"], "batch_queue_full");
+            assert!(t0.elapsed() < Duration::from_secs(10), "the places of the deleted batches did not come back");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    for id in &accepted {
+        assert_eq!(request(addr, "DELETE", &format!("/api/v1/bfv/batches/{id}"), None, b"", None).await.status, 204);
+    }
+}

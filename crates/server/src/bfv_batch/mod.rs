@@ -119,16 +119,7 @@ async fn submit(
         ));
     };
     let batches = svc.batches();
-    let (unfinished, finished) = batches.sweep(&limits);
-    if unfinished >= limits.batches {
-        return Err(ApiError::unavailable(
-            "batch_queue_full",
-            format!(
-                "{unfinished} batch(es) accepted and not finished (at most {}); retry when one ends",
-                limits.batches
-            ),
-        ));
-    }
+    let finished = batches.sweep(&limits);
     if finished >= limits.batch_results {
         return Err(ApiError::unavailable(
             "batch_results_full",
@@ -139,6 +130,12 @@ async fn submit(
     if !matches!(&*keys, Keys::Batch(_)) {
         return Err(wrong_keys(&keys, "a batch", "more_bfv::Client::batch_keys"));
     }
+    let Ok(place) = batches.places.clone().try_acquire_owned() else {
+        return Err(ApiError::unavailable(
+            "batch_queue_full",
+            format!("{} batch(es) accepted and not finished; retry when one ends", limits.batches),
+        ));
+    };
     let deadline = s.limits().request_timeout + Duration::from_secs((MAX_BATCH_BYTES >> 20) as u64);
     let rules = BodyRules { media_type: MEDIA_TYPE, limit: MAX_BATCH_BYTES, per_byte: 1, deadline };
     let Received { bytes, reservation } = BodyReader::new(&headers, body, rules, &batches.budget)?.read_all().await?;
@@ -155,15 +152,7 @@ async fn submit(
         stop: AtomicBool::new(false),
         phase: Mutex::new(Phase::Queued(bytes, reservation)),
     });
-    {
-        // Checked again under the lock: two submissions may have passed the first check together.
-        let mut map = batches.lock();
-        let unfinished = map.values().filter(|b| !b.phase().finished()).count();
-        if unfinished >= limits.batches {
-            return Err(ApiError::unavailable("batch_queue_full", "the batch queue filled meanwhile; retry shortly"));
-        }
-        map.insert(batch_id.clone(), batch.clone());
-    }
+    batches.lock().insert(batch_id.clone(), batch.clone());
     tracing::info!(model = %id, images, "bfv batch accepted");
     let record = batch.record();
     if let Some(redis) = s.shared_state() {
@@ -173,7 +162,7 @@ async fn submit(
         }
     }
     let status = status_json(&batch_id, &record);
-    tokio::spawn(run(s.clone(), svc.clone(), pool, ev, keys, key_id, batch_id.clone(), batch));
+    tokio::spawn(run(s.clone(), svc.clone(), pool, ev, keys, key_id, batch_id.clone(), batch, place));
     let mut res = (StatusCode::ACCEPTED, axum::Json(status.clone())).into_response();
     let location = status["status_url"].as_str().unwrap_or_default().to_string();
     if let Ok(v) = HeaderValue::from_str(&location) {
@@ -207,7 +196,10 @@ async fn run(
     key_id: String,
     batch_id: String,
     batch: Arc<Batch>,
+    place: tokio::sync::OwnedSemaphorePermit,
 ) {
+    // The batch's place is given back when this returns, whichever way: the evaluation has ended.
+    let _place = place;
     let limits = *svc.limits();
     let stopping = s.stopped();
     let permit = tokio::select! {
@@ -220,7 +212,9 @@ async fn run(
         }
     };
     let Ok(permit) = permit else { return };
-    let (bytes, mut reservation) = match std::mem::replace(&mut *batch.phase(), Phase::Running) {
+    // Its own statement: the phase's lock is released before the arms below take it again.
+    let waiting = std::mem::replace(&mut *batch.phase(), Phase::Running);
+    let (bytes, mut reservation) = match waiting {
         // Deleted through another replica while it waited.
         Phase::Queued(..) if batch.stop.load(Ordering::Relaxed) => {
             *batch.phase() = Phase::Stopped;

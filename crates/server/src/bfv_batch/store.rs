@@ -118,6 +118,9 @@ pub struct Batches {
     pub(crate) map: Mutex<HashMap<String, Arc<Batch>>>,
     /// One batch runs at a time.
     pub(crate) running: Arc<Semaphore>,
+    /// One permit per batch that may be accepted and unfinished at once: taken before a batch's message is
+    /// read, held by its runner until the evaluation has ended (also after a DELETE, until it has stopped).
+    pub(crate) places: Arc<Semaphore>,
     pub(crate) budget: Budget,
     pub(crate) pool: Option<Arc<rayon::ThreadPool>>,
 }
@@ -144,6 +147,7 @@ impl Batches {
         Ok(Batches {
             map: Mutex::new(HashMap::new()),
             running: Arc::new(Semaphore::new(1)),
+            places: Arc::new(Semaphore::new(limits.batches)),
             budget: Budget::new(memory_bound(limits)),
             pool,
         })
@@ -153,15 +157,14 @@ impl Batches {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Drops finished batches older than the results' time to live; returns (unfinished, finished) counts.
-    pub(crate) fn sweep(&self, limits: &BfvLimits) -> (usize, usize) {
+    /// Drops finished batches older than the results' time to live; returns how many finished ones are kept.
+    pub(crate) fn sweep(&self, limits: &BfvLimits) -> usize {
         let mut map = self.lock();
         let now = now_ms();
         map.retain(|_, b| {
             b.finished().is_none_or(|f| now.saturating_sub(f) < limits.batch_result_ttl.as_millis() as u64)
         });
-        let finished = map.values().filter(|b| b.phase().finished()).count();
-        (map.len() - finished, finished)
+        map.values().filter(|b| b.phase().finished()).count()
     }
 
     /// Asks every running batch to stop (the server is stopping).
