@@ -22,7 +22,7 @@ pub mod wire;
 pub use batch::{BatchEvaluator, BatchKeys};
 pub use model::{BfvModel, BfvRegressionModel};
 pub use network::{FloatNet, QuantizedNet, Ranges};
-pub use regression::{RegressionEvaluator, RegressionNet};
+pub use regression::{RegressionEvaluator, RegressionNet, RegressionScaling};
 pub use scheme::{Client, EvalKeys, Evaluator};
 
 /// Errors of this crate.

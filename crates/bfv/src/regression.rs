@@ -155,16 +155,11 @@ impl FloatWeights {
     }
 }
 
-/// The integer regression network BFV evaluates, with everything the client needs to scale its inputs and
-/// read the outputs (see the module documentation for the scaling).
+/// What a client needs to scale a patient's inputs and read the outputs of a [`RegressionNet`] — and
+/// nothing of its weights: the server lists it (`GET /api/v1/models`, `scaling`), and the page encrypts and
+/// decrypts with it. The rules are written here once; [`RegressionNet`] holds one of these.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RegressionNet {
-    /// Number of inputs.
-    pub inputs: usize,
-    /// Hidden units (squared).
-    pub hidden: usize,
-    /// Number of outputs.
-    pub outputs: usize,
+pub struct RegressionScaling {
     /// Smallest accepted raw value of each input.
     pub input_min: Vec<f64>,
     /// Largest accepted raw value of each input.
@@ -175,15 +170,6 @@ pub struct RegressionNet {
     pub input_std: Vec<f64>,
     /// `X = round(z · input_scale)`.
     pub input_scale: f64,
-    /// `A`, `[hidden][inputs]`.
-    pub hidden_weight: Vec<i64>,
-    /// `B`, `[hidden]`.
-    pub hidden_bias: Vec<i64>,
-    /// `V`, `[outputs][hidden]`: the whole integers, split into [`RegressionNet::output_limbs`] limbs
-    /// before they meet a ciphertext.
-    pub output_weight: Vec<i64>,
-    /// `D`, `[outputs]`, split like `V`.
-    pub output_bias: Vec<i64>,
     /// The network's standardised output `k` is `Y_k / output_divisor[k]`.
     pub output_divisor: Vec<f64>,
     /// Each output is computed as this many limbs, `Y_k = Σ_l Y_{k,l} · 2^(limb_bits · l)`, each limb a
@@ -198,35 +184,45 @@ pub struct RegressionNet {
     pub output_offset: Vec<f64>,
 }
 
-fn half_t() -> i64 {
-    (PLAINTEXT_MODULUS / 2) as i64
-}
+impl RegressionScaling {
+    /// Number of inputs.
+    pub fn inputs(&self) -> usize {
+        self.input_min.len()
+    }
 
-impl RegressionNet {
-    /// Checks the shapes, the finiteness of the scales, the weight magnitudes, and that the worst case over
-    /// the input box stays below `t/2`.
+    /// Number of outputs.
+    pub fn outputs(&self) -> usize {
+        self.output_divisor.len()
+    }
+
+    /// Result ciphertexts: outputs × limbs, limb `l` of output `k` at `k · limbs + l`.
+    pub fn result_ciphertexts(&self) -> usize {
+        self.outputs() * self.output_limbs
+    }
+
+    /// Checks the shapes (1 to [`MAX_UNITS`] inputs and outputs, every per-input and per-output list as
+    /// long as the others), the limbs (1 to [`MAX_LIMBS`] of 1 to 30 bits, at most
+    /// [`crate::wire::MAX_CIPHERTEXTS`] result ciphertexts) and that every scale is finite and positive and
+    /// every box non-empty.
     pub fn validate(&self) -> Result<()> {
-        let (ni, nh, no) = (self.inputs, self.hidden, self.outputs);
-        if !(1..=MAX_UNITS).contains(&ni) || !(1..=MAX_UNITS).contains(&nh) || !(1..=MAX_UNITS).contains(&no) {
-            return Err(BfvError::Model(format!(
-                "{ni} inputs, {nh} hidden units, {no} outputs: each 1 to {MAX_UNITS}"
-            )));
+        let (ni, no) = (self.inputs(), self.outputs());
+        if !(1..=MAX_UNITS).contains(&ni) || !(1..=MAX_UNITS).contains(&no) {
+            return Err(BfvError::Model(format!("{ni} inputs, {no} outputs: each 1 to {MAX_UNITS}")));
         }
         let shapes = [
-            ("input_min", self.input_min.len(), ni),
             ("input_max", self.input_max.len(), ni),
             ("input_mean", self.input_mean.len(), ni),
             ("input_std", self.input_std.len(), ni),
-            ("hidden_weight", self.hidden_weight.len(), nh * ni),
-            ("hidden_bias", self.hidden_bias.len(), nh),
-            ("output_weight", self.output_weight.len(), no * nh),
-            ("output_bias", self.output_bias.len(), no),
-            ("output_divisor", self.output_divisor.len(), no),
             ("output_scale", self.output_scale.len(), no),
             ("output_offset", self.output_offset.len(), no),
         ];
+        if let Some((name, got, want)) = shapes.iter().find(|(_, got, want)| got != want) {
+            return Err(BfvError::Model(format!(
+                "{name} has {got} values, expected {want} for {ni} inputs and {no} outputs"
+            )));
+        }
         if !(1..=MAX_LIMBS).contains(&self.output_limbs)
-            || self.output_limbs * no > crate::wire::MAX_CIPHERTEXTS
+            || self.result_ciphertexts() > crate::wire::MAX_CIPHERTEXTS
             || (self.output_limbs > 1 && !(1..=30).contains(&self.limb_bits))
         {
             return Err(BfvError::Model(format!(
@@ -235,11 +231,6 @@ impl RegressionNet {
                 self.output_limbs,
                 self.limb_bits,
                 crate::wire::MAX_CIPHERTEXTS
-            )));
-        }
-        if let Some((name, got, want)) = shapes.iter().find(|(_, got, want)| got != want) {
-            return Err(BfvError::Model(format!(
-                "{name} has {got} values, expected {want} for {ni} -> {nh} -> square -> {no}"
             )));
         }
         let finite = self.input_min.iter().chain(&self.input_max).chain(&self.input_mean).chain(&self.output_offset);
@@ -251,6 +242,147 @@ impl RegressionNet {
             && self.input_min.iter().zip(&self.input_max).all(|(lo, hi)| lo <= hi);
         if !sane {
             return Err(BfvError::Model("a scale, range or standardisation is not finite or not positive".into()));
+        }
+        Ok(())
+    }
+
+    /// Input `i`'s raw value standardised and scaled, before rounding: `(p − mean) / std · input_scale`.
+    fn scaled(&self, i: usize, p: f64) -> f64 {
+        (p - self.input_mean[i]) / self.input_std[i] * self.input_scale
+    }
+
+    /// The client's integer input for one patient's raw parameters: standardised, scaled, rounded. Values
+    /// outside `[input_min, input_max]` (or not finite) are refused, never clamped: the no-wrap-around
+    /// guarantee holds inside the box only.
+    pub fn quantize_input(&self, raw: &[f64]) -> Result<Vec<i64>> {
+        if raw.len() != self.inputs() {
+            return Err(BfvError::Input(format!("{} input values, expected {}", raw.len(), self.inputs())));
+        }
+        raw.iter()
+            .enumerate()
+            .map(|(i, &p)| {
+                if !(p.is_finite() && self.input_min[i] <= p && p <= self.input_max[i]) {
+                    return Err(BfvError::Input(format!(
+                        "input {i} = {p} is outside the accepted range [{}, {}]",
+                        self.input_min[i], self.input_max[i]
+                    )));
+                }
+                Ok(self.scaled(i, p).round() as i64)
+            })
+            .collect()
+    }
+
+    /// The largest `|X_i|` an accepted input can give, per input (at most [`MAX_WEIGHT`]).
+    fn input_bounds(&self) -> Vec<i64> {
+        (0..self.inputs())
+            .map(|i| {
+                let x = |p: f64| self.scaled(i, p).round().abs();
+                x(self.input_min[i]).max(x(self.input_max[i])).min(MAX_WEIGHT as f64) as i64
+            })
+            .collect()
+    }
+
+    /// Limb `l` of `w`: balanced base-`2^limb_bits` digits, the top limb taking the rest, so that
+    /// `w = Σ_l limb(w, l) · 2^(limb_bits · l)` ([`RegressionScaling::combine`] adds them back up).
+    pub fn limb(&self, w: i64, l: usize) -> i64 {
+        if self.output_limbs == 1 {
+            return w;
+        }
+        let (b, half) = (self.limb_bits, 1i64 << (self.limb_bits - 1));
+        let mut r = w;
+        for _ in 0..l {
+            let d = (r + half).rem_euclid(1 << b) - half;
+            r = (r - d) >> b;
+        }
+        if l + 1 < self.output_limbs { (r + half).rem_euclid(1 << b) - half } else { r }
+    }
+
+    /// The outputs `Y_k` from the limbs (as [`RegressionNet::forward`] gives them and BFV decrypts them),
+    /// [`RegressionScaling::output_limbs`] consecutive limbs per output.
+    pub fn combine(&self, limbs: &[i64]) -> Vec<i128> {
+        limbs
+            .chunks(self.output_limbs)
+            .map(|c| c.iter().enumerate().map(|(l, &v)| i128::from(v) << (self.limb_bits as usize * l)).sum())
+            .collect()
+    }
+
+    /// The standardised outputs `Y_k / output_divisor[k]` from the limbs of the integer outputs.
+    pub fn standardised_outputs(&self, limbs: &[i64]) -> Vec<f64> {
+        self.combine(limbs).iter().zip(&self.output_divisor).map(|(&y, d)| y as f64 / d).collect()
+    }
+
+    /// The limbs of the integer outputs to physical values (as many as there are whole groups of limbs, at
+    /// most [`RegressionScaling::outputs`]).
+    pub fn decode(&self, limbs: &[i64]) -> Vec<f64> {
+        self.physical(&self.standardised_outputs(limbs))
+    }
+
+    /// Raw inputs to standardised ones (no range check).
+    pub fn standardise(&self, raw: &[f64]) -> Vec<f64> {
+        raw.iter().zip(self.input_mean.iter().zip(&self.input_std)).map(|(p, (m, s))| (p - m) / s).collect()
+    }
+
+    /// Standardised outputs to physical values.
+    pub fn physical(&self, standardised: &[f64]) -> Vec<f64> {
+        standardised
+            .iter()
+            .zip(self.output_scale.iter().zip(&self.output_offset))
+            .map(|(v, (s, o))| v * s + o)
+            .collect()
+    }
+}
+
+/// The integer regression network BFV evaluates, with the [`RegressionScaling`] a client needs to scale its
+/// inputs and read the outputs (see the module documentation for the scaling). In the model file the
+/// scaling's fields sit beside the weights (`#[serde(flatten)]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegressionNet {
+    /// Number of inputs.
+    pub inputs: usize,
+    /// Hidden units (squared).
+    pub hidden: usize,
+    /// Number of outputs.
+    pub outputs: usize,
+    /// The client's side: input box, standardisation, input scale, output divisors, limbs, output scale
+    /// and offset.
+    #[serde(flatten)]
+    pub scaling: RegressionScaling,
+    /// `A`, `[hidden][inputs]`.
+    pub hidden_weight: Vec<i64>,
+    /// `B`, `[hidden]`.
+    pub hidden_bias: Vec<i64>,
+    /// `V`, `[outputs][hidden]`: the whole integers, split into [`RegressionScaling::output_limbs`] limbs
+    /// before they meet a ciphertext.
+    pub output_weight: Vec<i64>,
+    /// `D`, `[outputs]`, split like `V`.
+    pub output_bias: Vec<i64>,
+}
+
+fn half_t() -> i64 {
+    (PLAINTEXT_MODULUS / 2) as i64
+}
+
+impl RegressionNet {
+    /// Checks the scaling ([`RegressionScaling::validate`]), the shapes, the weight magnitudes, and that the
+    /// worst case over the input box stays below `t/2`.
+    pub fn validate(&self) -> Result<()> {
+        self.scaling.validate()?;
+        let (ni, nh, no) = (self.inputs, self.hidden, self.outputs);
+        if !(1..=MAX_UNITS).contains(&nh) {
+            return Err(BfvError::Model(format!("{nh} hidden units: 1 to {MAX_UNITS}")));
+        }
+        let shapes = [
+            ("the scaling's inputs", self.scaling.inputs(), ni),
+            ("the scaling's outputs", self.scaling.outputs(), no),
+            ("hidden_weight", self.hidden_weight.len(), nh * ni),
+            ("hidden_bias", self.hidden_bias.len(), nh),
+            ("output_weight", self.output_weight.len(), no * nh),
+            ("output_bias", self.output_bias.len(), no),
+        ];
+        if let Some((name, got, want)) = shapes.iter().find(|(_, got, want)| got != want) {
+            return Err(BfvError::Model(format!(
+                "{name}: {got} values, expected {want} for {ni} -> {nh} -> square -> {no}"
+            )));
         }
         if self.hidden_weight.iter().chain(&self.hidden_bias).any(|w| w.abs() >= MAX_WEIGHT)
             || self.output_weight.iter().chain(&self.output_bias).any(|w| w.abs() >= MAX_OUTPUT_WEIGHT)
@@ -268,21 +400,11 @@ impl RegressionNet {
         Ok(())
     }
 
-    /// The largest `|X_i|` an accepted input can give, per input.
-    fn input_bounds(&self) -> Vec<i64> {
-        (0..self.inputs)
-            .map(|i| {
-                let z = |p: f64| ((p - self.input_mean[i]) / self.input_std[i] * self.input_scale).round().abs();
-                z(self.input_min[i]).max(z(self.input_max[i])).min(MAX_WEIGHT as f64) as i64
-            })
-            .collect()
-    }
-
     /// Worst cases over the input box: `Σ|A|·max|X| + |B|` per hidden unit, its square, and
     /// `Σ|V|·max U² + |D|` per output (saturating, so a huge network reports a huge bound rather than
     /// overflowing).
     pub fn box_ranges(&self) -> RegressionRanges {
-        let xmax = self.input_bounds();
+        let xmax = self.scaling.input_bounds();
         let umax: Vec<i64> = (0..self.hidden)
             .map(|h| {
                 self.hidden_weight[h * self.inputs..(h + 1) * self.inputs]
@@ -310,68 +432,24 @@ impl RegressionNet {
         RegressionRanges { input: xmax.iter().copied().max().unwrap_or(0), hidden, square: square(hidden), output }
     }
 
-    /// The client's integer input for one patient's raw parameters: standardised, scaled, rounded. Values
-    /// outside `[input_min, input_max]` (or not finite) are refused, never clamped: the no-wrap-around
-    /// guarantee holds inside the box only.
-    pub fn quantize_input(&self, raw: &[f64]) -> Result<Vec<i64>> {
-        if raw.len() != self.inputs {
-            return Err(BfvError::Input(format!("{} input values, expected {}", raw.len(), self.inputs)));
-        }
-        raw.iter()
-            .enumerate()
-            .map(|(i, &p)| {
-                if !(p.is_finite() && self.input_min[i] <= p && p <= self.input_max[i]) {
-                    return Err(BfvError::Input(format!(
-                        "input {i} = {p} is outside the accepted range [{}, {}]",
-                        self.input_min[i], self.input_max[i]
-                    )));
-                }
-                Ok(((p - self.input_mean[i]) / self.input_std[i] * self.input_scale).round() as i64)
-            })
-            .collect()
-    }
-
-    /// Result ciphertexts: outputs × limbs, limb `l` of output `k` at `k · limbs + l`.
+    /// Result ciphertexts: outputs × limbs ([`RegressionScaling::result_ciphertexts`]).
     pub fn result_ciphertexts(&self) -> usize {
-        self.outputs * self.output_limbs
-    }
-
-    /// Limb `l` of `w`: balanced base-`2^limb_bits` digits, the top limb taking the rest, so that
-    /// `w = Σ_l limb(w, l) · 2^(limb_bits · l)`.
-    pub fn limb(&self, w: i64, l: usize) -> i64 {
-        if self.output_limbs == 1 {
-            return w;
-        }
-        let (b, half) = (self.limb_bits, 1i64 << (self.limb_bits - 1));
-        let mut r = w;
-        for _ in 0..l {
-            let d = (r + half).rem_euclid(1 << b) - half;
-            r = (r - d) >> b;
-        }
-        if l + 1 < self.output_limbs { (r + half).rem_euclid(1 << b) - half } else { r }
+        self.scaling.result_ciphertexts()
     }
 
     /// The output weights `[outputs · limbs][hidden]` and biases `[outputs · limbs]` split into limbs, in
     /// the order of the result ciphertexts.
     pub fn limb_weights(&self) -> (Vec<i64>, Vec<i64>) {
-        let (nh, nl) = (self.hidden, self.output_limbs);
+        let (nh, nl) = (self.hidden, self.scaling.output_limbs);
         let mut weight = Vec::with_capacity(self.result_ciphertexts() * nh);
         let mut bias = Vec::with_capacity(self.result_ciphertexts());
         for k in 0..self.outputs {
             for l in 0..nl {
-                weight.extend(self.output_weight[k * nh..(k + 1) * nh].iter().map(|&w| self.limb(w, l)));
-                bias.push(self.limb(self.output_bias[k], l));
+                weight.extend(self.output_weight[k * nh..(k + 1) * nh].iter().map(|&w| self.scaling.limb(w, l)));
+                bias.push(self.scaling.limb(self.output_bias[k], l));
             }
         }
         (weight, bias)
-    }
-
-    /// The outputs `Y_k` from the limbs (as [`RegressionNet::forward`] gives them and BFV decrypts them).
-    pub fn combine(&self, limbs: &[i64]) -> Vec<i128> {
-        limbs
-            .chunks(self.output_limbs)
-            .map(|c| c.iter().enumerate().map(|(l, &v)| i128::from(v) << (self.limb_bits as usize * l)).sum())
-            .collect()
     }
 
     /// The exact integer forward pass on a quantized input: the limbs of the integer outputs (what BFV
@@ -405,25 +483,6 @@ impl RegressionNet {
         (y, r)
     }
 
-    /// Raw inputs to standardised ones (no range check).
-    pub fn standardise(&self, raw: &[f64]) -> Vec<f64> {
-        raw.iter().enumerate().map(|(i, p)| (p - self.input_mean[i]) / self.input_std[i]).collect()
-    }
-
-    /// Standardised outputs to physical values.
-    pub fn physical(&self, standardised: &[f64]) -> Vec<f64> {
-        standardised.iter().enumerate().map(|(k, v)| v * self.output_scale[k] + self.output_offset[k]).collect()
-    }
-
-    /// The limbs of the integer outputs to physical values.
-    pub fn decode(&self, limbs: &[i64]) -> Vec<f64> {
-        self.combine(limbs)
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| v as f64 / self.output_divisor[k] * self.output_scale[k] + self.output_offset[k])
-            .collect()
-    }
-
     /// Post-training quantization (see the module documentation). `template` gives the shapes, the input
     /// box and the standardisation (its weights are ignored); `input_scale` and `hidden_levels` set the
     /// precision of `X` and of the hidden weights. With `limbs` limbs per output, the lower limbs get the
@@ -451,14 +510,17 @@ impl RegressionNet {
         }
         let q = |v: f64| v.round() as i64;
         let mut net = RegressionNet {
-            input_scale,
+            scaling: RegressionScaling {
+                input_scale,
+                output_divisor: vec![1.0; no],
+                output_limbs: limbs,
+                limb_bits: 0,
+                ..template.scaling.clone()
+            },
             hidden_weight: vec![0; nh * ni],
             hidden_bias: vec![0; nh],
             output_weight: vec![0; no * nh],
             output_bias: vec![0; no],
-            output_divisor: vec![1.0; no],
-            output_limbs: limbs,
-            limb_bits: 0,
             ..template.clone()
         };
         if !(1..=MAX_LIMBS).contains(&limbs) {
@@ -493,7 +555,7 @@ impl RegressionNet {
         } else {
             0
         };
-        net.limb_bits = lower_bits;
+        net.scaling.limb_bits = lower_bits;
         let top_factor = 2f64.powi((lower_bits as usize * (limbs - 1)) as i32);
         for k in 0..no {
             // Σ_h |v_kh| / s_h² · U_h,max² (float weights folded) + |d_k|, per unit of divisor.
@@ -511,7 +573,7 @@ impl RegressionNet {
                         q(f64::from(float.output_weight[k * nh + h]) / scale.powi(2) * divisor);
                 }
                 net.output_bias[k] = q(f64::from(float.output_bias[k]) * divisor);
-                net.output_divisor[k] = divisor;
+                net.scaling.output_divisor[k] = divisor;
                 let fits = net.output_weight.iter().chain(&net.output_bias).all(|w| w.abs() < MAX_OUTPUT_WEIGHT)
                     && net.box_ranges().output < target as i64;
                 if fits || divisor < 1e-300 {
@@ -525,7 +587,7 @@ impl RegressionNet {
     }
 
     fn box_hidden_max(&self) -> Vec<i64> {
-        let xmax = self.input_bounds();
+        let xmax = self.scaling.input_bounds();
         (0..self.hidden)
             .map(|h| {
                 self.hidden_weight[h * self.inputs..(h + 1) * self.inputs]
@@ -620,20 +682,22 @@ mod tests {
             inputs: 2,
             hidden: 3,
             outputs: 2,
-            input_min: vec![0.0, 10.0],
-            input_max: vec![1.0, 20.0],
-            input_mean: vec![0.5, 15.0],
-            input_std: vec![0.25, 2.5],
-            input_scale: 64.0,
+            scaling: RegressionScaling {
+                input_min: vec![0.0, 10.0],
+                input_max: vec![1.0, 20.0],
+                input_mean: vec![0.5, 15.0],
+                input_std: vec![0.25, 2.5],
+                input_scale: 64.0,
+                output_divisor: vec![1024.0, 2048.0],
+                output_limbs: 1,
+                limb_bits: 0,
+                output_scale: vec![10.0, 1.0],
+                output_offset: vec![100.0, 5.0],
+            },
             hidden_weight: vec![3, -2, 1, 4, -5, 0],
             hidden_bias: vec![7, -1, 2],
             output_weight: vec![2, -1, 3, 0, 1, -4],
             output_bias: vec![100, -50],
-            output_divisor: vec![1024.0, 2048.0],
-            output_limbs: 1,
-            limb_bits: 0,
-            output_scale: vec![10.0, 1.0],
-            output_offset: vec![100.0, 5.0],
         }
     }
 
@@ -641,7 +705,7 @@ mod tests {
     fn forward_is_the_definition_and_stays_within_the_box_bound() {
         let net = tiny();
         net.validate().unwrap();
-        let x = net.quantize_input(&[0.9, 11.0]).unwrap();
+        let x = net.scaling.quantize_input(&[0.9, 11.0]).unwrap();
         assert_eq!(
             x,
             vec![((0.9 - 0.5) / 0.25 * 64.0f64).round() as i64, ((11.0 - 15.0) / 2.5 * 64.0f64).round() as i64]
@@ -661,9 +725,9 @@ mod tests {
     #[test]
     fn inputs_outside_the_box_and_bad_shapes_are_refused() {
         let net = tiny();
-        assert!(net.quantize_input(&[1.5, 11.0]).is_err());
-        assert!(net.quantize_input(&[f64::NAN, 11.0]).is_err());
-        assert!(net.quantize_input(&[0.5]).is_err());
+        assert!(net.scaling.quantize_input(&[1.5, 11.0]).is_err());
+        assert!(net.scaling.quantize_input(&[f64::NAN, 11.0]).is_err());
+        assert!(net.scaling.quantize_input(&[0.5]).is_err());
         let mut bad = tiny();
         bad.output_bias.pop();
         assert!(bad.validate().is_err());
@@ -682,11 +746,12 @@ mod tests {
         let float = FloatRegression { hidden_weight: &hw, hidden_bias: &hb, output_weight: &ow, output_bias: &ob };
         for limbs in [1, 2] {
             let net = RegressionNet::quantize(&float, &template, 64.0, 31, limbs).unwrap();
-            assert_eq!(net.output_limbs, limbs);
+            assert_eq!(net.scaling.output_limbs, limbs);
             assert!(net.box_ranges().output < half_t());
             for raw in [[0.1, 12.0], [0.9, 19.0], [0.5, 15.0]] {
-                let z: Vec<f64> = (0..2).map(|i| (raw[i] - template.input_mean[i]) / template.input_std[i]).collect();
-                let (y, _) = net.forward(&net.quantize_input(&raw).unwrap());
+                let z: Vec<f64> =
+                    (0..2).map(|i| (raw[i] - template.scaling.input_mean[i]) / template.scaling.input_std[i]).collect();
+                let (y, _) = net.forward(&net.scaling.quantize_input(&raw).unwrap());
                 for k in 0..2 {
                     let f = f64::from(ob[k])
                         + (0..3)
@@ -696,7 +761,7 @@ mod tests {
                                 f64::from(ow[3 * k + h]) * u * u
                             })
                             .sum::<f64>();
-                    let got = net.combine(&y)[k] as f64 / net.output_divisor[k];
+                    let got = net.scaling.combine(&y)[k] as f64 / net.scaling.output_divisor[k];
                     assert!((got - f).abs() < 0.02, "output {k}: {got} vs {f}");
                 }
             }
@@ -706,12 +771,12 @@ mod tests {
     #[test]
     fn limbs_add_up_to_the_weight() {
         let mut net = tiny();
-        net.output_limbs = 3;
-        net.limb_bits = 5;
+        net.scaling.output_limbs = 3;
+        net.scaling.limb_bits = 5;
         for w in [0i64, 1, -1, 15, 16, -16, 17, 1023, -1024, 123_456_789, -987_654_321] {
-            let limbs: Vec<i64> = (0..3).map(|l| net.limb(w, l)).collect();
+            let limbs: Vec<i64> = (0..3).map(|l| net.scaling.limb(w, l)).collect();
             assert!(limbs[..2].iter().all(|d| (-16..16).contains(d)), "{w}: {limbs:?}");
-            assert_eq!(net.combine(&limbs), vec![i128::from(w)]);
+            assert_eq!(net.scaling.combine(&limbs), vec![i128::from(w)]);
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use more_bfv::batch::{BATCH_INPUT_LEVEL, BATCH_OUTPUT_LEVEL, BATCH_SLOTS};
 use more_bfv::model::{BfvModel, BfvRegressionModel, peek_task};
-use more_bfv::regression::{FloatWeights, RegressionNet};
+use more_bfv::regression::{FloatWeights, RegressionNet, RegressionScaling};
 use more_bfv::wire::{decode_batch_keys, decode_ciphertexts, encode_batch_keys, encode_ciphertexts};
 use more_bfv::{Client, RegressionEvaluator};
 use rand::{Rng, SeedableRng};
@@ -28,20 +28,22 @@ fn random_net(seed: u64, limbs: usize) -> (RegressionNet, FloatWeights) {
         inputs: INPUTS,
         hidden: HIDDEN,
         outputs: OUTPUTS,
-        input_min: vec![-1.0; INPUTS],
-        input_max: vec![1.0; INPUTS],
-        input_mean: vec![0.0; INPUTS],
-        input_std: vec![1.0; INPUTS],
-        input_scale: 1.0,
+        scaling: RegressionScaling {
+            input_min: vec![-1.0; INPUTS],
+            input_max: vec![1.0; INPUTS],
+            input_mean: vec![0.0; INPUTS],
+            input_std: vec![1.0; INPUTS],
+            input_scale: 1.0,
+            output_divisor: vec![],
+            output_limbs: 1,
+            limb_bits: 0,
+            output_scale: vec![1.0; OUTPUTS],
+            output_offset: vec![0.0; OUTPUTS],
+        },
         hidden_weight: vec![],
         hidden_bias: vec![],
         output_weight: vec![],
         output_bias: vec![],
-        output_divisor: vec![],
-        output_limbs: 1,
-        limb_bits: 0,
-        output_scale: vec![1.0; OUTPUTS],
-        output_offset: vec![0.0; OUTPUTS],
     };
     (RegressionNet::quantize(&float.view(), &template, 64.0, 63, limbs).unwrap(), float)
 }
@@ -56,11 +58,11 @@ fn patients_under_bfv_equal_the_integer_network() {
         (0..3).map(|_| (0..INPUTS).map(|_| rng.random_range(-1.0..=1.0)).collect()).collect();
     patients.push(vec![1.0; INPUTS]);
     patients.push(vec![-1.0; INPUTS]);
-    let xs: Vec<Vec<i64>> = patients.iter().map(|p| net.quantize_input(p).unwrap()).collect();
+    let xs: Vec<Vec<i64>> = patients.iter().map(|p| net.scaling.quantize_input(p).unwrap()).collect();
     let expect: Vec<Vec<i64>> = xs.iter().map(|x| net.forward(x).0).collect();
     // The integer network is the float network up to rounding (coarse here: random weights cancel a lot).
     for (p, y) in patients.iter().zip(&expect) {
-        let (f, got) = (float.view().forward(p), net.decode(y));
+        let (f, got) = (float.view().forward(p), net.scaling.decode(y));
         for k in 0..OUTPUTS {
             assert!((f[k] - got[k]).abs() < 0.2 * (1.0 + f[k].abs()), "output {k}: {} vs {}", got[k], f[k]);
         }
@@ -106,7 +108,7 @@ fn wrong_inputs_shapes_and_model_files_are_refused() {
     assert!(client.decrypt_samples(&out, OUTPUTS, 0).is_err());
     assert!(client.decrypt_samples(&out[..OUTPUTS - 1], OUTPUTS, 1).is_err());
     // Inputs outside the box and networks that could wrap around are refused.
-    assert!(net.quantize_input(&[1.5; INPUTS]).is_err());
+    assert!(net.scaling.quantize_input(&[1.5; INPUTS]).is_err());
     let mut wraps = net.clone();
     wraps.output_weight[0] = 1 << 50;
     assert!(RegressionEvaluator::new(&wraps).is_err());
@@ -149,4 +151,84 @@ fn wrong_inputs_shapes_and_model_files_are_refused() {
     let mut names = model;
     names.labels.pop();
     assert!(BfvRegressionModel::from_json(&serde_json::to_vec(&names).unwrap()).is_err());
+}
+
+/// The client-side scaling on its own, as the server lists it and the page reads it: the shipped model's
+/// file keeps its format (the scaling's fields flattened beside the weights), the listed JSON carries
+/// exactly the scaling's fields, and quantizing and decoding from that JSON alone agree with the network.
+#[test]
+fn the_scaling_alone_quantizes_and_decodes_like_the_network() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/wbc-bfv-square.bfv.json");
+    let bytes = std::fs::read(&path).unwrap();
+    let model = BfvRegressionModel::from_json(&bytes).unwrap();
+    let net = &model.network;
+    // The model file's `network` object is what RegressionNet writes: no field moved or renamed.
+    let file: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(serde_json::to_value(net).unwrap(), file["network"]);
+
+    // The scaling alone, through JSON (as GET /api/v1/models lists it).
+    let listed = serde_json::to_value(&net.scaling).unwrap();
+    let names: Vec<&str> = listed.as_object().unwrap().keys().map(String::as_str).collect();
+    for name in &names {
+        assert_eq!(listed[name], file["network"][name], "{name}");
+    }
+    assert_eq!(names.len(), 10, "{names:?}");
+    let scaling: RegressionScaling = serde_json::from_value(listed).unwrap();
+    scaling.validate().unwrap();
+    assert_eq!((scaling.inputs(), scaling.outputs()), (net.inputs, net.outputs));
+    assert_eq!(scaling.result_ciphertexts(), net.result_ciphertexts());
+
+    // Patients across the box, its corners included: the same integers in, the same values out.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    let (lo, hi) = (&scaling.input_min, &scaling.input_max);
+    let mut patients: Vec<Vec<f64>> =
+        (0..20).map(|_| (0..net.inputs).map(|i| rng.random_range(lo[i]..=hi[i])).collect()).collect();
+    patients.push(lo.clone());
+    patients.push(hi.clone());
+    for p in &patients {
+        let x = scaling.quantize_input(p).unwrap();
+        assert_eq!(x, net.scaling.quantize_input(p).unwrap());
+        // X is the standardised value times the input scale, rounded.
+        for (xi, z) in x.iter().zip(scaling.standardise(p)) {
+            assert!((*xi as f64 - z * scaling.input_scale).abs() <= 0.5, "{xi} vs {z}");
+        }
+        let (limbs, _) = net.forward(&x);
+        let physical = scaling.decode(&limbs);
+        assert_eq!(physical, net.scaling.decode(&limbs));
+        // Limbs add up to Y_k; Y_k / divisor_k · scale_k + offset_k is the physical value.
+        let y = scaling.combine(&limbs);
+        for k in 0..net.outputs {
+            let expect = y[k] as f64 / scaling.output_divisor[k] * scaling.output_scale[k] + scaling.output_offset[k];
+            assert!((physical[k] - expect).abs() <= 1e-9 * expect.abs().max(1.0), "output {k}");
+        }
+        assert_eq!(scaling.physical(&scaling.standardised_outputs(&limbs)), physical);
+    }
+
+    // Outside the box, not finite, or the wrong count: refused with an input error, never clamped.
+    let mut above = hi.clone();
+    above[3] += 1e-9 * above[3].abs().max(1.0);
+    let mut below = lo.clone();
+    below[0] -= 1.0;
+    let mut nan = lo.clone();
+    nan[6] = f64::NAN;
+    for bad in [above, below, nan, lo[..net.inputs - 1].to_vec()] {
+        assert!(matches!(scaling.quantize_input(&bad), Err(more_bfv::BfvError::Input(_))), "{bad:?}");
+    }
+    // A scaling whose lists disagree, or with a zero standard deviation or too many limbs, is refused.
+    let mut short = scaling.clone();
+    short.output_offset.pop();
+    assert!(short.validate().is_err());
+    let mut flat = scaling.clone();
+    flat.input_std[2] = 0.0;
+    assert!(flat.validate().is_err());
+    let mut limbs = scaling.clone();
+    limbs.output_limbs = 3;
+    assert!(limbs.validate().is_err(), "18 result ciphertexts exceed the message cap");
+    // A network whose scaling lists another number of inputs than its weights is refused.
+    let mut mismatch = net.clone();
+    mismatch.scaling.input_min.push(0.0);
+    mismatch.scaling.input_max.push(1.0);
+    mismatch.scaling.input_mean.push(0.5);
+    mismatch.scaling.input_std.push(1.0);
+    assert!(mismatch.validate().is_err());
 }

@@ -254,12 +254,7 @@ impl BfvService {
                     "units": m.units,
                     "output_kind": "regression",
                     // What a client needs to scale its inputs and read the outputs (not the weights).
-                    "scaling": {
-                        "input_min": n.input_min, "input_max": n.input_max, "input_mean": n.input_mean,
-                        "input_std": n.input_std, "input_scale": n.input_scale,
-                        "output_divisor": n.output_divisor, "output_limbs": n.output_limbs,
-                        "limb_bits": n.limb_bits, "output_scale": n.output_scale, "output_offset": n.output_offset,
-                    },
+                    "scaling": n.scaling,
                     "input_ciphertexts": n.inputs,
                     "input_level": more_bfv::batch::BATCH_INPUT_LEVEL,
                     "output_ciphertexts": n.result_ciphertexts(),

@@ -271,6 +271,25 @@ async fn the_wbc_regression_model_is_served_from_the_models_directory() {
     assert_eq!((entry["task"].as_str(), entry["output_kind"].as_str()), (Some("wbc"), Some("regression")));
     assert_eq!((entry["keys_kind"].as_str(), entry["input_ciphertexts"].as_u64()), (Some("batch"), Some(7)));
     assert!(entry.get("network").is_none() && entry["scaling"]["input_scale"].as_f64().is_some());
+    // The scaling a client reads: exactly these keys (the page depends on them), equal to the model's.
+    let mut keys: Vec<&str> = entry["scaling"].as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut expect = [
+        "input_min",
+        "input_max",
+        "input_mean",
+        "input_std",
+        "input_scale",
+        "output_divisor",
+        "output_limbs",
+        "limb_bits",
+        "output_scale",
+        "output_offset",
+    ];
+    expect.sort_unstable();
+    assert_eq!(keys, expect);
+    let listed: more_bfv::RegressionScaling = serde_json::from_value(entry["scaling"].clone()).unwrap();
+    assert_eq!(listed, model.network.scaling);
 
     let net = &model.network;
     let client = more_bfv::Client::from_seed([2; 32]);
@@ -278,8 +297,8 @@ async fn the_wbc_regression_model_is_served_from_the_models_directory() {
     let keys = more_bfv::wire::encode_batch_keys(&client.batch_keys(&mut rng).unwrap());
     let key_id = json(&upload(addr, &keys).await)["key_id"].as_str().unwrap().to_string();
     // A patient in the middle of the parameter box.
-    let raw: Vec<f64> = net.input_min.iter().zip(&net.input_max).map(|(a, b)| (a + b) / 2.0).collect();
-    let x = net.quantize_input(&raw).unwrap();
+    let raw: Vec<f64> = net.scaling.input_min.iter().zip(&net.scaling.input_max).map(|(a, b)| (a + b) / 2.0).collect();
+    let x = net.scaling.quantize_input(&raw).unwrap();
     let level = more_bfv::batch::BATCH_INPUT_LEVEL;
     let body =
         encode_ciphertexts(&client.encrypt_samples(std::slice::from_ref(&x), net.inputs, &mut rng).unwrap(), level);

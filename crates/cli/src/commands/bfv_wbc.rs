@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use more_bfv::batch::{BATCH_INPUT_LEVEL, BATCH_OUTPUT_LEVEL, BATCH_SLOTS, BatchKeys};
 use more_bfv::model::{BfvRegressionModel, FORMAT, REGRESSION_TASK, VERSION};
 use more_bfv::params::{PLAINTEXT_MODULUS, scheme_info};
-use more_bfv::regression::{FloatWeights, RegressionNet, RegressionRanges};
+use more_bfv::regression::{FloatWeights, RegressionNet, RegressionRanges, RegressionScaling};
 use more_bfv::wire::{decode_batch_keys, decode_ciphertexts, encode_batch_keys, encode_ciphertexts};
 use more_bfv::{Client, RegressionEvaluator};
 use more_hemo::{N_OUTPUTS, N_PARAMS, OUTPUT_NAMES, OUTPUT_UNITS, PARAMETERS};
@@ -118,20 +118,22 @@ fn template(float: &FloatWeights, model: &Model) -> Result<RegressionNet> {
         inputs: N_PARAMS,
         hidden,
         outputs: N_OUTPUTS,
-        input_min: PARAMETERS.iter().map(|s| s.min).collect(),
-        input_max: PARAMETERS.iter().map(|s| s.max).collect(),
-        input_mean: p.mean.iter().map(|&v| f64::from(v)).collect(),
-        input_std: p.std.iter().map(|&v| f64::from(v)).collect(),
-        input_scale: 1.0,
+        scaling: RegressionScaling {
+            input_min: PARAMETERS.iter().map(|s| s.min).collect(),
+            input_max: PARAMETERS.iter().map(|s| s.max).collect(),
+            input_mean: p.mean.iter().map(|&v| f64::from(v)).collect(),
+            input_std: p.std.iter().map(|&v| f64::from(v)).collect(),
+            input_scale: 1.0,
+            output_divisor: vec![1.0; N_OUTPUTS],
+            output_limbs: 1,
+            limb_bits: 0,
+            output_scale: p.output_scale.iter().map(|&v| f64::from(v)).collect(),
+            output_offset: p.output_offset.iter().map(|&v| f64::from(v)).collect(),
+        },
         hidden_weight: vec![0; hidden * N_PARAMS],
         hidden_bias: vec![0; hidden],
         output_weight: vec![0; N_OUTPUTS * hidden],
         output_bias: vec![0; N_OUTPUTS],
-        output_divisor: vec![1.0; N_OUTPUTS],
-        output_limbs: 1,
-        limb_bits: 0,
-        output_scale: p.output_scale.iter().map(|&v| f64::from(v)).collect(),
-        output_offset: p.output_offset.iter().map(|&v| f64::from(v)).collect(),
     })
 }
 
@@ -159,16 +161,16 @@ struct Simulated {
 fn simulate(net: &RegressionNet, inputs: &[[f64; N_PARAMS]]) -> Result<Simulated> {
     let runs = inputs
         .par_iter()
-        .map(|p| Ok(net.forward(&net.quantize_input(p)?)))
+        .map(|p| Ok(net.forward(&net.scaling.quantize_input(p)?)))
         .collect::<Result<Vec<_>, more_bfv::BfvError>>()?;
     let ranges = runs.iter().fold(RegressionRanges::default(), |r, (_, x)| r.merge(x));
     let limbs: Vec<Vec<i64>> = runs.into_iter().map(|(y, _)| y).collect();
-    Ok(Simulated { physical: limbs.iter().map(|y| net.decode(y)).collect(), limbs, ranges })
+    Ok(Simulated { physical: limbs.iter().map(|y| net.scaling.decode(y)).collect(), limbs, ranges })
 }
 
 /// The float network's physical outputs.
 fn float_outputs(net: &RegressionNet, float: &FloatWeights, inputs: &[[f64; N_PARAMS]]) -> Vec<Vec<f64>> {
-    inputs.iter().map(|p| net.physical(&float.view().forward(&net.standardise(p)))).collect()
+    inputs.iter().map(|p| net.scaling.physical(&float.view().forward(&net.scaling.standardise(p)))).collect()
 }
 
 /// All patients under BFV in the slot-per-sample packing (8,192 per set of ciphertexts), through the wire
@@ -259,12 +261,12 @@ pub fn quantize(args: &QuantizeWbcArgs) -> Result<()> {
     let client = Client::new(&mut rand::rng());
     let keys = client.batch_keys(&mut rand::rng())?;
     let ev = RegressionEvaluator::new(&net)?;
-    let xs = test.inputs.iter().map(|p| net.quantize_input(p)).collect::<Result<Vec<_>, _>>()?;
+    let xs = test.inputs.iter().map(|p| net.scaling.quantize_input(p)).collect::<Result<Vec<_>, _>>()?;
     let t = Instant::now();
     let bfv_out = bfv_all(&client, &keys, &ev, &xs)?;
     let bfv_seconds = t.elapsed().as_secs_f64();
     let exact = bfv_out.iter().zip(&int_out).filter(|(a, b)| a == b).count();
-    let bfv_pred: Vec<Vec<f64>> = bfv_out.iter().map(|y| net.decode(y)).collect();
+    let bfv_pred: Vec<Vec<f64>> = bfv_out.iter().map(|y| net.scaling.decode(y)).collect();
     // MORE's surrogate on the same patients, for comparison.
     let more_model = Model::load(paths::bundled(paths::WBC_MODEL)).ok();
     let more_errors = more_model.as_ref().map(|m| more_wbc_mlp_errors(m, test)).transpose()?;
@@ -296,8 +298,10 @@ pub fn quantize(args: &QuantizeWbcArgs) -> Result<()> {
         "method".into(),
         "post-training fixed point, round to nearest; scales picked on the training patients".into(),
     );
-    quantization
-        .insert("input".into(), format!("X = round((p - mean) / std * {}) (standardised inputs)", net.input_scale));
+    quantization.insert(
+        "input".into(),
+        format!("X = round((p - mean) / std * {}) (standardised inputs)", net.scaling.input_scale),
+    );
     quantization.insert(
         "hidden_weights".into(),
         format!(
@@ -310,7 +314,7 @@ pub fn quantize(args: &QuantizeWbcArgs) -> Result<()> {
         format!(
             "per output, the largest divisor whose worst case over the input box stays below t/2 \
              for every limb; {} limbs per output, lower limbs {} bits",
-            net.output_limbs, net.limb_bits
+            net.scaling.output_limbs, net.scaling.limb_bits
         ),
     );
     quantization.insert("biases".into(), "scaled like the values they are added to".into());
@@ -357,7 +361,7 @@ pub fn quantize(args: &QuantizeWbcArgs) -> Result<()> {
     print_table(&model, &fe, &ie, &be, more_errors.as_ref(), test.len());
     println!(
         "input scale {}, worst case {} < t/2 = {half_t} ({:.1} bits of headroom); BFV outputs equal to the integer network {exact} / {}",
-        model.network.input_scale,
+        model.network.scaling.input_scale,
         worst.max(),
         (half_t as f64 / worst.max() as f64).log2(),
         test.len()
@@ -428,12 +432,12 @@ pub fn eval(model_path: Option<&Path>, limit: Option<usize>, json: bool) -> Resu
     let client = Client::new(&mut rand::rng());
     let keys = decode_batch_keys(&encode_batch_keys(&client.batch_keys(&mut rand::rng())?))?;
     let ev = RegressionEvaluator::new(net)?;
-    let xs = test.inputs.iter().map(|p| net.quantize_input(p)).collect::<Result<Vec<_>, _>>()?;
+    let xs = test.inputs.iter().map(|p| net.scaling.quantize_input(p)).collect::<Result<Vec<_>, _>>()?;
     let t = Instant::now();
     let bfv_out = bfv_all(&client, &keys, &ev, &xs)?;
     let seconds = t.elapsed().as_secs_f64();
     let exact = bfv_out.iter().zip(&int_out).filter(|(a, b)| a == b).count();
-    let bfv_pred: Vec<Vec<f64>> = bfv_out.iter().map(|y| net.decode(y)).collect();
+    let bfv_pred: Vec<Vec<f64>> = bfv_out.iter().map(|y| net.scaling.decode(y)).collect();
     let (fe, ie, be) = (mre(&float_pred, &test.outputs), mre(&int_pred, &test.outputs), mre(&bfv_pred, &test.outputs));
     if json {
         let outputs: Vec<_> = (0..N_OUTPUTS)
@@ -482,7 +486,7 @@ pub fn bench(model_path: Option<&Path>, limit: Option<usize>, json: bool) -> Res
     let (mut input_bytes, mut output_bytes, mut exact) = (0, 0, 0);
     let mut preds = Vec::with_capacity(test.len());
     for p in &test.inputs {
-        let x = net.quantize_input(p)?;
+        let x = net.scaling.quantize_input(p)?;
         let (expect, _) = net.forward(&x);
         let cpu0 = ThreadTime::now();
         let t0 = Instant::now();
@@ -502,7 +506,7 @@ pub fn bench(model_path: Option<&Path>, limit: Option<usize>, json: bool) -> Res
         cpu += cpu0.elapsed().as_secs_f64() * 1e3;
         (input_bytes, output_bytes) = (input.len(), output.len());
         exact += usize::from(y == expect);
-        preds.push(net.decode(&y));
+        preds.push(net.scaling.decode(&y));
     }
     let errors = mre(&preds, &test.outputs);
     let nf = test.len() as f64;
