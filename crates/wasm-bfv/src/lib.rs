@@ -2,6 +2,14 @@
 //! never leaves the page. Only public material leaves it: the evaluation keys (uploaded once) and the
 //! ciphertext messages. A separate module from `more-wasm`, loaded only when BFV is used (it is several times
 //! larger: it carries fhe.rs's NTT and RNS arithmetic).
+//!
+//! Two clients: [`BfvClient`] classifies a digit (single-image packing, rotation keys), and
+//! [`BfvRegressionClient`] predicts one patient's outputs with the whole-body circulation surrogate
+//! (one patient per slot, the batch relinearisation key only).
+
+mod regression;
+
+pub use regression::{BfvRegressionClient, RegressionAnswer};
 
 use more_bfv::network::quantize_pixel;
 use more_bfv::params::{INPUT_LEVEL, OUTPUT_LEVEL, scheme_info};
@@ -9,7 +17,8 @@ use more_bfv::wire::{decode_ciphertexts, encode_ciphertexts, encode_keys};
 use more_bfv::{BfvError, Client};
 use wasm_bindgen::prelude::*;
 
-fn js(e: BfvError) -> JsError {
+/// A library error as the JavaScript exception the page shows.
+pub(crate) fn js(e: BfvError) -> JsError {
     JsError::new(&e.to_string())
 }
 
