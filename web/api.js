@@ -296,9 +296,9 @@ export async function postBfv(path, body) {
   const headers = { 'Content-Type': 'application/octet-stream', 'Idempotency-Key': idempotencyKey() };
   const res = await request(serverUrl(path), { method: 'POST', headers, body });
   if (!res.ok) {
-    let msg = `${res.status}`;
-    try { msg = (await res.json()).message || msg; } catch { /* not JSON */ }
-    throw new ApiError(`BFV server: ${msg}`, { status: res.status });
+    let body = {};
+    try { body = await res.json(); } catch { /* not JSON */ }
+    throw new ApiError(`BFV server: ${body.message || res.status}`, { status: res.status, code: body.error || '' });
   }
   return res;
 }

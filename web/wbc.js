@@ -1,22 +1,35 @@
-// Whole-body circulation panel: sliders → (a) the real 0D model simulated live in wasm (more-hemo) and
+// Whole-body circulation panel: sliders → (a) the real 0D model simulated live in wasm (more-hemo),
 // (b) the parameters normalised (more-imaging's rule, through wasm), MORE-encrypted in wasm, sent to the
-// server's wbc-mlp surrogate, and the encrypted answer decrypted and un-scaled here. The key never leaves
-// the page.
+// server's wbc-mlp surrogate, and the encrypted answer decrypted and un-scaled here, and (c) when the server
+// lists it, the same patient under BFV with wbc-bfv-square: scaled, encrypted and decrypted in a worker
+// (web/bfv.js) with the scaling the server lists, never the weights. No key leaves the page.
 import init, {
   Key, normalize, wbcParameterNames, wbcParameterLabels, wbcParameterRanges, wbcOutputNames, wbcOutputUnits,
   wbcSimulate,
 } from './pkg/more_wasm.js';
 import { infer, listModels } from './api.js';
+import { predictBfv } from './bfv.js';
+import { formatBytes, showTiming } from './render.js';
 import { $, setStatus } from './ui.js';
 
 const MODEL_ID = 'wbc-mlp';
+const BFV_MODEL_ID = 'wbc-bfv-square';
 
 const OUTPUT_LABELS = {
   systolic_pressure: 'Systolic pressure', diastolic_pressure: 'Diastolic pressure', mean_pressure: 'Mean pressure',
   stroke_volume: 'Stroke volume', cardiac_output: 'Cardiac output', ejection_fraction: 'Ejection fraction',
 };
 
-const state = { key: null, model: null, modelError: '', names: [], outputs: [], units: [], sliders: [], seq: 0, timer: 0 };
+const state = {
+  key: null, model: null, modelError: '', names: [], outputs: [], units: [], sliders: [], seq: 0, timer: 0,
+  // BFV: the listed model (or null), one run at a time, `bfvWanted` the latest inputs waiting for it.
+  bfvModel: null, bfvBusy: false, bfvWanted: null, bfvResults: [],
+};
+// For the tests and the curious: the BFV results so far ({ seq, raw, outputs, times, bytes, ... }).
+window.wbcPage = { bfvResults: state.bfvResults };
+
+// Table columns.
+const COL = { name: 0, sim: 1, more: 2, moreDiff: 3, bfv: 4, bfvSim: 5, bfvMore: 6 };
 
 const status = (text, bad = false) => setStatus(text, bad, 'wbc-status');
 
@@ -65,7 +78,8 @@ function buildTable() {
   state.outputs.forEach((name, i) => {
     const tr = document.createElement('tr');
     tr.dataset.output = name;
-    tr.innerHTML = '<td></td><td class="sim pending">–</td><td class="enc pending">–</td><td class="diff">–</td>';
+    tr.innerHTML = '<td></td><td class="sim pending">–</td><td class="enc pending">–</td><td class="diff">–</td>'
+      + '<td class="bfv pending">–</td><td class="bfv diff">–</td><td class="bfv diff">–</td>';
     tr.cells[0].textContent = `${OUTPUT_LABELS[name] || name} (${state.units[i]})`;
     body.append(tr);
   });
@@ -73,13 +87,35 @@ function buildTable() {
 
 function row(i) { return $('wbc-table').querySelector('tbody').rows[i]; }
 
+/** Shows `val` in a value cell, for the inputs of update number `seq`. */
+function setCell(c, val, seq) {
+  c.textContent = fmt(val, 1);
+  c.dataset.value = String(val);
+  c.dataset.seq = String(seq);
+  c.classList.remove('pending');
+  c.classList.toggle('stale', seq !== state.seq);
+}
+
+/** Cell `c`'s value if it was computed for the inputs of update number `seq`, else NaN. */
+function valueAt(c, seq) {
+  return c.dataset.value && c.dataset.seq === String(seq) ? Number(c.dataset.value) : NaN;
+}
+
+/** Relative difference of `a` against `b` in percent, or '–' when one of them is missing. */
+function relative(a, b) {
+  return Number.isFinite(a) && Number.isFinite(b) ? `${signed((100 * (a - b)) / b, 2)}%` : '–';
+}
+
+/** The difference columns: only between values computed for the same (the latest) inputs. */
 function updateDiffs() {
   state.outputs.forEach((_, i) => {
-    const tr = row(i);
-    const s = Number(tr.cells[1].dataset.value);
-    const e = Number(tr.cells[2].dataset.value);
-    tr.cells[3].textContent = Number.isFinite(s) && Number.isFinite(e) && tr.cells[1].dataset.value && tr.cells[2].dataset.value
-      ? `${signed(e - s, 2)} (${signed((100 * (e - s)) / s, 2)}%)` : '–';
+    const c = row(i).cells;
+    const s = valueAt(c[COL.sim], state.seq);
+    const e = valueAt(c[COL.more], state.seq);
+    const b = valueAt(c[COL.bfv], state.seq);
+    c[COL.moreDiff].textContent = relative(e, s);
+    c[COL.bfvSim].textContent = relative(b, s);
+    c[COL.bfvMore].textContent = relative(b, e);
   });
 }
 
@@ -112,7 +148,7 @@ function plot(sim) {
   </svg>`;
 }
 
-function runSimulation(v) {
+function runSimulation(v, seq) {
   const t0 = performance.now();
   let sim;
   try {
@@ -124,12 +160,7 @@ function runSimulation(v) {
   }
   const ms = performance.now() - t0;
   const out = sim.outputs();
-  out.forEach((val, i) => {
-    const c = row(i).cells[1];
-    c.textContent = fmt(val, 1);
-    c.dataset.value = String(val);
-    c.classList.remove('pending');
-  });
+  out.forEach((val, i) => setCell(row(i).cells[COL.sim], val, seq));
   plot(sim);
   const beats = sim.beats();
   sim.free();
@@ -137,21 +168,28 @@ function runSimulation(v) {
   return { ms, beats };
 }
 
-/** The wbc-mlp model's description, or null (with the reason in `state.modelError`) if there is none. */
-async function loadModel() {
+/**
+ * The wbc-mlp model's description (or null, with the reason in `state.modelError`) and the listed BFV
+ * regression model (or null).
+ */
+async function loadModels() {
   let list;
   try {
     list = await listModels();
   } catch (e) {
     state.modelError = e.message;
-    return null;
+    return { model: null, bfvModel: null };
   }
   const m = list.find((x) => x.id === MODEL_ID);
-  if (!m) return null;
+  const bfvModel = list.find((x) => x.id === BFV_MODEL_ID && x.scheme === 'bfv' && x.output_kind === 'regression') || null;
+  if (!m) return { model: null, bfvModel };
   const pre = m.preprocessing;
   return {
-    id: m.id, mean: pre.mean, std: pre.std, scale: pre.scale,
-    outScale: pre.output_scale, outOffset: pre.output_offset, labels: m.labels,
+    model: {
+      id: m.id, mean: pre.mean, std: pre.std, scale: pre.scale,
+      outScale: pre.output_scale, outOffset: pre.output_offset, labels: m.labels,
+    },
+    bfvModel,
   };
 }
 
@@ -171,10 +209,7 @@ async function runEncrypted(v, seq) {
   state.outputs.forEach((name, i) => {
     const j = m.labels.length ? m.labels.indexOf(name) : i;
     const val = j >= 0 && j < y.length ? y[j] * (m.outScale[j] ?? 1) + (m.outOffset[j] ?? 0) : NaN;
-    const c = row(i).cells[2];
-    c.textContent = fmt(val, 1);
-    c.dataset.value = String(val);
-    c.classList.remove('pending');
+    setCell(row(i).cells[COL.more], val, seq);
   });
   $('wbc-cipher').textContent = `Sent ${wire.length} bytes of ciphertext (${n} values, 4 planes), received ${answer.length} bytes.`;
   document.body.dataset.wbcEnc = 'done';
@@ -184,16 +219,18 @@ async function runEncrypted(v, seq) {
 async function update() {
   const seq = ++state.seq;
   const v = values();
-  const sim = runSimulation(v);
+  const sim = runSimulation(v, seq);
   let enc = null;
   try {
     enc = await runEncrypted(v, seq);
   } catch (e) {
-    state.outputs.forEach((_, i) => { row(i).cells[2].textContent = 'error'; });
+    state.outputs.forEach((_, i) => { row(i).cells[COL.more].textContent = 'error'; });
     document.body.dataset.wbcEnc = 'error';
     status(`Encrypted prediction failed: ${e.message}`, true);
   }
-  if (seq !== state.seq) return;
+  if (seq !== state.seq) return; // a newer update runs (and asks for BFV) on newer values
+  // BFV after MORE (a few ms): its run then overlaps no other work of this page's main thread.
+  scheduleBfv(v, seq);
   updateDiffs();
   const parts = [];
   if (sim) parts.push(`live simulation ${fmt(sim.ms, 0)} ms (${sim.beats} beats to periodic steady state)`);
@@ -204,6 +241,95 @@ async function update() {
       : `The server offers no ${MODEL_ID} model: showing the live simulation only.`, true);
   } else if (enc) {
     status(`Key κ(S) = ${state.key.conditionNumber().toFixed(2)}. Prediction from ${MODEL_ID}, decrypted in this page.`);
+  }
+}
+
+// ---- BFV ----
+
+/** The patient's parameters in the BFV model's input order (by name, from the sliders' values). */
+function bfvInputs(v) {
+  return state.bfvModel.input_names.map((name) => {
+    const i = state.names.indexOf(name);
+    if (i < 0) throw new Error(`the BFV model's input ${name} has no slider on this page`);
+    return v[i];
+  });
+}
+
+/**
+ * Asks for a BFV prediction of the inputs of update `seq`. One run at a time: a request during a run
+ * replaces any request still waiting (latest wins), and the run loop takes it when the current run ends.
+ */
+function scheduleBfv(v, seq) {
+  if (!state.bfvModel) return;
+  state.bfvWanted = { v, seq };
+  state.outputs.forEach((_, i) => row(i).cells[COL.bfv].classList.add('stale'));
+  if (!state.bfvBusy) runBfvLoop();
+}
+
+async function runBfvLoop() {
+  state.bfvBusy = true;
+  try {
+    while (state.bfvWanted) {
+      const { v, seq } = state.bfvWanted;
+      state.bfvWanted = null;
+      await runBfv(v, seq);
+    }
+  } finally {
+    state.bfvBusy = false;
+  }
+}
+
+async function runBfv(v, seq) {
+  const m = state.bfvModel;
+  const err = $('wbc-bfv-error');
+  $('wbc-bfv-state').textContent = state.bfvResults.length ? '(computing…)'
+    : '(computing: the first run also makes the keys and uploads the evaluation key)';
+  document.body.dataset.wbcBfv = 'running';
+  try {
+    const raw = bfvInputs(v);
+    const start = performance.now();
+    const r = await predictBfv(m, raw);
+    const end = performance.now();
+    const outputs = state.outputs.map((name) => {
+      const j = m.labels.indexOf(name);
+      return j >= 0 ? r.outputs[j] : NaN;
+    });
+    outputs.forEach((val, i) => setCell(row(i).cells[COL.bfv], val, seq));
+    updateDiffs();
+    const p = r.parameters;
+    $('wbc-bfv-params').textContent = `N = ${p.ring_degree}, log2 q = ${p.ciphertext_modulus_bits}, `
+      + `t = ${p.plaintext_modulus}, ${p.security_bits}-bit security`;
+    showTiming($('wbc-bfv-timing'), Object.entries(r.times), end - start);
+    $('wbc-bfv-bytes').textContent = `Sent ${formatBytes(r.bytes)} of ciphertexts (${m.input_ciphertexts}, one `
+      + `patient in one slot), received ${formatBytes(r.answerBytes)} (${m.output_ciphertexts}: `
+      + `${m.scaling.output_limbs} limbs per output); evaluation key uploaded once: ${formatBytes(r.keyBytes)}.`;
+    $('wbc-bfv-state').textContent = `(${BFV_MODEL_ID}, ${Math.round(end - start)} ms)`;
+    err.hidden = true;
+    state.bfvResults.push({ seq, raw, outputs, times: r.times, bytes: r.bytes, answerBytes: r.answerBytes,
+      keyBytes: r.keyBytes, start, end });
+    document.body.dataset.wbcBfv = 'done';
+  } catch (e) {
+    state.outputs.forEach((_, i) => { row(i).cells[COL.bfv].textContent = 'error'; });
+    err.textContent = `BFV: ${e.message}`;
+    err.hidden = false;
+    $('wbc-bfv-state').textContent = '(failed)';
+    document.body.dataset.wbcBfv = 'error';
+  }
+}
+
+/** The BFV panel before the first run: what the server offers, the model's recorded error. */
+function describeBfv() {
+  const m = state.bfvModel;
+  if (!m) {
+    $('wbc-bfv-state').textContent = state.modelError ? '(the server is not reachable)'
+      : `(the server offers no ${BFV_MODEL_ID} model)`;
+    state.outputs.forEach((_, i) => { row(i).cells[COL.bfv].textContent = 'n/a'; });
+    document.body.dataset.wbcBfv = 'absent';
+    return;
+  }
+  const mre = m.labels.map((name) => m.metrics[`bfv_test_mre_${name}`]).filter(Number.isFinite);
+  if (mre.length) {
+    $('wbc-bfv-mre').textContent = `${(100 * Math.min(...mre)).toFixed(2)}–${(100 * Math.max(...mre)).toFixed(2)}%`;
   }
 }
 
@@ -230,7 +356,8 @@ async function main() {
     state.sliders.forEach((s) => { s.input.value = s.min + Math.random() * (s.max - s.min); s.show(); });
     schedule();
   });
-  state.model = await loadModel();
+  ({ model: state.model, bfvModel: state.bfvModel } = await loadModels());
+  describeBfv();
   await update();
 }
 
