@@ -311,8 +311,8 @@ impl RegressionScaling {
         self.combine(limbs).iter().zip(&self.output_divisor).map(|(&y, d)| y as f64 / d).collect()
     }
 
-    /// The limbs of the integer outputs to physical values (as many as there are whole groups of limbs, at
-    /// most [`RegressionScaling::outputs`]).
+    /// The limbs of the integer outputs ([`RegressionScaling::result_ciphertexts`] of them, as BFV decrypts
+    /// them) to physical values, one per output.
     pub fn decode(&self, limbs: &[i64]) -> Vec<f64> {
         self.physical(&self.standardised_outputs(limbs))
     }
