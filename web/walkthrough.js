@@ -9,7 +9,7 @@
 import init, * as wasm from './pkg/more_wasm.js';
 import { infer, listModels } from './api.js';
 import { DrawingPad } from './draw.js';
-import { runBfvStep, showSchemeCosts } from './bfv-walkthrough.js';
+import { runBfvPatientStep, runBfvStep, showSchemeCosts } from './bfv-walkthrough.js';
 import { drawGray, formatBytes, showBars, showPlanes, softmax } from './render.js';
 import { $, FALLBACK, setStatus, setupDropZone, showError, withFallback } from './ui.js';
 
@@ -415,6 +415,16 @@ async function setup() {
   $('bfv-run').addEventListener('click', () => runBfvStep(wasm, st).catch((err) => {
     $('bfv-verdict').textContent = `BFV: ${err.message}`;
   }));
+  // The WBC page's last patient (stored there in this tab's session), for step 10.
+  let patient = null;
+  try { patient = JSON.parse(sessionStorage.getItem('more.lastPatient') || 'null'); } catch { /* none */ }
+  if (patient && Array.isArray(patient.names) && Array.isArray(patient.values)) {
+    $('bfv-run-patient').hidden = false;
+    $('bfv-patient-hint').hidden = true;
+    $('bfv-run-patient').addEventListener('click', () => runBfvPatientStep(wasm, st, patient).catch((err) => {
+      $('bfv-verdict').textContent = `BFV: ${err.message}`;
+    }));
+  }
   pad = new DrawingPad($('wt-draw'), {
     lineWidth: 20,
     onStrokeEnd: () => {

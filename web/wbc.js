@@ -219,6 +219,8 @@ async function runEncrypted(v, seq) {
 async function update() {
   const seq = ++state.seq;
   const v = values();
+  // For the walkthrough's step 10 (the same tab's session only: nothing leaves the browser).
+  try { sessionStorage.setItem('more.lastPatient', JSON.stringify({ names: state.names, values: v })); } catch { /* private mode */ }
   const sim = runSimulation(v, seq);
   let enc = null;
   try {
