@@ -14,7 +14,7 @@
 //! - 4: a batch message or a key message of either kind as it is (`batch_images`, `decode_batch`,
 //!   `decode_batch_result`, `decode_any_keys`);
 //! - 5: up to 10 ciphertext blobs, repaired and framed as a batch result (level 3, the image count from
-//!   the rest), so mutations reach fhe.rs's parser through the batch framing.
+//!   the rest) and read for as many classes, so mutations reach fhe.rs's parser through the batch framing.
 //!
 //! more-bfv runs fhe.rs's parsers inside `catch_unwind`, so a panic inside fhe.rs is, by design, an error;
 //! libFuzzer's panic hook would abort on it anyway, so this target's hook lets panics located in fhe.rs
@@ -100,10 +100,12 @@ fn check_keys(msg: &[u8]) {
     }
 }
 
-fn check_batch_result(msg: &[u8]) {
-    if let Ok((images, cts)) = decode_batch_result(msg) {
+/// A batch result read for a model of `classes` classes decodes, encodes and decodes to the same.
+fn check_batch_result(msg: &[u8], classes: usize) {
+    if let Ok((images, cts)) = decode_batch_result(msg, classes) {
+        assert_eq!(cts.len(), classes, "one result per class");
         let bytes = encode_batch_result(&cts, images);
-        let (again_images, again) = decode_batch_result(&bytes).expect("an encoded batch result decodes");
+        let (again_images, again) = decode_batch_result(&bytes, classes).expect("an encoded batch result decodes");
         assert!(again_images == images && again == cts, "decode, encode, decode changed the batch result");
     }
 }
@@ -138,7 +140,9 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(images.ok(), Some(*n), "the header and the whole message disagree");
                 assert_eq!(cts.len(), more_bfv::batch::BATCH_INPUT_CIPHERTEXTS);
             }
-            check_batch_result(rest);
+            // The digits' and the angiogram views' class counts.
+            check_batch_result(rest, 10);
+            check_batch_result(rest, 2);
             let _ = decode_any_keys(rest);
         }
         _ => {
@@ -147,7 +151,7 @@ fuzz_target!(|data: &[u8]| {
             let mut extra = vec![3u8];
             extra.extend_from_slice(&u16::from(images).to_le_bytes());
             extra.extend_from_slice(&(blobs.len() as u16).to_le_bytes());
-            check_batch_result(&frame(BATCH_MAGIC, &extra, &blobs));
+            check_batch_result(&frame(BATCH_MAGIC, &extra, &blobs), blobs.len());
         }
     }
 });

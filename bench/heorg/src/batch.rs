@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use more_bfv::batch::{BATCH_OUTPUT_CIPHERTEXTS, BatchEvaluator};
+use more_bfv::batch::BatchEvaluator;
 use more_bfv::wire::{self, MAX_BATCH_BYTES, MAX_CIPHERTEXT_BYTES, MAX_KEYS_BYTES};
 use more_bfv::{Client, QuantizedNet};
 use rand::{CryptoRng, RngCore};
@@ -15,6 +15,7 @@ use rand::{CryptoRng, RngCore};
 use crate::files;
 use crate::layout::Layout;
 use crate::report::{log, secs};
+use crate::stages::DIGITS;
 
 /// The batch key message (a relinearisation key; no rotation keys are needed).
 pub(crate) fn encode_keys<R: RngCore + CryptoRng>(client: &Client, rng: &mut R) -> Result<Vec<u8>> {
@@ -72,14 +73,15 @@ pub(crate) fn decrypt(layout: &Layout, client: &Client) -> Result<Vec<Vec<i64>>>
     let mut logits = Vec::with_capacity(layout.instance().batch_size());
     for (j, &expected) in layout.chunks().iter().enumerate() {
         let path = layout.download_file(j);
-        let cap = (BATCH_OUTPUT_CIPHERTEXTS * (MAX_CIPHERTEXT_BYTES + 4) + 64) as u64;
+        let cap = (DIGITS * (MAX_CIPHERTEXT_BYTES + 4) + 64) as u64;
         let bytes = files::read_output_of(&path, cap, "encrypted result", "server_encrypted_compute")?;
-        let (images, cts) =
-            wire::decode_batch_result(&bytes).with_context(|| format!("encrypted result {}", path.display()))?;
+        let (images, cts) = wire::decode_batch_result(&bytes, DIGITS)
+            .with_context(|| format!("encrypted result {}", path.display()))?;
         if images != expected {
             bail!("encrypted result {}: {images} images, expected {expected} for this instance", path.display());
         }
-        logits.extend(client.decrypt_batch(&cts, images).with_context(|| format!("decrypt {}", path.display()))?);
+        logits
+            .extend(client.decrypt_batch(&cts, DIGITS, images).with_context(|| format!("decrypt {}", path.display()))?);
     }
     Ok(logits)
 }

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use fhe::bfv::Ciphertext;
-use more_bfv::layout::{INPUT_CIPHERTEXTS, OUTPUT_CIPHERTEXTS};
-use more_bfv::network::{CLASSES, argmax};
+use more_bfv::layout::{INPUT_CIPHERTEXTS, output_ciphertexts};
+use more_bfv::network::argmax;
 use more_bfv::params::{INPUT_LEVEL, OUTPUT_LEVEL, PLAINTEXT_MODULUS};
 use more_bfv::wire::{self, MAX_CIPHERTEXT_BYTES, MAX_CIPHERTEXTS, MAX_KEYS_BYTES};
 use more_bfv::{BfvModel, Client, Evaluator};
@@ -17,6 +17,9 @@ use rayon::prelude::*;
 use crate::files::{self, PIXELS};
 use crate::layout::{Layout, Packing};
 use crate::report::{log, secs};
+
+/// The workload's classes: the ten digits (the bundled network's, which the client does not read).
+pub(crate) const DIGITS: usize = 10;
 
 /// The file name of the bundled model.
 pub const MODEL_FILE_NAME: &str = "mnist-bfv-square.bfv.json";
@@ -224,9 +227,9 @@ pub fn client_decrypt_decode(layout: &Layout) -> Result<()> {
                 let path = layout.download_file(i);
                 let cap = (MAX_CIPHERTEXTS * (MAX_CIPHERTEXT_BYTES + 4) + 64) as u64;
                 let bytes = files::read_output_of(&path, cap, "encrypted result", "server_encrypted_compute")?;
-                let cts = wire::decode_ciphertexts(&bytes, OUTPUT_CIPHERTEXTS, OUTPUT_LEVEL)
+                let cts = wire::decode_ciphertexts(&bytes, output_ciphertexts(DIGITS), OUTPUT_LEVEL)
                     .with_context(|| format!("encrypted result {}", path.display()))?;
-                client.decrypt(&cts).with_context(|| format!("decrypt {}", path.display()))
+                client.decrypt(&cts, DIGITS).with_context(|| format!("decrypt {}", path.display()))
             })
             .collect::<Result<_>>()?,
         Packing::SlotPerImage => crate::batch::decrypt(layout, &client)?,
@@ -246,7 +249,7 @@ pub fn client_postprocess(layout: &Layout) -> Result<()> {
         "logits",
         "client_decrypt_decode",
         n,
-        CLASSES,
+        DIGITS,
         files::parse_int_in(i64::MIN, i64::MAX),
     )?;
     let labels: Vec<Vec<usize>> = logits.iter().map(|l| vec![argmax(l)]).collect();

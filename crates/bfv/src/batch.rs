@@ -9,8 +9,8 @@
 //!   modular reduction ([`ScaledSum`]).
 //! - **Square**: one ciphertext product per hidden value (1,960), left unrelinearised (three polynomials).
 //! - **Dense**: each logit is `bias_j + Σ_h W[j][h] · square_h`, accumulated the same way on the
-//!   three-polynomial products; only the 10 results are relinearised, then switched down to
-//!   [`BATCH_OUTPUT_LEVEL`].
+//!   three-polynomial products; only the results (one per class: 10 for the digits) are relinearised, then
+//!   switched down to [`BATCH_OUTPUT_LEVEL`].
 //!
 //! The work does not depend on how many slots are filled (a batch of one costs as much as a batch of 8,192),
 //! so small batches use the single-image packing of [`crate::layout`] instead: below [`BATCH_CROSSOVER`]
@@ -34,7 +34,7 @@ use rand_chacha::ChaCha20Rng;
 use rayon::prelude::*;
 
 use crate::layout::{from_mod, to_mod};
-use crate::network::{CLASSES, HIDDEN, IMAGE, KERNEL, OUT, PAD, POSITIONS, QuantizedNet, STRIDE, WINDOW};
+use crate::network::{HIDDEN, IMAGE, KERNEL, OUT, PAD, POSITIONS, QuantizedNet, STRIDE, WINDOW, check_classes};
 use crate::params::{PLAINTEXT_MODULUS, RING_DEGREE, parameters};
 use crate::scheme::{Client, fhe_err};
 use crate::{BfvError, Result};
@@ -44,9 +44,6 @@ pub const BATCH_SLOTS: usize = RING_DEGREE;
 
 /// Input ciphertexts per batch: one per pixel.
 pub const BATCH_INPUT_CIPHERTEXTS: usize = IMAGE * IMAGE;
-
-/// Result ciphertexts per batch: one per class.
-pub const BATCH_OUTPUT_CIPHERTEXTS: usize = CLASSES;
 
 /// Level of the batch's input ciphertexts: the first three moduli (log2 q = 130).
 pub const BATCH_INPUT_LEVEL: usize = 2;
@@ -81,9 +78,11 @@ impl Client {
         self.encrypt_slot_columns(images, BATCH_INPUT_CIPHERTEXTS, rng)
     }
 
-    /// Decrypts a batch's 10 result ciphertexts into the logits of its first `images` images.
-    pub fn decrypt_batch(&self, cts: &[Ciphertext], images: usize) -> Result<Vec<Vec<i64>>> {
-        self.decrypt_slot_columns(cts, BATCH_OUTPUT_CIPHERTEXTS, images)
+    /// Decrypts a batch's result ciphertexts (one per class: `classes`, the model's
+    /// [`QuantizedNet::classes`]) into the logits of its first `images` images.
+    pub fn decrypt_batch(&self, cts: &[Ciphertext], classes: usize, images: usize) -> Result<Vec<Vec<i64>>> {
+        check_classes(classes).map_err(|e| BfvError::Input(e.to_string()))?;
+        self.decrypt_slot_columns(cts, classes, images)
     }
 
     /// The slot-per-sample encryption: `columns` ciphertexts at [`BATCH_INPUT_LEVEL`], value `k` of sample
@@ -195,7 +194,7 @@ impl BatchEvaluator {
     }
 
     /// Evaluates the network on a batch: 784 input ciphertexts (two polynomials at [`BATCH_INPUT_LEVEL`], as
-    /// [`crate::wire::decode_batch`] gives them) → 10 result ciphertexts at [`BATCH_OUTPUT_LEVEL`], on all
+    /// [`crate::wire::decode_batch`] gives them) → one result ciphertext per class at [`BATCH_OUTPUT_LEVEL`], on all
     /// of rayon's threads. `progress(done, total)` is called from the worker threads after each of the
     /// `total` = 1,960 hidden values. Keys that pass the checks but do not fit give an error, not a panic.
     pub fn evaluate(
@@ -220,7 +219,7 @@ impl BatchEvaluator {
         let layer = SquareLayer {
             inputs: BATCH_INPUT_CIPHERTEXTS,
             hidden: HIDDEN,
-            outputs: CLASSES,
+            outputs: net.classes(),
             pre_activation: &|h: usize, conv: &mut ScaledSum, inputs: &[Ciphertext]| {
                 let (c, p) = (h / POSITIONS, h % POSITIONS);
                 for (k, &w) in net.conv_weight[c * WINDOW..(c + 1) * WINDOW].iter().enumerate() {

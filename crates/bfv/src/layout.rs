@@ -12,10 +12,11 @@
 //!   the four blocks are added together by one column rotation by 2048 and one row rotation: afterwards every
 //!   block holds the whole convolution output.
 //! - **Square**: one ct×ct and a relinearisation.
-//! - **Dense**: for round `r` (of 3), one ct×pt with `W[4r + b]` in block `b`, then rotate-and-sum over 2048
-//!   slots (column rotations by 1, 2, …, 1024): logit `4r + b` lands in the first slot of block `b`.
+//! - **Dense**: for round `r` (of `⌈classes / 4⌉`: 3 for the ten digits, 1 for two classes), one ct×pt with
+//!   `W[4r + b]` in block `b`, then rotate-and-sum over 2048 slots (column rotations by 1, 2, …, 1024): logit
+//!   `4r + b` lands in the first slot of block `b`.
 
-use crate::network::{CHANNELS, CLASSES, HIDDEN, POSITIONS, QuantizedNet, WINDOW, im2col};
+use crate::network::{CHANNELS, HIDDEN, MAX_CLASSES, POSITIONS, QuantizedNet, WINDOW, im2col};
 use crate::params::RING_DEGREE;
 
 /// Slots per block.
@@ -24,8 +25,13 @@ pub const BLOCK: usize = 2048;
 pub const BLOCKS: usize = RING_DEGREE / BLOCK;
 /// Input ciphertexts per image (`⌈25 / 4⌉`).
 pub const INPUT_CIPHERTEXTS: usize = WINDOW.div_ceil(BLOCKS);
-/// Dense rounds (`⌈10 / 4⌉`) = result ciphertexts.
-pub const OUTPUT_CIPHERTEXTS: usize = CLASSES.div_ceil(BLOCKS);
+/// Dense rounds = result ciphertexts of a network with `classes` classes: `⌈classes / 4⌉` (3 for the
+/// digits, 1 for two classes).
+pub const fn output_ciphertexts(classes: usize) -> usize {
+    classes.div_ceil(BLOCKS)
+}
+/// Result ciphertexts of the largest network ([`MAX_CLASSES`]).
+pub const MAX_OUTPUT_CIPHERTEXTS: usize = output_ciphertexts(MAX_CLASSES);
 /// Column rotations of the dense layer's rotate-and-sum: 1, 2, 4, …, 1024.
 pub const DENSE_ROTATIONS: [usize; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 /// The column rotation that adds the two blocks of a row.
@@ -98,7 +104,7 @@ pub fn dense_weight_slots(net: &QuantizedNet, r: usize, t: u64) -> Vec<u64> {
     let mut slots = vec![0u64; RING_DEGREE];
     for b in 0..BLOCKS {
         let j = BLOCKS * r + b;
-        if j >= CLASSES {
+        if j >= net.classes() {
             continue;
         }
         for (s, &w) in
@@ -113,7 +119,7 @@ pub fn dense_weight_slots(net: &QuantizedNet, r: usize, t: u64) -> Vec<u64> {
 /// The dense bias of round `r`, at the first slot of each block.
 pub fn dense_bias_slots(net: &QuantizedNet, r: usize, t: u64) -> Vec<u64> {
     let mut slots = vec![0u64; RING_DEGREE];
-    for (b, j) in (0..BLOCKS).map(|b| (b, BLOCKS * r + b)).filter(|&(_, j)| j < CLASSES) {
+    for (b, j) in (0..BLOCKS).map(|b| (b, BLOCKS * r + b)).filter(|&(_, j)| j < net.classes()) {
         slots[b * BLOCK] = to_mod(net.dense_bias[j], t);
     }
     slots
@@ -148,15 +154,24 @@ mod tests {
             }
         }
         assert!(seen.iter().all(|&s| s));
-        let mut positions: Vec<_> = (0..CLASSES).map(logit_position).collect();
-        positions.sort();
-        positions.dedup();
-        assert_eq!(positions.len(), CLASSES);
-        assert!(positions.iter().all(|&(c, s)| c < OUTPUT_CIPHERTEXTS && s < RING_DEGREE));
+        for classes in crate::network::MIN_CLASSES..=MAX_CLASSES {
+            let mut positions: Vec<_> = (0..classes).map(logit_position).collect();
+            positions.sort();
+            positions.dedup();
+            assert_eq!(positions.len(), classes);
+            assert!(positions.iter().all(|&(c, s)| c < output_ciphertexts(classes) && s < RING_DEGREE));
+        }
+        assert_eq!((output_ciphertexts(10), output_ciphertexts(2), MAX_OUTPUT_CIPHERTEXTS), (3, 1, 3));
     }
 
     #[test]
     fn slot_arithmetic_in_the_clear_gives_the_network() {
+        for classes in [MAX_CLASSES, 2, 5] {
+            slot_arithmetic_in_the_clear_gives_the_network_with(classes);
+        }
+    }
+
+    fn slot_arithmetic_in_the_clear_gives_the_network_with(classes: usize) {
         // The packing evaluated on plain slot vectors (the same adds, products and rotations the server does
         // on ciphertexts) must reproduce the integer network.
         let t = crate::params::PLAINTEXT_MODULUS;
@@ -164,8 +179,8 @@ mod tests {
             input_levels: 15,
             conv_weight: (0..CHANNELS * WINDOW).map(|i| (i as i64 % 7) - 3).collect(),
             conv_bias: (0..CHANNELS as i64).map(|c| c - 4).collect(),
-            dense_weight: (0..CLASSES * HIDDEN).map(|i| (i as i64 * 31 % 11) - 5).collect(),
-            dense_bias: (0..CLASSES as i64).collect(),
+            dense_weight: (0..classes * HIDDEN).map(|i| (i as i64 * 31 % 11) - 5).collect(),
+            dense_bias: (0..classes as i64).collect(),
         };
         let x: Vec<i64> = (0..784).map(|i| (i * 5 % 16) as i64).collect();
         let (expect, _) = net.forward(&x);
@@ -192,7 +207,8 @@ mod tests {
         add(&mut s, &r);
         add(&mut s, &conv_bias_slots(&net, t));
         let sq = mul(&s, &s);
-        for round in 0..OUTPUT_CIPHERTEXTS {
+        let mut checked = 0;
+        for round in 0..output_ciphertexts(classes) {
             let mut p = mul(&sq, &dense_weight_slots(&net, round, t));
             for &rot in &DENSE_ROTATIONS {
                 let r = rot_cols(&p, rot);
@@ -201,11 +217,13 @@ mod tests {
             add(&mut p, &dense_bias_slots(&net, round, t));
             for b in 0..BLOCKS {
                 let j = BLOCKS * round + b;
-                if j < CLASSES {
+                if j < classes {
                     assert_eq!(logit_position(j), (round, b * BLOCK));
                     assert_eq!(from_mod(p[b * BLOCK], t), expect[j], "logit {j}");
+                    checked += 1;
                 }
             }
         }
+        assert_eq!(checked, classes, "every logit read");
     }
 }

@@ -1,8 +1,8 @@
 //! The model files: JSON with the scheme's parameters, the integer network, how it was quantized and its
 //! measured metrics. Loading checks the size and that the parameters are this build's.
 //!
-//! Two kinds share the header fields and the `.bfv.json` suffix: [`BfvModel`] (the MNIST classifier,
-//! `task: "mnist"`) and [`BfvRegressionModel`] (the WBC regression network, `task: "wbc"`).
+//! Two kinds share the header fields and the `.bfv.json` suffix: [`BfvModel`] (the image classifiers,
+//! `task: "mnist"` and `task: "angio"`, one network shape with their own class counts) and [`BfvRegressionModel`] (the WBC regression network, `task: "wbc"`).
 //! [`peek_task`] tells them apart before parsing either.
 
 use std::collections::BTreeMap;
@@ -33,7 +33,7 @@ pub struct BfvModel {
     pub version: u32,
     /// E.g. `"mnist-bfv-square"`.
     pub id: String,
-    /// `"mnist"`.
+    /// `"mnist"` or `"angio"`.
     pub task: String,
     /// One sentence.
     pub description: String,
@@ -43,13 +43,14 @@ pub struct BfvModel {
     pub scheme: SchemeInfo,
     /// How the float model became integers.
     pub quantization: BTreeMap<String, String>,
-    /// Largest magnitudes over the test set (each must stay below `t/2`).
+    /// Largest magnitudes over the images checked when it was quantized (each must stay below `t/2`): the
+    /// test set for MNIST, every training and validation frame for the angiograms.
     pub ranges: Ranges,
     /// Measured figures (accuracy of the integer network, agreement with BFV, ...).
     pub metrics: BTreeMap<String, f64>,
     /// Data set, seed, commands.
     pub training: BTreeMap<String, String>,
-    /// Class names.
+    /// Class names, one per logit.
     pub labels: Vec<String>,
     /// The integer weights.
     pub network: QuantizedNet,
@@ -68,6 +69,13 @@ impl BfvModel {
         check_format(&model.format, model.version)?;
         check_scheme(&model.scheme)?;
         model.network.validate()?;
+        if model.labels.len() != model.network.classes() {
+            return Err(BfvError::Model(format!(
+                "{} labels for a network of {} classes",
+                model.labels.len(),
+                model.network.classes()
+            )));
+        }
         Ok(model)
     }
 

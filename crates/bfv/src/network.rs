@@ -1,5 +1,7 @@
-//! The quantized network BFV evaluates — `conv 1→10 5x5 stride 2 pad 2, square, dense 1960→10` on integers —
-//! its exact `i64` simulation, and post-training quantization from a more-nn model.
+//! The quantized network BFV evaluates — `conv 1→10 5x5 stride 2 pad 2, square, dense 1960→classes` on
+//! integers — its exact `i64` simulation, and post-training quantization from a more-nn model. The class
+//! count is the network's own ([`QuantizedNet::classes`]: 10 for the digits, 2 for the angiogram views);
+//! everything before the dense layer is the same for every task.
 //!
 //! BFV computes modulo `t`; the simulation computes over the integers. They agree on every value as long as
 //! no value (nor any partial sum, in any order of summation) reaches `t/2` in magnitude, which
@@ -9,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{BfvError, Result};
 
-/// Input side (MNIST, 28x28).
+/// Input side (28x28: an MNIST digit, or an angiogram frame area-resized from 128x128).
 pub const IMAGE: usize = 28;
 /// Convolution output channels.
 pub const CHANNELS: usize = 10;
@@ -27,8 +29,11 @@ pub const OUT: usize = (IMAGE + 2 * PAD - KERNEL) / STRIDE + 1;
 pub const POSITIONS: usize = OUT * OUT;
 /// Hidden values (conv outputs, squared): the dense layer's inputs.
 pub const HIDDEN: usize = CHANNELS * POSITIONS;
-/// Classes.
-pub const CLASSES: usize = 10;
+/// Fewest classes a network may have.
+pub const MIN_CLASSES: usize = 2;
+/// Most classes a network may have (the digits): at most [`crate::layout::MAX_OUTPUT_CIPHERTEXTS`] result
+/// ciphertexts in the single-image packing.
+pub const MAX_CLASSES: usize = 10;
 
 /// Integer weights. Inputs are values `v ∈ [0, 1]` (pixel / 255) quantized to `x = round(v · input_levels)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,9 +44,9 @@ pub struct QuantizedNet {
     pub conv_weight: Vec<i64>,
     /// `[CHANNELS]`.
     pub conv_bias: Vec<i64>,
-    /// `[CLASSES][HIDDEN]`, hidden index `c·196 + oy·14 + ox` (more-nn's flatten order).
+    /// `[classes][HIDDEN]`, hidden index `c·196 + oy·14 + ox` (more-nn's flatten order).
     pub dense_weight: Vec<i64>,
-    /// `[CLASSES]`.
+    /// `[classes]`: its length is the number of classes ([`QuantizedNet::classes`]).
     pub dense_bias: Vec<i64>,
 }
 
@@ -50,11 +55,11 @@ pub struct QuantizedNet {
 pub struct FloatNet<'a> {
     /// `[10, 1, 5, 5]` row-major.
     pub conv_weight: &'a [f32],
-    /// `[8]`.
-    pub conv_bias: &'a [f32],
-    /// `[10, 1960]` row-major.
-    pub dense_weight: &'a [f32],
     /// `[10]`.
+    pub conv_bias: &'a [f32],
+    /// `[classes, 1960]` row-major.
+    pub dense_weight: &'a [f32],
+    /// `[classes]`.
     pub dense_bias: &'a [f32],
 }
 
@@ -92,15 +97,33 @@ pub fn quantize_pixel(v: f32, input_levels: i64) -> i64 {
     (v * input_levels as f64).round() as i64
 }
 
+/// An error unless `classes` is in [`MIN_CLASSES`]`..=`[`MAX_CLASSES`].
+pub fn check_classes(classes: usize) -> Result<()> {
+    if (MIN_CLASSES..=MAX_CLASSES).contains(&classes) {
+        Ok(())
+    } else {
+        Err(BfvError::Model(format!("{classes} classes; a network has {MIN_CLASSES} to {MAX_CLASSES}")))
+    }
+}
+
 impl QuantizedNet {
-    /// Checks the shapes and the magnitudes (every weight below `2^20`, `input_levels` in `1..=255`).
+    /// The number of classes (logits): the length of the dense bias.
+    pub fn classes(&self) -> usize {
+        self.dense_bias.len()
+    }
+
+    /// Checks the shapes (conv 1->10 5x5, dense 1960->classes with [`MIN_CLASSES`] to [`MAX_CLASSES`]
+    /// classes) and the magnitudes (every weight below `2^40`, `input_levels` in `1..=255`).
     pub fn validate(&self) -> Result<()> {
+        check_classes(self.classes())?;
         let shape_ok = self.conv_weight.len() == CHANNELS * WINDOW
             && self.conv_bias.len() == CHANNELS
-            && self.dense_weight.len() == CLASSES * HIDDEN
-            && self.dense_bias.len() == CLASSES;
+            && self.dense_weight.len() == self.classes() * HIDDEN;
         if !shape_ok {
-            return Err(BfvError::Model("weight shapes do not match conv 1->10 5x5, dense 1960->10".into()));
+            return Err(BfvError::Model(format!(
+                "weight shapes do not match conv 1->10 5x5, dense 1960->{}",
+                self.classes()
+            )));
         }
         if !(1..=255).contains(&self.input_levels) {
             return Err(BfvError::Model(format!("input_levels {} outside 1..=255", self.input_levels)));
@@ -142,7 +165,7 @@ impl QuantizedNet {
                 hidden[c * POSITIONS + p] = sq;
             }
         }
-        let logits = (0..CLASSES)
+        let logits = (0..self.classes())
             .map(|j| {
                 let w = &self.dense_weight[j * HIDDEN..(j + 1) * HIDDEN];
                 let (mut v, mut bound) = (self.dense_bias[j], self.dense_bias[j].abs());
@@ -159,7 +182,7 @@ impl QuantizedNet {
     }
 
     /// Post-training quantization of the float network with this architecture (inputs in `[0, 1]`; weights
-    /// in more-nn's layouts: conv `[10, 1, 5, 5]`, dense `[10, 1960]`): pixels to `input_levels + 1` levels,
+    /// in more-nn's layouts: conv `[10, 1, 5, 5]`, dense `[classes, 1960]`): pixels to `input_levels + 1` levels,
     /// convolution weights to integers of magnitude at most `conv_levels`, dense weights to at most
     /// `dense_levels`. Biases follow the scale of what they are added to, so the integer logits are the float
     /// logits times one positive factor (up to rounding): the argmax is kept.
@@ -169,12 +192,13 @@ impl QuantizedNet {
         conv_levels: i64,
         dense_levels: i64,
     ) -> Result<QuantizedNet> {
+        let classes = float.dense_bias.len();
+        check_classes(classes)?;
         if float.conv_weight.len() != CHANNELS * WINDOW
             || float.conv_bias.len() != CHANNELS
-            || float.dense_weight.len() != CLASSES * HIDDEN
-            || float.dense_bias.len() != CLASSES
+            || float.dense_weight.len() != classes * HIDDEN
         {
-            return Err(BfvError::Model("expected conv 1->10 5x5 stride 2 pad 2 and dense 1960->10".into()));
+            return Err(BfvError::Model(format!("expected conv 1->10 5x5 stride 2 pad 2 and dense 1960->{classes}")));
         }
         let max_abs = |it: &mut dyn Iterator<Item = f32>| it.fold(0f64, |m, v| m.max(f64::from(v).abs()));
         let s1 = conv_levels as f64 / max_abs(&mut float.conv_weight.iter().copied()).max(1e-12);
@@ -225,19 +249,25 @@ pub fn argmax(logits: &[i64]) -> usize {
 mod tests {
     use super::*;
 
-    fn tiny_net() -> QuantizedNet {
+    fn tiny_net(classes: usize) -> QuantizedNet {
         QuantizedNet {
             input_levels: 15,
             conv_weight: (0..CHANNELS * WINDOW).map(|i| (i as i64 % 7) - 3).collect(),
             conv_bias: (0..CHANNELS as i64).map(|c| c - 4).collect(),
-            dense_weight: (0..CLASSES * HIDDEN).map(|i| (i as i64 * 31 % 11) - 5).collect(),
-            dense_bias: (0..CLASSES as i64).collect(),
+            dense_weight: (0..classes * HIDDEN).map(|i| (i as i64 * 31 % 11) - 5).collect(),
+            dense_bias: (0..classes as i64).collect(),
         }
     }
 
     #[test]
     fn forward_matches_a_direct_convolution() {
-        let net = tiny_net();
+        for classes in [MAX_CLASSES, MIN_CLASSES] {
+            forward_matches_a_direct_convolution_with(classes);
+        }
+    }
+
+    fn forward_matches_a_direct_convolution_with(classes: usize) {
+        let net = tiny_net(classes);
         let x: Vec<i64> = (0..784).map(|i| (i * 7 % 16) as i64).collect();
         let (logits, ranges) = net.forward(&x);
         // Direct definition of the convolution, square and dense layer.
@@ -258,6 +288,7 @@ mod tests {
                 }
             }
         }
+        assert_eq!(logits.len(), classes);
         for (j, &logit) in logits.iter().enumerate() {
             let expect: i64 =
                 net.dense_bias[j] + (0..HIDDEN).map(|i| net.dense_weight[j * HIDDEN + i] * hidden[i]).sum::<i64>();
@@ -269,10 +300,15 @@ mod tests {
 
     #[test]
     fn validate_refuses_wrong_shapes() {
-        let mut net = tiny_net();
+        let mut net = tiny_net(MAX_CLASSES);
         net.validate().unwrap();
         net.dense_bias.pop();
         assert!(net.validate().is_err());
+        // Two classes are a network; one class, or more than ten, are not.
+        tiny_net(2).validate().unwrap();
+        assert_eq!(tiny_net(2).classes(), 2);
+        assert!(tiny_net(1).validate().is_err());
+        assert!(tiny_net(MAX_CLASSES + 1).validate().is_err());
     }
 
     #[test]

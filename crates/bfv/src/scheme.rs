@@ -16,9 +16,9 @@ use rand::{CryptoRng, RngCore, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
 use crate::layout::{
-    self, DENSE_ROTATIONS, HALF_ROW_ROTATION, INPUT_CIPHERTEXTS, OUTPUT_CIPHERTEXTS, from_mod, logit_position,
+    self, DENSE_ROTATIONS, HALF_ROW_ROTATION, INPUT_CIPHERTEXTS, from_mod, logit_position, output_ciphertexts,
 };
-use crate::network::{CLASSES, QuantizedNet};
+use crate::network::{QuantizedNet, check_classes};
 use crate::params::{DENSE_LEVEL, INPUT_LEVEL, OUTPUT_LEVEL, PLAINTEXT_MODULUS, parameters};
 use crate::{BfvError, Result};
 
@@ -93,10 +93,16 @@ impl Client {
             .collect()
     }
 
-    /// Decrypts the result ciphertexts into the 10 logits.
-    pub fn decrypt(&self, cts: &[Ciphertext]) -> Result<Vec<i64>> {
-        if cts.len() != OUTPUT_CIPHERTEXTS {
-            return Err(BfvError::Input(format!("{} result ciphertexts, expected {OUTPUT_CIPHERTEXTS}", cts.len())));
+    /// Decrypts the result ciphertexts of a network with `classes` classes (the model's
+    /// [`QuantizedNet::classes`]; [`output_ciphertexts`] of them) into its logits.
+    pub fn decrypt(&self, cts: &[Ciphertext], classes: usize) -> Result<Vec<i64>> {
+        check_classes(classes).map_err(|e| BfvError::Input(e.to_string()))?;
+        let expected = output_ciphertexts(classes);
+        if cts.len() != expected {
+            return Err(BfvError::Input(format!(
+                "{} result ciphertexts, expected {expected} for {classes} classes",
+                cts.len()
+            )));
         }
         let slots = cts
             .iter()
@@ -105,7 +111,7 @@ impl Client {
                 Vec::<u64>::try_decode(&pt, Encoding::simd_at_level(OUTPUT_LEVEL)).map_err(fhe_err("decode"))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok((0..CLASSES)
+        Ok((0..classes)
             .map(|j| {
                 let (c, s) = logit_position(j);
                 from_mod(slots[c][s], PLAINTEXT_MODULUS)
@@ -169,10 +175,10 @@ impl Evaluator {
                 .map(|i| enc(layout::conv_weight_slots(net, i, t), INPUT_LEVEL))
                 .collect::<Result<_>>()?,
             conv_bias: enc(layout::conv_bias_slots(net, t), INPUT_LEVEL)?,
-            dense: (0..OUTPUT_CIPHERTEXTS)
+            dense: (0..output_ciphertexts(net.classes()))
                 .map(|r| enc(layout::dense_weight_slots(net, r, t), DENSE_LEVEL))
                 .collect::<Result<_>>()?,
-            dense_bias: (0..OUTPUT_CIPHERTEXTS)
+            dense_bias: (0..output_ciphertexts(net.classes()))
                 .map(|r| enc(layout::dense_bias_slots(net, r, t), DENSE_LEVEL))
                 .collect::<Result<_>>()?,
         })
@@ -183,8 +189,8 @@ impl Evaluator {
         &self.net
     }
 
-    /// Evaluates the network on the 7 input ciphertexts; returns the 3 result ciphertexts at
-    /// [`OUTPUT_LEVEL`]. Inputs come from [`crate::wire::decode_ciphertexts`] (two polynomials, input
+    /// Evaluates the network on the 7 input ciphertexts; returns its [`output_ciphertexts`] result
+    /// ciphertexts (3 for ten classes, 1 for two) at [`OUTPUT_LEVEL`]. Inputs come from [`crate::wire::decode_ciphertexts`] (two polynomials, input
     /// level); a failure inside fhe.rs (e.g. keys that pass the checks but do not match) is an error, not a
     /// panic.
     pub fn evaluate(&self, keys: &EvalKeys, inputs: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
@@ -213,7 +219,7 @@ impl Evaluator {
         keys.relin.relinearizes(&mut sq).map_err(fhe_err("relinearise"))?;
         sq.switch_to_level(DENSE_LEVEL).map_err(fhe_err("modulus switch"))?;
         // Dense: per round one ct×pt and a rotate-and-sum over a block.
-        (0..OUTPUT_CIPHERTEXTS)
+        (0..self.dense.len())
             .map(|round| {
                 let mut p = &sq * &self.dense[round];
                 for rot in DENSE_ROTATIONS {

@@ -13,18 +13,17 @@
 //! batch:       "MBFVBAT1" | fingerprint u64 | level u8 | images u16 | count u16 | count × (len u32 | bytes)
 //! ```
 //!
-//! A batch (the slot-per-image packing of [`crate::batch`]) carries 784 input ciphertexts or 10 results; its
-//! `images` field says how many of the 8,192 slots hold images.
+//! A batch (the slot-per-image packing of [`crate::batch`]) carries 784 input ciphertexts or one result per
+//! class (10 for the digits, 2 for the angiogram views); its `images` field says how many of the 8,192
+//! slots hold images.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use fhe::bfv::{Ciphertext, EvaluationKey, RelinearizationKey};
 use fhe_traits::{DeserializeParametrized, Serialize};
 
-use crate::batch::{
-    BATCH_INPUT_CIPHERTEXTS, BATCH_INPUT_LEVEL, BATCH_OUTPUT_CIPHERTEXTS, BATCH_OUTPUT_LEVEL, BatchKeys,
-    check_batch_size,
-};
+use crate::batch::{BATCH_INPUT_CIPHERTEXTS, BATCH_INPUT_LEVEL, BATCH_OUTPUT_LEVEL, BatchKeys, check_batch_size};
+use crate::network::check_classes;
 use crate::params::{fingerprint, parameters};
 // The keys are the scheme's (made by `Client::eval_keys`, used by `Evaluator::evaluate`); this module only
 // frames them, and names them here too (`more_bfv::wire::EvalKeys`).
@@ -307,12 +306,14 @@ pub fn decode_batch(bytes: &[u8]) -> Result<(usize, Vec<Ciphertext>)> {
     decode_batch_at(bytes, BATCH_INPUT_CIPHERTEXTS, BATCH_INPUT_LEVEL, MAX_BATCH_CIPHERTEXT_BYTES)
 }
 
-/// Encodes a batch's 10 result ciphertexts.
+/// Encodes a batch's result ciphertexts (one per class).
 pub fn encode_batch_result(cts: &[Ciphertext], images: usize) -> Vec<u8> {
     encode_batch_at(cts, images, BATCH_OUTPUT_LEVEL)
 }
 
-/// Decodes a batch's result: the number of images and the 10 result ciphertexts.
-pub fn decode_batch_result(bytes: &[u8]) -> Result<(usize, Vec<Ciphertext>)> {
-    decode_batch_at(bytes, BATCH_OUTPUT_CIPHERTEXTS, BATCH_OUTPUT_LEVEL, MAX_CIPHERTEXT_BYTES)
+/// Decodes the result of a batch for a model with `classes` classes: the number of images and exactly
+/// `classes` result ciphertexts.
+pub fn decode_batch_result(bytes: &[u8], classes: usize) -> Result<(usize, Vec<Ciphertext>)> {
+    check_classes(classes).map_err(|e| BfvError::Input(e.to_string()))?;
+    decode_batch_at(bytes, classes, BATCH_OUTPUT_LEVEL, MAX_CIPHERTEXT_BYTES)
 }

@@ -3,7 +3,7 @@
 //! every image; hostile and mismatched messages are refused.
 
 use more_bfv::batch::{BATCH_INPUT_CIPHERTEXTS, BATCH_SLOTS};
-use more_bfv::network::{CHANNELS, CLASSES, HIDDEN, WINDOW};
+use more_bfv::network::{CHANNELS, HIDDEN, MAX_CLASSES, WINDOW};
 use more_bfv::params::PLAINTEXT_MODULUS;
 use more_bfv::wire::{
     decode_batch, decode_batch_keys, decode_batch_result, encode_batch, encode_batch_keys, encode_batch_result,
@@ -19,8 +19,8 @@ fn random_net(seed: u64) -> QuantizedNet {
         input_levels: 15,
         conv_weight: draw(CHANNELS * WINDOW, 7),
         conv_bias: draw(CHANNELS, 300),
-        dense_weight: draw(CLASSES * HIDDEN, 3),
-        dense_bias: draw(CLASSES, 1 << 20),
+        dense_weight: draw(MAX_CLASSES * HIDDEN, 3),
+        dense_bias: draw(MAX_CLASSES, 1 << 20),
     }
 }
 
@@ -48,13 +48,16 @@ fn a_batch_equals_the_integer_network_on_every_image() {
     };
     let out = BatchEvaluator::new(&net).unwrap().evaluate(&keys, &inputs, &progress).unwrap();
     assert_eq!(calls.into_inner(), HIDDEN);
-    let (count, out) = decode_batch_result(&encode_batch_result(&out, count)).unwrap();
-    let got = client.decrypt_batch(&out, count).unwrap();
+    let result = encode_batch_result(&out, count);
+    // The result holds one ciphertext per class: read with another class count, it is refused.
+    assert!(decode_batch_result(&result, 2).is_err());
+    let (count, out) = decode_batch_result(&result, MAX_CLASSES).unwrap();
+    let got = client.decrypt_batch(&out, MAX_CLASSES, count).unwrap();
     assert_eq!(got, expect);
 
     // The same seed gives the same secret key; another key reads something else.
-    assert_eq!(Client::from_seed([9; 32]).decrypt_batch(&out, count).unwrap(), expect);
-    assert_ne!(Client::from_seed([8; 32]).decrypt_batch(&out, count).unwrap(), expect);
+    assert_eq!(Client::from_seed([9; 32]).decrypt_batch(&out, MAX_CLASSES, count).unwrap(), expect);
+    assert_ne!(Client::from_seed([8; 32]).decrypt_batch(&out, MAX_CLASSES, count).unwrap(), expect);
 }
 
 #[test]
@@ -90,13 +93,16 @@ fn batch_messages_refuse_hostile_and_mismatched_bytes() {
         assert!(decode_batch(&b).is_err(), "{images} images");
     }
     // A result message is not an input batch, nor the other way round.
-    assert!(decode_batch_result(&bytes).is_err());
+    assert!(decode_batch_result(&bytes, MAX_CLASSES).is_err());
     let mut extra = bytes.clone();
     extra.push(0);
     assert!(decode_batch(&extra).is_err());
     let (n, back) = decode_batch(&bytes).unwrap();
     assert_eq!((n, back.len()), (2, BATCH_INPUT_CIPHERTEXTS));
-    // Decryption checks its counts.
-    assert!(client.decrypt_batch(&back[..10], 0).is_err());
-    assert!(client.decrypt_batch(&back[..9], 2).is_err());
+    // Decryption checks its counts: images, ciphertexts for the classes, and the class count itself.
+    assert!(client.decrypt_batch(&back[..10], 10, 0).is_err());
+    assert!(client.decrypt_batch(&back[..9], 10, 2).is_err());
+    assert!(client.decrypt_batch(&back[..1], 1, 2).is_err());
+    assert!(client.decrypt_batch(&back[..11], 11, 2).is_err());
+    assert_eq!(client.decrypt_batch(&back[..2], 2, 2).unwrap().len(), 2);
 }

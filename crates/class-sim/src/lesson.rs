@@ -313,8 +313,10 @@ impl Class {
                 }
                 r => {
                     let Some(a) = expect(t, i, "the BFV classification", r, 200) else { return };
-                    let logits = decode_ciphertexts(&a.body, more_bfv::layout::OUTPUT_CIPHERTEXTS, OUTPUT_LEVEL)
-                        .and_then(|cts| client.decrypt(&cts));
+                    let classes = bfv.model.network.classes();
+                    let results = more_bfv::layout::output_ciphertexts(classes);
+                    let logits = decode_ciphertexts(&a.body, results, OUTPUT_LEVEL)
+                        .and_then(|cts| client.decrypt(&cts, classes));
                     match logits {
                         Ok(l) if l == bfv.model.network.forward(&x).0 => {
                             t.bfv_exact.fetch_add(1, Ordering::Relaxed);

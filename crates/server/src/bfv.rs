@@ -26,7 +26,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
-use more_bfv::layout::{INPUT_CIPHERTEXTS, OUTPUT_CIPHERTEXTS};
+use more_bfv::layout::{INPUT_CIPHERTEXTS, output_ciphertexts};
 use more_bfv::model::BfvRegressionModel;
 use more_bfv::params::{INPUT_LEVEL, OUTPUT_LEVEL};
 use more_bfv::regression::RegressionEvaluator;
@@ -142,8 +142,8 @@ impl BfvService {
         Ok(self)
     }
 
-    /// Loads every `*.bfv.json` file of a directory: classifiers (`task: "mnist"`) and regression models
-    /// (the WBC surrogate, `task: "wbc"`).
+    /// Loads every `*.bfv.json` file of a directory: classifiers (`task: "mnist"`, `task: "angio"`) and
+    /// regression models (the WBC surrogate, `task: "wbc"`).
     pub fn load_dir(dir: &Path, limits: BfvLimits) -> Result<BfvService, BfvError> {
         let mut models = Vec::new();
         let mut regressions = Vec::new();
@@ -228,12 +228,12 @@ impl BfvService {
                 let header =
                     Header { id: &m.id, task: &m.task, description: &m.description, architecture: &m.architecture };
                 self.entry(header, &m.metrics, &m.quantization, &m.scheme, serde_json::json!({
-                "input_shape": [1, 28, 28],
+                "input_shape": [1, more_bfv::network::IMAGE, more_bfv::network::IMAGE],
                 "labels": m.labels,
                 "output_kind": "logits",
                 "input_levels": m.network.input_levels,
                 "input_ciphertexts": INPUT_CIPHERTEXTS,
-                "output_ciphertexts": OUTPUT_CIPHERTEXTS,
+                "output_ciphertexts": output_ciphertexts(m.network.classes()),
                 "keys_kind": "single-image",
                 "batches_url": (self.limits.batches > 0).then(|| format!("/api/v1/bfv/models/{}/batches", m.id)),
                 "batch_slots": more_bfv::batch::BATCH_SLOTS,

@@ -146,7 +146,7 @@ async fn two_replicas_share_challenges_and_bfv_keys_through_redis() {
     let r = request(b, "POST", &infer_path(&key_id), Some(OCTETS), &input, None).await;
     let miss = started.elapsed();
     assert_eq!(r.status, 200, "{} {}", r.head, String::from_utf8_lossy(&r.body));
-    assert_eq!(client.decrypt(&decode_ciphertexts(&r.body, 3, OUTPUT_LEVEL).unwrap()).unwrap(), expected);
+    assert_eq!(client.decrypt(&decode_ciphertexts(&r.body, 3, OUTPUT_LEVEL).unwrap(), 10).unwrap(), expected);
     let started = Instant::now();
     let r = request(b, "POST", &infer_path(&key_id), Some(OCTETS), &input, None).await;
     let hit = started.elapsed();
@@ -167,7 +167,7 @@ async fn two_replicas_share_challenges_and_bfv_keys_through_redis() {
     assert_eq!(list["answers"].as_array().unwrap().len(), 3, "{list}");
     let r = request(c, "POST", &infer_path(&kept), Some(OCTETS), &input, None).await;
     assert_eq!(r.status, 200, "{}", r.head);
-    assert_eq!(client.decrypt(&decode_ciphertexts(&r.body, 3, OUTPUT_LEVEL).unwrap()).unwrap(), expected);
+    assert_eq!(client.decrypt(&decode_ciphertexts(&r.body, 3, OUTPUT_LEVEL).unwrap(), 10).unwrap(), expected);
 
     // What an answer takes in Redis: 20 more, under 20 names (an entry of the list and of the name counts).
     let before = usage(&url, &format!("more:challenge:{id}:answers")).await

@@ -3,7 +3,8 @@
 //! ciphertext messages. A separate module from `more-wasm`, loaded only when BFV is used (it is several times
 //! larger: it carries fhe.rs's NTT and RNS arithmetic).
 //!
-//! Two clients: [`BfvClient`] classifies a digit (single-image packing, rotation keys), and
+//! Two clients: [`BfvClient`] classifies a digit or an angiogram frame averaged to 28x28 (single-image
+//! packing, rotation keys; decrypted with the model's class count), and
 //! [`BfvRegressionClient`] predicts one patient's outputs with the whole-body circulation surrogate
 //! (one patient per slot, the batch relinearisation key only).
 
@@ -16,6 +17,9 @@ use more_bfv::params::{INPUT_LEVEL, OUTPUT_LEVEL, scheme_info};
 use more_bfv::wire::{decode_ciphertexts, encode_ciphertexts, encode_keys};
 use more_bfv::{BfvError, Client};
 use wasm_bindgen::prelude::*;
+
+/// The class count of the digit classifier, which callers that give none decrypt for.
+const DIGIT_CLASSES: usize = 10;
 
 /// A library error as the JavaScript exception the page shows.
 pub(crate) fn js(e: BfvError) -> JsError {
@@ -53,10 +57,14 @@ impl BfvClient {
         Ok(encode_ciphertexts(&cts, INPUT_LEVEL))
     }
 
-    /// Decrypts the server's answer into the 10 integer logits (as `f64`, exact: they are below `2^34`).
-    pub fn decrypt(&self, message: &[u8]) -> Result<Vec<f64>, JsError> {
-        let cts = decode_ciphertexts(message, more_bfv::layout::OUTPUT_CIPHERTEXTS, OUTPUT_LEVEL).map_err(js)?;
-        Ok(self.client.decrypt(&cts).map_err(js)?.into_iter().map(|v| v as f64).collect())
+    /// Decrypts the server's answer into the model's integer logits (as `f64`, exact: they are below
+    /// `2^34`). `classes` is the model's class count (the length of its `labels` in the listing: 2 for the
+    /// angiogram views); left out, 10 (the digits).
+    pub fn decrypt(&self, message: &[u8], classes: Option<u32>) -> Result<Vec<f64>, JsError> {
+        let classes = classes.map_or(DIGIT_CLASSES, |c| c as usize);
+        let count = more_bfv::layout::output_ciphertexts(classes);
+        let cts = decode_ciphertexts(message, count, OUTPUT_LEVEL).map_err(js)?;
+        Ok(self.client.decrypt(&cts, classes).map_err(js)?.into_iter().map(|v| v as f64).collect())
     }
 
     /// The serialised secret key — only for the page's test that none of its bytes is ever sent.
