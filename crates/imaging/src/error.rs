@@ -45,7 +45,7 @@ pub enum Error {
     #[error("bad normalisation: {0}")]
     BadNormalization(String),
     /// A preprocessing kind this crate does not know.
-    #[error("unknown preprocessing kind {0:?} (expected \"mnist-digit\" or \"angio-frame\")")]
+    #[error("unknown preprocessing kind {0:?} (expected \"mnist-digit\", \"angio-frame\" or \"angio-bfv\")")]
     UnknownKind(String),
     /// The bytes are neither a PNG nor a JPEG file.
     #[error("not a PNG or JPEG file")]

@@ -17,8 +17,8 @@ fn image(pixels: &[u8], width: u32, height: u32) -> Result<GrayImage, JsError> {
 }
 
 /// Preprocesses an image (8-bit RGBA as in canvas `ImageData`, or grayscale: one byte per pixel) the way
-/// the model's metadata says (`kind` = `"mnist-digit"` or `"angio-frame"`; `resizeH`/`resizeW` = 0 for
-/// the default), WITHOUT the normalisation: values in `0..=255`, for display.
+/// the model's metadata says (`kind` = `"mnist-digit"`, `"angio-frame"` or `"angio-bfv"`; `resizeH`/`resizeW`
+/// = 0 for the default), WITHOUT the normalisation: values in `0..=255`, for display.
 #[wasm_bindgen(js_name = preprocessImageRaw)]
 pub fn preprocess_image_raw(
     kind: &str,
@@ -62,4 +62,13 @@ pub fn preprocess_image(
 ) -> Result<Vec<f32>, JsError> {
     let raw = preprocess_image_raw(kind, pixels, width, height, resize_h, resize_w)?;
     normalize(&raw, scale, mean, std)
+}
+
+/// The BFV angiogram classifier's 28x28 input (784 values, row-major) from a 128x128 frame (16,384 values,
+/// as `preprocessImageRaw("angio-frame", …)` gives it): the frame area-averaged down
+/// (`more_imaging::angio_bfv_input`, the rule training and evaluation use). The values keep the frame's
+/// units: grey levels in, grey levels out (divide by 255 for the BFV client's `[0, 1]`).
+#[wasm_bindgen(js_name = angioBfvInput)]
+pub fn angio_bfv_input(frame128: &[f32]) -> Result<Vec<f32>, JsError> {
+    more_imaging::angio_bfv_input(frame128).map_err(|e| js_err("cannot make the BFV input of the frame", e))
 }

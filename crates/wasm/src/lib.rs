@@ -21,7 +21,7 @@ pub mod onnx;
 pub mod wbc;
 pub mod wire;
 
-pub use image::{normalize, preprocess_image, preprocess_image_raw};
+pub use image::{angio_bfv_input, normalize, preprocess_image, preprocess_image_raw};
 pub use keys::Key;
 pub use wire::{wire_planes, wire_shape};
 

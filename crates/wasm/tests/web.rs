@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use more_wasm::{Key, normalize, preprocess_image, preprocess_image_raw, wire_planes, wire_shape};
+use more_wasm::{Key, angio_bfv_input, normalize, preprocess_image, preprocess_image_raw, wire_planes, wire_shape};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
 
@@ -97,6 +97,30 @@ fn angio_preprocessing_reproduces_the_training_frame() {
     let diff = got.iter().zip(want).map(|(a, &b)| (a - b as f32).abs()).fold(0f32, f32::max);
     assert_eq!(diff, 0.0);
     assert_eq!(preprocess_image_raw("angio-frame", &buf, 512, 512, 0, 0).unwrap(), got);
+}
+
+#[wasm_bindgen_test]
+fn the_bfv_angiogram_input_is_the_stored_frame_averaged_to_28x28() {
+    // What training and evaluation feed the BFV classifier: the stored 128x128 frame through
+    // `more_imaging::angio_bfv_input`. The page gets the same from the PNG, in either of two ways.
+    let png_bytes = include_bytes!("../../../../shared/data/angio/samples/val-3-rca.png");
+    let gz = include_bytes!("../../../../shared/data/angio/val-images-idx3-ubyte.gz");
+    let mut idx = Vec::new();
+    flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut idx).unwrap();
+    let stored: Vec<f32> = idx[16 + 2 * 16384..16 + 3 * 16384].iter().map(|&b| f32::from(b)).collect();
+    let want = more_imaging::angio_bfv_input(&stored).unwrap();
+    let mut reader = png::Decoder::new(std::io::Cursor::new(&png_bytes[..])).read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    let frame = preprocess_image_raw("angio-frame", &buf, 512, 512, 128, 128).unwrap();
+    let got = angio_bfv_input(&frame).unwrap();
+    assert_eq!(got.len(), 784);
+    assert_eq!(got, want);
+    assert_eq!(preprocess_image_raw("angio-bfv", &buf, 512, 512, 0, 0).unwrap(), want);
+    // Not a 128x128 frame: a clear error.
+    let m = message(angio_bfv_input(&frame[..784]).err().unwrap());
+    assert!(m.contains("BFV input") && m.contains("16384"), "{m}");
 }
 
 #[wasm_bindgen_test]
