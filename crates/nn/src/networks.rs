@@ -49,13 +49,20 @@ pub fn mnist_cnn_square() -> Vec<LayerSpec> {
 }
 
 /// The MNIST network of depth one that BFV evaluates exactly once quantized (`more-bfv`): conv 1→10 5x5/2
-/// (28x28 → 10x14x14), square, dense 1960→10 — ring operations only.
+/// (28x28 → 10x14x14), square, dense 1960→10 — ring operations only ([`bfv_cnn`] with ten classes).
 pub fn mnist_bfv() -> Vec<LayerSpec> {
+    bfv_cnn(10)
+}
+
+/// The network of depth one BFV evaluates exactly once quantized (`more-bfv`), for any 28x28 input: conv
+/// 1→10 5x5/2 (28x28 → 10x14x14), square, dense 1960→`classes` — ring operations only. The angiogram views
+/// use it with two classes on frames averaged down to 28x28.
+pub fn bfv_cnn(classes: usize) -> Vec<LayerSpec> {
     vec![
         LayerSpec::Conv2d { in_channels: 1, out_channels: 10, kernel: [5, 5], stride: 2, padding: 2 },
         act(ElementFunction::Square),
         LayerSpec::Flatten,
-        LayerSpec::Dense { inputs: 10 * 14 * 14, outputs: 10 },
+        LayerSpec::Dense { inputs: 10 * 14 * 14, outputs: classes },
     ]
 }
 
@@ -105,6 +112,8 @@ mod tests {
         assert_eq!(output_len(&MNIST_INPUT, &mnist_cnn_relu()), 10);
         assert_eq!(output_len(&MNIST_INPUT, &mnist_cnn_square()), 10);
         assert_eq!(output_len(&ANGIO_INPUT, &angio_cnn()), 2);
+        assert_eq!(output_len(&MNIST_INPUT, &mnist_bfv()), 10);
+        assert_eq!(output_len(&MNIST_INPUT, &bfv_cnn(2)), 2);
         assert_eq!(output_len(&[7], &wbc_mlp(7, 16, 6)), 6);
     }
 }

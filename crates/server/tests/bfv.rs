@@ -1,6 +1,7 @@
 //! BFV endpoints over a real TCP socket with the shipped model: key upload, encrypted inference equal to the
 //! integer network, the key store's limits (size, TTL, total memory), and 1,000 hostile requests (random,
-//! truncated, oversized, foreign-parameter and wrong-level bytes) after which the server still answers.
+//! truncated, oversized, foreign-parameter and wrong-level bytes) after which the server still answers; the
+//! models directory with the angiogram classifier (two classes) and the WBC regression model.
 
 mod common;
 
@@ -83,7 +84,7 @@ async fn upload_infer_decrypt_and_the_model_list() {
     assert_eq!(r.status, 200, "{} {}", r.head, String::from_utf8_lossy(&r.body));
     let out = decode_ciphertexts(&r.body, 3, OUTPUT_LEVEL).unwrap();
     let model = BfvModel::load(model_path()).unwrap();
-    assert_eq!(client.decrypt(&out).unwrap(), model.network.forward(&x).0);
+    assert_eq!(client.decrypt(&out, 10).unwrap(), model.network.forward(&x).0);
 
     let r = request(addr, "DELETE", &format!("/api/v1/bfv/keys/{key_id}"), None, b"", None).await;
     assert_eq!(r.status, 204);
@@ -139,7 +140,7 @@ async fn a_client_beyond_its_share_replaces_its_oldest_keys_and_failed_calls_do_
         let r = request(addr, "POST", &infer_path(&third), Some(OCTETS), &input, None).await;
         assert_eq!(r.status, 200, "{}", r.head);
         let out = decode_ciphertexts(&r.body, 3, OUTPUT_LEVEL).unwrap();
-        assert_eq!(client.decrypt(&out).unwrap(), BfvModel::load(model_path()).unwrap().network.forward(&x).0);
+        assert_eq!(client.decrypt(&out, 10).unwrap(), BfvModel::load(model_path()).unwrap().network.forward(&x).0);
     }
 }
 
@@ -238,7 +239,7 @@ async fn still_answers_after_1000_hostile_requests() {
     assert_eq!(r.status, 200, "{}", r.head);
     let out = decode_ciphertexts(&r.body, 3, OUTPUT_LEVEL).unwrap();
     let model = BfvModel::load(model_path()).unwrap();
-    assert_eq!(client.decrypt(&out).unwrap(), model.network.forward(&x).0);
+    assert_eq!(client.decrypt(&out, 10).unwrap(), model.network.forward(&x).0);
     assert_eq!(request(addr, "GET", "/api/v1/health", None, b"", None).await.status, 200);
 }
 
@@ -260,7 +261,7 @@ async fn a_burst_of_key_uploads_waits_for_the_two_workers_instead_of_being_refus
 async fn the_wbc_regression_model_is_served_from_the_models_directory() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models");
     let service = BfvService::load_dir(&dir, BfvLimits::default()).unwrap();
-    assert_eq!(service.models().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["mnist-bfv-square"]);
+    assert_eq!(service.models().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["angio-bfv-square", "mnist-bfv-square"]);
     assert_eq!(service.regressions().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["wbc-bfv-square"]);
     let model = service.regressions().next().unwrap().clone();
     let state = common::state_with(EngineConfig { workers: 1, queue: 8, ..EngineConfig::default() }, Limits::default())
@@ -325,4 +326,51 @@ async fn the_wbc_regression_model_is_served_from_the_models_directory() {
     )
     .await;
     assert_eq!((r.status, json(&r)["error"].as_str()), (422, Some("wrong_keys")));
+}
+
+/// The angiogram classifier from the models directory: listed with its task, labels, input shape and one
+/// result ciphertext (two classes); one validation frame, averaged to 28x28 as the page does, encrypted
+/// under single-image keys, goes through `POST /api/v1/bfv/models/angio-bfv-square/infer` over TCP and
+/// decrypts to exactly the integer network's two logits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_angiogram_classifier_is_listed_and_classifies_a_validation_frame() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let service = BfvService::load_dir(&dir, BfvLimits::default()).unwrap();
+    let model = service.models().find(|m| m.id == "angio-bfv-square").expect("the angiogram model").clone();
+    let state = common::state_with(EngineConfig { workers: 1, queue: 8, ..EngineConfig::default() }, Limits::default())
+        .with_bfv(service);
+    let addr = common::listen(state).await;
+    let list = json(&request(addr, "GET", "/api/v1/models", None, b"", None).await);
+    let entry = list["models"].as_array().unwrap().iter().find(|m| m["id"] == "angio-bfv-square").expect("listed");
+    assert_eq!((entry["task"].as_str(), entry["scheme"].as_str()), (Some("angio"), Some("bfv")));
+    assert_eq!(entry["labels"], serde_json::json!(["LCA", "RCA"]));
+    assert_eq!(entry["input_shape"], serde_json::json!([1, 28, 28]));
+    assert_eq!((entry["input_ciphertexts"].as_u64(), entry["output_ciphertexts"].as_u64()), (Some(7), Some(1)));
+    assert_eq!(entry["keys_kind"].as_str(), Some("single-image"));
+    assert_eq!(entry["batches_url"].as_str(), Some("/api/v1/bfv/models/angio-bfv-square/batches"));
+    let mnist = list["models"].as_array().unwrap().iter().find(|m| m["id"] == "mnist-bfv-square").unwrap();
+    assert_eq!(mnist["output_ciphertexts"].as_u64(), Some(3), "the digits keep their three");
+
+    // Validation frame 0 as stored (128x128 grey levels), averaged to 28x28, pixels over 255.
+    let data = std::env::var("MORE_DATA")
+        .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"), PathBuf::from);
+    let val = more_nn::idx::load_angio(&data, "val").expect("angiography frames in ../shared/data/angio");
+    let frame: Vec<f32> = val.images.index_axis(ndarray::Axis(0), 0).iter().map(|&p| f32::from(p)).collect();
+    let pixels: Vec<f32> = more_imaging::angio_bfv_input(&frame).unwrap().iter().map(|v| v / 255.0).collect();
+    let x = model.network.quantize_image(&pixels).unwrap();
+    let (expect, _) = model.network.forward(&x);
+    assert_eq!(more_bfv::network::argmax(&expect), usize::from(val.labels[0]), "the frame is classified right");
+
+    let mut rng = rand::rng();
+    let client = Client::new(&mut rng);
+    let keys = encode_keys(&client.eval_keys(&mut rng).unwrap());
+    let key_id = json(&upload(addr, &keys).await)["key_id"].as_str().unwrap().to_string();
+    let input = encode_ciphertexts(&client.encrypt(&x, &mut rng).unwrap(), INPUT_LEVEL);
+    let path = format!("/api/v1/bfv/models/angio-bfv-square/infer?key_id={key_id}");
+    let r = request(addr, "POST", &path, Some(OCTETS), &input, None).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let out = decode_ciphertexts(&r.body, 1, OUTPUT_LEVEL).unwrap();
+    assert_eq!(client.decrypt(&out, 2).unwrap(), expect, "BFV equals the integer network");
+    // The answer holds one ciphertext, not the digits' three.
+    assert!(decode_ciphertexts(&r.body, 3, OUTPUT_LEVEL).is_err());
 }

@@ -24,9 +24,12 @@ const OCTETS: &str = "application/octet-stream";
 /// the batch evaluation skips what no logit reads, so the tests of the server's plumbing take seconds, not
 /// the 1,960 ciphertext products of the whole network (`crates/bfv/tests/batch.rs` runs those).
 fn pruned(live: usize) -> BfvModel {
-    let mut m =
-        BfvModel::load(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/mnist-bfv-square.bfv.json"))
-            .unwrap();
+    pruned_file("mnist-bfv-square.bfv.json", live)
+}
+
+/// The bundled model `file` pruned to its first `live` hidden values, as [`pruned`].
+fn pruned_file(file: &str, live: usize) -> BfvModel {
+    let mut m = BfvModel::load(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models").join(file)).unwrap();
     let hidden = more_bfv::network::HIDDEN;
     for (i, w) in m.network.dense_weight.iter_mut().enumerate() {
         if i % hidden >= live {
@@ -76,8 +79,27 @@ async fn upload_keys(addr: SocketAddr, keys: &[u8]) -> String {
 }
 
 async fn submit(addr: SocketAddr, key_id: &str, body: &[u8]) -> Reply {
-    let path = format!("/api/v1/bfv/models/mnist-bfv-square/batches?key_id={key_id}");
+    submit_to(addr, "mnist-bfv-square", key_id, body).await
+}
+
+async fn submit_to(addr: SocketAddr, model: &str, key_id: &str, body: &[u8]) -> Reply {
+    let path = format!("/api/v1/bfv/models/{model}/batches?key_id={key_id}");
     request(addr, "POST", &path, Some(OCTETS), body, None).await
+}
+
+/// Polls batch `id` until it is done (at most five minutes); its last status.
+async fn finished(addr: SocketAddr, id: &str) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        let st = status(addr, id).await;
+        match st["state"].as_str().unwrap() {
+            "queued" | "running" => {}
+            "done" => return st,
+            other => panic!("batch {other}: {st}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "the batch did not finish: {st}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Digit-like images: a bright stroke on a dark background.
@@ -147,10 +169,10 @@ async fn a_batch_through_the_server_equals_the_integer_network() {
     assert!(final_status["compute_s"].as_f64().unwrap() > 0.0);
     let r = request(addr, "GET", &format!("/api/v1/bfv/batches/{id}/result"), None, b"", None).await;
     assert_eq!(r.status, 200);
-    let (count, out) = decode_batch_result(&r.body).unwrap();
+    let (count, out) = decode_batch_result(&r.body, 10).unwrap();
     let net = model().network;
     let expect: Vec<Vec<i64>> = xs.iter().map(|x| net.forward(x).0).collect();
-    assert_eq!(client.decrypt_batch(&out, count).unwrap(), expect);
+    assert_eq!(client.decrypt_batch(&out, 10, count).unwrap(), expect);
 
     // Deleted: gone.
     let r = request(addr, "DELETE", &format!("/api/v1/bfv/batches/{id}"), None, b"", None).await;
@@ -300,9 +322,9 @@ async fn a_batch_on_one_replica_is_seen_stopped_and_fetched_through_another() {
     }
     let r = request(b, "GET", &format!("/api/v1/bfv/batches/{id}/result"), None, b"", None).await;
     assert_eq!(r.status, 200);
-    let (count, out) = decode_batch_result(&r.body).unwrap();
+    let (count, out) = decode_batch_result(&r.body, 10).unwrap();
     let net = model().network;
-    assert_eq!(client.decrypt_batch(&out, count).unwrap(), xs.iter().map(|x| net.forward(x).0).collect::<Vec<_>>());
+    assert_eq!(client.decrypt_batch(&out, 10, count).unwrap(), xs.iter().map(|x| net.forward(x).0).collect::<Vec<_>>());
     // Deleted through B: gone on A too.
     assert_eq!(request(b, "DELETE", &format!("/api/v1/bfv/batches/{id}"), None, b"", None).await.status, 204);
     let r = request(a, "GET", &format!("/api/v1/bfv/batches/{id}"), None, b"", None).await;
@@ -381,4 +403,31 @@ async fn a_batch_deleted_while_it_waits_gives_its_place_back() {
     for id in &accepted {
         assert_eq!(request(addr, "DELETE", &format!("/api/v1/bfv/batches/{id}"), None, b"", None).await.status, 204);
     }
+}
+
+/// The angiogram classifier's batches: two classes, so the result holds two ciphertexts (one per class),
+/// read with the model's class count and decrypted equal to the integer network on every image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_for_the_two_class_angiogram_model_returns_one_result_per_class() {
+    let model = pruned_file("angio-bfv-square.bfv.json", 98);
+    let net = model.network.clone();
+    assert_eq!(net.classes(), 2);
+    let addr = serve_model(model, BfvLimits { batch_threads: 2, ..BfvLimits::default() }, None).await;
+    let client = Client::from_seed([6; 32]);
+    let mut rng = rand::rng();
+    let key_id = upload_keys(addr, &encode_batch_keys(&client.batch_keys(&mut rng).unwrap())).await;
+    // Frame-like inputs: bright over most of the image, unlike digits.
+    let mut draw = rand::rngs::StdRng::seed_from_u64(3);
+    let xs: Vec<Vec<i64>> = (0..6).map(|_| (0..784).map(|_| draw.random_range(4..=15)).collect()).collect();
+    let body = encode_batch(&client.encrypt_batch(&xs, &mut rng).unwrap(), xs.len());
+    let r = submit_to(addr, "angio-bfv-square", &key_id, &body).await;
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let id = json(&r)["batch_id"].as_str().unwrap().to_string();
+    assert_eq!(finished(addr, &id).await["done"], 1960);
+    let r = request(addr, "GET", &format!("/api/v1/bfv/batches/{id}/result"), None, b"", None).await;
+    assert_eq!(r.status, 200);
+    assert!(decode_batch_result(&r.body, 10).is_err(), "two results, not the digits' ten");
+    let (count, out) = decode_batch_result(&r.body, 2).unwrap();
+    let expect: Vec<Vec<i64>> = xs.iter().map(|x| net.forward(x).0).collect();
+    assert_eq!(client.decrypt_batch(&out, 2, count).unwrap(), expect);
 }

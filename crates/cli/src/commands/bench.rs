@@ -24,7 +24,7 @@ use clap::ValueEnum as _;
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// What to measure: a classification task's MORE inference, or `bfv` (MNIST under BFV, end to end; the
-    /// WBC surrogate with `--task wbc`).
+    /// angiogram views with `--task angio`, the WBC surrogate with `--task wbc`).
     #[arg(value_enum)]
     pub task: BenchTarget,
     /// The model file (default: the task's bundled model, `models/mnist-cnn-relu.morenn`,
@@ -38,7 +38,7 @@ pub struct BenchArgs {
     pub seconds: f64,
     #[command(flatten)]
     pub json: JsonArgs,
-    /// `bfv` only: the number of test images (default 200).
+    /// `bfv` only: the number of test images (default 200; angio: the first N val frames, default all 200).
     #[arg(long)]
     pub limit: Option<usize>,
     /// `bfv` only: classify this many test images at once and report the amortized cost per image (the
@@ -61,8 +61,8 @@ pub struct BenchArgs {
     /// --scheme bfv` is `more bench bfv --task wbc`).
     #[arg(long, value_enum, default_value_t = Scheme::More)]
     pub scheme: Scheme,
-    /// `bfv` only: the task measured under BFV, `mnist` (the default) or `wbc` (the whole-body circulation
-    /// surrogate, one held-out patient at a time, end to end).
+    /// `bfv` only: the task measured under BFV, `mnist` (the default), `angio` (the views, one val frame at
+    /// a time, end to end) or `wbc` (the whole-body circulation surrogate, one held-out patient at a time).
     #[arg(long = "task", id = "bfv_task", value_enum, value_name = "TASK")]
     pub bfv_task: Option<TaskRef>,
 }
@@ -157,7 +157,16 @@ pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
             anyhow::bail!("--limit and --batch both say how many images: give one (--batch N classifies N at once)")
         }
         Scheme::Bfv if args.batch.is_some() => {
-            super::bfv::require_task(task.name())?;
+            super::bfv::classifier(task)?;
+            if task.name() != super::bfv::TASK {
+                anyhow::bail!(
+                    "--batch applies to bfv on mnist (its 10,000 test images), not {} (more eval {} --scheme bfv \
+                     classifies every {} frame)",
+                    task.name(),
+                    task.name(),
+                    task.bfv().map_or("", |c| c.eval_split)
+                );
+            }
             return super::bfv_batch::bench(super::bfv_batch::BatchBench {
                 model: args.model.as_deref(),
                 data: Some(&args.data.dir()),
@@ -175,8 +184,8 @@ pub fn run(args: BenchArgs, given: &Given) -> Result<()> {
             anyhow::bail!("--packing, --record and --server apply with --batch N")
         }
         Scheme::Bfv => {
-            super::bfv::require_task(task.name())?;
-            return super::bfv::bench(args.model.as_deref(), Some(&args.data.dir()), args.limit, args.json.json);
+            let data = args.data.dir();
+            return super::bfv::bench(task, args.model.as_deref(), Some(&data), args.limit, args.json.json);
         }
         Scheme::More => {}
     }

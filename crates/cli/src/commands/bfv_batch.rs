@@ -25,8 +25,9 @@ use more_bfv::{BatchEvaluator, BfvModel, Client, Evaluator};
 use more_core::{KeyOptions, SecretKey};
 use ndarray::Axis;
 
-use super::bfv::{simulate, test_images};
+use super::bfv::{eval_rows, simulate};
 use crate::paths;
+use crate::tasks::Task as _;
 
 /// How `--batch` packs the images.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -92,7 +93,8 @@ pub fn bench(args: BatchBench<'_>) -> Result<()> {
     ensure!(batch > 0, "--batch must be at least 1");
     let path = model_path.map_or_else(|| paths::bundled(paths::BFV_MODEL), Path::to_path_buf);
     let mut model = BfvModel::load(&path)?;
-    let (images, labels) = test_images(data_dir, Some(batch))?;
+    let mnist = crate::tasks::mnist::Mnist.bfv().expect("the digits have a BFV classifier");
+    let (images, labels) = eval_rows(&mnist, data_dir, Some(batch))?;
     let n = labels.len();
     ensure!(n == batch, "--batch {batch}: the test set has {n} images");
     let net = &model.network;
@@ -105,7 +107,7 @@ pub fn bench(args: BatchBench<'_>) -> Result<()> {
     );
     let started = Instant::now();
     let t = match (packing, server) {
-        (Packing::Slots, Some(url)) => remote::run(url, &model.id, &quantized, json)?,
+        (Packing::Slots, Some(url)) => remote::run(url, &model.id, net.classes(), &quantized, json)?,
         (_, Some(_)) => bail!("--server sends batches (the slot packing): use at least {BATCH_CROSSOVER} images"),
         (Packing::Slots, None) => run_slots(net, &quantized, json)?,
         _ => run_images(net, &quantized)?,
@@ -249,8 +251,9 @@ fn run_slots(net: &more_bfv::QuantizedNet, images: &[Vec<i64>], quiet: bool) -> 
         t.server_s += t0.elapsed().as_secs_f64();
         t.download_bytes += download.len();
         let t0 = Instant::now();
-        let (count, out) = decode_batch_result(&download)?;
-        t.logits.extend(client.decrypt_batch(&out, count)?);
+        let classes = net.classes();
+        let (count, out) = decode_batch_result(&download, classes)?;
+        t.logits.extend(client.decrypt_batch(&out, classes, count)?);
         t.client_decrypt_s += t0.elapsed().as_secs_f64();
     }
     Ok(t)
@@ -287,9 +290,11 @@ fn run_images(net: &more_bfv::QuantizedNet, images: &[Vec<i64>]) -> Result<Total
     t.server_s += t0.elapsed().as_secs_f64();
     t.download_bytes = downloads.iter().map(Vec::len).sum();
     let t0 = Instant::now();
+    let classes = net.classes();
+    let results = more_bfv::layout::output_ciphertexts(classes);
     t.logits = downloads
         .par_iter()
-        .map(|d| Ok(client.decrypt(&decode_ciphertexts(d, more_bfv::layout::OUTPUT_CIPHERTEXTS, OUTPUT_LEVEL)?)?))
+        .map(|d| Ok(client.decrypt(&decode_ciphertexts(d, results, OUTPUT_LEVEL)?, classes)?))
         .collect::<Result<Vec<_>>>()?;
     t.client_decrypt_s = t0.elapsed().as_secs_f64();
     Ok(t)
@@ -360,8 +365,9 @@ mod remote {
         Ok(serde_json::from_slice(&resp.body_mut().with_config().limit(1 << 20).read_to_vec()?)?)
     }
 
-    /// Runs the batches of `images` on the server at `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn run(base: &str, model: &str, images: &[Vec<i64>], quiet: bool) -> Result<Totals> {
+    /// Runs the batches of `images` on the server at `base` (e.g. `http://127.0.0.1:8080`) with its model
+    /// `model` of `classes` classes.
+    pub fn run(base: &str, model: &str, classes: usize, images: &[Vec<i64>], quiet: bool) -> Result<Totals> {
         let base = base.trim_end_matches('/');
         let http = agent(None);
         let mut rng = rand::rng();
@@ -413,8 +419,8 @@ mod remote {
             t.download_bytes += bytes.len();
             call(&http, "deleting the batch", Request::delete(&status_url).body(())?)?;
             let t0 = Instant::now();
-            let (count, out) = decode_batch_result(&bytes)?;
-            t.logits.extend(client.decrypt_batch(&out, count)?);
+            let (count, out) = decode_batch_result(&bytes, classes)?;
+            t.logits.extend(client.decrypt_batch(&out, classes, count)?);
             t.client_decrypt_s += t0.elapsed().as_secs_f64();
         }
         let _ = call(

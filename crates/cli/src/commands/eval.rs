@@ -48,8 +48,8 @@ pub struct EvalArgs {
     pub record: bool,
     #[command(flatten)]
     pub quiet: QuietArgs,
-    /// `more` (the default) or `bfv` (a `.bfv.json` model: MNIST from `more bfv quantize`, WBC from `more
-    /// bfv quantize-wbc`).
+    /// `more` (the default) or `bfv` (a `.bfv.json` model: MNIST and angio from `more bfv quantize`, WBC
+    /// from `more bfv quantize-wbc`).
     #[arg(long, value_enum, default_value_t = Scheme::More)]
     pub scheme: Scheme,
 }
@@ -77,10 +77,9 @@ pub fn run(args: EvalArgs, given: &Given) -> Result<()> {
             }
             return super::bfv_wbc::eval(args.model.as_deref(), args.limit, args.json.json);
         }
-        (Scheme::Bfv, task) => {
-            super::bfv::require_task(task)?;
-            let model = args.model.clone().unwrap_or_else(|| crate::paths::bundled(crate::paths::BFV_MODEL));
-            return super::bfv::eval(&model, Some(&args.data.dir()), args.limit, args.json.json);
+        (Scheme::Bfv, _) => {
+            let data = args.data.dir();
+            return super::bfv::eval(args.task, args.model.as_deref(), Some(&data), args.limit, args.json.json);
         }
     }
     let Some(model_path) = args.model.clone() else {

@@ -2,6 +2,11 @@
 //! all run on ciphertexts (`more_nn::networks::angio_cnn`). `more train angio [--encrypted]`,
 //! `more eval angio [--encrypted]`, `more bench angio` and `more reproduce angio`.
 //!
+//! Under BFV the views are classified by the digits' BFV network with two classes
+//! (`more_nn::networks::bfv_cnn`) on the frames averaged down to 28x28 (`more_imaging::angio_bfv_input`):
+//! `more train angio --arch bfv`, then `more bfv quantize`, `more eval angio --scheme bfv` and
+//! `more bench bfv --task angio`.
+//!
 //! Both training paths go through `more-enctrain`'s task API (`Task`, `train_plain`, `train_task`): the
 //! same network, initial weights, seed, data and hyper-parameters, the same `more_nn::train::fit` loop.
 //! Class weighting is by resampling (`PlainData::reweighted`, 625/375 → 625/625; `more-nn` has no
@@ -12,7 +17,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail, ensure};
 use ndarray::{ArrayD, Axis, IxDyn};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -30,8 +35,8 @@ use more_nn::networks::{self, ANGIO_INPUT};
 use more_nn::train::{OptimizerConfig, TrainConfig};
 use more_nn::{Model, ModelMeta, OutputKind};
 
-use super::{Classifier, Defaults, Hyper, Task, Use};
-use crate::args::{ReproduceOptions, TrainOptions};
+use super::{BfvClassifier, Classifier, Defaults, Hyper, Task, Use};
+use crate::args::{Arch, ReproduceOptions, TrainOptions};
 use crate::data::LabelledImages;
 use crate::encrypted::{EncryptedTaskOutput, train_encrypted_task};
 use crate::comparison::{Better, Comparison, Paired, Unit};
@@ -48,7 +53,8 @@ impl Task for Angio {
 
     fn about(&self) -> &'static str {
         "angiography view LCA vs RCA (ARCADE, 128x128), angio-cnn (train: 15 epochs, batch 64, SGD lr 0.02 \
-         momentum 0.9, decay 0.85, one rotated copy per frame, classes balanced; reproduce: 12 epochs, batch 32)"
+         momentum 0.9, decay 0.85, one rotated copy per frame, classes balanced; reproduce: 12 epochs, batch 32); \
+         --arch bfv: the BFV network on frames averaged to 28x28 (50 epochs, batch 32, Adam lr 1e-3, decay 0.97)"
     }
 
     fn train_defaults(&self) -> Defaults {
@@ -60,7 +66,12 @@ impl Task for Angio {
     }
 
     fn train(&self, options: &TrainOptions, hyper: &Hyper) -> Result<()> {
-        train(options, hyper)
+        match options.images.arch {
+            // The default value of --arch: angio-cnn.
+            Arch::Relu => train(options, hyper),
+            Arch::Bfv => train_bfv(options),
+            Arch::Square => bail!("angio trains angio-cnn, or with --arch bfv the network BFV evaluates (not square)"),
+        }
     }
 
     fn compare(&self, options: &ReproduceOptions, hyper: &Hyper) -> Result<Comparison> {
@@ -69,7 +80,7 @@ impl Task for Angio {
 
     fn options(&self, command: Use) -> &'static [&'static str] {
         match command {
-            Use::Train => &["augment", "patience", "limit", "data"],
+            Use::Train => &["arch", "augment", "patience", "limit", "data"],
             Use::TrainOnServer => &[],
             // The comparison shifts by ±4 px, as the shipped model was trained.
             Use::Reproduce => &["patience", "limit", "data", "svg"],
@@ -79,7 +90,8 @@ impl Task for Angio {
     fn instead(&self, option: &str, command: Use) -> Option<&'static str> {
         Some(match (option, command) {
             ("samples" | "n_train", _) => "use --limit to train on fewer frames",
-            ("arch" | "hidden", _) => "angio has one network, angio-cnn",
+            ("arch", Use::Reproduce) => "more reproduce angio compares angio-cnn trained both ways",
+            ("hidden", _) => "angio's networks are chosen with --arch (angio-cnn, or bfv)",
             ("validation", _) => "angio selects its model on the 200 val frames",
             ("n_test" | "test_limit", _) => "angio scores all 200 val frames",
             ("train_csv" | "test_csv", _) => "the frames are read from --data",
@@ -103,7 +115,30 @@ impl Task for Angio {
             load,
         })
     }
+
+    fn bfv(&self) -> Option<BfvClassifier> {
+        Some(BfvClassifier {
+            model_file: BFV_MODEL,
+            model_id: "angio-bfv-square",
+            eval_split: "val",
+            // Every frame there is: the network must not wrap on any training or validation frame.
+            checked_splits: &["train", "val"],
+            quantize_runs_bfv: true,
+            // The frames are bright over most of their area, unlike digits: the convolution's sums are
+            // larger, so its weights get half the digits' levels (dense sums then stay 1.3 bits below t/2).
+            levels: [15, 16, 31],
+            row: "frame",
+            labels: &LABELS,
+            description: "X-ray coronary angiography view (LCA vs RCA, ARCADE) under BFV at 128-bit security: the \
+                          frame averaged to 28x28, then conv, square, dense on integers, evaluated exactly (ring \
+                          operations only)",
+            load: bfv_rows,
+        })
+    }
 }
+
+/// The bundled BFV model of the views (`more bench bfv --task angio`, `more eval angio --scheme bfv`).
+pub const BFV_MODEL: &str = "angio-bfv-square.bfv.json";
 
 /// Side of the model input (the frames in `shared/data/angio`).
 pub const SIZE: usize = ANGIO_INPUT[1];
@@ -135,6 +170,29 @@ pub fn meta(id: &str) -> ModelMeta {
 pub fn load(dir: &Path, split: &str, limit: Option<usize>) -> Result<LabelledImages> {
     let set = idx::load_angio(dir, split).with_context(|| format!("loading angio {split} from {}", dir.display()))?;
     Ok(LabelledImages::new(set, limit, 2))
+}
+
+/// Frames `[N, 1, 128, 128]` as the BFV network's inputs `[N, 1, 28, 28]`: each averaged down by
+/// `more_imaging::angio_bfv_input` (in the frames' own units).
+pub fn bfv_inputs(frames: &ArrayD<f32>) -> Result<ArrayD<f32>> {
+    let side = more_imaging::ANGIO_BFV_SIZE;
+    let n = frames.shape()[0];
+    ensure!(frames.shape()[1..] == [1, SIZE, SIZE], "frames of shape {:?}, expected [N, 1, 128, 128]", frames.shape());
+    let flat = frames.as_standard_layout();
+    let mut out = Vec::with_capacity(n * side * side);
+    for frame in flat.as_slice().context("frames not contiguous")?.chunks(SIZE * SIZE) {
+        out.extend(more_imaging::angio_bfv_input(frame)?);
+    }
+    Ok(ArrayD::from_shape_vec(IxDyn(&[n, 1, side, side]), out).expect("sizes match"))
+}
+
+/// A split as the BFV network's inputs: rows of 784 values in `[0, 1]` (each frame averaged to 28x28) and
+/// labels, optionally only the first `limit` frames.
+pub fn bfv_rows(dir: &Path, split: &str, limit: Option<usize>) -> Result<(Vec<Vec<f32>>, Vec<u8>)> {
+    let set = load(dir, split, limit)?;
+    let inputs = bfv_inputs(&set.inputs)?;
+    let rows = inputs.as_slice().context("inputs not contiguous")?.chunks(784).map(<[f32]>::to_vec).collect();
+    Ok((rows, set.labels))
 }
 
 /// A split as training data and its labels.
@@ -234,6 +292,8 @@ pub struct Settings {
     pub data: PathBuf,
     /// Progress lines.
     pub progress: bool,
+    /// Train the BFV network (Adam, frames averaged to 28x28) instead of angio-cnn (SGD, 128x128).
+    pub bfv: bool,
 }
 
 /// The augmentation of every angiography run: one rotated, contrast-changed copy per frame.
@@ -257,6 +317,7 @@ impl Settings {
             limit: images.limit,
             data: images.data.dir(),
             progress: !options.common.quiet.quiet,
+            bfv: false,
         }
     }
 
@@ -272,10 +333,18 @@ impl Settings {
                 self.limit.unwrap_or(1000)
             ),
         );
+        let optimizer = if self.bfv { "adam" } else { "sgd" };
+        let momentum = if self.bfv { "" } else { " momentum 0.9" };
         t.insert(
             "optimizer".into(),
-            format!("sgd lr {} momentum 0.9, decay {} per epoch, batch {}", self.lr, self.lr_decay, self.batch_size),
+            format!("{optimizer} lr {}{momentum}, decay {} per epoch, batch {}", self.lr, self.lr_decay, self.batch_size),
         );
+        if self.bfv {
+            t.insert(
+                "input".into(),
+                "each 128x128 frame (and augmented copy) averaged to 28x28 (more_imaging::angio_bfv_input)".into(),
+            );
+        }
         t.insert(
             "augmentation".into(),
             format!(
@@ -294,14 +363,26 @@ impl Settings {
 /// The task both runs share: augmented, class-balanced training rows, the val split, the network.
 pub fn task(s: &Settings) -> Result<(TrainingTask, Vec<u8>)> {
     let (train, _) = load_data(&s.data, "train", s.limit)?;
-    let (val, val_labels) = load_data(&s.data, "val", None)?;
-    let train = augment(&train, s.augment, s.seed);
+    let (mut val, val_labels) = load_data(&s.data, "val", None)?;
+    // Augmentation acts on the 128x128 frames, as on angio-cnn's; the BFV network then reads each row
+    // averaged down, as it will read a frame in use.
+    let mut train = augment(&train, s.augment, s.seed);
+    if s.bfv {
+        train.inputs = bfv_inputs(&train.inputs)?;
+        val.inputs = bfv_inputs(&val.inputs)?;
+    }
     let train = train.reweighted(&balanced_class_weights(&train.targets)?, s.seed)?;
+    let (input_shape, specs, optimizer) = if s.bfv {
+        let side = more_imaging::ANGIO_BFV_SIZE;
+        (vec![1, side, side], networks::bfv_cnn(LABELS.len()), OptimizerConfig::adam(s.lr))
+    } else {
+        (ANGIO_INPUT.to_vec(), networks::angio_cnn(), OptimizerConfig::Sgd { lr: s.lr, momentum: 0.9 })
+    };
     let cfg = TrainConfig {
         epochs: s.epochs,
         batch_size: s.batch_size,
         seed: s.seed,
-        optimizer: OptimizerConfig::Sgd { lr: s.lr, momentum: 0.9 },
+        optimizer,
         lr_decay: s.lr_decay,
         patience: Some(s.patience),
         augment_shift: s.shift,
@@ -311,8 +392,8 @@ pub fn task(s: &Settings) -> Result<(TrainingTask, Vec<u8>)> {
         ..TrainConfig::default()
     };
     let task = TrainingTask {
-        input_shape: ANGIO_INPUT.to_vec(),
-        specs: networks::angio_cnn(),
+        input_shape,
+        specs,
         train,
         val: Some(val),
         init_seed: s.seed,
@@ -396,6 +477,81 @@ fn train(options: &TrainOptions, hyper: &Hyper) -> Result<()> {
     Ok(())
 }
 
+/// Defaults of `more train angio --arch bfv`: epochs, batch size, Adam's learning rate and its decay per
+/// epoch (the recipe of the digits' BFV network, with the angiograms' batch size).
+const BFV_DEFAULTS: (usize, usize, f32, f32) = (50, 32, 1e-3, 0.97);
+
+/// Metadata of the BFV network's float model: task, input `[1, 28, 28]`, the `angio-bfv` preprocessing
+/// (`more_imaging::ANGIO_BFV_KIND`: the 128x128 frame averaged to 28x28), pixels over 255, labels.
+pub fn bfv_meta(id: &str) -> ModelMeta {
+    let side = more_imaging::ANGIO_BFV_SIZE;
+    let mut meta = ModelMeta::new(id, "angio");
+    meta.description = "X-ray coronary angiography view (LCA vs RCA, ARCADE) for BFV: the frame averaged to 28x28, \
+                        conv 5x5/2, square, dense (ring operations only; `more bfv quantize` makes the integer \
+                        network)"
+        .into();
+    meta.input_shape = vec![1, side, side];
+    meta.preprocessing.kind = more_imaging::ANGIO_BFV_KIND.into();
+    meta.preprocessing.scale = SCALE;
+    meta.preprocessing.mean = vec![0.0];
+    meta.preprocessing.std = vec![1.0];
+    meta.output_kind = OutputKind::Logits;
+    meta.labels = LABELS.iter().map(|s| s.to_string()).collect();
+    meta
+}
+
+/// `more train angio --arch bfv`: the network BFV evaluates, in floats on plaintext frames averaged to
+/// 28x28 (the angio-cnn recipe's augmentation, class balancing and selection on the val frames; Adam).
+fn train_bfv(options: &TrainOptions) -> Result<()> {
+    let common = &options.common;
+    ensure!(
+        !common.encrypted,
+        "--arch bfv trains on plaintext: BFV then evaluates the quantized network (more train angio --encrypted \
+         trains angio-cnn)"
+    );
+    let (epochs, batch_size, lr, lr_decay) = BFV_DEFAULTS;
+    let run = &common.run;
+    let hyper = Hyper {
+        epochs: run.epochs.unwrap_or(epochs),
+        batch_size: run.batch_size.unwrap_or(batch_size),
+        lr: Some(run.lr.unwrap_or(lr)),
+        lr_decay: run.lr_decay.unwrap_or(lr_decay),
+        seed: run.seed,
+    };
+    let id = common.model_id.clone().unwrap_or_else(|| "angio-bfv-float".into());
+    let out = model_path(common.out.as_deref(), &id, common.force)?;
+    let s = Settings { bfv: true, ..Settings::from_train(options, &hyper) };
+    let (task, val_labels) = task(&s)?;
+    let val = task.val.clone().context("val split")?;
+    let mut m = bfv_meta(&id);
+    s.describe(&mut m, task.train.rows());
+    if !common.quiet.quiet {
+        eprintln!("training {id} on {} rows of 28x28, {} epochs max, seed {}", task.train.rows(), s.epochs, s.seed);
+    }
+    let started = Instant::now();
+    let mut run = train_plain(&task, m)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let best = run.history.best_epoch;
+    let epochs_run = run.history.epochs.len();
+    {
+        let t = &mut run.model.meta_mut().training;
+        t.insert("epochs".into(), best.to_string());
+        t.insert("epochs_run".into(), epochs_run.to_string());
+    }
+    let metrics = &mut run.model.meta_mut().metrics;
+    metrics.insert("train_seconds_per_epoch".into(), mean_epoch_seconds(&run.history));
+    metrics.insert("train_seconds".into(), seconds);
+    let (acc, bal) = record_scores(&mut run.model, &val.inputs, &val_labels)?;
+    run.model.save(&out)?;
+    println!(
+        "{id}: val accuracy {:.2}%, balanced accuracy {:.2}%, best epoch {best} of {epochs_run}, {seconds:.1} s",
+        100.0 * acc,
+        100.0 * bal,
+    );
+    wrote(&out, None, false);
+    Ok(())
+}
+
 /// Encrypted inference of one frame under a fresh key: decrypted logits.
 pub fn encrypted_logits(model: &Model, frame: ndarray::ArrayViewD<'_, f32>) -> Result<ArrayD<f32>> {
     let key = SecretKey::generate(KeyOptions::default())?;
@@ -434,6 +590,7 @@ fn compare(options: &ReproduceOptions, hyper: &Hyper) -> Result<Comparison> {
         limit: images.limit,
         data: images.data.dir(),
         progress: !options.quiet.quiet && !options.json.json,
+        bfv: false,
     };
     let (mut task, labels) = task(&s)?;
     task.cfg.snapshots = options.comparison.snapshots.clone();

@@ -22,7 +22,7 @@ use more_nn::train::{
 };
 use more_nn::{LayerSpec, ModelMeta, OutputKind, Plain};
 
-use super::{Classifier, Defaults, Hyper, Task, Use};
+use super::{BfvClassifier, Classifier, Defaults, Hyper, Task, Use};
 use crate::args::{Arch, ImageArgs, ReproduceOptions, TrainOptions};
 use crate::data::LabelledImages;
 use crate::encrypted::{EncryptedTaskOutput, train_encrypted_task};
@@ -120,6 +120,30 @@ impl Task for Mnist {
             load,
         })
     }
+
+    fn bfv(&self) -> Option<BfvClassifier> {
+        Some(BfvClassifier {
+            model_file: crate::paths::BFV_MODEL,
+            model_id: "mnist-bfv-square",
+            eval_split: "test",
+            checked_splits: &["test"],
+            quantize_runs_bfv: false,
+            levels: [15, 31, 31],
+            row: "image",
+            labels: &DIGITS,
+            description: "MNIST digits under BFV at 128-bit security: conv, square, dense on integers, evaluated \
+                          exactly (ring operations only)",
+            load: bfv_rows,
+        })
+    }
+}
+
+/// A split as the BFV network's inputs: rows of 784 values in `[0, 1]` and labels, optionally only the
+/// first `limit` images.
+pub fn bfv_rows(dir: &Path, split: &str, limit: Option<usize>) -> Result<(Vec<Vec<f32>>, Vec<u8>)> {
+    let set = load(dir, split, limit)?;
+    let rows = set.inputs.as_slice().context("inputs not contiguous")?.chunks(784).map(<[f32]>::to_vec).collect();
+    Ok((rows, set.labels))
 }
 
 /// Loads an MNIST split (`"train"` or `"test"`) as inputs `[N, 1, 28, 28]` in `[0, 1]`, optionally only the

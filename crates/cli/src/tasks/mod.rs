@@ -138,6 +138,39 @@ pub struct Classifier {
     pub load: fn(dir: &Path, split: &str, limit: Option<usize>) -> Result<LabelledImages>,
 }
 
+/// What the BFV commands need of a classification task that has a BFV model (`more bfv quantize`,
+/// `more eval <task> --scheme bfv`, `more bench bfv --task <task>`): its data as the BFV network's 28x28
+/// inputs and its bundled model. The network and its parameters are the same for every such task; only the
+/// class count differs.
+#[derive(Debug, Clone, Copy)]
+pub struct BfvClassifier {
+    /// The bundled `.bfv.json` model, a file name in `models/`; also the default name `more bfv quantize`
+    /// writes in `trained/`.
+    pub model_file: &'static str,
+    /// The model id `more bfv quantize` gives by default.
+    pub model_id: &'static str,
+    /// The split `more eval --scheme bfv` and `more bench bfv` score (metrics are named after it).
+    pub eval_split: &'static str,
+    /// The splits `more bfv quantize` checks for wrap-around (every value and partial sum below t/2).
+    pub checked_splits: &'static [&'static str],
+    /// Run BFV on every image of the evaluation split when quantizing, and record the result in the model
+    /// file (for small evaluation splits).
+    pub quantize_runs_bfv: bool,
+    /// `more bfv quantize`'s default levels: pixels to `0..=input`, convolution weights to `±conv`, dense
+    /// weights to `±dense` — `[input, conv, dense]`, as large as keeps every checked value below t/2
+    /// with some headroom.
+    pub levels: [i64; 3],
+    /// What one row is called in reports (`image`, `frame`).
+    pub row: &'static str,
+    /// Class names, in output order.
+    pub labels: &'static [&'static str],
+    /// One sentence for the model file.
+    pub description: &'static str,
+    /// Loads a split as rows of 784 values in `[0, 1]` (the BFV network's input, 28x28 row-major) and
+    /// labels, optionally only the first `limit` rows.
+    pub load: fn(dir: &Path, split: &str, limit: Option<usize>) -> Result<(Vec<Vec<f32>>, Vec<u8>)>,
+}
+
 /// A task: its name, its defaults and the commands it supports. Commands a task does not support answer
 /// with an error naming the tasks that do.
 pub trait Task: Sync {
@@ -173,6 +206,10 @@ pub trait Task: Sync {
     }
     /// The classifier of `more eval` and `more bench`, if the task has one.
     fn classifier(&self) -> Option<Classifier> {
+        None
+    }
+    /// The classifier under BFV, if the task has a BFV classification model.
+    fn bfv(&self) -> Option<BfvClassifier> {
         None
     }
     /// The task's bundled model, a file name in `models/`: the preprocessing and labels an imported
