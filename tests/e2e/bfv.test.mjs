@@ -11,8 +11,9 @@ function indexOf(hay, needle) {
 
 async function bfvBesideMore(ctx) {
   const models = await ctx.models();
-  const bfv = models.find((m) => m.scheme === 'bfv');
-  if (!bfv) ctx.skip('the server lists no BFV model');
+  // The digit classifier (the server also lists the angiogram views' and the WBC surrogate's BFV models).
+  const bfv = models.find((m) => m.scheme === 'bfv' && m.task === 'mnist');
+  if (!bfv) ctx.skip('the server lists no BFV digit model');
   const page = await ctx.newPage();
   const requests = [];
   page.on('request', (req) => requests.push({ url: req.url(), body: req.postDataBuffer() || Buffer.alloc(0) }));
@@ -52,7 +53,7 @@ async function bfvBesideMore(ctx) {
 
 async function walkthroughStep10(ctx) {
   const models = await ctx.models();
-  if (!models.some((m) => m.scheme === 'bfv')) ctx.skip('the server lists no BFV model');
+  if (!models.some((m) => m.scheme === 'bfv' && m.task === 'mnist')) ctx.skip('the server lists no BFV digit model');
   const page = await ctx.newPage();
   await page.goto(`${ctx.baseUrl}web/walkthrough.html`);
   // The drawing pad and the button's handler exist once the page's setup is done (wasm loaded, models

@@ -225,7 +225,7 @@ fn the_bundled_bfv_model_describes_itself() {
 /// the `angio-bfv` preprocessing, and a `.bfv.json` model of the angio task checked on every frame (small
 /// levels, so that a barely trained network cannot wrap).
 #[test]
-#[ignore = "slow: quantizing runs BFV on all 200 val frames (about 30 s on two cores); cargo test -- --ignored"]
+#[ignore = "slow: quantizing runs BFV on all 200 val frames (about 20 s on two cores); cargo test -- --ignored"]
 fn train_angio_bfv_then_quantize_on_a_subset() {
     let data = data_dir();
     let dir = std::env::temp_dir().join(format!("more-angio-bfv-{}", std::process::id()));

@@ -125,11 +125,7 @@ fn float_weights(model: &Model) -> Result<[Vec<f32>; 4]> {
 
 /// The rows of the classifier's evaluation split as the BFV network's inputs (784 values in `[0, 1]`), and
 /// labels, optionally only the first `limit`.
-pub(super) fn eval_rows(
-    c: &BfvClassifier,
-    data_dir: Option<&Path>,
-    limit: Option<usize>,
-) -> Result<(Vec<Vec<f32>>, Vec<u8>)> {
+pub(super) fn eval_rows(c: &BfvClassifier, data_dir: Option<&Path>, limit: Option<usize>) -> Result<tasks::BfvRows> {
     (c.load)(&paths::data_dir(data_dir), c.eval_split, limit)
 }
 

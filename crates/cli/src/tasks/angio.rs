@@ -35,7 +35,7 @@ use more_nn::networks::{self, ANGIO_INPUT};
 use more_nn::train::{OptimizerConfig, TrainConfig};
 use more_nn::{Model, ModelMeta, OutputKind};
 
-use super::{BfvClassifier, Classifier, Defaults, Hyper, Task, Use};
+use super::{BfvClassifier, BfvRows, Classifier, Defaults, Hyper, Task, Use};
 use crate::args::{Arch, ReproduceOptions, TrainOptions};
 use crate::data::LabelledImages;
 use crate::encrypted::{EncryptedTaskOutput, train_encrypted_task};
@@ -188,7 +188,7 @@ pub fn bfv_inputs(frames: &ArrayD<f32>) -> Result<ArrayD<f32>> {
 
 /// A split as the BFV network's inputs: rows of 784 values in `[0, 1]` (each frame averaged to 28x28) and
 /// labels, optionally only the first `limit` frames.
-pub fn bfv_rows(dir: &Path, split: &str, limit: Option<usize>) -> Result<(Vec<Vec<f32>>, Vec<u8>)> {
+pub fn bfv_rows(dir: &Path, split: &str, limit: Option<usize>) -> Result<BfvRows> {
     let set = load(dir, split, limit)?;
     let inputs = bfv_inputs(&set.inputs)?;
     let rows = inputs.as_slice().context("inputs not contiguous")?.chunks(784).map(<[f32]>::to_vec).collect();

@@ -22,7 +22,7 @@ use more_nn::train::{
 };
 use more_nn::{LayerSpec, ModelMeta, OutputKind, Plain};
 
-use super::{BfvClassifier, Classifier, Defaults, Hyper, Task, Use};
+use super::{BfvClassifier, BfvRows, Classifier, Defaults, Hyper, Task, Use};
 use crate::args::{Arch, ImageArgs, ReproduceOptions, TrainOptions};
 use crate::data::LabelledImages;
 use crate::encrypted::{EncryptedTaskOutput, train_encrypted_task};
@@ -140,7 +140,7 @@ impl Task for Mnist {
 
 /// A split as the BFV network's inputs: rows of 784 values in `[0, 1]` and labels, optionally only the
 /// first `limit` images.
-pub fn bfv_rows(dir: &Path, split: &str, limit: Option<usize>) -> Result<(Vec<Vec<f32>>, Vec<u8>)> {
+pub fn bfv_rows(dir: &Path, split: &str, limit: Option<usize>) -> Result<BfvRows> {
     let set = load(dir, split, limit)?;
     let rows = set.inputs.as_slice().context("inputs not contiguous")?.chunks(784).map(<[f32]>::to_vec).collect();
     Ok((rows, set.labels))

@@ -168,8 +168,11 @@ pub struct BfvClassifier {
     pub description: &'static str,
     /// Loads a split as rows of 784 values in `[0, 1]` (the BFV network's input, 28x28 row-major) and
     /// labels, optionally only the first `limit` rows.
-    pub load: fn(dir: &Path, split: &str, limit: Option<usize>) -> Result<(Vec<Vec<f32>>, Vec<u8>)>,
+    pub load: fn(dir: &Path, split: &str, limit: Option<usize>) -> Result<BfvRows>,
 }
+
+/// Inputs of the BFV network, one row of 784 values in `[0, 1]` each (28x28 row-major), and their labels.
+pub type BfvRows = (Vec<Vec<f32>>, Vec<u8>);
 
 /// A task: its name, its defaults and the commands it supports. Commands a task does not support answer
 /// with an error naming the tasks that do.
