@@ -10,7 +10,7 @@
 import init, * as wasm from './pkg/more_wasm.js';
 import { ApiError, infer, listModels, listSamples } from './api.js';
 import { DrawingPad } from './draw.js';
-import { classifyDigitBfv } from './bfv-panel.js';
+import { classifyAngioBfv, classifyDigitBfv } from './bfv-panel.js';
 import { setupOwnModel } from './own-model.js';
 import { drawGray, formatBytes, showBars, showPlanes, showTiming, softmax } from './render.js';
 import { $, FALLBACK, setStatus, setupDropZone, showError } from './ui.js';
@@ -190,6 +190,9 @@ async function run(task, imageData, ui, t0, firstRows = []) {
   if (task === 'mnist') {
     app.lastDigit = raw;
     try { sessionStorage.setItem('more.lastDigit', JSON.stringify(Array.from(raw))); } catch { /* private mode */ }
+  } else if (raw.length === 128 * 128) {
+    // The BFV classifier's input: the same frame averaged to 28x28 (the rule its training used).
+    app.lastAngioBfvInput = wasm.angioBfvInput(raw);
   }
   const x = wasm.normalize(raw, pre.scale, new Float32Array(pre.mean), new Float32Array(pre.std));
   const tb = performance.now();
@@ -339,6 +342,7 @@ async function classifyImageBlob(blob, name, t0 = performance.now()) {
     const td = performance.now();
     const data = await decodeImage(blob, name);
     result = await run('angio', data, ui, t0, [['decode image', performance.now() - td]]);
+    if ($('angio-bfv-enable')?.checked) classifyAngioBfv(app); // in the background: MORE's answer does not wait
   } catch (err) {
     showError(ui.error, err);
   } finally {

@@ -77,7 +77,7 @@ async function walkthroughStep10(ctx) {
   ctx.log(`step 10, many at once: ${batch}`);
   ctx.assert(/^10,000 at once: .* ms per image/.test(batch) && /\| 10,000 at once \(one image per slot\): .*× MORE/.test(batch),
     `comparison row: ${batch}`);
-  ctx.assert(/this one image/.test(facts) && /images at once under BFV/.test(facts), `live table: ${facts}`);
+  ctx.assert(/this one digit/.test(facts) && /images at once under BFV/.test(facts), `live table: ${facts}`);
   await page.locator('#step-compare').scrollIntoViewIfNeeded();
   await ctx.screenshot(page, 'walkthrough-step10-bfv');
   await page.locator('#step-compare').screenshot({ path: `${ctx.root}/tests/e2e/screenshots/walkthrough-step10-compare.png` });
