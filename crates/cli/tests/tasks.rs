@@ -74,6 +74,10 @@ fn an_option_the_task_does_not_read_is_refused() {
         (&["train", "angio", "--arch", "bfv", "--encrypted"], "--arch bfv trains on plaintext"),
         (&["reproduce", "angio", "--arch", "bfv"], "--arch applies to mnist, not angio (more reproduce angio compares"),
         (&["eval", "wbc", "--scheme", "bfv", "--data", "d"], "--data does not apply to wbc"),
+        (
+            &["bfv", "quantize", "--model", "models/wbc-mlp.morenn"],
+            "models/wbc-mlp.morenn is a wbc model: more bfv quantize-wbc quantizes it",
+        ),
         (&["eval", "mnist"], "--model is required with --scheme more"),
         (&["train", "angio", "--validation", "100"], "--validation applies to mnist, not angio"),
         (&["train", "angio", "--encrypted", "--server", server], "--server applies to mnist and wbc, not angio"),

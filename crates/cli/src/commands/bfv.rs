@@ -146,8 +146,8 @@ pub(super) fn simulate(
 
 /// `more import --bfv-out`: quantizes an imported model (already written to `model`) with the default
 /// levels (or `levels` = input, conv, dense), checking its task's images for wrap-around as `more bfv
-/// quantize` does. The model must take
-/// pixels as the bundled BFV model does (`x / 255`, no mean or standard deviation).
+/// quantize` does. The model must take pixels as the bundled BFV models do (`x / 255`, no mean or standard
+/// deviation).
 pub fn quantize_imported(
     model: &Path,
     out: &Path,
@@ -187,6 +187,11 @@ fn quantize(args: &QuantizeArgs) -> Result<()> {
     let task_name = Model::load(&args.model)?.meta().task.clone();
     let task = TaskRef::from_str(&task_name, false)
         .map_err(|_| anyhow::anyhow!("{} is a model of task {task_name:?}", args.model.display()))?;
+    ensure!(
+        task.name() != REGRESSION_TASK,
+        "{} is a {REGRESSION_TASK} model: more bfv quantize-wbc quantizes it",
+        args.model.display()
+    );
     let c = classifier(task)?;
     let out = args.out.clone().unwrap_or_else(|| Path::new(paths::TRAINED_DIR).join(c.model_file));
     let id = args.id.clone().unwrap_or_else(|| c.model_id.to_string());
