@@ -13,9 +13,8 @@ use more_bfv::{Client, QuantizedNet};
 use rand::{CryptoRng, RngCore};
 
 use crate::files;
-use crate::layout::Layout;
+use crate::layout::{DIGITS, Layout};
 use crate::report::{log, secs};
-use crate::stages::DIGITS;
 
 /// The batch key message (a relinearisation key; no rotation keys are needed).
 pub(crate) fn encode_keys<R: RngCore + CryptoRng>(client: &Client, rng: &mut R) -> Result<Vec<u8>> {

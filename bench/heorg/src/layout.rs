@@ -21,6 +21,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 
+/// The workload's classes: the ten digits (the bundled network's, which the client does not read).
+pub const DIGITS: usize = 10;
+
 /// Instance names, by instance number (the harness's `instance_name`).
 pub const INSTANCE_NAMES: [&str; 4] = ["single", "small", "medium", "large"];
 

@@ -15,11 +15,8 @@ use rand::RngCore;
 use rayon::prelude::*;
 
 use crate::files::{self, PIXELS};
-use crate::layout::{Layout, Packing};
+use crate::layout::{DIGITS, Layout, Packing};
 use crate::report::{log, secs};
-
-/// The workload's classes: the ten digits (the bundled network's, which the client does not read).
-pub(crate) const DIGITS: usize = 10;
 
 /// The file name of the bundled model.
 pub const MODEL_FILE_NAME: &str = "mnist-bfv-square.bfv.json";
