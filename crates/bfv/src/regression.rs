@@ -20,7 +20,7 @@
 //! fit; the bound on partial sums is kept as a second margin, as for MNIST.)
 //!
 //! **Packing.** Sample `b` sits in slot `b` of every ciphertext: input `i` is ciphertext `i` (7 of them, at
-//! [`BATCH_INPUT_LEVEL`]), so one patient and 8,192 patients cost the same, and nothing needs a rotation.
+//! [`BATCH_INPUT_LEVEL`](crate::batch::BATCH_INPUT_LEVEL)), so one patient and 8,192 patients cost the same, and nothing needs a rotation.
 //! The server computes each `U_h` as a [`ScaledSum`] of the input ciphertexts by small integers, squares it
 //! (one ciphertext product, left unrelinearised), and sums the squares into the outputs' limbs; only the
 //! [`result ciphertexts`](RegressionNet::result_ciphertexts) are relinearised (one [`BatchKeys`]), then
@@ -28,7 +28,7 @@
 //!
 //! **Limbs.** One output value must stay below `t/2` (here about `2^33`), which leaves too few bits for
 //! input, hidden and output weights together. Each output is therefore computed as
-//! [`output_limbs`](RegressionNet::output_limbs) values with the output weights split into base-`2^b`
+//! [`output_limbs`](RegressionScaling::output_limbs) values with the output weights split into base-`2^b`
 //! digits; every limb is checked on its own, and the client adds them up (`Σ_l Y_{k,l} · 2^(b·l)`) after
 //! decryption. Two limbs cost six more result ciphertexts and relinearisations, no ciphertext product.
 
@@ -600,8 +600,8 @@ impl RegressionNet {
 }
 
 impl Client {
-    /// Encrypts up to [`BATCH_SLOTS`] patients' quantized inputs (`inputs` values each): one ciphertext per
-    /// input at [`BATCH_INPUT_LEVEL`], patient `b` in slot `b`, empty slots zero.
+    /// Encrypts up to [`BATCH_SLOTS`](crate::batch::BATCH_SLOTS) patients' quantized inputs (`inputs` values each): one ciphertext per
+    /// input at [`BATCH_INPUT_LEVEL`](crate::batch::BATCH_INPUT_LEVEL), patient `b` in slot `b`, empty slots zero.
     pub fn encrypt_samples<R: RngCore + CryptoRng>(
         &self,
         samples: &[Vec<i64>],
@@ -652,7 +652,7 @@ impl RegressionEvaluator {
     }
 
     /// Evaluates the network on [`RegressionNet::inputs`] input ciphertexts (fresh, two polynomials, at
-    /// [`BATCH_INPUT_LEVEL`]) → [`RegressionNet::result_ciphertexts`] result ciphertexts at
+    /// [`BATCH_INPUT_LEVEL`](crate::batch::BATCH_INPUT_LEVEL)) → [`RegressionNet::result_ciphertexts`] result ciphertexts at
     /// [`crate::batch::BATCH_OUTPUT_LEVEL`], on all of rayon's threads.
     pub fn evaluate(&self, keys: &BatchKeys, inputs: &[Ciphertext]) -> Result<Vec<Ciphertext>> {
         let net = &self.net;

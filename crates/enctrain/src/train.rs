@@ -1,5 +1,5 @@
 //! Encrypted training end to end, task-generic: the key owner encrypts, the trainer trains on
-//! ciphertexts with `more-nn`'s training loop ([`more_nn::train::fit`] — the same code, progress bar,
+//! ciphertexts with `more-nn`'s training loop ([`more_nn::train::fit()`] — the same code, progress bar,
 //! checkpoints and early stopping as plaintext training), the owner checks the canaries and decrypts.
 //!
 //! [`train_encrypted`] plays both roles in one process (the CLI holds the key); the pieces are separate so

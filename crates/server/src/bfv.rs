@@ -221,7 +221,7 @@ impl BfvService {
     }
 
     /// The `GET /api/v1/models` entries: for every model the fields all BFV models share
-    /// ([`BfvService::entry`]), then the classifier's or the regression model's own.
+    /// (`BfvService::entry`), then the classifier's or the regression model's own.
     pub fn model_entries(&self) -> Vec<serde_json::Value> {
         let classifiers =
             self.models().map(|m| {

@@ -1,4 +1,4 @@
-//! A TCP listener for [`axum::serve`] that bounds open connections and closes idle ones.
+//! A TCP listener for [`axum::serve()`] that bounds open connections and closes idle ones.
 //!
 //! - At most `max_connections` are open; further clients wait in the kernel's backlog until one closes
 //!   (the listener stops accepting), so file descriptors and per-connection memory stay bounded.

@@ -1,7 +1,7 @@
 //! The inference engine: the loaded models, a bounded job queue and a fixed pool of worker threads that
 //! batch concurrent requests for the same model into one encrypted forward pass.
 //!
-//! CPU-bound work never runs on the async runtime: handlers enqueue a [`Job`] with `try_send` (a full
+//! CPU-bound work never runs on the async runtime: handlers enqueue a `Job` with `try_send` (a full
 //! queue is answered 429 at once) and await a oneshot reply. A worker takes one job, then every job already
 //! waiting (up to [`EngineConfig::max_batch_samples`] samples), groups them by model, concatenates each
 //! group along the batch axis, runs [`Model::forward_encrypted_in`] once in the configured

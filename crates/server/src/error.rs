@@ -6,7 +6,7 @@
 //! — in the request's span, so the line carries its `x-request-id` — and answered 500 with a generic
 //! message: the client learns that it is not its fault and which id to report, nothing about the server.
 //! Handlers return `Result<_, ApiError>` and use `?`: [`From`] conversions map the engine's
-//! [`JobError`](crate::engine::JobError) to its status.
+//! [`JobError`] to its status.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};

@@ -1,4 +1,4 @@
-//! What `GET /api/v1/models` and `POST /api/v1/models` say about a MORE model ([`ModelInfo`]), in one place
+//! What `GET /api/v1/models` and `POST /api/v1/models` say about a MORE model (`ModelInfo`), in one place
 //! for the bundled and the uploaded models.
 
 use serde::Serialize;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 /// Memory a stored model is counted as beyond its file's size: its parsed metadata and listing (at most
-/// [`MAX_METADATA_BYTES`] of JSON, a few times that parsed) and the allocator's slack.
+/// [`MAX_METADATA_BYTES`](crate::uploads::MAX_METADATA_BYTES) of JSON, a few times that parsed) and the allocator's slack.
 pub const MODEL_OVERHEAD_BYTES: usize = 1 << 20;
 
 /// By default a client may hold a quarter of the uploaded models ([`UploadLimits::client_share`]).

@@ -1,5 +1,5 @@
 //! The tasks the commands run: one file per task naming its networks, data, metrics and defaults, and one
-//! registration line ([`registry!`] below). The commands (`crate::commands`) are written once against
+//! registration line (`registry!` below). The commands (`crate::commands`) are written once against
 //! [`Task`]; a task offers the commands it supports (`more eval` and `more bench` need a [`Classifier`]).
 
 use std::path::Path;

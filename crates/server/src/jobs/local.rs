@@ -1,5 +1,5 @@
 //! Jobs kept by this process (the default, without `--state`): in memory, with their files in the jobs
-//! directory ([`store`](super::store)), queued in this process's fair queue for its training threads, each
+//! directory ([`store`]), queued in this process's fair queue for its training threads, each
 //! with its event log and a watch channel that wakes its followers.
 
 use std::collections::HashMap;

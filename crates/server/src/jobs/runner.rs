@@ -4,7 +4,7 @@
 //! ([`local::run`](super::local::run), [`shared::run`](super::shared::run)); they see a job through the
 //! [`Training`] trait.
 //!
-//! The server holds no key, so nothing is revealed: [`JobReveal`] is the loop's reporting window. It
+//! The server holds no key, so nothing is revealed: `JobReveal` is the loop's reporting window. It
 //! receives each batch's encrypted outputs and targets, computes the batch loss on the ciphertexts
 //! (`Loss::value_tensor`: ring-only for the mean squared error; `exp`, the reciprocal and `ln` of
 //! cross-entropy use the 2x2 structure), sums the epoch's loss the same way (ring-only: public scalars and

@@ -6,7 +6,7 @@
 //! runs puts the job back at the front of its client's line with a `resumed` event, for any replica to
 //! take. Every write checks the lease, so a replica that lost its lease (stalled, cut off) can neither
 //! report progress nor publish a model: one replica's result is ever seen. The layout and the scripts are
-//! in [`lua`](super::lua).
+//! in [`lua`].
 //!
 //! The routes use the tokio connection shared with the other stores; the training and sweep threads use
 //! blocking connections of their own ([`Blocking`]).

@@ -3,7 +3,7 @@
 //! or DELETE request that a balancer sends to another replica is answered too. The batch's message and its
 //! evaluation stay in the accepting replica.
 //!
-//! Redis layout (under [`PREFIX`](super::PREFIX)): `more:bfv:batch:{id}` the status record (JSON, about
+//! Redis layout (under [`PREFIX`]): `more:bfv:batch:{id}` the status record (JSON, about
 //! 300 bytes), `more:bfv:batch:{id}:result` the result message (1.76 MB), `more:bfv:batch:{id}:stop` set
 //! by a DELETE through another replica (the running replica looks every second). All expire: the record
 //! and the result [`RECORD_TTL_MARGIN`] after the result's time to live, the stop mark after an hour.

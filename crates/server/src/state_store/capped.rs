@@ -231,7 +231,7 @@ impl Namespace {
         format!("{}{id}", self.item)
     }
 
-    /// Runs [`STORE`]: `units` of `per` each for `client`, with the entry's `(id, bytes)` or as a dry run
+    /// Runs `STORE`: `units` of `per` each for `client`, with the entry's `(id, bytes)` or as a dry run
     /// (`None`). Returns how many of the client's entries were replaced, or [`Full`].
     pub async fn store(
         &self,

@@ -1,6 +1,6 @@
 //! The store of uploaded models: in this process (parsed) or in Redis (the model file's bytes, as the
 //! server rewrote them with the id it gave), with the same limits either way
-//! ([`UploadLimits`](crate::upload_limits::UploadLimits)): a time to live that restarts with every use, a cap on
+//! ([`UploadLimits`]): a time to live that restarts with every use, a cap on
 //! the number of models and a per-client share beyond which a client's least recently used model is
 //! replaced — the rules of [`super::capped`], each model costing one.
 //!
