@@ -392,11 +392,8 @@ pub fn eval(
     limit: Option<usize>,
     json: bool,
 ) -> Result<()> {
-    let c = classifier(task)?;
-    let model = load_model(task, &c, model_path)?;
-    let (images, labels) = eval_rows(&c, data_dir, limit)?;
+    let (c, model, (images, labels)) = evaluation_set(task, model_path, data_dir, limit)?;
     let n = labels.len();
-    ensure!(n > 0, "no {}s to evaluate", c.row);
     let net = &model.network;
     let (int_correct, int_logits, ranges) = simulate(net, &images, &labels)?;
     let started = Instant::now();
@@ -441,6 +438,21 @@ pub fn eval(
 }
 
 /// The BFV model of `task`: `path`, else the bundled one; a model of another task is refused.
+/// What `more eval … --scheme bfv` and `more bench bfv` run on: the task's BFV classifier, its model file
+/// (bundled unless given) and the first `limit` rows of its evaluation split (at least one).
+fn evaluation_set(
+    task: TaskRef,
+    model_path: Option<&Path>,
+    data_dir: Option<&Path>,
+    limit: Option<usize>,
+) -> Result<(BfvClassifier, BfvModel, tasks::BfvRows)> {
+    let c = classifier(task)?;
+    let model = load_model(task, &c, model_path)?;
+    let rows = eval_rows(&c, data_dir, limit)?;
+    ensure!(!rows.1.is_empty(), "no {}s to evaluate", c.row);
+    Ok((c, model, rows))
+}
+
 fn load_model(task: TaskRef, c: &BfvClassifier, path: Option<&Path>) -> Result<BfvModel> {
     let path = path.map_or_else(|| paths::bundled(c.model_file), Path::to_path_buf);
     let model = BfvModel::load(&path)?;
@@ -466,11 +478,8 @@ pub fn bench(
     limit: Option<usize>,
     json: bool,
 ) -> Result<()> {
-    let c = classifier(task)?;
-    let model = load_model(task, &c, model_path)?;
-    let (images, labels) = eval_rows(&c, data_dir, Some(limit.unwrap_or(200)))?;
+    let (c, model, (images, labels)) = evaluation_set(task, model_path, data_dir, Some(limit.unwrap_or(200)))?;
     let n = labels.len();
-    ensure!(n > 0, "no images");
     let net = &model.network;
     let mut rng = rand::rng();
     let t0 = Instant::now();

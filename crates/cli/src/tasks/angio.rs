@@ -484,19 +484,16 @@ const BFV_DEFAULTS: (usize, usize, f32, f32) = (50, 32, 1e-3, 0.97);
 /// Metadata of the BFV network's float model: task, input `[1, 28, 28]`, the `angio-bfv` preprocessing
 /// (`more_imaging::ANGIO_BFV_KIND`: the 128x128 frame averaged to 28x28), pixels over 255, labels.
 pub fn bfv_meta(id: &str) -> ModelMeta {
+    // angio-cnn's metadata (task, scale, normalisation, labels, logits) with the BFV network's input.
     let side = more_imaging::ANGIO_BFV_SIZE;
-    let mut meta = ModelMeta::new(id, "angio");
+    let mut meta = meta(id);
     meta.description = "X-ray coronary angiography view (LCA vs RCA, ARCADE) for BFV: the frame averaged to 28x28, \
                         conv 5x5/2, square, dense (ring operations only; `more bfv quantize` makes the integer \
                         network)"
         .into();
     meta.input_shape = vec![1, side, side];
     meta.preprocessing.kind = more_imaging::ANGIO_BFV_KIND.into();
-    meta.preprocessing.scale = SCALE;
-    meta.preprocessing.mean = vec![0.0];
-    meta.preprocessing.std = vec![1.0];
-    meta.output_kind = OutputKind::Logits;
-    meta.labels = LABELS.iter().map(|s| s.to_string()).collect();
+    meta.preprocessing.resize = None;
     meta
 }
 
